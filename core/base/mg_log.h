@@ -1,0 +1,49 @@
+/*
+ * mg_log.h -- the one log sink: stderr, one line per message.
+ *
+ * Every line carries the process role and worker id; a request's lines also
+ * carry its id, the deployment where known, and the action in progress.
+ * Never pass a secret to these functions: use mg_log_redact() for keys.
+ */
+#ifndef MG_LOG_H
+#define MG_LOG_H
+
+#include "mg_types.h"
+
+typedef enum {
+    MG_LOG_ERROR = 0,
+    MG_LOG_WARN,
+    MG_LOG_NOTICE,
+    MG_LOG_INFO,
+    MG_LOG_DEBUG,
+} mg_log_level_t;
+
+/* What a request's log lines carry; all fields may be NULL. Borrowed strings. */
+typedef struct {
+    const char *request_id;
+    const char *deployment;
+    const char *action;
+} mg_log_ctx_t;
+
+extern mg_log_level_t mg_log_level;
+
+void mg_log_set_level(mg_log_level_t level);
+/* Accepts LiteLLM's LITELLM_LOG names (DEBUG, INFO, WARNING, ERROR) and ours. */
+int mg_log_level_parse(const char *name, mg_log_level_t *out);
+/* role: "master" or "worker"; id: worker index or -1. */
+void mg_log_set_process(const char *role, int id);
+
+void mg_log_write(mg_log_level_t level, const mg_log_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define mg_log(level, ctx, ...)                                                                    \
+    do {                                                                                           \
+        if ((level) <= mg_log_level) {                                                             \
+            mg_log_write((level), (ctx), __VA_ARGS__);                                             \
+        }                                                                                          \
+    } while (0)
+
+/* Writes "sk-...abcd" (at most the last 4 characters) of a secret into out. */
+const char *mg_log_redact(const char *secret, char *out, size_t outlen);
+
+#endif
