@@ -1,0 +1,1251 @@
+/*
+ * mg_config.c -- config.yaml loading and validation (see mg_config.h).
+ */
+#include "mg_config.h"
+
+#include "../base/mg_arena.h"
+#include "../base/mg_buf.h"
+#include "../base/mg_log.h"
+#include "../base/mg_util.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- validation context ---- */
+
+typedef struct {
+    const mg_marks_t *marks;
+    const char *file;           /* for messages when no mark is known */
+    mg_err_t *err;
+    bool quiet;
+    int warnings;
+} mg_cfg_ctx_t;
+
+static void
+mg_cfg_where(const mg_cfg_ctx_t *c, const char *path, char *out, size_t outlen)
+{
+    const mg_mark_t *m = mg_marks_get(c->marks, path);
+    if (m != NULL) {
+        snprintf(out, outlen, "%s:%d:%d: ", m->file, m->line, m->col);
+    } else if (c->file != NULL && c->file[0] != '\0') {
+        snprintf(out, outlen, "%s: ", c->file);
+    } else {
+        out[0] = '\0';
+    }
+}
+
+static int mg_cfg_fail(mg_cfg_ctx_t *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+mg_cfg_fail(mg_cfg_ctx_t *c, const char *path, const char *fmt, ...)
+{
+    char where[PATH_MAX + 64];
+    char what[768];
+    mg_cfg_where(c, path, where, sizeof(where));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    return mg_err_set(c->err, MG_ERR_CONFIG, "%s%s", where, what);
+}
+
+static void mg_cfg_warn(mg_cfg_ctx_t *c, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+mg_cfg_warn(mg_cfg_ctx_t *c, const char *path, const char *fmt, ...)
+{
+    c->warnings++;
+    if (c->quiet) {
+        return;
+    }
+    char where[PATH_MAX + 64];
+    char what[768];
+    mg_cfg_where(c, path, where, sizeof(where));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    mg_log(MG_LOG_WARN, NULL, "%s%s", where, what);
+}
+
+static const char *
+mg_cfg_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "a mapping";
+    case JSON_ARRAY: return "a list";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
+    }
+    return "a value";
+}
+
+/* ---- env resolution ---- */
+
+json_t *
+mg_config_resolve_env(json_t *v)
+{
+    const char *s = json_string_value(v);
+    if (s == NULL || strncmp(s, "os.environ/", 11) != 0) {
+        return json_incref(v);
+    }
+    const char *val = getenv(s + 11);
+    return val != NULL ? json_string(val) : json_null();
+}
+
+/* Resolves os.environ/ in the top-level values of an object, in place. */
+static void
+mg_cfg_resolve_obj(json_t *obj)
+{
+    if (!json_is_object(obj)) {
+        return;
+    }
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(obj, tmp, k, v) {
+        if (json_is_string(v) && strncmp(json_string_value(v), "os.environ/", 11) == 0) {
+            json_object_set_new(obj, k, mg_config_resolve_env(v));
+        }
+    }
+}
+
+/* ---- typed getters with coercion ---- */
+
+static int
+mg_cfg_number(mg_cfg_ctx_t *c, json_t *obj, const char *key, const char *path, double *out,
+              bool *present)
+{
+    json_t *v = json_object_get(obj, key);
+    *present = false;
+    if (v == NULL || json_is_null(v)) {
+        return MG_OK;
+    }
+    char p[512];
+    snprintf(p, sizeof(p), "%s.%s", path, key);
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        *present = true;
+        return MG_OK;
+    }
+    if (json_is_string(v)) {
+        /* pydantic coerces numeric strings; os.environ/ values are strings */
+        const char *s = json_string_value(v);
+        char *e;
+        errno = 0;
+        double d = strtod(s, &e);
+        if (s[0] != '\0' && *e == '\0' && errno == 0 && isfinite(d)) {
+            json_object_set_new(obj, key, fmod(d, 1.0) == 0.0 && fabs(d) < 9e15
+                                              ? json_integer((json_int_t) d)
+                                              : json_real(d));
+            *out = d;
+            *present = true;
+            return MG_OK;
+        }
+    }
+    return mg_cfg_fail(c, p, "%s must be a number, got %s", key, mg_cfg_type_name(v));
+}
+
+static int
+mg_cfg_string(mg_cfg_ctx_t *c, json_t *obj, const char *key, const char *path, const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v)) {
+        return MG_OK;
+    }
+    if (json_is_string(v)) {
+        *out = json_string_value(v);
+        return MG_OK;
+    }
+    if (json_is_number(v)) {
+        /* YAML turns api_version: 2024-02-01 into a string, but 1.0 into a number */
+        char buf[64];
+        if (json_is_integer(v)) {
+            snprintf(buf, sizeof(buf), "%lld", (long long) json_integer_value(v));
+        } else {
+            mg_fmt_pyfloat(json_real_value(v), buf, sizeof(buf));
+        }
+        json_object_set_new(obj, key, json_string(buf));
+        *out = json_string_value(json_object_get(obj, key));
+        return MG_OK;
+    }
+    char p[512];
+    snprintf(p, sizeof(p), "%s.%s", path, key);
+    return mg_cfg_fail(c, p, "%s must be a string, got %s", key, mg_cfg_type_name(v));
+}
+
+static int
+mg_cfg_bool(mg_cfg_ctx_t *c, json_t *obj, const char *key, const char *path, bool *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v == NULL || json_is_null(v)) {
+        return MG_OK;
+    }
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return MG_OK;
+    }
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        if (strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0 || strcasecmp(s, "yes") == 0) {
+            *out = true;
+            return MG_OK;
+        }
+        if (strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0 || strcasecmp(s, "no") == 0) {
+            *out = false;
+            return MG_OK;
+        }
+    }
+    char p[512];
+    snprintf(p, sizeof(p), "%s.%s", path, key);
+    return mg_cfg_fail(c, p, "%s must be true or false, got %s", key, mg_cfg_type_name(v));
+}
+
+static int
+mg_cfg_section(mg_cfg_ctx_t *c, json_t *root, const char *key, json_t **out)
+{
+    json_t *v = json_object_get(root, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v)) {
+        return MG_OK;
+    }
+    if (!json_is_object(v)) {
+        return mg_cfg_fail(c, key, "%s must be a mapping, got %s", key, mg_cfg_type_name(v));
+    }
+    *out = v;
+    return MG_OK;
+}
+
+static bool
+mg_cfg_in(const char *k, const char *const *list)
+{
+    for (; *list != NULL; list++) {
+        if (strcmp(k, *list) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- model entries ---- */
+
+static const char *const mg_cfg_number_params[] = {
+    "rpm", "tpm", "weight", "order", "timeout", "stream_timeout", "request_timeout",
+    "max_retries", "num_retries", "cooldown_time", "input_cost_per_token",
+    "output_cost_per_token", "max_parallel_requests", NULL,
+};
+
+static const char *const mg_cfg_string_params[] = {
+    "api_base", "api_key", "api_version", "custom_llm_provider", "region_name",
+    "litellm_credential_name", "base_model", NULL,
+};
+
+static int
+mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
+{
+    char p[512];
+    if (!json_is_object(entry)) {
+        return mg_cfg_fail(c, path, "each model_list entry must be a mapping with model_name and "
+                                    "litellm_params, got %s", mg_cfg_type_name(entry));
+    }
+    json_t *e = json_deep_copy(entry);
+    json_t *mn = json_object_get(e, "model_name");
+    if (mn == NULL || json_is_null(mn)) {
+        json_decref(e);
+        return mg_cfg_fail(c, path, "model_name is required");
+    }
+    if (json_is_number(mn)) {
+        const char *s;
+        if (mg_cfg_string(c, e, "model_name", path, &s) != MG_OK) {
+            json_decref(e);
+            return MG_ERROR;
+        }
+        mn = json_object_get(e, "model_name");
+    }
+    snprintf(p, sizeof(p), "%s.model_name", path);
+    if (!json_is_string(mn) || json_string_length(mn) == 0) {
+        json_decref(e);
+        return mg_cfg_fail(c, p, "model_name must be a non-empty string, got %s",
+                           json_is_string(mn) ? "an empty string" : mg_cfg_type_name(mn));
+    }
+    json_t *lp = json_object_get(e, "litellm_params");
+    snprintf(p, sizeof(p), "%s.litellm_params", path);
+    if (lp == NULL || json_is_null(lp)) {
+        json_decref(e);
+        return mg_cfg_fail(c, path, "litellm_params is required (with at least model)");
+    }
+    if (!json_is_object(lp)) {
+        json_decref(e);
+        return mg_cfg_fail(c, p, "litellm_params must be a mapping, got %s", mg_cfg_type_name(lp));
+    }
+    mg_cfg_resolve_obj(lp);
+    json_t *model = json_object_get(lp, "model");
+    if (model == NULL || json_is_null(model)) {
+        json_decref(e);
+        return mg_cfg_fail(c, p, "litellm_params.model is required (e.g. openai/gpt-4o)");
+    }
+    char mp[600];
+    snprintf(mp, sizeof(mp), "%s.model", p);
+    if (!json_is_string(model) || json_string_length(model) == 0) {
+        json_decref(e);
+        return mg_cfg_fail(c, mp, "litellm_params.model must be a non-empty string, got %s",
+                           mg_cfg_type_name(model));
+    }
+    for (const char *const *k = mg_cfg_number_params; *k != NULL; k++) {
+        double d;
+        bool present;
+        if (mg_cfg_number(c, lp, *k, p, &d, &present) != MG_OK) {
+            json_decref(e);
+            return MG_ERROR;
+        }
+        if (present && d < 0) {
+            snprintf(mp, sizeof(mp), "%s.%s", p, *k);
+            json_decref(e);
+            return mg_cfg_fail(c, mp, "%s must not be negative, got %g", *k, d);
+        }
+    }
+    for (const char *const *k = mg_cfg_string_params; *k != NULL; k++) {
+        const char *s;
+        if (mg_cfg_string(c, lp, *k, p, &s) != MG_OK) {
+            json_decref(e);
+            return MG_ERROR;
+        }
+    }
+    bool b;
+    if (mg_cfg_bool(c, lp, "drop_params", p, &b) != MG_OK) {
+        json_decref(e);
+        return MG_ERROR;
+    }
+    json_t *org = json_object_get(lp, "organization");
+    if (org != NULL && !json_is_null(org) && !json_is_string(org) && !json_is_array(org)) {
+        snprintf(mp, sizeof(mp), "%s.organization", p);
+        json_decref(e);
+        return mg_cfg_fail(c, mp, "organization must be a string or a list of strings");
+    }
+    const char *hk[] = {"extra_headers", "headers"};
+    for (int i = 0; i < 2; i++) {
+        json_t *h = json_object_get(lp, hk[i]);
+        if (h == NULL || json_is_null(h)) {
+            continue;
+        }
+        snprintf(mp, sizeof(mp), "%s.%s", p, hk[i]);
+        if (!json_is_object(h)) {
+            json_decref(e);
+            return mg_cfg_fail(c, mp, "%s must be a mapping of header names to strings", hk[i]);
+        }
+        const char *hn;
+        json_t *hv;
+        json_object_foreach(h, hn, hv) {
+            if (!json_is_string(hv)) {
+                json_decref(e);
+                return mg_cfg_fail(c, mp, "%s.%s must be a string, got %s", hk[i], hn,
+                                   mg_cfg_type_name(hv));
+            }
+            for (const char *q = json_string_value(hv); *q; q++) {
+                if (*q == '\r' || *q == '\n') {
+                    json_decref(e);
+                    return mg_cfg_fail(c, mp, "%s.%s must not contain line breaks", hk[i], hn);
+                }
+            }
+        }
+    }
+    json_t *mi = json_object_get(e, "model_info");
+    snprintf(p, sizeof(p), "%s.model_info", path);
+    if (mi != NULL && !json_is_null(mi)) {
+        if (!json_is_object(mi)) {
+            json_decref(e);
+            return mg_cfg_fail(c, p, "model_info must be a mapping, got %s", mg_cfg_type_name(mi));
+        }
+        json_t *id = json_object_get(mi, "id");
+        if (id != NULL && !json_is_null(id)) {
+            const char *s;
+            if (mg_cfg_string(c, mi, "id", p, &s) != MG_OK) {
+                json_decref(e);
+                return MG_ERROR;
+            }
+            if (s[0] == '\0') {
+                json_decref(e);
+                return mg_cfg_fail(c, p, "model_info.id must not be empty");
+            }
+        }
+        for (const char *const *k = mg_cfg_number_params; *k != NULL; k++) {
+            double d;
+            bool present;
+            if (mg_cfg_number(c, mi, *k, p, &d, &present) != MG_OK) {
+                json_decref(e);
+                return MG_ERROR;
+            }
+        }
+    } else {
+        json_object_set_new(e, "model_info", json_object());
+    }
+    /* LiteLLM also accepts rpm/tpm at the deployment's top level */
+    const char *top[] = {"rpm", "tpm"};
+    for (int i = 0; i < 2; i++) {
+        double d;
+        bool present;
+        if (mg_cfg_number(c, e, top[i], path, &d, &present) != MG_OK) {
+            json_decref(e);
+            return MG_ERROR;
+        }
+        if (present && json_object_get(lp, top[i]) == NULL) {
+            json_object_set(lp, top[i], json_object_get(e, top[i]));
+        }
+    }
+    *out = e;
+    return MG_OK;
+}
+
+int
+mg_config_check_model(json_t *entry, const char *where, const mg_marks_t *marks, const char *path,
+                      json_t **out, mg_err_t *err)
+{
+    mg_cfg_ctx_t c = {marks, where, err, true, 0};
+    return mg_cfg_model(&c, entry, path != NULL ? path : "", out);
+}
+
+/* ---- includes ---- */
+
+static void
+mg_cfg_remap_marks(mg_marks_t *dst, const mg_marks_t *src, const char *key, size_t offset)
+{
+    size_t kl = strlen(key);
+    for (size_t i = 0; i < src->by_path.cap; i++) {
+        const char *p = src->by_path.slots[i].key;
+        if (p == NULL || strncmp(p, key, kl) != 0 || (p[kl] != '\0' && p[kl] != '.' && p[kl] != '[')) {
+            continue;
+        }
+        mg_buf_t nb = MG_BUF_INIT;
+        if (offset > 0 && p[kl] == '[') {
+            char *end;
+            unsigned long idx = strtoul(p + kl + 1, &end, 10);
+            mg_buf_printf(&nb, "%s[%lu%s", key, idx + offset, end);
+        } else {
+            mg_buf_append_str(&nb, p);
+        }
+        const mg_mark_t *sm = src->by_path.slots[i].val;
+        /* intern the file name in dst */
+        const char *fname = NULL;
+        for (size_t f = 0; f < dst->nfiles; f++) {
+            if (strcmp(dst->files[f], sm->file) == 0) {
+                fname = dst->files[f];
+            }
+        }
+        if (fname == NULL) {
+            dst->files = mg_xrealloc(dst->files, (dst->nfiles + 1) * sizeof(char *));
+            dst->files[dst->nfiles] = mg_xstrdup(sm->file);
+            fname = dst->files[dst->nfiles++];
+        }
+        mg_mark_t *m = mg_xmalloc(sizeof(*m));
+        *m = *sm;
+        m->file = fname;
+        free(mg_map_put(&dst->by_path, mg_buf_cstr(&nb), mg_buf_len(&nb), m));
+        mg_buf_free(&nb);
+    }
+}
+
+static int
+mg_cfg_includes(mg_cfg_ctx_t *c, const char *path, json_t *root, mg_marks_t *marks, int depth)
+{
+    json_t *inc = json_object_get(root, "include");
+    if (inc == NULL || json_is_null(inc)) {
+        json_object_del(root, "include");
+        return MG_OK;
+    }
+    if (depth > 8) {
+        return mg_cfg_fail(c, "include", "include nested more than 8 levels deep (a cycle?)");
+    }
+    if (json_is_string(inc)) {
+        json_t *a = json_array();
+        json_array_append(a, inc);
+        json_object_set_new(root, "include", a);
+        inc = a;
+    }
+    if (!json_is_array(inc)) {
+        return mg_cfg_fail(c, "include", "include must be a list of file paths, got %s",
+                           mg_cfg_type_name(inc));
+    }
+    json_incref(inc);
+    json_object_del(root, "include");
+    char dirbuf[PATH_MAX];
+    snprintf(dirbuf, sizeof(dirbuf), "%s", path);
+    const char *dir = dirname(dirbuf);
+    size_t i;
+    json_t *item;
+    int rc = MG_OK;
+    json_array_foreach(inc, i, item) {
+        char ip[64];
+        snprintf(ip, sizeof(ip), "include[%zu]", i);
+        if (!json_is_string(item)) {
+            rc = mg_cfg_fail(c, ip, "include entries must be file paths, got %s",
+                             mg_cfg_type_name(item));
+            break;
+        }
+        const char *rel = json_string_value(item);
+        char full[PATH_MAX * 2];
+        if (rel[0] == '/') {
+            snprintf(full, sizeof(full), "%s", rel);
+        } else {
+            snprintf(full, sizeof(full), "%s/%s", dir, rel);
+        }
+        mg_marks_t sub;
+        mg_marks_init(&sub);
+        json_t *child = NULL;
+        mg_err_t e2;
+        if (mg_yaml_load_file(full, &sub, &child, &e2) != MG_OK) {
+            char where[PATH_MAX + 64];
+            mg_cfg_where(c, ip, where, sizeof(where));
+            rc = mg_err_set(c->err, MG_ERR_CONFIG, "%sincluded file \"%s\": %s", where, rel, e2.msg);
+            mg_marks_free(&sub);
+            break;
+        }
+        if (json_is_null(child)) {
+            json_decref(child);
+            mg_marks_free(&sub);
+            continue;
+        }
+        if (!json_is_object(child)) {
+            rc = mg_cfg_fail(c, ip, "included file \"%s\" must contain a mapping", rel);
+            json_decref(child);
+            mg_marks_free(&sub);
+            break;
+        }
+        mg_cfg_ctx_t sc = {&sub, full, c->err, c->quiet, 0};
+        if (mg_cfg_includes(&sc, full, child, &sub, depth + 1) != MG_OK) {
+            rc = MG_ERROR;
+            json_decref(child);
+            mg_marks_free(&sub);
+            break;
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(child, k, v) {
+            json_t *cur = json_object_get(root, k);
+            size_t offset = 0;
+            if (json_is_array(cur) && json_is_array(v)) {
+                offset = json_array_size(cur);
+                json_array_extend(cur, v);
+            } else {
+                json_object_set(root, k, v);
+            }
+            if (marks != NULL) {
+                mg_cfg_remap_marks(marks, &sub, k, offset);
+            }
+        }
+        json_decref(child);
+        mg_marks_free(&sub);
+    }
+    json_decref(inc);
+    return rc;
+}
+
+/* ---- sections ---- */
+
+static const char *const mg_cfg_top_known[] = {
+    "model_list", "litellm_settings", "router_settings", "general_settings",
+    "environment_variables", "credential_list", "moongate_settings", NULL,
+};
+static const char *const mg_cfg_top_ignored[] = {
+    "guardrails", "assistant_settings", "finetune_settings", "files_settings",
+    "default_vertex_config", "callback_settings", "mcp_servers", "search_tools",
+    "prompts", "vector_store_registry", "mcp_aliases", "agents", NULL,
+};
+
+static const char *const mg_cfg_router_known[] = {
+    "routing_strategy", "routing_strategy_args", "num_retries", "retry_policy",
+    "model_group_retry_policy", "retry_after", "allowed_fails", "allowed_fails_policy",
+    "cooldown_time", "disable_cooldowns", "fallbacks", "context_window_fallbacks",
+    "content_policy_fallbacks", "default_fallbacks", "max_fallbacks", "timeout",
+    "stream_timeout", "model_group_alias", "enable_pre_call_checks", "redis_host", "redis_port",
+    "redis_password", "redis_url", "redis_db", "redis_username", "cache_kwargs",
+    "default_litellm_params", "routing_policy", "fallback_policy", "wildcard_policy",
+    "policy_args", "enable_tag_filtering", "tag_filtering_match_any",
+    "default_max_parallel_requests", "client_ttl", "cache_responses", "caching_groups",
+    "optional_pre_call_checks", "provider_budget_config", "ignore_invalid_deployments",
+    "set_verbose", "debug_level", "model_group_affinity_config", "deployment_affinity_ttl_seconds",
+    NULL,
+};
+
+static const char *const mg_cfg_strategies[] = {
+    "simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
+    "latency-based-routing", "cost-based-routing", NULL,
+};
+
+static int
+mg_cfg_fallback_list(mg_cfg_ctx_t *c, json_t *router, const char *key)
+{
+    json_t *v = json_object_get(router, key);
+    char p[256];
+    snprintf(p, sizeof(p), "router_settings.%s", key);
+    if (v == NULL || json_is_null(v)) {
+        return MG_OK;
+    }
+    if (!json_is_array(v)) {
+        return mg_cfg_fail(c, p, "%s must be a list like [{\"group\": [\"fallback1\"]}], got %s",
+                           key, mg_cfg_type_name(v));
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item) {
+        char ip[300];
+        snprintf(ip, sizeof(ip), "%s[%zu]", p, i);
+        if (!json_is_object(item) || json_object_size(item) != 1) {
+            return mg_cfg_fail(c, ip, "each %s entry must be a mapping with exactly one model "
+                                      "group key, e.g. {\"gpt-4o\": [\"gpt-4o-mini\"]}", key);
+        }
+        const char *g;
+        json_t *list;
+        json_object_foreach(item, g, list) {
+            if (json_is_string(list)) {
+                json_t *a = json_array();
+                json_array_append(a, list);
+                json_object_set_new(item, g, a);
+                list = a;
+            }
+            if (!json_is_array(list)) {
+                return mg_cfg_fail(c, ip, "%s for \"%s\" must be a list of model groups", key, g);
+            }
+            size_t j;
+            json_t *t;
+            json_array_foreach(list, j, t) {
+                if (!json_is_string(t) && !json_is_object(t)) {
+                    return mg_cfg_fail(c, ip, "%s for \"%s\" must list model group names", key, g);
+                }
+            }
+        }
+    }
+    return MG_OK;
+}
+
+static int
+mg_cfg_router(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls, json_t *rs)
+{
+    /* litellm_settings router defaults, overridden by router_settings */
+    json_t *router = json_object();
+    static const char *const from_litellm[] = {
+        "num_retries", "fallbacks", "context_window_fallbacks", "content_policy_fallbacks",
+        "default_fallbacks", "allowed_fails", "cooldown_time", "retry_policy", "request_timeout",
+        "disable_cooldowns", "max_fallbacks", NULL,
+    };
+    if (ls != NULL) {
+        for (const char *const *k = from_litellm; *k; k++) {
+            json_t *v = json_object_get(ls, *k);
+            if (v != NULL && !json_is_null(v)) {
+                json_object_set(router, strcmp(*k, "request_timeout") == 0 ? "timeout" : *k, v);
+            }
+        }
+    }
+    if (rs != NULL) {
+        mg_cfg_resolve_obj(rs);
+        const char *k;
+        json_t *v;
+        json_object_foreach(rs, k, v) {
+            if (!mg_cfg_in(k, mg_cfg_router_known)) {
+                char p[300];
+                snprintf(p, sizeof(p), "router_settings.%s", k);
+                mg_cfg_warn(c, p, "router_settings.%s is not a router setting moongate knows; ignored", k);
+            }
+            if (!json_is_null(v)) {
+                json_object_set(router, k, v);
+            }
+        }
+    }
+    cfg->router = router;
+    const char *rsp = "router_settings";
+    const char *s;
+    if (mg_cfg_string(c, router, "routing_strategy", rsp, &s) != MG_OK) {
+        return MG_ERROR;
+    }
+    if (s != NULL && !mg_cfg_in(s, mg_cfg_strategies)) {
+        return mg_cfg_fail(c, "router_settings.routing_strategy",
+                           "routing_strategy \"%s\" is not supported; use one of simple-shuffle, "
+                           "least-busy, usage-based-routing-v2, latency-based-routing, "
+                           "cost-based-routing (or routing_policy: ./file.lua)", s);
+    }
+    static const char *const nums[] = {"num_retries", "retry_after", "allowed_fails",
+                                       "cooldown_time", "max_fallbacks", "timeout",
+                                       "stream_timeout", NULL};
+    for (const char *const *k = nums; *k; k++) {
+        double d;
+        bool present;
+        if (mg_cfg_number(c, router, *k, rsp, &d, &present) != MG_OK) {
+            return MG_ERROR;
+        }
+        if (present && d < 0) {
+            char p[256];
+            snprintf(p, sizeof(p), "router_settings.%s", *k);
+            return mg_cfg_fail(c, p, "%s must not be negative", *k);
+        }
+    }
+    bool b;
+    if (mg_cfg_bool(c, router, "disable_cooldowns", rsp, &b) != MG_OK ||
+        mg_cfg_bool(c, router, "enable_pre_call_checks", rsp, &b) != MG_OK) {
+        return MG_ERROR;
+    }
+    static const char *const fb[] = {"fallbacks", "context_window_fallbacks",
+                                     "content_policy_fallbacks", NULL};
+    for (const char *const *k = fb; *k; k++) {
+        if (mg_cfg_fallback_list(c, router, *k) != MG_OK) {
+            return MG_ERROR;
+        }
+    }
+    json_t *df = json_object_get(router, "default_fallbacks");
+    if (df != NULL && !json_is_null(df)) {
+        if (json_is_string(df)) {
+            json_t *a = json_array();
+            json_array_append(a, df);
+            json_object_set_new(router, "default_fallbacks", a);
+        } else if (!json_is_array(df)) {
+            return mg_cfg_fail(c, "router_settings.default_fallbacks",
+                               "default_fallbacks must be a list of model groups");
+        }
+    }
+    static const char *const objs[] = {"retry_policy", "allowed_fails_policy", "model_group_alias",
+                                       "routing_strategy_args", "policy_args", NULL};
+    for (const char *const *k = objs; *k; k++) {
+        json_t *v = json_object_get(router, *k);
+        if (v != NULL && !json_is_null(v) && !json_is_object(v)) {
+            char p[256];
+            snprintf(p, sizeof(p), "router_settings.%s", *k);
+            return mg_cfg_fail(c, p, "%s must be a mapping, got %s", *k, mg_cfg_type_name(v));
+        }
+    }
+    json_t *alias = json_object_get(router, "model_group_alias");
+    if (json_is_object(alias)) {
+        const char *an;
+        json_t *av;
+        json_object_foreach(alias, an, av) {
+            if (!json_is_string(av) &&
+                !(json_is_object(av) && json_is_string(json_object_get(av, "model")))) {
+                return mg_cfg_fail(c, "router_settings.model_group_alias",
+                                   "model_group_alias.%s must be a group name or "
+                                   "{model: group, hidden: bool}", an);
+            }
+        }
+    }
+    static const char *const pol[] = {"routing_policy", "fallback_policy", "wildcard_policy", NULL};
+    for (const char *const *k = pol; *k; k++) {
+        if (mg_cfg_string(c, router, *k, rsp, &s) != MG_OK) {
+            return MG_ERROR;
+        }
+    }
+    return MG_OK;
+}
+
+static int
+mg_cfg_redis(mg_cfg_ctx_t *c, mg_config_t *cfg)
+{
+    json_t *r = cfg->router;
+    const char *host = json_string_value(json_object_get(r, "redis_host"));
+    const char *url = json_string_value(json_object_get(r, "redis_url"));
+    const char *pw = json_string_value(json_object_get(r, "redis_password"));
+    const char *user = json_string_value(json_object_get(r, "redis_username"));
+    json_t *portv = json_object_get(r, "redis_port");
+    int port = 6379;
+    if (portv != NULL && !json_is_null(portv)) {
+        double d;
+        bool present;
+        if (mg_cfg_number(c, r, "redis_port", "router_settings", &d, &present) != MG_OK) {
+            return MG_ERROR;
+        }
+        port = (int) d;
+    }
+    if (host == NULL && url == NULL) {
+        host = getenv("REDIS_HOST");
+        url = getenv("REDIS_URL");
+        if (pw == NULL) {
+            pw = getenv("REDIS_PASSWORD");
+        }
+        if (user == NULL) {
+            user = getenv("REDIS_USERNAME");
+        }
+        const char *ep = getenv("REDIS_PORT");
+        if (host != NULL && ep != NULL) {
+            port = atoi(ep);
+        }
+    }
+    cfg->redis_db = 0;
+    if (url != NULL && url[0] != '\0' && (host == NULL || host[0] == '\0')) {
+        /* redis://[user:pass@]host[:port][/db] */
+        const char *p = url;
+        if (strncmp(p, "redis://", 8) == 0) {
+            p += 8;
+        } else if (strncmp(p, "rediss://", 9) == 0) {
+            return mg_cfg_fail(c, "router_settings.redis_url",
+                               "rediss:// (TLS to Redis) is not supported yet; use redis://");
+        } else {
+            return mg_cfg_fail(c, "router_settings.redis_url",
+                               "redis_url must start with redis://");
+        }
+        const char *at = strrchr(p, '@');
+        if (at != NULL) {
+            const char *colon = memchr(p, ':', (size_t) (at - p));
+            if (colon != NULL) {
+                if (colon > p) {
+                    cfg->redis_username = mg_xstrndup(p, (size_t) (colon - p));
+                }
+                cfg->redis_password = mg_xstrndup(colon + 1, (size_t) (at - colon - 1));
+            } else {
+                cfg->redis_password = mg_xstrndup(p, (size_t) (at - p));
+            }
+            p = at + 1;
+        }
+        const char *slash = strchr(p, '/');
+        const char *hend = slash ? slash : p + strlen(p);
+        const char *colon = memchr(p, ':', (size_t) (hend - p));
+        if (colon != NULL) {
+            cfg->redis_host = mg_xstrndup(p, (size_t) (colon - p));
+            port = atoi(colon + 1);
+        } else {
+            cfg->redis_host = mg_xstrndup(p, (size_t) (hend - p));
+        }
+        if (slash != NULL && slash[1] != '\0') {
+            cfg->redis_db = atoi(slash + 1);
+        }
+        cfg->redis_port = port;
+        return MG_OK;
+    }
+    if (host != NULL && host[0] != '\0') {
+        cfg->redis_host = mg_xstrdup(host);
+        cfg->redis_port = port > 0 ? port : 6379;
+        if (pw != NULL && pw[0] != '\0' && cfg->redis_password == NULL) {
+            cfg->redis_password = mg_xstrdup(pw);
+        }
+        if (user != NULL && user[0] != '\0' && cfg->redis_username == NULL) {
+            cfg->redis_username = mg_xstrdup(user);
+        }
+        json_t *db = json_object_get(r, "redis_db");
+        if (json_is_integer(db)) {
+            cfg->redis_db = (int) json_integer_value(db);
+        }
+    }
+    return MG_OK;
+}
+
+static int
+mg_cfg_int_setting(mg_cfg_ctx_t *c, json_t *obj, const char *key, const char *path, double scale,
+                   int *out)
+{
+    double d;
+    bool present;
+    if (mg_cfg_number(c, obj, key, path, &d, &present) != MG_OK) {
+        return MG_ERROR;
+    }
+    if (present) {
+        if (d < 0 || d * scale > INT_MAX) {
+            char p[256];
+            snprintf(p, sizeof(p), "%s.%s", path, key);
+            return mg_cfg_fail(c, p, "%s is out of range", key);
+        }
+        *out = (int) (d * scale);
+    }
+    return MG_OK;
+}
+
+static int
+mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
+{
+    json_t *root = cfg->root;
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        if (mg_cfg_in(k, mg_cfg_top_ignored)) {
+            mg_cfg_warn(c, k, "%s is a LiteLLM setting moongate does not implement; ignored", k);
+        } else if (!mg_cfg_in(k, mg_cfg_top_known)) {
+            mg_cfg_warn(c, k, "unknown top-level key \"%s\"; ignored", k);
+        }
+    }
+
+    /* environment_variables first: os.environ/ references may use them */
+    json_t *envs;
+    if (mg_cfg_section(c, root, "environment_variables", &envs) != MG_OK) {
+        return MG_ERROR;
+    }
+    if (envs != NULL) {
+        json_object_foreach(envs, k, v) {
+            json_t *r = mg_config_resolve_env(v);
+            char buf[64];
+            const char *val = NULL;
+            if (json_is_string(r)) {
+                val = json_string_value(r);
+            } else if (json_is_integer(r)) {
+                snprintf(buf, sizeof(buf), "%lld", (long long) json_integer_value(r));
+                val = buf;
+            } else if (json_is_real(r)) {
+                mg_fmt_pyfloat(json_real_value(r), buf, sizeof(buf));
+                val = buf;
+            } else if (json_is_boolean(r)) {
+                val = json_is_true(r) ? "True" : "False";
+            }
+            if (val != NULL) {
+                setenv(k, val, 1);
+            }
+            json_decref(r);
+        }
+    }
+
+    json_t *gs, *ls, *rs, *ms;
+    if (mg_cfg_section(c, root, "general_settings", &gs) != MG_OK ||
+        mg_cfg_section(c, root, "litellm_settings", &ls) != MG_OK ||
+        mg_cfg_section(c, root, "router_settings", &rs) != MG_OK ||
+        mg_cfg_section(c, root, "moongate_settings", &ms) != MG_OK) {
+        return MG_ERROR;
+    }
+    cfg->general_settings = gs;
+    cfg->litellm_settings = ls;
+
+    /* general_settings */
+    const char *s;
+    if (gs != NULL) {
+        mg_cfg_resolve_obj(gs);
+        if (mg_cfg_string(c, gs, "master_key", "general_settings", &s) != MG_OK) {
+            return MG_ERROR;
+        }
+        if (s != NULL && s[0] != '\0') {
+            cfg->master_key = mg_xstrdup(s);
+        }
+        if (mg_cfg_string(c, gs, "database_url", "general_settings", &s) != MG_OK) {
+            return MG_ERROR;
+        }
+        if (s != NULL && s[0] != '\0') {
+            cfg->database_url = mg_xstrdup(s);
+        }
+        if (mg_cfg_bool(c, gs, "store_model_in_db", "general_settings", &cfg->store_model_in_db) != MG_OK) {
+            return MG_ERROR;
+        }
+        double d;
+        bool present;
+        if (mg_cfg_number(c, gs, "max_request_size_mb", "general_settings", &d, &present) != MG_OK) {
+            return MG_ERROR;
+        }
+        if (present) {
+            if (d <= 0) {
+                return mg_cfg_fail(c, "general_settings.max_request_size_mb",
+                                   "max_request_size_mb must be positive");
+            }
+            cfg->max_request_size = (int64_t) (d * 1024 * 1024);
+        }
+        if (mg_cfg_number(c, gs, "max_response_size_mb", "general_settings", &d, &present) != MG_OK) {
+            return MG_ERROR;
+        }
+        if (present && d > 0) {
+            cfg->max_response_size = (int64_t) (d * 1024 * 1024);
+        }
+    }
+    if (cfg->master_key == NULL) {
+        const char *e = getenv("LITELLM_MASTER_KEY");
+        if (e != NULL && e[0] != '\0') {
+            cfg->master_key = mg_xstrdup(e);
+        }
+    }
+    if (cfg->database_url == NULL) {
+        const char *e = getenv("DATABASE_URL");
+        if (e != NULL && e[0] != '\0') {
+            cfg->database_url = mg_xstrdup(e);
+        }
+    }
+    const char *sm = getenv("STORE_MODEL_IN_DB");
+    if (sm != NULL && (strcasecmp(sm, "true") == 0 || strcmp(sm, "1") == 0)) {
+        cfg->store_model_in_db = true;
+    }
+    if (cfg->database_url != NULL && strncmp(cfg->database_url, "postgresql://", 13) != 0 &&
+        strncmp(cfg->database_url, "postgres://", 11) != 0) {
+        return mg_cfg_fail(c, "general_settings.database_url",
+                           "database_url must be a postgresql:// or postgres:// URL");
+    }
+
+    /* litellm_settings */
+    if (ls != NULL) {
+        if (mg_cfg_bool(c, ls, "drop_params", "litellm_settings", &cfg->drop_params) != MG_OK) {
+            return MG_ERROR;
+        }
+        double d;
+        bool present;
+        if (mg_cfg_number(c, ls, "request_timeout", "litellm_settings", &d, &present) != MG_OK) {
+            return MG_ERROR;
+        }
+        if (present && d > 0) {
+            cfg->request_timeout = d;
+        }
+        if (mg_cfg_number(c, ls, "num_retries", "litellm_settings", &d, &present) != MG_OK) {
+            return MG_ERROR;
+        }
+        json_t *cb = json_object_get(ls, "callbacks");
+        if (cb != NULL && !json_is_null(cb) && !json_is_array(cb) && !json_is_string(cb)) {
+            return mg_cfg_fail(c, "litellm_settings.callbacks", "callbacks must be a list");
+        }
+    }
+    if (mg_cfg_router(c, cfg, ls, rs) != MG_OK) {
+        return MG_ERROR;
+    }
+    json_t *to = json_object_get(cfg->router, "timeout");
+    if (json_is_number(to) && json_number_value(to) > 0) {
+        cfg->request_timeout = json_number_value(to);
+    }
+    json_t *sto = json_object_get(cfg->router, "stream_timeout");
+    if (json_is_number(sto) && json_number_value(sto) > 0) {
+        cfg->stream_timeout = json_number_value(sto);
+    }
+    if (mg_cfg_redis(c, cfg) != MG_OK) {
+        return MG_ERROR;
+    }
+
+    /* moongate_settings */
+    if (ms != NULL) {
+        const char *mp = "moongate_settings";
+        if (mg_cfg_string(c, ms, "state_dir", mp, &s) != MG_OK) {
+            return MG_ERROR;
+        }
+        if (s != NULL) {
+            cfg->state_dir = mg_xstrdup(s);
+        }
+        if (mg_cfg_int_setting(c, ms, "registry_poll_interval_seconds", mp, 1000, &cfg->registry_poll_ms) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "mutation_wait_timeout_seconds", mp, 1000, &cfg->mutation_wait_ms) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "upstream_connect_timeout_seconds", mp, 1000, &cfg->upstream_connect_timeout_ms) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "upstream_idle_timeout_seconds", mp, 1000, &cfg->upstream_idle_timeout_ms) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "upstream_max_idle_connections", mp, 1, &cfg->upstream_max_idle) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "keepalive_timeout_seconds", mp, 1000, &cfg->keepalive_timeout_ms) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "drain_timeout_seconds", mp, 1000, &cfg->drain_timeout_ms) != MG_OK) {
+            return MG_ERROR;
+        }
+        if (cfg->registry_poll_ms < 50) {
+            cfg->registry_poll_ms = 50;
+        }
+    }
+    if (opts != NULL && opts->state_dir != NULL) {
+        free(cfg->state_dir);
+        cfg->state_dir = mg_xstrdup(opts->state_dir);
+    }
+
+    /* credentials: name -> values merged into deployments that reference them */
+    json_t *creds = json_object_get(root, "credential_list");
+    json_t *cred_map = json_object();
+    if (creds != NULL && !json_is_null(creds)) {
+        if (!json_is_array(creds)) {
+            json_decref(cred_map);
+            return mg_cfg_fail(c, "credential_list", "credential_list must be a list");
+        }
+        size_t i;
+        json_t *cr;
+        json_array_foreach(creds, i, cr) {
+            char p[64];
+            snprintf(p, sizeof(p), "credential_list[%zu]", i);
+            const char *name = json_string_value(json_object_get(cr, "credential_name"));
+            json_t *vals = json_object_get(cr, "credential_values");
+            if (name == NULL || !json_is_object(vals)) {
+                json_decref(cred_map);
+                return mg_cfg_fail(c, p, "credential_list entries need credential_name and "
+                                         "credential_values (a mapping)");
+            }
+            mg_cfg_resolve_obj(vals);
+            json_object_set(cred_map, name, vals);
+        }
+    }
+
+    /* model_list */
+    json_t *ml = json_object_get(root, "model_list");
+    cfg->models = json_array();
+    if (ml != NULL && !json_is_null(ml)) {
+        if (!json_is_array(ml)) {
+            json_decref(cred_map);
+            return mg_cfg_fail(c, "model_list", "model_list must be a list, got %s",
+                               mg_cfg_type_name(ml));
+        }
+        size_t i;
+        json_t *entry;
+        json_array_foreach(ml, i, entry) {
+            char p[64];
+            snprintf(p, sizeof(p), "model_list[%zu]", i);
+            json_t *norm = NULL;
+            if (mg_cfg_model(c, entry, p, &norm) != MG_OK) {
+                json_decref(cred_map);
+                return MG_ERROR;
+            }
+            json_t *lp = json_object_get(norm, "litellm_params");
+            const char *cn = json_string_value(json_object_get(lp, "litellm_credential_name"));
+            if (cn != NULL) {
+                json_t *vals = json_object_get(cred_map, cn);
+                if (vals == NULL) {
+                    json_decref(norm);
+                    json_decref(cred_map);
+                    char pp[128];
+                    snprintf(pp, sizeof(pp), "%s.litellm_params.litellm_credential_name", p);
+                    return mg_cfg_fail(c, pp, "credential \"%s\" is not in credential_list", cn);
+                }
+                const char *ck;
+                json_t *cv;
+                json_object_foreach(vals, ck, cv) {
+                    if (json_object_get(lp, ck) == NULL) {
+                        json_object_set(lp, ck, cv);
+                    }
+                }
+            }
+            /* organization: [a, b] -> one deployment per organization */
+            json_t *org = json_object_get(lp, "organization");
+            if (json_is_array(org)) {
+                size_t j;
+                json_t *o;
+                json_array_foreach(org, j, o) {
+                    if (!json_is_string(o)) {
+                        json_decref(norm);
+                        json_decref(cred_map);
+                        char pp[128];
+                        snprintf(pp, sizeof(pp), "%s.litellm_params.organization", p);
+                        return mg_cfg_fail(c, pp, "organization list entries must be strings");
+                    }
+                    json_t *copy = json_deep_copy(norm);
+                    json_object_set(json_object_get(copy, "litellm_params"), "organization", o);
+                    json_array_append_new(cfg->models, copy);
+                }
+                json_decref(norm);
+            } else {
+                json_array_append_new(cfg->models, norm);
+            }
+        }
+    }
+    json_decref(cred_map);
+    cfg->nmodels = json_array_size(cfg->models);
+    return MG_OK;
+}
+
+static mg_config_t *
+mg_config_new(const char *path)
+{
+    mg_config_t *cfg = mg_xcalloc(1, sizeof(*cfg));
+    cfg->refs = 1;
+    cfg->path = mg_xstrdup(path != NULL ? path : "");
+    cfg->max_request_size = 100LL * 1024 * 1024;
+    cfg->max_response_size = 256LL * 1024 * 1024;
+    cfg->request_timeout = 6000;
+    cfg->registry_poll_ms = 1000;
+    cfg->mutation_wait_ms = 10000;
+    cfg->upstream_connect_timeout_ms = 10000;
+    cfg->upstream_idle_timeout_ms = 60000;
+    cfg->upstream_max_idle = 256;
+    cfg->keepalive_timeout_ms = 60000;
+    cfg->drain_timeout_ms = 30000;
+    cfg->redis_port = 6379;
+    return cfg;
+}
+
+static void
+mg_config_hash(mg_config_t *cfg)
+{
+    char *dump = json_dumps(cfg->root, JSON_SORT_KEYS | JSON_COMPACT);
+    mg_sha256_hex(dump, strlen(dump), cfg->hash);
+    free(dump);
+}
+
+int
+mg_config_from_json(const char *path, json_t *root, const mg_config_opts_t *opts, mg_config_t **out,
+                    mg_err_t *err)
+{
+    mg_config_t *cfg = mg_config_new(path);
+    cfg->root = json_deep_copy(root);
+    mg_cfg_ctx_t c = {NULL, path, err, true, 0};
+    if (mg_cfg_build(&c, cfg, opts) != MG_OK) {
+        mg_config_unref(cfg);
+        return MG_ERROR;
+    }
+    mg_config_hash(cfg);
+    *out = cfg;
+    return MG_OK;
+}
+
+int
+mg_config_load(const char *path, const mg_config_opts_t *opts, mg_config_t **out, mg_err_t *err)
+{
+    mg_config_t *cfg = mg_config_new(path);
+    mg_marks_t marks;
+    mg_marks_init(&marks);
+    mg_cfg_ctx_t c = {&marks, path, err, opts != NULL && opts->quiet, 0};
+    if (path == NULL || path[0] == '\0') {
+        cfg->root = json_object();
+    } else {
+        json_t *root = NULL;
+        if (mg_yaml_load_file(path, &marks, &root, err) != MG_OK) {
+            goto fail;
+        }
+        if (json_is_null(root)) {
+            json_decref(root);
+            mg_err_set(err, MG_ERR_CONFIG, "%s: the config file is empty (expected a mapping with "
+                                           "model_list, router_settings, ...)", path);
+            goto fail;
+        }
+        if (!json_is_object(root)) {
+            json_decref(root);
+            mg_err_set(err, MG_ERR_CONFIG, "%s:1:1: the config file must be a mapping (model_list, "
+                                           "router_settings, ...)", path);
+            goto fail;
+        }
+        cfg->root = root;
+        if (mg_cfg_includes(&c, path, root, &marks, 0) != MG_OK) {
+            goto fail;
+        }
+    }
+    if (mg_cfg_build(&c, cfg, opts) != MG_OK) {
+        goto fail;
+    }
+    cfg->nwarnings = c.warnings;
+    mg_config_hash(cfg);
+    mg_marks_free(&marks);
+    *out = cfg;
+    return MG_OK;
+fail:
+    mg_marks_free(&marks);
+    mg_config_unref(cfg);
+    return MG_ERROR;
+}
+
+mg_config_t *
+mg_config_ref(mg_config_t *c)
+{
+    c->refs++;
+    return c;
+}
+
+void
+mg_config_unref(mg_config_t *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    if (c->refs <= 0) {
+        mg_log_write(MG_LOG_ERROR, NULL, "mg_config_unref() underflow, aborting");
+        abort();
+    }
+    if (--c->refs > 0) {
+        return;
+    }
+    free(c->path);
+    json_decref(c->root);
+    json_decref(c->models);
+    json_decref(c->router);
+    free(c->master_key);
+    free(c->database_url);
+    free(c->redis_host);
+    free(c->redis_password);
+    free(c->redis_username);
+    free(c->state_dir);
+    free(c);
+}
+
+json_t *
+mg_config_router_get(const mg_config_t *c, const char *key)
+{
+    json_t *v = json_object_get(c->router, key);
+    return json_is_null(v) ? NULL : v;
+}

@@ -1,0 +1,763 @@
+/*
+ * mg_registry.c -- building, querying and freeing registry snapshots.
+ */
+#include "mg_registry.h"
+
+#include "../base/mg_arena.h"
+#include "../base/mg_buf.h"
+#include "../base/mg_log.h"
+#include "../base/mg_time.h"
+#include "../base/mg_util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- providers known by name (LiteLLM's prefixes) ---- */
+
+static const char *const mg_registry_providers[] = {
+    "openai", "azure", "azure_ai", "anthropic", "hosted_vllm", "vllm", "openrouter", "groq",
+    "deepseek", "mistral", "together_ai", "fireworks_ai", "xai", "lm_studio", "ollama",
+    "ollama_chat", "gemini", "vertex_ai", "bedrock", "cohere", "cohere_chat", "huggingface",
+    "text-completion-openai", "perplexity", "deepinfra", "anyscale", "cerebras", "sambanova",
+    "nvidia_nim", "databricks", "watsonx", "replicate", "sagemaker", "cloudflare", "voyage",
+    "jina_ai", "friendliai", "github", "litellm_proxy", "custom_openai", "openai_like",
+    "dashscope", "moonshot", "novita", "nebius", "lambda_ai", "hyperbolic", "featherless_ai",
+    "llamafile", "infinity", "triton", "predibase", "baseten", "ai21", "nlp_cloud", "aleph_alpha",
+    "petals", "palm", "clarifai", "empower", "codestral", "text-completion-codestral", NULL,
+};
+
+static bool
+mg_registry_known_provider(const char *p, size_t n)
+{
+    for (const char *const *k = mg_registry_providers; *k; k++) {
+        if (strlen(*k) == n && memcmp(*k, p, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Provider of a bare model name, as LiteLLM infers it from its model list. */
+static const char *
+mg_registry_infer_provider(const char *m)
+{
+    static const struct {
+        const char *prefix;
+        const char *provider;
+    } rules[] = {
+        {"gpt-", "openai"}, {"o1", "openai"}, {"o3", "openai"}, {"o4", "openai"},
+        {"chatgpt-", "openai"}, {"text-embedding-", "openai"}, {"davinci", "openai"},
+        {"babbage", "openai"}, {"dall-e", "openai"}, {"whisper", "openai"}, {"tts-", "openai"},
+        {"omni-moderation", "openai"}, {"text-moderation", "openai"}, {"ft:gpt", "openai"},
+        {"gpt-3.5-turbo-instruct", "text-completion-openai"},
+        {"claude", "anthropic"}, {"gemini", "gemini"}, {"command", "cohere_chat"},
+        {"mistral-", "mistral"}, {"codestral", "mistral"}, {"deepseek-", "deepseek"},
+        {"grok-", "xai"},
+    };
+    const char *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+        size_t l = strlen(rules[i].prefix);
+        if (strncmp(m, rules[i].prefix, l) == 0 && l > best_len) {
+            best = rules[i].provider;
+            best_len = l;
+        }
+    }
+    return best;
+}
+
+void
+mg_registry_split_model(const char *litellm_model, const char *custom_provider, char **provider,
+                        char **model)
+{
+    const char *slash = strchr(litellm_model, '/');
+    if (custom_provider != NULL && custom_provider[0] != '\0') {
+        *provider = mg_xstrdup(custom_provider);
+        size_t cl = strlen(custom_provider);
+        if (slash != NULL && (size_t) (slash - litellm_model) == cl &&
+            strncmp(litellm_model, custom_provider, cl) == 0) {
+            *model = mg_xstrdup(slash + 1);
+        } else {
+            *model = mg_xstrdup(litellm_model);
+        }
+        return;
+    }
+    if (slash != NULL && mg_registry_known_provider(litellm_model, (size_t) (slash - litellm_model))) {
+        *provider = mg_xstrndup(litellm_model, (size_t) (slash - litellm_model));
+        *model = mg_xstrdup(slash + 1);
+        return;
+    }
+    const char *p = mg_registry_infer_provider(litellm_model);
+    *provider = mg_xstrdup(p != NULL ? p : "");
+    *model = mg_xstrdup(litellm_model);
+}
+
+/* ---- LiteLLM-compatible deployment id ---- */
+
+static void mg_registry_pyrepr(mg_buf_t *b, json_t *v, bool top);
+
+static void
+mg_registry_pystr_repr(mg_buf_t *b, const char *s)
+{
+    /* Python repr of a str: single quotes unless it contains ' and no " */
+    bool sq = strchr(s, '\'') != NULL && strchr(s, '"') == NULL;
+    char q = sq ? '"' : '\'';
+    mg_buf_append(b, &q, 1);
+    for (const char *p = s; *p; p++) {
+        if (*p == q || *p == '\\') {
+            mg_buf_append(b, "\\", 1);
+        }
+        if (*p == '\n') {
+            mg_buf_append_str(b, "\\n");
+        } else {
+            mg_buf_append(b, p, 1);
+        }
+    }
+    mg_buf_append(b, &q, 1);
+}
+
+static void
+mg_registry_pyrepr(mg_buf_t *b, json_t *v, bool top)
+{
+    char num[64];
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        if (top) {
+            mg_buf_append(b, json_string_value(v), json_string_length(v));
+        } else {
+            mg_registry_pystr_repr(b, json_string_value(v));
+        }
+        break;
+    case JSON_INTEGER:
+        mg_buf_printf(b, "%lld", (long long) json_integer_value(v));
+        break;
+    case JSON_REAL:
+        mg_fmt_pyfloat(json_real_value(v), num, sizeof(num));
+        mg_buf_append_str(b, num);
+        break;
+    case JSON_TRUE:
+        mg_buf_append_str(b, "True");
+        break;
+    case JSON_FALSE:
+        mg_buf_append_str(b, "False");
+        break;
+    case JSON_NULL:
+        mg_buf_append_str(b, "None");
+        break;
+    case JSON_ARRAY: {
+        mg_buf_append(b, "[", 1);
+        size_t i;
+        json_t *it;
+        json_array_foreach(v, i, it) {
+            if (i > 0) {
+                mg_buf_append(b, ", ", 2);
+            }
+            mg_registry_pyrepr(b, it, false);
+        }
+        mg_buf_append(b, "]", 1);
+        break;
+    }
+    case JSON_OBJECT: {
+        /* top level: json.dumps (double quotes, ", " and ": "); nested: repr */
+        mg_buf_append(b, "{", 1);
+        const char *k;
+        json_t *it;
+        bool first = true;
+        json_object_foreach(v, k, it) {
+            if (!first) {
+                mg_buf_append(b, ", ", 2);
+            }
+            first = false;
+            if (top) {
+                mg_buf_json_str(b, k, strlen(k));
+                mg_buf_append(b, ": ", 2);
+                char *d = json_dumps(it, JSON_ENCODE_ANY | JSON_ENSURE_ASCII | JSON_COMPACT);
+                /* json.dumps separators are ", " and ": " */
+                for (const char *p = d; p && *p; p++) {
+                    mg_buf_append(b, p, 1);
+                }
+                free(d);
+            } else {
+                mg_registry_pystr_repr(b, k);
+                mg_buf_append(b, ": ", 2);
+                mg_registry_pyrepr(b, it, false);
+            }
+        }
+        mg_buf_append(b, "}", 1);
+        break;
+    }
+    }
+}
+
+void
+mg_registry_model_id(const char *model_name, json_t *litellm_params, char out[65])
+{
+    mg_buf_t b = MG_BUF_INIT;
+    mg_buf_append_str(&b, model_name);
+    const char *k;
+    json_t *v;
+    json_object_foreach(litellm_params, k, v) {
+        mg_buf_append_str(&b, k);
+        mg_registry_pyrepr(&b, v, true);
+    }
+    mg_sha256_hex(b.data ? mg_buf_head(&b) : "", mg_buf_len(&b), out);
+    mg_buf_free(&b);
+}
+
+/* ---- building ---- */
+
+static const char *const mg_registry_reserved_params[] = {
+    /* litellm_params that configure the deployment rather than the request */
+    "model", "api_base", "api_key", "api_version", "organization", "custom_llm_provider",
+    "rpm", "tpm", "weight", "order", "timeout", "stream_timeout", "request_timeout",
+    "max_retries", "num_retries", "cooldown_time", "extra_headers", "headers", "drop_params",
+    "additional_drop_params", "input_cost_per_token", "output_cost_per_token",
+    "input_cost_per_second", "output_cost_per_second", "region_name", "aws_region_name",
+    "vertex_project", "vertex_location", "vertex_credentials", "aws_access_key_id",
+    "aws_secret_access_key", "aws_session_token", "max_parallel_requests", "tags",
+    "use_in_pass_through", "litellm_credential_name", "merge_reasoning_content_in_choices",
+    "mock_response", "azure_ad_token", "client_id", "client_secret", "tenant_id",
+    "configurable_clientside_auth_params", "litellm_trace_id", "base_model", "model_info",
+    "use_litellm_proxy", "supports_system_message", "allowed_fails", "access_groups", NULL,
+};
+
+static bool
+mg_registry_in(const char *k, const char *const *list)
+{
+    for (; *list; list++) {
+        if (strcmp(*list, k) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static double
+mg_registry_num(json_t *lp, json_t *mi, const char *key, double dflt)
+{
+    json_t *v = json_object_get(lp, key);
+    if (!json_is_number(v) && mi != NULL) {
+        v = json_object_get(mi, key);
+    }
+    return json_is_number(v) ? json_number_value(v) : dflt;
+}
+
+static pcre2_code *
+mg_registry_compile_pattern(const char *name, size_t *len, int *stars, mg_err_t *err)
+{
+    mg_buf_t re = MG_BUF_INIT;
+    *stars = 0;
+    for (const char *p = name; *p; p++) {
+        if (*p == '*') {
+            mg_buf_append_str(&re, "(.*)");
+            (*stars)++;
+        } else if (strchr("\\^$.|?+()[]{}-#&~ ", *p) != NULL) {
+            mg_buf_append(&re, "\\", 1);
+            mg_buf_append(&re, p, 1);
+        } else {
+            mg_buf_append(&re, p, 1);
+        }
+    }
+    *len = strlen(name);
+    int ec;
+    PCRE2_SIZE eo;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR) mg_buf_cstr(&re), mg_buf_len(&re),
+                                     PCRE2_ANCHORED | PCRE2_DOTALL, &ec, &eo, NULL);
+    mg_buf_free(&re);
+    if (code == NULL) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(ec, msg, sizeof(msg));
+        mg_err_set(err, MG_ERR_CONFIG, "model_name \"%s\": cannot compile wildcard pattern: %s",
+                   name, (const char *) msg);
+        return NULL;
+    }
+    (void) pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
+    return code;
+}
+
+static void
+mg_registry_cred_hash(mg_deployment_t *d)
+{
+    mg_buf_t b = MG_BUF_INIT;
+    mg_buf_printf(&b, "%s|%s|%s|%s|%s|", d->provider, d->api_base ? d->api_base : "",
+                  d->api_key ? d->api_key : "", d->api_version ? d->api_version : "",
+                  d->organization ? d->organization : "");
+    if (d->extra_headers != NULL) {
+        char *h = json_dumps(d->extra_headers, JSON_SORT_KEYS | JSON_COMPACT);
+        mg_buf_append_str(&b, h);
+        free(h);
+    }
+    mg_sha256_hex(mg_buf_head(&b), mg_buf_len(&b), d->cred_hash);
+    mg_buf_free(&b);
+}
+
+static int
+mg_registry_fill(mg_deployment_t *d, json_t *entry, mg_dep_source_t source, const char *store_id,
+                 mg_err_t *err)
+{
+    const char *name = json_string_value(json_object_get(entry, "model_name"));
+    json_t *lp = json_object_get(entry, "litellm_params");
+    json_t *mi = json_object_get(entry, "model_info");
+    d->model_name = mg_xstrdup(name);
+    d->litellm_params = json_deep_copy(lp);
+    d->model_info = json_is_object(mi) ? json_deep_copy(mi) : json_object();
+    lp = d->litellm_params;
+    mi = d->model_info;
+    const char *id = store_id;
+    if (id == NULL) {
+        id = json_string_value(json_object_get(mi, "id"));
+    }
+    char gen[65];
+    if (id == NULL || id[0] == '\0') {
+        mg_registry_model_id(name, lp, gen);
+        id = gen;
+    }
+    d->id = mg_xstrdup(id);
+    json_object_set_new(mi, "id", json_string(d->id));
+    json_object_set_new(mi, "db_model", json_boolean(source == MG_DEP_STORE));
+    d->litellm_model = mg_xstrdup(json_string_value(json_object_get(lp, "model")));
+    mg_registry_split_model(d->litellm_model,
+                            json_string_value(json_object_get(lp, "custom_llm_provider")),
+                            &d->provider, &d->upstream_model);
+    d->api_base = json_string_value(json_object_get(lp, "api_base"));
+    d->api_key = json_string_value(json_object_get(lp, "api_key"));
+    d->api_version = json_string_value(json_object_get(lp, "api_version"));
+    d->organization = json_string_value(json_object_get(lp, "organization"));
+    json_t *eh = json_object_get(lp, "extra_headers");
+    if (!json_is_object(eh)) {
+        eh = json_object_get(lp, "headers");
+    }
+    d->extra_headers = json_is_object(eh) ? eh : NULL;
+    json_t *mr = json_object_get(lp, "mock_response");
+    d->mock_response = (mr != NULL && !json_is_null(mr)) ? mr : NULL;
+    json_t *adp = json_object_get(lp, "additional_drop_params");
+    d->additional_drop_params = json_is_array(adp) ? adp : NULL;
+    d->rpm = mg_registry_num(lp, mi, "rpm", -1);
+    d->tpm = mg_registry_num(lp, mi, "tpm", -1);
+    d->weight = mg_registry_num(lp, NULL, "weight", -1);
+    d->order = (int) mg_registry_num(lp, NULL, "order", 0);
+    d->timeout = mg_registry_num(lp, NULL, "timeout", 0);
+    if (d->timeout <= 0) {
+        d->timeout = mg_registry_num(lp, NULL, "request_timeout", 0);
+    }
+    d->stream_timeout = mg_registry_num(lp, NULL, "stream_timeout", 0);
+    d->num_retries = (int) mg_registry_num(lp, NULL, "num_retries", -1);
+    d->cooldown_time = mg_registry_num(lp, mi, "cooldown_time", -1);
+    json_t *dp = json_object_get(lp, "drop_params");
+    d->drop_params = json_is_boolean(dp) ? json_is_true(dp) : -1;
+    d->input_cost = mg_registry_num(lp, mi, "input_cost_per_token", -1);
+    d->output_cost = mg_registry_num(lp, mi, "output_cost_per_token", -1);
+    d->max_parallel_requests = (int) mg_registry_num(lp, NULL, "max_parallel_requests", 0);
+    d->source = source;
+    d->stats_slot = -1;
+    d->defaults = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(lp, k, v) {
+        if (!mg_registry_in(k, mg_registry_reserved_params) && !json_is_null(v)) {
+            json_object_set(d->defaults, k, v);
+        }
+    }
+    d->wildcard = strchr(d->model_name, '*') != NULL;
+    if (d->wildcard) {
+        size_t plen;
+        int stars;
+        d->re = mg_registry_compile_pattern(d->model_name, &plen, &stars, err);
+        if (d->re == NULL) {
+            return MG_ERROR;
+        }
+    }
+    mg_registry_cred_hash(d);
+    return MG_OK;
+}
+
+static void
+mg_registry_free_dep(mg_deployment_t *d)
+{
+    free(d->id);
+    free(d->model_name);
+    free(d->litellm_model);
+    free(d->provider);
+    free(d->upstream_model);
+    json_decref(d->litellm_params);
+    json_decref(d->model_info);
+    json_decref(d->defaults);
+    if (d->re != NULL) {
+        pcre2_code_free(d->re);
+    }
+}
+
+static int
+mg_registry_wildcard_cmp(const void *a, const void *b)
+{
+    const mg_group_t *x = *(mg_group_t *const *) a;
+    const mg_group_t *y = *(mg_group_t *const *) b;
+    /* longest pattern first, then more literal (fewer stars), then name for stability */
+    if (x->pattern_len != y->pattern_len) {
+        return x->pattern_len > y->pattern_len ? -1 : 1;
+    }
+    if (x->pattern_stars != y->pattern_stars) {
+        return x->pattern_stars < y->pattern_stars ? -1 : 1;
+    }
+    return strcmp(x->name, y->name);
+}
+
+static void
+mg_registry_warn(mg_snapshot_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+mg_registry_warn(mg_snapshot_t *s, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    json_array_append_new(s->warnings, json_string(buf));
+}
+
+static void mg_registry_free(mg_snapshot_t *s);
+
+int
+mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies, int64_t version,
+                  const mg_registry_hooks_t *hooks, mg_snapshot_t **out, mg_err_t *err)
+{
+    mg_snapshot_t *s = mg_xcalloc(1, sizeof(*s));
+    s->refs = 1;
+    s->version = version;
+    s->created_real_ms = mg_time_real_ms();
+    s->created_mono_ms = mg_time_mono_ms();
+    s->config = mg_config_ref(cfg);
+    s->warnings = json_array();
+    s->store_policies = store_policies != NULL ? json_incref(store_policies) : NULL;
+    if (hooks != NULL) {
+        s->hooks = *hooks;
+    }
+    mg_map_init(&s->by_group);
+    mg_map_init(&s->by_id);
+    mg_map_init(&s->by_litellm_model);
+    mg_map_init(&s->aliases);
+
+    size_t ncfg = json_array_size(cfg->models);
+    size_t nstore = store_models != NULL ? json_array_size(store_models) : 0;
+    s->deps = mg_xcalloc(ncfg + nstore + 1, sizeof(mg_deployment_t));
+    size_t n = 0;
+    for (size_t i = 0; i < ncfg + nstore; i++) {
+        bool from_store = i >= ncfg;
+        json_t *entry = from_store ? json_array_get(store_models, i - ncfg)
+                                   : json_array_get(cfg->models, i);
+        const char *store_id = NULL;
+        json_t *norm = NULL;
+        if (from_store) {
+            store_id = json_string_value(json_object_get(entry, "model_id"));
+            mg_err_t e2;
+            if (mg_config_check_model(entry, NULL, NULL, NULL, &norm, &e2) != MG_OK) {
+                mg_registry_warn(s, "stored model \"%s\" skipped: %s", store_id ? store_id : "?",
+                                 e2.msg);
+                continue;
+            }
+            entry = norm;
+        }
+        mg_deployment_t *d = &s->deps[n];
+        if (mg_registry_fill(d, entry, from_store ? MG_DEP_STORE : MG_DEP_CONFIG, store_id, err) != MG_OK) {
+            mg_registry_free_dep(d);
+            memset(d, 0, sizeof(*d));
+            json_decref(norm);
+            if (!from_store) {
+                s->ndeps = n;
+                mg_registry_free(s);
+                return MG_ERROR;
+            }
+            mg_registry_warn(s, "stored model \"%s\" skipped: %s", store_id ? store_id : "?",
+                             err != NULL ? err->msg : "");
+            continue;
+        }
+        json_decref(norm);
+        if (mg_map_get(&s->by_id, d->id, strlen(d->id)) != NULL) {
+            mg_registry_warn(s, "deployment id \"%s\" (model_name \"%s\") appears twice; the "
+                                "first one is used", d->id, d->model_name);
+            mg_registry_free_dep(d);
+            memset(d, 0, sizeof(*d));
+            continue;
+        }
+        d->index = n;
+        mg_map_put(&s->by_id, d->id, strlen(d->id), d);
+        n++;
+    }
+    s->ndeps = n;
+
+    /* groups in order of first appearance */
+    s->groups = mg_xcalloc(n + 1, sizeof(mg_group_t));
+    for (size_t i = 0; i < n; i++) {
+        mg_deployment_t *d = &s->deps[i];
+        mg_group_t *g = mg_map_get(&s->by_group, d->model_name, strlen(d->model_name));
+        if (g == NULL) {
+            g = &s->groups[s->ngroups++];
+            g->name = mg_xstrdup(d->model_name);
+            g->wildcard = d->wildcard;
+            if (d->wildcard) {
+                g->re = d->re;
+                mg_registry_compile_pattern(d->model_name, &g->pattern_len, &g->pattern_stars, NULL);
+            }
+            mg_map_put(&s->by_group, g->name, strlen(g->name), g);
+        }
+        g->deps = mg_xrealloc(g->deps, (g->ndeps + 1) * sizeof(mg_deployment_t *));
+        g->deps[g->ndeps++] = d;
+        if (mg_map_get(&s->by_litellm_model, d->litellm_model, strlen(d->litellm_model)) == NULL) {
+            mg_map_put(&s->by_litellm_model, d->litellm_model, strlen(d->litellm_model), d);
+        }
+    }
+    s->wildcards = mg_xcalloc(s->ngroups + 1, sizeof(mg_group_t *));
+    for (size_t i = 0; i < s->ngroups; i++) {
+        if (s->groups[i].wildcard) {
+            s->wildcards[s->nwildcards++] = &s->groups[i];
+        }
+    }
+    qsort(s->wildcards, s->nwildcards, sizeof(mg_group_t *), mg_registry_wildcard_cmp);
+
+    json_t *alias = mg_config_router_get(cfg, "model_group_alias");
+    if (json_is_object(alias)) {
+        const char *an;
+        json_t *av;
+        json_object_foreach(alias, an, av) {
+            const char *target = json_is_string(av) ? json_string_value(av)
+                                                    : json_string_value(json_object_get(av, "model"));
+            if (target != NULL) {
+                free(mg_map_put(&s->aliases, an, strlen(an), mg_xstrdup(target)));
+            }
+        }
+    }
+
+    if (s->hooks.attach != NULL) {
+        for (size_t i = 0; i < s->ndeps; i++) {
+            if (s->hooks.attach(s->hooks.ud, s, &s->deps[i], err) != MG_OK) {
+                /* detach what was attached so far */
+                for (size_t j = 0; j < i; j++) {
+                    s->hooks.detach(s->hooks.ud, s, &s->deps[j]);
+                }
+                s->hooks.attach = NULL;
+                s->hooks.detach = NULL;
+                mg_registry_free(s);
+                return MG_ERROR;
+            }
+        }
+    }
+    *out = s;
+    return MG_OK;
+}
+
+static void
+mg_registry_free(mg_snapshot_t *s)
+{
+    if (s->ext_free != NULL) {
+        s->ext_free(s->ext);
+    }
+    for (size_t i = 0; i < s->ndeps; i++) {
+        if (s->hooks.detach != NULL) {
+            s->hooks.detach(s->hooks.ud, s, &s->deps[i]);
+        }
+        mg_registry_free_dep(&s->deps[i]);
+    }
+    for (size_t i = 0; i < s->ngroups; i++) {
+        free(s->groups[i].name);
+        free(s->groups[i].deps);
+    }
+    for (size_t i = 0; i < s->aliases.cap; i++) {
+        if (s->aliases.slots[i].key != NULL) {
+            free(s->aliases.slots[i].val);
+        }
+    }
+    mg_map_free(&s->aliases);
+    mg_map_free(&s->by_group);
+    mg_map_free(&s->by_id);
+    mg_map_free(&s->by_litellm_model);
+    free(s->groups);
+    free(s->wildcards);
+    free(s->deps);
+    json_decref(s->store_policies);
+    json_decref(s->warnings);
+    mg_config_unref(s->config);
+    free(s);
+}
+
+mg_snapshot_t *
+mg_snapshot_ref(mg_snapshot_t *s)
+{
+    s->refs++;
+    return s;
+}
+
+void
+mg_snapshot_unref(mg_snapshot_t *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    if (s->refs <= 0) {
+        mg_log_write(MG_LOG_ERROR, NULL, "mg_snapshot_unref() underflow on version %lld, aborting",
+                     (long long) s->version);
+        abort();
+    }
+    if (--s->refs == 0) {
+        mg_registry_free(s);
+    }
+}
+
+mg_group_t *
+mg_registry_group(const mg_snapshot_t *s, const char *name, size_t len)
+{
+    mg_group_t *g = mg_map_get(&s->by_group, name, len);
+    if (g != NULL && !g->wildcard) {
+        return g;
+    }
+    const char *target = mg_map_get(&s->aliases, name, len);
+    if (target != NULL) {
+        g = mg_map_get(&s->by_group, target, strlen(target));
+        if (g != NULL && !g->wildcard) {
+            return g;
+        }
+    }
+    return NULL;
+}
+
+mg_deployment_t *
+mg_registry_by_id(const mg_snapshot_t *s, const char *id)
+{
+    return mg_map_get(&s->by_id, id, strlen(id));
+}
+
+static mg_group_t *
+mg_registry_wildcard_try(const mg_snapshot_t *s, const char *name, size_t len)
+{
+    if (s->nwildcards == 0) {
+        return NULL;
+    }
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    mg_group_t *hit = NULL;
+    for (size_t i = 0; i < s->nwildcards && hit == NULL; i++) {
+        mg_group_t *g = s->wildcards[i];
+        if (pcre2_match(g->re, (PCRE2_SPTR) name, len, 0, 0, md, NULL) >= 0) {
+            hit = g;
+        }
+    }
+    pcre2_match_data_free(md);
+    return hit;
+}
+
+mg_group_t *
+mg_registry_wildcard(const mg_snapshot_t *s, const char *name, size_t len, char *matched,
+                     size_t matched_len)
+{
+    mg_group_t *g = mg_registry_wildcard_try(s, name, len);
+    if (g != NULL) {
+        snprintf(matched, matched_len, "%.*s", (int) len, name);
+        return g;
+    }
+    /* second lookup: provider/name with the provider inferred from the bare name */
+    char bare[512];
+    snprintf(bare, sizeof(bare), "%.*s", (int) len, name);
+    const char *slash = strchr(bare, '/');
+    if (slash != NULL && mg_registry_known_provider(bare, (size_t) (slash - bare))) {
+        return NULL;
+    }
+    const char *prov = mg_registry_infer_provider(bare);
+    if (prov == NULL) {
+        return NULL;
+    }
+    char full[600];
+    int fl = snprintf(full, sizeof(full), "%s/%s", prov, bare);
+    g = mg_registry_wildcard_try(s, full, (size_t) fl);
+    if (g != NULL) {
+        snprintf(matched, matched_len, "%s", full);
+    }
+    return g;
+}
+
+char *
+mg_registry_wildcard_model(const mg_deployment_t *d, const char *requested)
+{
+    const char *target = d->litellm_model;
+    int stars = 0;
+    for (const char *p = target; *p; p++) {
+        stars += *p == '*';
+    }
+    if (stars == 0) {
+        return mg_xstrdup(target);
+    }
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(d->re, NULL);
+    int rc = pcre2_match(d->re, (PCRE2_SPTR) requested, strlen(requested), 0, 0, md, NULL);
+    if (rc < 0) {
+        pcre2_match_data_free(md);
+        return mg_xstrdup(requested);
+    }
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+    int ncap = rc - 1;
+    if (ncap > stars || ncap <= 0) {
+        pcre2_match_data_free(md);
+        return mg_xstrdup(requested);
+    }
+    mg_buf_t b = MG_BUF_INIT;
+    int ci = 1;
+    for (const char *p = target; *p; p++) {
+        if (*p == '*' && ci <= ncap) {
+            mg_buf_append(&b, requested + ov[2 * ci], ov[2 * ci + 1] - ov[2 * ci]);
+            ci++;
+        } else {
+            mg_buf_append(&b, p, 1);
+        }
+    }
+    pcre2_match_data_free(md);
+    char *res = mg_xstrdup(mg_buf_cstr(&b));
+    mg_buf_free(&b);
+    return res;
+}
+
+static bool
+mg_registry_secret_key(const char *k)
+{
+    static const char *const exact[] = {"api_key", "azure_ad_token", "vertex_credentials",
+                                        "aws_access_key_id", "aws_secret_access_key",
+                                        "aws_session_token", "client_secret", "credentials", NULL};
+    if (mg_registry_in(k, exact)) {
+        return true;
+    }
+    size_t l = strlen(k);
+    if (l > 4 && strcmp(k + l - 4, "_key") == 0) {
+        return true;
+    }
+    return strstr(k, "secret") != NULL || strstr(k, "password") != NULL;
+}
+
+json_t *
+mg_registry_deployment_json(const mg_deployment_t *d, bool with_secrets)
+{
+    json_t *lp = json_deep_copy(d->litellm_params);
+    if (!with_secrets) {
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(lp, tmp, k, v) {
+            if (mg_registry_secret_key(k)) {
+                json_object_del(lp, k);
+            }
+        }
+        const char *hk[] = {"extra_headers", "headers"};
+        for (int i = 0; i < 2; i++) {
+            json_t *h = json_object_get(lp, hk[i]);
+            if (!json_is_object(h)) {
+                continue;
+            }
+            json_object_foreach(h, k, v) {
+                if (strcasecmp(k, "authorization") == 0 || strcasecmp(k, "api-key") == 0 ||
+                    strcasecmp(k, "x-api-key") == 0 || mg_registry_secret_key(k)) {
+                    json_object_set_new(h, k, json_string("<redacted>"));
+                }
+            }
+        }
+    }
+    return json_pack("{s:s,s:o,s:O}", "model_name", d->model_name, "litellm_params", lp,
+                     "model_info", d->model_info);
+}
