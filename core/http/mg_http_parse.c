@@ -1,0 +1,510 @@
+/*
+ * mg_http_parse.c -- HTTP/1.x head parser and chunked decoder (see header).
+ */
+#include "mg_http_parse.h"
+
+#include <string.h>
+
+/* RFC 9110 tchar */
+static const unsigned char mg_http_tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
+static bool
+mg_http_ieq(const char *p, size_t n, const char *lower)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c >= 'A' && c <= 'Z') {
+            c = (char) (c + 32);
+        }
+        if (lower[i] == '\0' || c != lower[i]) {
+            return false;
+        }
+    }
+    return lower[n] == '\0';
+}
+
+/* Does the comma-separated list value contain token (case-insensitive)? */
+static bool
+mg_http_list_has(const char *v, size_t n, const char *lower)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ',')) {
+            i++;
+        }
+        size_t s = i;
+        while (i < n && v[i] != ',') {
+            i++;
+        }
+        size_t e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) {
+            e--;
+        }
+        if (e > s && mg_http_ieq(v + s, e - s, lower)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Finds the end of the head: returns length including the blank line, or 0. */
+static size_t
+mg_http_head_end(const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] != '\n') {
+            continue;
+        }
+        if (i + 1 < len && buf[i + 1] == '\n') {
+            return i + 2;
+        }
+        if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n') {
+            return i + 3;
+        }
+    }
+    return 0;
+}
+
+/* Reads one line [p, eol) ending at LF (CR stripped); returns pointer after LF. */
+static const char *
+mg_http_line(const char *p, const char *end, const char **eol)
+{
+    const char *nl = memchr(p, '\n', (size_t) (end - p));
+    if (nl == NULL) {
+        return NULL;
+    }
+    *eol = (nl > p && nl[-1] == '\r') ? nl - 1 : nl;
+    return nl + 1;
+}
+
+static ssize_t
+mg_http_parse_fields(const char *p, const char *end, mg_http_head_t *h, int *status,
+                     const char **why, bool is_request)
+{
+    bool have_cl = false;
+    bool have_te = false;
+    bool conn_close = false, conn_keep = false;
+    for (;;) {
+        const char *eol;
+        const char *next = mg_http_line(p, end, &eol);
+        if (next == NULL) {
+            *why = "header line without end";
+            return -1;
+        }
+        if (eol == p) {
+            /* blank line: end of head */
+            p = next;
+            break;
+        }
+        if (*p == ' ' || *p == '\t') {
+            *why = "obsolete line folding in header";
+            return -1;
+        }
+        const char *colon = p;
+        while (colon < eol && mg_http_tchar[(unsigned char) *colon]) {
+            colon++;
+        }
+        if (colon == p || colon >= eol || *colon != ':') {
+            *why = "invalid header name";
+            return -1;
+        }
+        const char *v = colon + 1;
+        while (v < eol && (*v == ' ' || *v == '\t')) {
+            v++;
+        }
+        const char *ve = eol;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) {
+            ve--;
+        }
+        for (const char *q = v; q < ve; q++) {
+            unsigned char c = (unsigned char) *q;
+            if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                *why = "invalid character in header value";
+                return -1;
+            }
+        }
+        if (h->nheaders >= MG_HTTP_MAX_HEADERS) {
+            *status = 431;
+            *why = "too many header fields";
+            return -1;
+        }
+        mg_http_header_t *f = &h->headers[h->nheaders++];
+        f->name = p;
+        f->name_len = (size_t) (colon - p);
+        f->value = v;
+        f->value_len = (size_t) (ve - v);
+
+        if (mg_http_ieq(f->name, f->name_len, "content-length")) {
+            if (have_cl) {
+                *why = "duplicate Content-Length";
+                return -1;
+            }
+            have_cl = true;
+            if (f->value_len == 0 || f->value_len > 15) {
+                *why = "invalid Content-Length";
+                return -1;
+            }
+            int64_t n = 0;
+            for (size_t i = 0; i < f->value_len; i++) {
+                if (f->value[i] < '0' || f->value[i] > '9') {
+                    *why = "invalid Content-Length";
+                    return -1;
+                }
+                n = n * 10 + (f->value[i] - '0');
+            }
+            h->content_length = n;
+        } else if (mg_http_ieq(f->name, f->name_len, "transfer-encoding")) {
+            if (have_te) {
+                *why = "duplicate Transfer-Encoding";
+                return -1;
+            }
+            have_te = true;
+            if (!mg_http_ieq(f->value, f->value_len, "chunked")) {
+                *status = is_request ? 501 : 502;
+                *why = "unsupported Transfer-Encoding (only chunked)";
+                return -1;
+            }
+            h->chunked = true;
+        } else if (mg_http_ieq(f->name, f->name_len, "connection")) {
+            if (mg_http_list_has(f->value, f->value_len, "close")) {
+                conn_close = true;
+            }
+            if (mg_http_list_has(f->value, f->value_len, "keep-alive")) {
+                conn_keep = true;
+            }
+            if (mg_http_list_has(f->value, f->value_len, "upgrade")) {
+                h->upgrade = true;
+            }
+        } else if (is_request && mg_http_ieq(f->name, f->name_len, "expect")) {
+            if (mg_http_ieq(f->value, f->value_len, "100-continue")) {
+                h->expect_continue = true;
+            }
+        }
+        p = next;
+    }
+    if (have_cl && have_te) {
+        *why = "both Content-Length and Transfer-Encoding";
+        return -1;
+    }
+    if (h->version_minor == 0) {
+        h->keep_alive = conn_keep && !conn_close;
+    } else {
+        h->keep_alive = !conn_close;
+    }
+    (void) p;
+    return 0;
+}
+
+static void
+mg_http_head_init(mg_http_head_t *h)
+{
+    h->method = h->target = h->reason = NULL;
+    h->method_len = h->target_len = h->reason_len = 0;
+    h->status = 0;
+    h->version_minor = 1;
+    h->nheaders = 0;
+    h->head_len = 0;
+    h->content_length = -1;
+    h->chunked = h->keep_alive = h->expect_continue = h->upgrade = false;
+}
+
+static bool
+mg_http_version(const char *p, size_t n, int *minor)
+{
+    if (n != 8 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1')) {
+        return false;
+    }
+    *minor = p[7] - '0';
+    return true;
+}
+
+ssize_t
+mg_http_parse_request(const char *buf, size_t len, mg_http_head_t *h, int *status,
+                      const char **why)
+{
+    mg_http_head_init(h);
+    *status = 400;
+    *why = "bad request";
+    /* tolerate empty lines before the request line (RFC 9112 2.2) */
+    size_t skip = 0;
+    while (skip < len && (buf[skip] == '\r' || buf[skip] == '\n') && skip < 16) {
+        skip++;
+    }
+    size_t hl = mg_http_head_end(buf + skip, len - skip);
+    if (hl == 0) {
+        if (len > MG_HTTP_MAX_HEAD) {
+            *status = 431;
+            *why = "request header fields too large";
+            return -1;
+        }
+        return 0;
+    }
+    if (hl + skip > MG_HTTP_MAX_HEAD) {
+        *status = 431;
+        *why = "request header fields too large";
+        return -1;
+    }
+    const char *p = buf + skip;
+    const char *end = p + hl;
+    const char *eol;
+    const char *next = mg_http_line(p, end, &eol);
+    if (next == NULL) {
+        return -1;
+    }
+    /* METHOD SP target SP HTTP/1.x */
+    const char *sp1 = p;
+    while (sp1 < eol && mg_http_tchar[(unsigned char) *sp1]) {
+        sp1++;
+    }
+    if (sp1 == p || sp1 >= eol || *sp1 != ' ') {
+        *why = "invalid request line";
+        return -1;
+    }
+    const char *t = sp1 + 1;
+    const char *sp2 = t;
+    while (sp2 < eol && *sp2 != ' ') {
+        unsigned char c = (unsigned char) *sp2;
+        if (c <= 0x20 || c == 0x7f) {
+            *why = "invalid character in request target";
+            return -1;
+        }
+        sp2++;
+    }
+    if (sp2 == t || sp2 >= eol) {
+        *why = "invalid request line";
+        return -1;
+    }
+    if (!mg_http_version(sp2 + 1, (size_t) (eol - sp2 - 1), &h->version_minor)) {
+        *status = (eol - sp2 - 1 >= 5 && memcmp(sp2 + 1, "HTTP/", 5) == 0) ? 505 : 400;
+        *why = *status == 505 ? "HTTP version not supported" : "invalid request line";
+        return -1;
+    }
+    h->method = p;
+    h->method_len = (size_t) (sp1 - p);
+    h->target = t;
+    h->target_len = (size_t) (sp2 - t);
+    if (mg_http_parse_fields(next, end, h, status, why, true) < 0) {
+        return -1;
+    }
+    h->head_len = hl + skip;
+    return (ssize_t) h->head_len;
+}
+
+ssize_t
+mg_http_parse_response(const char *buf, size_t len, mg_http_head_t *h, int *status,
+                       const char **why)
+{
+    mg_http_head_init(h);
+    *status = 502;
+    *why = "invalid response from upstream";
+    size_t hl = mg_http_head_end(buf, len);
+    if (hl == 0) {
+        if (len > MG_HTTP_MAX_HEAD) {
+            *why = "upstream response head too large";
+            return -1;
+        }
+        return 0;
+    }
+    if (hl > MG_HTTP_MAX_HEAD) {
+        *why = "upstream response head too large";
+        return -1;
+    }
+    const char *p = buf;
+    const char *end = p + hl;
+    const char *eol;
+    const char *next = mg_http_line(p, end, &eol);
+    if (next == NULL || eol - p < 12 || !mg_http_version(p, 8, &h->version_minor) ||
+        p[8] != ' ') {
+        *why = "invalid status line from upstream";
+        return -1;
+    }
+    int st = 0;
+    for (int i = 9; i < 12; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            *why = "invalid status code from upstream";
+            return -1;
+        }
+        st = st * 10 + (p[i] - '0');
+    }
+    if (st < 100 || (eol - p > 12 && p[12] != ' ')) {
+        *why = "invalid status code from upstream";
+        return -1;
+    }
+    h->status = st;
+    h->reason = eol - p > 13 ? p + 13 : eol;
+    h->reason_len = (size_t) (eol - h->reason);
+    if (mg_http_parse_fields(next, end, h, status, why, false) < 0) {
+        *status = 502;
+        return -1;
+    }
+    h->head_len = hl;
+    return (ssize_t) hl;
+}
+
+const mg_http_header_t *
+mg_http_header_find(const mg_http_head_t *h, const char *lower_name)
+{
+    size_t n = strlen(lower_name);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        if (h->headers[i].name_len == n && mg_http_ieq(h->headers[i].name, n, lower_name)) {
+            return &h->headers[i];
+        }
+    }
+    return NULL;
+}
+
+enum {
+    MG_CK_SIZE = 0,     /* reading hex digits */
+    MG_CK_EXT,          /* chunk extension until LF */
+    MG_CK_DATA,
+    MG_CK_DATA_CR,      /* expecting CR or LF after data */
+    MG_CK_DATA_LF,
+    MG_CK_TRAILER_START,
+    MG_CK_TRAILER_LINE,
+    MG_CK_DONE,
+};
+
+#define MG_CK_MAX_EXT 4096
+
+int
+mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *consumed)
+{
+    size_t in = 0, out = 0, n = *len;
+    int digits = 0;
+    while (in < n) {
+        char ch = buf[in];
+        switch (c->state) {
+        case MG_CK_SIZE: {
+            int v = -1;
+            if (ch >= '0' && ch <= '9') {
+                v = ch - '0';
+            } else if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f') {
+                v = (ch | 0x20) - 'a' + 10;
+            }
+            if (v >= 0) {
+                if (c->remaining > (UINT64_MAX >> 8)) {
+                    return -1;
+                }
+                c->remaining = c->remaining * 16 + (uint64_t) v;
+                c->ext_len++;
+                digits++;
+                if (c->ext_len > 16) {
+                    return -1;
+                }
+                in++;
+                break;
+            }
+            if (c->ext_len == 0) {
+                return -1; /* no digits */
+            }
+            if (ch == ';' || ch == ' ' || ch == '\t') {
+                c->state = MG_CK_EXT;
+                c->ext_len = 0;
+                in++;
+                break;
+            }
+            if (ch == '\r') {
+                c->state = MG_CK_EXT;
+                c->ext_len = 0;
+                in++;
+                break;
+            }
+            if (ch == '\n') {
+                in++;
+                c->ext_len = 0;
+                c->state = c->remaining == 0 ? MG_CK_TRAILER_START : MG_CK_DATA;
+                break;
+            }
+            return -1;
+        }
+        case MG_CK_EXT:
+            if (ch == '\n') {
+                c->ext_len = 0;
+                c->state = c->remaining == 0 ? MG_CK_TRAILER_START : MG_CK_DATA;
+            } else if (++c->ext_len > MG_CK_MAX_EXT || ch == '\0') {
+                return -1;
+            }
+            in++;
+            break;
+        case MG_CK_DATA: {
+            size_t avail = n - in;
+            size_t take = c->remaining < avail ? (size_t) c->remaining : avail;
+            if (out != in) {
+                memmove(buf + out, buf + in, take);
+            }
+            out += take;
+            in += take;
+            c->remaining -= take;
+            if (c->remaining == 0) {
+                c->state = MG_CK_DATA_CR;
+            }
+            break;
+        }
+        case MG_CK_DATA_CR:
+            if (ch == '\r') {
+                c->state = MG_CK_DATA_LF;
+                in++;
+            } else if (ch == '\n') {
+                c->state = MG_CK_SIZE;
+                c->ext_len = 0;
+                in++;
+            } else {
+                return -1;
+            }
+            break;
+        case MG_CK_DATA_LF:
+            if (ch != '\n') {
+                return -1;
+            }
+            c->state = MG_CK_SIZE;
+            c->ext_len = 0;
+            in++;
+            break;
+        case MG_CK_TRAILER_START:
+            if (ch == '\r') {
+                in++;
+                break;
+            }
+            if (ch == '\n') {
+                in++;
+                c->state = MG_CK_DONE;
+                c->done = true;
+                *len = out;
+                *consumed = in;
+                return 1;
+            }
+            c->state = MG_CK_TRAILER_LINE;
+            c->ext_len = 0;
+            break;
+        case MG_CK_TRAILER_LINE:
+            if (ch == '\n') {
+                c->state = MG_CK_TRAILER_START;
+            } else if (++c->ext_len > MG_CK_MAX_EXT) {
+                return -1;
+            }
+            in++;
+            break;
+        case MG_CK_DONE:
+            *len = out;
+            *consumed = in;
+            return 1;
+        }
+    }
+    (void) digits;
+    *len = out;
+    *consumed = in;
+    return c->state == MG_CK_DONE ? 1 : 0;
+}

@@ -1,0 +1,801 @@
+/*
+ * mg_http_server.c -- downstream HTTP/1.1 connections (see mg_http_server.h).
+ *
+ * One state machine per connection: READ_HEAD -> READ_BODY -> HANDLING ->
+ * (response queued) -> flushed -> READ_HEAD again with whatever pipelined
+ * bytes are already buffered.  While a request is handled the socket is still
+ * read (bounded) so that a client that goes away is noticed at once.
+ */
+#include "mg_http_server.h"
+
+#include "../base/mg_log.h"
+#include "../base/mg_time.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MG_HC_READ_CHUNK (16 * 1024)
+#define MG_HC_MAX_BUFFERED (64 * 1024 + MG_HC_READ_CHUNK)
+#define MG_HC_HIGH_WATER (256 * 1024)
+#define MG_HC_LOW_WATER (64 * 1024)
+
+typedef enum {
+    MG_HC_READ_HEAD = 0,
+    MG_HC_READ_BODY,
+    MG_HC_HANDLING,
+    MG_HC_CLOSING,      /* flushing the last response, then close */
+} mg_hc_state_t;
+
+struct mg_hconn_s {
+    mg_conn_t conn;
+    mg_http_server_t *server;       /* borrowed */
+    mg_hconn_t *prev, *next;        /* server's list */
+    mg_hc_state_t state;
+    mg_buf_t in;                    /* owned: raw bytes from the client */
+    mg_buf_t out;                   /* owned: bytes queued for the client */
+    mg_http_req_t *req;             /* owned: current request */
+    struct event timer;             /* embedded: head/body/keep-alive timeouts */
+    bool timer_on;
+    bool want_drain;                /* producer paused, tell it when output drains */
+    bool entered;                   /* inside a handler callback */
+    bool dead;                      /* closed while entered; free on unwind */
+    bool served_one;
+    /* body reading */
+    int64_t body_expected;          /* content-length, or -1 for chunked */
+    mg_http_chunked_t ck;
+    mg_buf_t body;                  /* owned until handed to the request */
+    char peer[64];
+};
+
+static void mg_hc_close(mg_hconn_t *hc);
+static int mg_hc_on_read(mg_conn_t *c);
+static int mg_hc_on_write(mg_conn_t *c);
+static void mg_hc_process(mg_hconn_t *hc);
+static void mg_hc_flush(mg_hconn_t *hc);
+
+/* ---- small helpers ---- */
+
+const char *
+mg_http_status_text(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+static const char *
+mg_http_date(mg_http_server_t *s)
+{
+    time_t now = time(NULL);
+    if (now != s->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(s->date, sizeof(s->date), "date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        s->date_sec = now;
+    }
+    return s->date;
+}
+
+static void
+mg_hc_timer_set(mg_hconn_t *hc, int ms)
+{
+    if (ms <= 0) {
+        if (hc->timer_on) {
+            evtimer_del(&hc->timer);
+            hc->timer_on = false;
+        }
+        return;
+    }
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(&hc->timer, &tv);
+    hc->timer_on = true;
+}
+
+/* Pre-routing error: JSON envelope, then close. */
+static void
+mg_hc_fail(mg_hconn_t *hc, int status, const char *why)
+{
+    char body[512];
+    int n = snprintf(body, sizeof(body),
+                     "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\","
+                     "\"param\":null,\"code\":\"%d\"}}",
+                     why, status);
+    mg_buf_printf(&hc->out,
+                  "HTTP/1.1 %d %s\r\n%scontent-type: application/json\r\ncontent-length: %d\r\n"
+                  "connection: close\r\n\r\n%s",
+                  status, mg_http_status_text(status), mg_http_date(hc->server), n, body);
+    hc->state = MG_HC_CLOSING;
+    mg_hc_timer_set(hc, 5000);
+    mg_hc_flush(hc);
+}
+
+/* ---- server ---- */
+
+mg_http_server_t *
+mg_http_server_create(struct event_base *base, const mg_http_server_conf_t *conf)
+{
+    mg_http_server_t *s = mg_xcalloc(1, sizeof(*s));
+    s->base = base;
+    s->conf = *conf;
+    if (s->conf.header_timeout_ms <= 0) {
+        s->conf.header_timeout_ms = 60000;
+    }
+    if (s->conf.body_timeout_ms <= 0) {
+        s->conf.body_timeout_ms = 60000;
+    }
+    if (s->conf.keepalive_timeout_ms <= 0) {
+        s->conf.keepalive_timeout_ms = 60000;
+    }
+    return s;
+}
+
+void
+mg_http_server_destroy(mg_http_server_t *s)
+{
+    while (s->conns != NULL) {
+        mg_hc_close(s->conns);
+    }
+    free(s);
+}
+
+void
+mg_http_server_drain(mg_http_server_t *s)
+{
+    s->draining = true;
+    mg_hconn_t *hc = s->conns;
+    while (hc != NULL) {
+        mg_hconn_t *next = hc->next;
+        if (hc->req == NULL && hc->state == MG_HC_READ_HEAD && mg_buf_len(&hc->in) == 0 &&
+            mg_buf_len(&hc->out) == 0) {
+            mg_hc_close(hc);
+        }
+        hc = next;
+    }
+}
+
+static void
+mg_hc_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    mg_hconn_t *hc = arg;
+    hc->timer_on = false;
+    if (hc->state == MG_HC_READ_HEAD && mg_buf_len(&hc->in) == 0) {
+        mg_hc_close(hc); /* idle keep-alive connection */
+        return;
+    }
+    if (hc->state == MG_HC_READ_HEAD || hc->state == MG_HC_READ_BODY) {
+        mg_hc_fail(hc, 408, "timed out reading the request");
+        return;
+    }
+    if (hc->state == MG_HC_CLOSING) {
+        mg_hc_close(hc);
+    }
+}
+
+void
+mg_http_server_accept(mg_http_server_t *s, int fd, const struct sockaddr *sa)
+{
+    mg_hconn_t *hc = mg_xcalloc(1, sizeof(*hc));
+    hc->server = s;
+    int one = 1;
+    (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* best effort */
+    if (sa != NULL && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+        char ip[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        snprintf(hc->peer, sizeof(hc->peer), "%s:%d", ip, ntohs(in->sin_port));
+    } else if (sa != NULL && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in = (const struct sockaddr_in6 *) sa;
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(AF_INET6, &in->sin6_addr, ip, sizeof(ip));
+        snprintf(hc->peer, sizeof(hc->peer), "[%s]:%d", ip, ntohs(in->sin6_port));
+    }
+    mg_err_t err;
+    if (mg_conn_init(&hc->conn, s->base, fd, hc, &err) != MG_OK) {
+        mg_log(MG_LOG_ERROR, NULL, "cannot register client connection: %s", err.msg);
+        free(hc);
+        return;
+    }
+    hc->conn.on_read = mg_hc_on_read;
+    hc->conn.on_write = mg_hc_on_write;
+    evtimer_assign(&hc->timer, s->base, mg_hc_timeout, hc);
+    hc->next = s->conns;
+    if (s->conns != NULL) {
+        s->conns->prev = hc;
+    }
+    s->conns = hc;
+    s->nconns++;
+    mg_hc_timer_set(hc, s->conf.header_timeout_ms);
+    /* data may already be there (TCP_DEFER_ACCEPT-like clients): try now */
+    hc->conn.read_ready = true;
+    (void) mg_hc_on_read(&hc->conn); /* nothing follows */
+}
+
+/* ---- requests ---- */
+
+static void
+mg_hc_free_req(mg_hconn_t *hc)
+{
+    mg_http_req_t *req = hc->req;
+    if (req == NULL) {
+        return;
+    }
+    if (hc->server->conf.on_free != NULL) {
+        hc->server->conf.on_free(req);
+    }
+    hc->req = NULL;
+    hc->server->nactive--;
+    free(req->body);
+    mg_arena_destroy(&req->arena);
+    free(req);
+}
+
+static void
+mg_hc_close(mg_hconn_t *hc)
+{
+    if (hc->entered) {
+        hc->dead = true;
+        return;
+    }
+    mg_http_server_t *s = hc->server;
+    if (hc->req != NULL) {
+        mg_http_req_t *req = hc->req;
+        if (!req->finished && s->conf.on_abort != NULL) {
+            hc->entered = true;
+            s->conf.on_abort(req);
+            hc->entered = false;
+        }
+        mg_hc_free_req(hc);
+    }
+    if (hc->timer_on) {
+        evtimer_del(&hc->timer);
+    }
+    mg_conn_close(&hc->conn);
+    mg_buf_free(&hc->in);
+    mg_buf_free(&hc->out);
+    mg_buf_free(&hc->body);
+    if (hc->prev != NULL) {
+        hc->prev->next = hc->next;
+    } else {
+        s->conns = hc->next;
+    }
+    if (hc->next != NULL) {
+        hc->next->prev = hc->prev;
+    }
+    s->nconns--;
+    free(hc);
+}
+
+static void
+mg_hc_dispatch(mg_hconn_t *hc, mg_http_req_t *req)
+{
+    mg_http_server_t *s = hc->server;
+    hc->state = MG_HC_HANDLING;
+    mg_hc_timer_set(hc, 0);
+    hc->entered = true;
+    s->conf.on_request(req);
+    hc->entered = false;
+    if (hc->dead) {
+        hc->dead = false;
+        mg_hc_close(hc);
+    }
+}
+
+/* Builds the request object from the parsed head at the front of hc->in. */
+static mg_http_req_t *
+mg_hc_new_req(mg_hconn_t *hc, const mg_http_head_t *h)
+{
+    mg_http_server_t *s = hc->server;
+    size_t ud = (s->conf.ud_size + 15) & ~(size_t) 15;
+    size_t base = (sizeof(mg_http_req_t) + 15) & ~(size_t) 15;
+    mg_http_req_t *req = mg_xcalloc(1, base + ud);
+    req->ud = (char *) req + base;
+    req->hc = hc;
+    req->server = s;
+    mg_arena_init(&req->arena, 4096);
+    /* copy the head so the read buffer can move */
+    char *copy = mg_arena_alloc(&req->arena, h->head_len);
+    const char *orig = mg_buf_head(&hc->in);
+    memcpy(copy, orig, h->head_len);
+    req->head = *h;
+    ptrdiff_t delta = copy - orig;
+    if (req->head.method) req->head.method += delta;
+    if (req->head.target) req->head.target += delta;
+    for (size_t i = 0; i < req->head.nheaders; i++) {
+        req->head.headers[i].name += delta;
+        req->head.headers[i].value += delta;
+    }
+    req->seq = ++s->seq;
+    req->start_us = mg_time_mono_us();
+    req->peer = hc->peer;
+    req->keep_alive = h->keep_alive && !s->draining;
+    s->nactive++;
+    return req;
+}
+
+static void
+mg_hc_body_done(mg_hconn_t *hc)
+{
+    mg_http_req_t *req = hc->req;
+    mg_buf_reserve(&hc->body, 1);
+    hc->body.data[hc->body.end] = '\0';
+    /* hand the buffer over as a plain malloc'd string */
+    if (hc->body.start > 0) {
+        memmove(hc->body.data, hc->body.data + hc->body.start, mg_buf_len(&hc->body) + 1);
+        hc->body.end -= hc->body.start;
+        hc->body.start = 0;
+    }
+    req->body = hc->body.data;
+    req->body_len = hc->body.end;
+    hc->body.data = NULL;
+    hc->body.start = hc->body.end = hc->body.cap = 0;
+    mg_hc_dispatch(hc, req);
+}
+
+/* Consumes body bytes from hc->in; returns MG_OK done, MG_AGAIN need more, MG_ERROR failed. */
+static int
+mg_hc_read_body(mg_hconn_t *hc)
+{
+    mg_http_server_t *s = hc->server;
+    if (hc->body_expected >= 0) {
+        size_t have = mg_buf_len(&hc->body);
+        size_t need = (size_t) hc->body_expected - have;
+        size_t take = mg_buf_len(&hc->in) < need ? mg_buf_len(&hc->in) : need;
+        mg_buf_append(&hc->body, mg_buf_head(&hc->in), take);
+        mg_buf_consume(&hc->in, take);
+        return mg_buf_len(&hc->body) == (size_t) hc->body_expected ? MG_OK : MG_AGAIN;
+    }
+    /* chunked: decode from in into body */
+    while (mg_buf_len(&hc->in) > 0) {
+        size_t len = mg_buf_len(&hc->in);
+        size_t consumed = 0;
+        char *p = mg_buf_head(&hc->in);
+        int r = mg_http_chunked_decode(&hc->ck, p, &len, &consumed);
+        if (r < 0) {
+            mg_hc_fail(hc, 400, "invalid chunked request body");
+            return MG_ERROR;
+        }
+        if (s->conf.max_body > 0 && (int64_t) (mg_buf_len(&hc->body) + len) > s->conf.max_body) {
+            mg_hc_fail(hc, 413, "request body is larger than max_request_size_mb");
+            return MG_ERROR;
+        }
+        mg_buf_append(&hc->body, p, len);
+        mg_buf_consume(&hc->in, consumed);
+        if (r == 1) {
+            return MG_OK;
+        }
+        if (consumed == 0) {
+            break;
+        }
+    }
+    return MG_AGAIN;
+}
+
+/* Parses and starts as many requests as the buffer allows (one at a time). */
+static void
+mg_hc_process(mg_hconn_t *hc)
+{
+    mg_http_server_t *s = hc->server;
+    for (;;) {
+        if (hc->state == MG_HC_READ_HEAD) {
+            if (mg_buf_len(&hc->in) == 0) {
+                return;
+            }
+            mg_http_head_t h;
+            int status;
+            const char *why;
+            ssize_t n = mg_http_parse_request(mg_buf_head(&hc->in), mg_buf_len(&hc->in), &h,
+                                              &status, &why);
+            if (n == 0) {
+                return;
+            }
+            if (n < 0) {
+                mg_hc_fail(hc, status, why);
+                return;
+            }
+            if (h.upgrade && mg_http_header_find(&h, "upgrade") != NULL) {
+                /* no websockets/h2c: answer as plain HTTP/1.1 */
+                h.upgrade = false;
+            }
+            hc->req = mg_hc_new_req(hc, &h);
+            mg_buf_consume(&hc->in, (size_t) n);
+            hc->served_one = true;
+            mg_buf_reset(&hc->body);
+            if (h.chunked) {
+                hc->body_expected = -1;
+                memset(&hc->ck, 0, sizeof(hc->ck));
+            } else {
+                hc->body_expected = h.content_length > 0 ? h.content_length : 0;
+                if (s->conf.max_body > 0 && hc->body_expected > s->conf.max_body) {
+                    /* answer without reading the body, then close */
+                    mg_hc_free_req(hc);
+                    mg_hc_fail(hc, 413, "request body is larger than max_request_size_mb");
+                    return;
+                }
+                if (hc->body_expected > 0) {
+                    mg_buf_reserve(&hc->body, (size_t) hc->body_expected + 1);
+                }
+            }
+            if (h.expect_continue && (h.chunked || hc->body_expected > 0) &&
+                h.version_minor == 1) {
+                mg_buf_append_str(&hc->out, "HTTP/1.1 100 Continue\r\n\r\n");
+                mg_hc_flush(hc);
+            }
+            hc->state = MG_HC_READ_BODY;
+            mg_hc_timer_set(hc, s->conf.body_timeout_ms);
+        }
+        if (hc->state == MG_HC_READ_BODY) {
+            int r = mg_hc_read_body(hc);
+            if (r == MG_ERROR) {
+                return;
+            }
+            if (r == MG_AGAIN) {
+                return;
+            }
+            hc->entered = true;
+            mg_hc_body_done(hc);
+            hc->entered = false;
+            if (hc->dead) {
+                hc->dead = false;
+                mg_hc_close(hc);
+                return;
+            }
+            /* the handler may have answered synchronously; mg_hc_flush moves us on */
+            return;
+        }
+        return;
+    }
+}
+
+static int
+mg_hc_on_read(mg_conn_t *c)
+{
+    mg_hconn_t *hc = c->data;
+    mg_http_server_t *s = hc->server;
+    while (hc->conn.read_ready && hc->state != MG_HC_CLOSING) {
+        size_t buffered = mg_buf_len(&hc->in);
+        if (hc->state == MG_HC_HANDLING && buffered >= MG_HC_MAX_BUFFERED) {
+            break; /* pipelined data waits; stop reading (backpressure) */
+        }
+        if (hc->state == MG_HC_READ_HEAD && buffered > MG_HTTP_MAX_HEAD + 1024) {
+            mg_hc_fail(hc, 431, "request header fields too large");
+            return MG_OK;
+        }
+        ssize_t n;
+        if (hc->state == MG_HC_READ_BODY && hc->body_expected > 0 && buffered == 0) {
+            /* read straight into the body buffer */
+            size_t need = (size_t) hc->body_expected - mg_buf_len(&hc->body);
+            mg_buf_reserve(&hc->body, need + 1);
+            n = mg_conn_recv(&hc->conn, hc->body.data + hc->body.end, need);
+            if (n > 0) {
+                hc->body.end += (size_t) n;
+                mg_hc_timer_set(hc, s->conf.body_timeout_ms);
+                if (mg_buf_len(&hc->body) == (size_t) hc->body_expected) {
+                    hc->entered = true;
+                    mg_hc_body_done(hc);
+                    hc->entered = false;
+                    if (hc->dead) {
+                        hc->dead = false;
+                        mg_hc_close(hc);
+                        return MG_DECLINED;
+                    }
+                }
+                continue;
+            }
+        } else {
+            mg_buf_reserve(&hc->in, MG_HC_READ_CHUNK);
+            n = mg_conn_recv(&hc->conn, hc->in.data + hc->in.end, hc->in.cap - hc->in.end);
+            if (n > 0) {
+                hc->in.end += (size_t) n;
+                if (hc->state == MG_HC_READ_BODY) {
+                    mg_hc_timer_set(hc, s->conf.body_timeout_ms);
+                }
+                if (hc->state == MG_HC_READ_HEAD || hc->state == MG_HC_READ_BODY) {
+                    if (hc->state == MG_HC_READ_HEAD && !hc->timer_on) {
+                        mg_hc_timer_set(hc, s->conf.header_timeout_ms);
+                    }
+                    mg_hc_process(hc);
+                    /* the connection may be gone now: check via the list? use dead flag */
+                }
+                continue;
+            }
+        }
+        if (n == MG_AGAIN) {
+            break;
+        }
+        /* EOF or error */
+        if (n == 0 && hc->state == MG_HC_READ_HEAD && mg_buf_len(&hc->in) == 0 &&
+            mg_buf_len(&hc->out) == 0) {
+            mg_hc_close(hc);
+            return MG_DECLINED;
+        }
+        if (n == 0 && hc->state == MG_HC_HANDLING && hc->req != NULL && hc->req->finished) {
+            /* the response is queued; let it flush, then close */
+            hc->req->keep_alive = false;
+            break;
+        }
+        mg_hc_close(hc);
+        return MG_DECLINED;
+    }
+    return MG_OK;
+}
+
+/* After a response is fully written: free it and move on to the next request. */
+static void
+mg_hc_request_complete(mg_hconn_t *hc)
+{
+    mg_http_server_t *s = hc->server;
+    bool keep = hc->req->keep_alive && !s->draining;
+    mg_hc_free_req(hc);
+    if (!keep) {
+        mg_hc_close(hc);
+        return;
+    }
+    hc->state = MG_HC_READ_HEAD;
+    if (mg_buf_len(&hc->in) == 0) {
+        /* idle: release the read buffer and wait */
+        mg_buf_free(&hc->in);
+        mg_buf_free(&hc->body);
+        mg_hc_timer_set(hc, s->conf.keepalive_timeout_ms);
+        if (hc->conn.read_ready) {
+            (void) mg_hc_on_read(&hc->conn);
+        }
+        return;
+    }
+    mg_hc_timer_set(hc, s->conf.header_timeout_ms);
+    mg_hc_process(hc);
+    if (hc->conn.read_ready && hc->state != MG_HC_CLOSING) {
+        (void) mg_hc_on_read(&hc->conn);
+    }
+}
+
+static void
+mg_hc_flush(mg_hconn_t *hc)
+{
+    while (mg_buf_len(&hc->out) > 0) {
+        if (!hc->conn.write_ready) {
+            return;
+        }
+        struct iovec iov = {mg_buf_head(&hc->out), mg_buf_len(&hc->out)};
+        ssize_t n = mg_conn_writev(&hc->conn, &iov, 1);
+        if (n == MG_AGAIN) {
+            return;
+        }
+        if (n < 0) {
+            mg_hc_close(hc);
+            return;
+        }
+        mg_buf_consume(&hc->out, (size_t) n);
+    }
+    if (hc->state == MG_HC_CLOSING) {
+        mg_hc_close(hc);
+        return;
+    }
+    if (hc->want_drain && hc->req != NULL) {
+        hc->want_drain = false;
+        if (hc->server->conf.on_drain != NULL) {
+            hc->entered = true;
+            hc->server->conf.on_drain(hc->req);
+            hc->entered = false;
+            if (hc->dead) {
+                hc->dead = false;
+                mg_hc_close(hc);
+                return;
+            }
+        }
+    }
+    if (hc->req != NULL && hc->req->finished && mg_buf_len(&hc->out) == 0) {
+        if (hc->entered) {
+            return; /* completes when the handler returns (see mg_http_respond) */
+        }
+        mg_hc_request_complete(hc);
+    }
+}
+
+static int
+mg_hc_on_write(mg_conn_t *c)
+{
+    mg_hconn_t *hc = c->data;
+    size_t before = mg_buf_len(&hc->out);
+    if (hc->want_drain && before > 0 && before - 0 <= MG_HC_LOW_WATER) {
+        /* flush handles the drain notification */
+    }
+    mg_hc_flush(hc);
+    return MG_OK;
+}
+
+/* ---- responses ---- */
+
+static void
+mg_hc_after_queue(mg_http_req_t *req)
+{
+    mg_hconn_t *hc = req->hc;
+    bool was_entered = hc->entered;
+    hc->entered = true;
+    mg_hc_flush(hc);
+    hc->entered = was_entered;
+    if (hc->dead && !was_entered) {
+        hc->dead = false;
+        mg_hc_close(hc);
+        return;
+    }
+    if (!was_entered && req->finished && mg_buf_len(&hc->out) == 0 && !hc->dead) {
+        mg_hc_request_complete(hc);
+    }
+}
+
+static void
+mg_http_head_out(mg_http_req_t *req, int status, const char *headers, size_t headers_len,
+                 const char *framing)
+{
+    mg_hconn_t *hc = req->hc;
+    mg_buf_printf(&hc->out, "HTTP/1.1 %d %s\r\n", status, mg_http_status_text(status));
+    mg_buf_append_str(&hc->out, mg_http_date(hc->server));
+    if (headers != NULL && headers_len > 0) {
+        mg_buf_append(&hc->out, headers, headers_len);
+    }
+    mg_buf_append_str(&hc->out, framing);
+    if (!req->keep_alive || hc->server->draining) {
+        req->keep_alive = false;
+        mg_buf_append_str(&hc->out, "connection: close\r\n");
+    } else if (req->head.version_minor == 0) {
+        mg_buf_append_str(&hc->out, "connection: keep-alive\r\n");
+    }
+    mg_buf_append(&hc->out, "\r\n", 2);
+    req->status = status;
+    req->head_sent = true;
+}
+
+void
+mg_http_respond(mg_http_req_t *req, int status, const char *headers, size_t headers_len,
+                const char *body, size_t body_len)
+{
+    mg_hconn_t *hc = req->hc;
+    if (req->finished || req->head_sent) {
+        mg_log(MG_LOG_ERROR, NULL, "response sent twice for request %llu", (unsigned long long) req->seq);
+        return;
+    }
+    char framing[64];
+    snprintf(framing, sizeof(framing), "content-length: %zu\r\n", body_len);
+    mg_http_head_out(req, status, headers, headers_len, framing);
+    bool head_method = req->head.method_len == 4 && memcmp(req->head.method, "HEAD", 4) == 0;
+    if (!head_method) {
+        if (mg_buf_len(&hc->out) < 4096 || body_len < 4096) {
+            mg_buf_append(&hc->out, body, body_len);
+        } else {
+            /* big body: try writing head + body straight from the caller's memory */
+            struct iovec iov[2] = {{mg_buf_head(&hc->out), mg_buf_len(&hc->out)},
+                                   {(void *) body, body_len}};
+            ssize_t n = hc->conn.write_ready ? mg_conn_writev(&hc->conn, iov, 2) : MG_AGAIN;
+            if (n >= 0) {
+                size_t hl = mg_buf_len(&hc->out);
+                if ((size_t) n >= hl) {
+                    mg_buf_reset(&hc->out);
+                    mg_buf_append(&hc->out, body + ((size_t) n - hl), body_len - ((size_t) n - hl));
+                } else {
+                    mg_buf_consume(&hc->out, (size_t) n);
+                    mg_buf_append(&hc->out, body, body_len);
+                }
+            } else {
+                mg_buf_append(&hc->out, body, body_len);
+            }
+        }
+    }
+    req->bytes_out += body_len;
+    req->finished = true;
+    mg_hc_after_queue(req);
+}
+
+void
+mg_http_stream_begin(mg_http_req_t *req, int status, const char *headers, size_t headers_len)
+{
+    req->streaming = true;
+    if (req->head.version_minor == 0) {
+        /* HTTP/1.0 has no chunked encoding: delimit by close */
+        req->keep_alive = false;
+        mg_http_head_out(req, status, headers, headers_len, "");
+    } else {
+        mg_http_head_out(req, status, headers, headers_len, "transfer-encoding: chunked\r\n");
+    }
+    mg_hc_after_queue(req);
+}
+
+bool
+mg_http_stream_write(mg_http_req_t *req, const char *data, size_t len)
+{
+    mg_hconn_t *hc = req->hc;
+    if (len == 0 || req->finished) {
+        return false;
+    }
+    if (req->head.version_minor == 0) {
+        mg_buf_append(&hc->out, data, len);
+    } else {
+        mg_buf_printf(&hc->out, "%zx\r\n", len);
+        mg_buf_append(&hc->out, data, len);
+        mg_buf_append(&hc->out, "\r\n", 2);
+    }
+    req->bytes_out += len;
+    mg_hc_after_queue(req);
+    if (mg_buf_len(&hc->out) > MG_HC_HIGH_WATER) {
+        hc->want_drain = true;
+        return true;
+    }
+    return false;
+}
+
+void
+mg_http_stream_end(mg_http_req_t *req)
+{
+    mg_hconn_t *hc = req->hc;
+    if (req->finished) {
+        return;
+    }
+    if (req->head.version_minor == 0) {
+        req->keep_alive = false;
+    } else {
+        mg_buf_append(&hc->out, "0\r\n\r\n", 5);
+    }
+    req->finished = true;
+    mg_hc_after_queue(req);
+}
+
+void
+mg_http_stream_abort(mg_http_req_t *req)
+{
+    mg_hconn_t *hc = req->hc;
+    req->finished = true;
+    req->keep_alive = false;
+    hc->state = MG_HC_CLOSING;
+    mg_hc_after_queue(req);
+}
+
+const char *
+mg_http_req_header(const mg_http_req_t *req, const char *lower_name, size_t *len)
+{
+    const mg_http_header_t *h = mg_http_header_find(&req->head, lower_name);
+    if (h == NULL) {
+        return NULL;
+    }
+    if (len != NULL) {
+        *len = h->value_len;
+    }
+    return h->value;
+}
+
+size_t
+mg_http_req_pending(const mg_http_req_t *req)
+{
+    return mg_buf_len(&req->hc->out);
+}
