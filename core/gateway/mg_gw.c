@@ -1,0 +1,640 @@
+/*
+ * mg_gw.c -- request dispatch, authentication and the response helpers
+ * shared by the LLM routes (mg_proxy.c) and the admin routes (mg_admin.c).
+ */
+#include "mg_gw.h"
+
+#include "../base/mg_log.h"
+#include "../base/mg_shm.h"
+#include "../base/mg_time.h"
+#include "../base/mg_util.h"
+#include "../registry/mg_stats.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void mg_gw_on_request(mg_http_req_t *hr);
+static void mg_gw_on_abort(mg_http_req_t *hr);
+static void mg_gw_on_drain(mg_http_req_t *hr);
+static void mg_gw_on_free(mg_http_req_t *hr);
+
+/* ---- snapshot attach hooks ---- */
+
+static int
+mg_gw_attach(void *ud, mg_snapshot_t *s, mg_deployment_t *d, mg_err_t *err)
+{
+    mg_gw_t *gw = ud;
+    (void) s;
+    d->prov = mg_provider_find(d->provider);
+    d->stats_slot = mg_stats_slot(d->id);
+    if (d->prov == NULL || d->mock_response != NULL) {
+        return MG_OK; /* answered offline, or refused at request time with a clear error */
+    }
+    const char *base = mg_provider_base(d->prov, d);
+    if (base == NULL) {
+        return MG_OK; /* refused at request time: "api_base is required" */
+    }
+    mg_err_t e2;
+    mg_upstream_t *u = mg_upstream_get(gw->upool, d->provider, base, true, d->cred_hash, gw->gen + 1,
+                                       &e2);
+    if (u == NULL) {
+        /* a bad api_base is the deployment's problem, not the whole snapshot's */
+        mg_log(MG_LOG_WARN, NULL, "deployment \"%s\" (%s): %s", d->id, d->model_name, e2.msg);
+        (void) err;
+        return MG_OK;
+    }
+    d->upstream = u;
+    return MG_OK;
+}
+
+static void
+mg_gw_detach(void *ud, mg_snapshot_t *s, mg_deployment_t *d)
+{
+    (void) s;
+    mg_gw_t *gw = ud;
+    if (d->upstream != NULL) {
+        mg_upstream_unref(d->upstream);
+        d->upstream = NULL;
+    }
+    (void) gw;
+}
+
+static void
+mg_gw_snapshot_freed(void *ext)
+{
+    mg_gw_t *gw = ext;
+    gw->live_snapshots--;
+}
+
+const mg_registry_hooks_t *
+mg_gw_registry_hooks(mg_gw_t *gw)
+{
+    static mg_registry_hooks_t hooks;
+    hooks.attach = mg_gw_attach;
+    hooks.detach = mg_gw_detach;
+    hooks.ud = gw;
+    return &hooks;
+}
+
+/* ---- lifecycle ---- */
+
+static void
+mg_gw_apply_root_path(mg_gw_t *gw)
+{
+    const char *rp = getenv("SERVER_ROOT_PATH");
+    gw->root_path[0] = '\0';
+    if (rp == NULL || rp[0] == '\0' || strcmp(rp, "/") == 0) {
+        return;
+    }
+    snprintf(gw->root_path, sizeof(gw->root_path), "%s%s", rp[0] == '/' ? "" : "/", rp);
+    size_t l = strlen(gw->root_path);
+    while (l > 1 && gw->root_path[l - 1] == '/') {
+        gw->root_path[--l] = '\0';
+    }
+}
+
+static void
+mg_gw_server_conf(mg_gw_t *gw, mg_http_server_conf_t *hc)
+{
+    memset(hc, 0, sizeof(*hc));
+    hc->on_request = mg_gw_on_request;
+    hc->on_abort = mg_gw_on_abort;
+    hc->on_drain = mg_gw_on_drain;
+    hc->on_free = mg_gw_on_free;
+    hc->ud_size = sizeof(mg_request_t);
+    hc->max_body = gw->config->max_request_size;
+    hc->keepalive_timeout_ms = gw->config->keepalive_timeout_ms;
+    hc->data = gw;
+}
+
+static void
+mg_gw_pool_conf(mg_gw_t *gw, mg_upool_conf_t *pc)
+{
+    pc->connect_timeout_ms = gw->config->upstream_connect_timeout_ms;
+    pc->idle_timeout_ms = gw->config->upstream_idle_timeout_ms;
+    pc->max_idle = gw->config->upstream_max_idle;
+}
+
+mg_gw_t *
+mg_gw_create(struct event_base *base, int worker_id, mg_config_t *cfg, const mg_gw_host_t *host)
+{
+    mg_gw_t *gw = mg_xcalloc(1, sizeof(*gw));
+    gw->base = base;
+    gw->worker_id = worker_id;
+    gw->config = mg_config_ref(cfg);
+    gw->host = *host;
+    gw->started_ms = mg_time_real_ms();
+    snprintf(gw->not_ready_reason, sizeof(gw->not_ready_reason), "the registry is loading");
+    mg_gw_apply_root_path(gw);
+    mg_http_server_conf_t hc;
+    mg_gw_server_conf(gw, &hc);
+    gw->http = mg_http_server_create(base, &hc);
+    gw->http->conf.data = gw;
+    mg_upool_conf_t pc;
+    mg_gw_pool_conf(gw, &pc);
+    gw->upool = mg_upool_create(base, &pc);
+    return gw;
+}
+
+void
+mg_gw_destroy(mg_gw_t *gw)
+{
+    mg_http_server_destroy(gw->http);
+    mg_snapshot_unref(gw->snap);
+    gw->snap = NULL;
+    mg_upool_destroy(gw->upool);
+    mg_config_unref(gw->config);
+    free(gw);
+}
+
+void
+mg_gw_set_config(mg_gw_t *gw, mg_config_t *cfg)
+{
+    mg_config_t *old = gw->config;
+    gw->config = mg_config_ref(cfg);
+    mg_config_unref(old);
+    gw->http->conf.max_body = cfg->max_request_size;
+    gw->http->conf.keepalive_timeout_ms = cfg->keepalive_timeout_ms;
+    mg_upool_conf_t pc;
+    mg_gw_pool_conf(gw, &pc);
+    mg_upool_set_conf(gw->upool, &pc);
+}
+
+void
+mg_gw_set_snapshot(mg_gw_t *gw, mg_snapshot_t *snap)
+{
+    mg_snapshot_t *old = gw->snap;
+    gw->snap = mg_snapshot_ref(snap);
+    snap->ext = gw;
+    snap->ext_free = mg_gw_snapshot_freed;
+    gw->live_snapshots++;
+    gw->gen++;
+    gw->ready = true;
+    gw->not_ready_reason[0] = '\0';
+    mg_snapshot_unref(old);
+    /* upstreams the new snapshot does not use start draining now */
+    mg_upool_sweep(gw->upool, gw->gen);
+}
+
+void
+mg_gw_set_not_ready(mg_gw_t *gw, const char *reason)
+{
+    snprintf(gw->not_ready_reason, sizeof(gw->not_ready_reason), "%s", reason);
+}
+
+void
+mg_gw_drain(mg_gw_t *gw)
+{
+    gw->draining = true;
+    mg_http_server_drain(gw->http);
+}
+
+mg_snapshot_t *
+mg_gw_snapshot(mg_gw_t *gw)
+{
+    return gw->snap;
+}
+
+/* ---- response helpers ---- */
+
+void
+mg_gw_common_headers(mg_request_t *r, mg_buf_t *h)
+{
+    mg_buf_printf(h, "x-litellm-call-id: %s\r\nx-litellm-version: %s\r\nx-moongate-worker: %d\r\n",
+                  r->call_id, MG_VERSION, r->gw->worker_id);
+    mg_snapshot_t *s = r->snap != NULL ? r->snap : r->gw->snap;
+    if (s != NULL) {
+        mg_buf_printf(h, "x-moongate-registry-version: %lld\r\n", (long long) s->version);
+    }
+    size_t ol;
+    const char *origin = mg_http_req_header(r->hr, "origin", &ol);
+    if (origin != NULL) {
+        mg_buf_printf(h, "access-control-allow-origin: %.*s\r\naccess-control-allow-credentials: "
+                         "true\r\nvary: Origin\r\n", (int) ol, origin);
+    }
+}
+
+static void
+mg_gw_send_json_text(mg_request_t *r, int status, const char *body, size_t len,
+                     const char *extra_headers)
+{
+    mg_buf_t h = MG_BUF_INIT;
+    mg_buf_append_str(&h, "content-type: application/json\r\n");
+    mg_gw_common_headers(r, &h);
+    if (extra_headers != NULL) {
+        mg_buf_append_str(&h, extra_headers);
+    }
+    mg_http_respond(r->hr, status, mg_buf_head(&h), mg_buf_len(&h), body, len);
+    mg_buf_free(&h);
+}
+
+void
+mg_gw_error_raw(mg_request_t *r, int status, const char *message, const char *type_json,
+                const char *param_json, const char *extra_headers)
+{
+    mg_buf_t b = MG_BUF_INIT;
+    mg_buf_append_str(&b, "{\"error\":{\"message\":");
+    mg_buf_json_str(&b, message, strlen(message));
+    mg_buf_printf(&b, ",\"type\":%s,\"param\":%s,\"code\":\"%d\"}}", type_json, param_json,
+                  status);
+    r->gw->failures++;
+    mg_gw_send_json_text(r, status, mg_buf_head(&b), mg_buf_len(&b), extra_headers);
+    mg_buf_free(&b);
+}
+
+void
+mg_gw_error(mg_request_t *r, int status, const char *message, const char *type, const char *param,
+            const char *extra_headers)
+{
+    mg_buf_t t = MG_BUF_INIT, p = MG_BUF_INIT;
+    if (type != NULL) {
+        mg_buf_json_str(&t, type, strlen(type));
+    } else {
+        mg_buf_append_str(&t, "null");
+    }
+    if (param != NULL) {
+        mg_buf_json_str(&p, param, strlen(param));
+    } else {
+        mg_buf_append_str(&p, "null");
+    }
+    mg_gw_error_raw(r, status, message, mg_buf_cstr(&t), mg_buf_cstr(&p), extra_headers);
+    mg_buf_free(&t);
+    mg_buf_free(&p);
+}
+
+void
+mg_gw_detail(mg_request_t *r, int status, json_t *detail)
+{
+    json_t *body = json_pack("{s:o}", "detail", detail);
+    char *s = json_dumps(body, JSON_COMPACT);
+    mg_gw_send_json_text(r, status, s, strlen(s), NULL);
+    free(s);
+    json_decref(body);
+}
+
+void
+mg_gw_json(mg_request_t *r, int status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
+    mg_gw_send_json_text(r, status, s, strlen(s), NULL);
+    free(s);
+}
+
+char *
+mg_gw_pyrepr_dict_error(const char *msg)
+{
+    /* {'error': '...'} with Python's quoting: double quotes when the text has ' and no " */
+    bool dq = strchr(msg, '\'') != NULL && strchr(msg, '"') == NULL;
+    mg_buf_t b = MG_BUF_INIT;
+    mg_buf_append_str(&b, "{'error': ");
+    char q = dq ? '"' : '\'';
+    mg_buf_append(&b, &q, 1);
+    for (const char *p = msg; *p; p++) {
+        if (*p == q || *p == '\\') {
+            mg_buf_append(&b, "\\", 1);
+        }
+        if (*p == '\n') {
+            mg_buf_append_str(&b, "\\n");
+            continue;
+        }
+        mg_buf_append(&b, p, 1);
+    }
+    mg_buf_append(&b, &q, 1);
+    mg_buf_append(&b, "}", 1);
+    char *s = mg_xstrdup(mg_buf_cstr(&b));
+    mg_buf_free(&b);
+    return s;
+}
+
+/* ---- authentication ---- */
+
+typedef enum {
+    MG_AUTH_OK = 0,
+    MG_AUTH_FAILED,     /* response sent */
+} mg_auth_rc_t;
+
+static const char *
+mg_gw_strip_bearer(const char *v, size_t *len)
+{
+    if (*len >= 7 && strncasecmp(v, "bearer ", 7) == 0) {
+        *len -= 7;
+        return v + 7;
+    }
+    return v;
+}
+
+static mg_auth_rc_t
+mg_gw_auth(mg_request_t *r)
+{
+    mg_config_t *cfg = r->gw->config;
+    if (cfg->master_key == NULL) {
+        r->is_admin = true;
+        return MG_AUTH_OK;
+    }
+    const char *key = NULL;
+    size_t klen = 0;
+    const char *custom = json_string_value(json_object_get(cfg->general_settings, "litellm_key_header_name"));
+    if (custom != NULL) {
+        char lower[128];
+        size_t n = strlen(custom);
+        if (n < sizeof(lower)) {
+            for (size_t i = 0; i <= n; i++) {
+                lower[i] = (char) (custom[i] >= 'A' && custom[i] <= 'Z' ? custom[i] + 32 : custom[i]);
+            }
+            key = mg_http_req_header(r->hr, lower, &klen);
+            if (key != NULL) {
+                key = mg_gw_strip_bearer(key, &klen);
+            }
+        }
+    }
+    static const char *const plain[] = {"x-litellm-api-key", "api-key", "x-api-key",
+                                        "x-goog-api-key", "ocp-apim-subscription-key", NULL};
+    if (key == NULL) {
+        size_t al;
+        const char *auth = mg_http_req_header(r->hr, "authorization", &al);
+        if (auth != NULL) {
+            if (al >= 7 && strncasecmp(auth, "bearer ", 7) == 0) {
+                key = auth + 7;
+                klen = al - 7;
+            } else if (al >= 6 && strncasecmp(auth, "basic ", 6) == 0) {
+                key = auth + 6;
+                klen = al - 6;
+            } else {
+                /* x-api-key style clients may still send a bare Authorization */
+                for (const char *const *h = plain; *h && key == NULL; h++) {
+                    key = mg_http_req_header(r->hr, *h, &klen);
+                }
+                if (key == NULL) {
+                    mg_gw_error_raw(r, 401, "Authentication Error, Malformed API Key passed in. "
+                                            "Ensure Key has `Bearer ` prefix.",
+                                    "\"auth_error\"", "\"None\"", NULL);
+                    return MG_AUTH_FAILED;
+                }
+                key = mg_gw_strip_bearer(key, &klen);
+            }
+        }
+    }
+    for (const char *const *h = plain; *h && key == NULL; h++) {
+        key = mg_http_req_header(r->hr, *h, &klen);
+        if (key != NULL) {
+            key = mg_gw_strip_bearer(key, &klen);
+        }
+    }
+    while (klen > 0 && (key[klen - 1] == ' ' || key[klen - 1] == '\t')) {
+        klen--;
+    }
+    if (key == NULL || klen == 0) {
+        mg_gw_error_raw(r, 401, "Authentication Error, No api key passed in.", "\"auth_error\"",
+                        "\"None\"", NULL);
+        return MG_AUTH_FAILED;
+    }
+    char *k = mg_arena_strndup(r->arena, key, klen);
+    if (mg_ct_streq(k, cfg->master_key)) {
+        r->is_admin = true;
+        return MG_AUTH_OK;
+    }
+    /* moongate has no virtual keys yet: every other key is refused, as LiteLLM does without a DB */
+    if (cfg->database_url == NULL) {
+        mg_gw_error_raw(r, 400, "No connected db.", "\"no_db_connection\"", "null", NULL);
+        return MG_AUTH_FAILED;
+    }
+    char red[32];
+    mg_log_redact(k, red, sizeof(red));
+    if (strncmp(k, "sk-", 3) != 0) {
+        char *msg = mg_arena_printf(r->arena, "Authentication Error, LiteLLM Virtual Key expected. "
+                                              "Received=%s, expected to start with 'sk-'.", red);
+        mg_gw_error_raw(r, 401, msg, "\"auth_error\"", "\"None\"", NULL);
+        return MG_AUTH_FAILED;
+    }
+    char hash[65];
+    mg_sha256_hex(k, klen, hash);
+    char *msg = mg_arena_printf(r->arena,
+                                "Authentication Error, Invalid proxy server token passed. Received "
+                                "API Key = %s, Key Hash (Token) =%s. Unable to find token in cache "
+                                "or `LiteLLM_VerificationTokenTable`", red, hash);
+    mg_gw_error_raw(r, 401, msg, "\"token_not_found_in_db\"", "\"key\"", NULL);
+    return MG_AUTH_FAILED;
+}
+
+/* ---- dispatch ---- */
+
+static bool
+mg_gw_path_is(const mg_request_t *r, const char *p)
+{
+    size_t n = strlen(p);
+    return r->path_len == n && memcmp(r->path, p, n) == 0;
+}
+
+static bool
+mg_gw_method_is(const char *m, size_t ml, const char *want)
+{
+    size_t n = strlen(want);
+    return ml == n && memcmp(m, want, n) == 0;
+}
+
+/* Matches "<prefix>{model}<suffix>" where model may contain '/'. */
+static bool
+mg_gw_match_model_path(const mg_request_t *r, const char *prefix, const char *suffix,
+                       const char **model, size_t *mlen)
+{
+    size_t pl = strlen(prefix), sl = strlen(suffix);
+    if (r->path_len <= pl + sl || memcmp(r->path, prefix, pl) != 0 ||
+        memcmp(r->path + r->path_len - sl, suffix, sl) != 0) {
+        return false;
+    }
+    *model = r->path + pl;
+    *mlen = r->path_len - pl - sl;
+    return *mlen > 0;
+}
+
+static void
+mg_gw_not_found(mg_request_t *r)
+{
+    /* the OpenAI envelope for SDK clients, plus FastAPI's "detail" that LiteLLM returns */
+    const char *body = "{\"error\":{\"message\":\"Not Found\",\"type\":\"invalid_request_error\","
+                       "\"param\":null,\"code\":\"404\"},\"detail\":\"Not Found\"}";
+    mg_buf_t h = MG_BUF_INIT;
+    mg_buf_append_str(&h, "content-type: application/json\r\n");
+    mg_gw_common_headers(r, &h);
+    mg_http_respond(r->hr, 404, mg_buf_head(&h), mg_buf_len(&h), body, strlen(body));
+    mg_buf_free(&h);
+}
+
+static bool
+mg_gw_llm_route(mg_request_t *r, mg_route_t *route, const char **pm, size_t *pml)
+{
+    static const struct {
+        const char *suffix;
+        mg_route_t route;
+    } routes[] = {
+        {"/chat/completions", MG_ROUTE_CHAT},
+        {"/completions", MG_ROUTE_COMPLETIONS},
+        {"/embeddings", MG_ROUTE_EMBEDDINGS},
+    };
+    *pm = NULL;
+    *pml = 0;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        char v1[64];
+        snprintf(v1, sizeof(v1), "/v1%s", routes[i].suffix);
+        if (mg_gw_path_is(r, routes[i].suffix) || mg_gw_path_is(r, v1)) {
+            *route = routes[i].route;
+            return true;
+        }
+        if (mg_gw_match_model_path(r, "/openai/deployments/", routes[i].suffix, pm, pml) ||
+            mg_gw_match_model_path(r, "/engines/", routes[i].suffix, pm, pml) ||
+            mg_gw_match_model_path(r, "/v1/engines/", routes[i].suffix, pm, pml)) {
+            /* "/completions" also ends "/chat/completions": keep the longest */
+            if (routes[i].route == MG_ROUTE_COMPLETIONS && *pml > 5 &&
+                memcmp(*pm + *pml - 5, "/chat", 5) == 0) {
+                continue;
+            }
+            *route = routes[i].route;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+mg_gw_on_request(mg_http_req_t *hr)
+{
+    mg_gw_t *gw = hr->server->conf.data;
+    mg_request_t *r = hr->ud;
+    memset(r, 0, sizeof(*r));
+    r->hr = hr;
+    r->gw = gw;
+    r->arena = &hr->arena;
+    r->req_num_retries = -1;
+    gw->requests++;
+    size_t cl;
+    const char *cid = mg_http_req_header(hr, "x-litellm-call-id", &cl);
+    if (cid != NULL && cl > 0 && cl < sizeof(r->call_id)) {
+        memcpy(r->call_id, cid, cl);
+        r->call_id[cl] = '\0';
+        for (char *p = r->call_id; *p; p++) {
+            if (*p < 0x21 || *p > 0x7e) {
+                *p = '_';
+            }
+        }
+    } else {
+        mg_uuid4(r->call_id);
+    }
+    /* path without query, under SERVER_ROOT_PATH */
+    const char *t = hr->head.target;
+    size_t tl = hr->head.target_len;
+    if (tl > 7 && (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0)) {
+        /* absolute-form: drop scheme and authority */
+        const char *s = memchr(t + 8, '/', tl - 8);
+        if (s == NULL) {
+            t = "/";
+            tl = 1;
+        } else {
+            tl -= (size_t) (s - t);
+            t = s;
+        }
+    }
+    const char *q = memchr(t, '?', tl);
+    size_t pl = q ? (size_t) (q - t) : tl;
+    size_t rl = strlen(gw->root_path);
+    if (rl > 0) {
+        if (pl < rl || memcmp(t, gw->root_path, rl) != 0 || (pl > rl && t[rl] != '/')) {
+            mg_gw_not_found(r);
+            return;
+        }
+        t += rl;
+        pl -= rl;
+        if (pl == 0) {
+            t = "/";
+            pl = 1;
+        }
+    }
+    while (pl > 1 && t[pl - 1] == '/') {
+        pl--;
+    }
+    r->path = t;
+    r->path_len = pl;
+
+    const char *m = hr->head.method;
+    size_t ml = hr->head.method_len;
+    if (mg_gw_method_is(m, ml, "OPTIONS")) {
+        mg_buf_t h = MG_BUF_INIT;
+        mg_gw_common_headers(r, &h);
+        mg_buf_append_str(&h, "access-control-allow-methods: *\r\naccess-control-allow-headers: *\r\n"
+                              "allow: GET, POST, PATCH, DELETE, OPTIONS\r\n");
+        mg_http_respond(hr, 200, mg_buf_head(&h), mg_buf_len(&h), "", 0);
+        mg_buf_free(&h);
+        return;
+    }
+    bool get = mg_gw_method_is(m, ml, "GET") || mg_gw_method_is(m, ml, "HEAD");
+    /* public routes */
+    if (mg_gw_path_is(r, "/health/liveliness") || mg_gw_path_is(r, "/health/liveness")) {
+        if (!get) {
+            mg_gw_error(r, 405, "Method Not Allowed", "invalid_request_error", NULL, NULL);
+            return;
+        }
+        static const char alive[] = "\"I'm alive!\"";
+        mg_gw_send_json_text(r, 200, alive, sizeof(alive) - 1, NULL);
+        return;
+    }
+    if (mg_gw_path_is(r, "/health/readiness") || mg_gw_path_is(r, "/")) {
+        (void) mg_admin_handle(r, m, ml);
+        return;
+    }
+    mg_route_t route;
+    const char *pm;
+    size_t pml;
+    bool llm = mg_gw_llm_route(r, &route, &pm, &pml);
+    if (llm && !mg_gw_method_is(m, ml, "POST")) {
+        mg_gw_error(r, 405, "Method Not Allowed", "invalid_request_error", NULL, NULL);
+        return;
+    }
+    if (mg_gw_auth(r) != MG_AUTH_OK) {
+        return;
+    }
+    if (llm) {
+        mg_proxy_handle(r, route, pm, pml);
+        return;
+    }
+    if (mg_admin_handle(r, m, ml)) {
+        return;
+    }
+    mg_gw_not_found(r);
+}
+
+void
+mg_gw_finalize(mg_request_t *r)
+{
+    mg_proxy_cleanup(r);
+    if (r->snap != NULL) {
+        mg_snapshot_unref(r->snap);
+        r->snap = NULL;
+    }
+}
+
+static void
+mg_gw_on_abort(mg_http_req_t *hr)
+{
+    mg_request_t *r = hr->ud;
+    mg_admin_abort(r);
+    mg_proxy_abort(r);
+}
+
+static void
+mg_gw_on_free(mg_http_req_t *hr)
+{
+    mg_request_t *r = hr->ud;
+    if (r->gw == NULL) {
+        return; /* freed before dispatch (413 etc.) */
+    }
+    mg_admin_abort(r);
+    mg_gw_finalize(r);
+}
+
+static void
+mg_gw_on_drain(mg_http_req_t *hr)
+{
+    mg_request_t *r = hr->ud;
+    mg_proxy_drain(r);
+}

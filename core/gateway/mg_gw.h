@@ -1,0 +1,236 @@
+/*
+ * mg_gw.h -- the gateway: what a request means (routes, auth, routing,
+ * retries, fallbacks, the LiteLLM-compatible API) on top of the HTTP server,
+ * the registry and the upstream pool.
+ *
+ * Owns: per worker, the current snapshot reference and the request contexts
+ * (mg_request_t lives in the HTTP request's ud space).  Does not own the
+ * event loop, the store or the process machinery: the worker (proc layer)
+ * provides those through mg_gw_host_t.
+ *
+ * Lifetime: a request takes a reference on the snapshot current when it
+ * starts and keeps it until it is finalised, retries and fallbacks included.
+ */
+#ifndef MG_GW_H
+#define MG_GW_H
+
+#include "../base/mg_arena.h"
+#include "../base/mg_buf.h"
+#include "../base/mg_err.h"
+#include "../base/mg_json.h"
+#include "../http/mg_http_server.h"
+#include "../http/mg_sse.h"
+#include "../pool/mg_client.h"
+#include "../pool/mg_upstream.h"
+#include "../providers/mg_provider.h"
+#include "../registry/mg_registry.h"
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+typedef struct mg_gw_s mg_gw_t;
+
+typedef void (*mg_gw_commit_cb)(void *ud, int rc, int64_t version, json_t *row, const mg_err_t *err);
+typedef void (*mg_gw_reload_cb)(void *ud, int rc, json_t *result, const mg_err_t *err);
+
+/* Services the worker provides to the gateway. */
+typedef struct {
+    /* Commits a store mutation, then waits until every local worker applied it. */
+    void (*commit)(void *host, json_t *mutation, mg_gw_commit_cb cb, void *ud);
+    /* Re-reads config.yaml through the master (POST /config/reload). */
+    void (*reload)(void *host, mg_gw_reload_cb cb, void *ud);
+    /* This worker's state for /moongate/state (new reference). */
+    json_t *(*state)(void *host);
+    /* Store status: {"type":..,"connected":..} (new reference). */
+    json_t *(*store_status)(void *host);
+    void *host;
+} mg_gw_host_t;
+
+#define MG_GW_MAX_MEMBERS 96
+
+struct mg_gw_s {
+    struct event_base *base;
+    mg_http_server_t *http;         /* owned */
+    mg_upool_t *upool;              /* owned */
+    mg_snapshot_t *snap;            /* ref: current snapshot, NULL until loaded */
+    mg_config_t *config;            /* ref: current config */
+    uint64_t gen;                   /* generation counter for snapshots (upstream draining) */
+    int worker_id;
+    char root_path[256];            /* SERVER_ROOT_PATH without trailing '/' ("" = none) */
+    bool ready;                     /* registry loaded at least once */
+    char not_ready_reason[512];
+    bool draining;
+    mg_gw_host_t host;
+    int live_snapshots;             /* snapshots not yet freed (current + pinned) */
+    uint64_t requests;
+    uint64_t failures;
+    uint64_t policy_errors;
+    int64_t started_ms;
+};
+
+/* Per-request context, in the HTTP request's ud space. */
+typedef struct mg_request_s mg_request_t;
+
+typedef enum {
+    MG_ATT_NONE = 0,
+    MG_ATT_UPSTREAM,        /* waiting on an upstream exchange */
+    MG_ATT_BACKOFF,         /* waiting before a retry */
+    MG_ATT_STREAMING,       /* relaying a stream */
+    MG_ATT_ASYNC,           /* waiting on a store/master operation */
+    MG_ATT_DONE,
+} mg_att_state_t;
+
+typedef struct mg_pending_s mg_pending_t;
+
+struct mg_request_s {
+    mg_http_req_t *hr;              /* borrowed: our HTTP request */
+    mg_gw_t *gw;                    /* borrowed */
+    mg_snapshot_t *snap;            /* ref: released in mg_gw_finalize() */
+    mg_arena_t *arena;              /* borrowed: hr->arena */
+    mg_pending_t *pending;          /* async admin operation in flight, or NULL */
+    char call_id[80];
+    const char *path;               /* after the root path */
+    size_t path_len;
+    bool is_admin;                  /* authenticated with the master key (or open) */
+
+    /* LLM request */
+    mg_route_t route;
+    const char *route_path;         /* "/chat/completions" for messages */
+    mg_json_member_t members[MG_GW_MAX_MEMBERS];
+    int nmembers;
+    bool members_overflow;
+    const char *model;              /* arena: requested model */
+    const char *path_model;         /* arena: model from the URL (Azure style) or NULL */
+    bool stream;
+    bool include_usage;
+    int req_num_retries;            /* -1 unset */
+    bool disable_fallbacks;
+    double req_timeout;             /* seconds, 0 unset */
+    double req_stream_timeout;
+    json_t *req_fallbacks;          /* owned: request-level fallbacks */
+    json_t *req_mock;               /* owned: request-level mock_response */
+
+    /* routing */
+    mg_group_t *group;              /* borrowed: r->snap */
+    const char *group_name;         /* arena: group as the client named it (for messages) */
+    const char *wild_matched;       /* arena: the string a wildcard matched */
+    mg_deployment_t *order[64];     /* borrowed: candidates of the current group, best first */
+    int norder;
+    int order_pos;
+    mg_deployment_t *dep;           /* borrowed: current attempt */
+    char *upstream_model;           /* arena */
+    int retries_left;
+    int max_retries;
+    int attempts_in_group;
+    int retries_done;               /* x-litellm-attempted-retries */
+    int fallback_depth;
+    json_t *fallback_groups;        /* owned: remaining fallback groups, or NULL */
+    json_t *fallback_list_repr;     /* owned: the list shown in messages, or NULL */
+    bool fallbacks_computed;
+    char *first_error;              /* malloc: message of the first failure (with suffix added later) */
+    int first_status;
+    const char *first_type;
+    const char *first_param;
+    char *last_fb_error;            /* malloc: last fallback failure message */
+    mg_att_state_t state;
+
+    /* upstream exchange */
+    mg_client_t *client;
+    mg_buf_t up_head;               /* request line + headers */
+    struct iovec *up_iov;           /* arena */
+    int up_niov;
+    int up_status;
+    mg_buf_t up_body;               /* non-stream response body / error body */
+    char up_retry_after[32];
+    char up_ctype[64];
+    bool up_stream;                 /* upstream answered with an event stream */
+    mg_sse_t sse;
+    bool done_seen;
+    bool stream_paused;
+    int64_t t_upstream_us;
+    int64_t t_first_byte_us;
+    int64_t upstream_us_total;
+    bool stats_begun;
+    struct event timer;             /* backoff / mock streaming */
+    bool timer_on;
+
+    /* usage */
+    int64_t prompt_tokens, completion_tokens, total_tokens;
+    bool usage_seen;
+
+    /* mock streaming */
+    const char *mock_text;
+    size_t mock_len, mock_pos;
+    bool mock_role_sent;
+    char mock_id[64];
+    int64_t mock_created;
+};
+
+/* ---- gw lifecycle (worker) ---- */
+mg_gw_t *mg_gw_create(struct event_base *base, int worker_id, mg_config_t *cfg,
+                      const mg_gw_host_t *host);
+void mg_gw_destroy(mg_gw_t *gw);
+/* Installs a new current snapshot (takes a reference); the old one lives while pinned. */
+void mg_gw_set_snapshot(mg_gw_t *gw, mg_snapshot_t *snap);
+void mg_gw_set_config(mg_gw_t *gw, mg_config_t *cfg);
+void mg_gw_set_not_ready(mg_gw_t *gw, const char *reason);
+void mg_gw_drain(mg_gw_t *gw);
+/* The snapshot build hooks that attach providers, upstreams and stats slots. */
+const mg_registry_hooks_t *mg_gw_registry_hooks(mg_gw_t *gw);
+
+/* ---- shared helpers (mg_gw.c) ---- */
+/* Sends {"error":{message,type,param,code}} with our headers; type/param NULL -> JSON null. */
+void mg_gw_error(mg_request_t *r, int status, const char *message, const char *type,
+                 const char *param, const char *extra_headers);
+/* Same, but type/param given as already-JSON text (e.g. "\"None\"" or "null"). */
+void mg_gw_error_raw(mg_request_t *r, int status, const char *message, const char *type_json,
+                     const char *param_json, const char *extra_headers);
+/* FastAPI-style {"detail": ...} body (LiteLLM uses it for some routes). */
+void mg_gw_detail(mg_request_t *r, int status, json_t *detail);
+/* 200 JSON response with the common headers. */
+void mg_gw_json(mg_request_t *r, int status, json_t *body);
+/* Appends the common response headers (call id, version, worker, CORS). */
+void mg_gw_common_headers(mg_request_t *r, mg_buf_t *h);
+/* Python repr of a string, as LiteLLM's dict-in-message errors show it. */
+char *mg_gw_pyrepr_dict_error(const char *msg);
+/* Finalises: releases the snapshot and everything the request holds. */
+void mg_gw_finalize(mg_request_t *r);
+mg_snapshot_t *mg_gw_snapshot(mg_gw_t *gw);
+
+/* ---- LLM routes (mg_proxy.c) ---- */
+void mg_proxy_handle(mg_request_t *r, mg_route_t route, const char *path_model, size_t pm_len);
+void mg_proxy_abort(mg_request_t *r);
+void mg_proxy_drain(mg_request_t *r);
+void mg_proxy_cleanup(mg_request_t *r);
+
+/* ---- admin routes (mg_admin.c) ---- */
+/* Returns true if the path was an admin/info route it handled. */
+bool mg_admin_handle(mg_request_t *r, const char *method, size_t mlen);
+void mg_admin_abort(mg_request_t *r);
+
+/* ---- upstream error mapping (mg_errmap.c) ---- */
+typedef struct {
+    int status;                 /* HTTP status for the client */
+    mg_err_class_t cls;         /* for retry/fallback/cooldown decisions */
+    const char *type_json;      /* JSON text for "type" */
+    const char *param_json;     /* JSON text for "param" */
+    char *message;              /* malloc: full LiteLLM-style message (without fallback suffix) */
+    bool context_window;
+    bool content_policy;
+    bool not_found;
+    bool auth;
+    bool rate_limit;
+    bool timeout;
+    bool connection;
+} mg_uperr_t;
+
+/* Maps an upstream HTTP error response (status, body) for provider p. */
+void mg_errmap_http(const mg_provider_t *p, const char *provider_name, int status,
+                    const char *body, size_t body_len, mg_uperr_t *out);
+/* Maps a transport failure (connect, reset, timeout). */
+void mg_errmap_transport(const mg_provider_t *p, const char *provider_name, const mg_err_t *err,
+                         const mg_deployment_t *d, mg_uperr_t *out);
+void mg_uperr_free(mg_uperr_t *e);
+
+#endif

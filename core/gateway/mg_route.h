@@ -1,0 +1,30 @@
+/*
+ * mg_route.h -- which deployment a request tries, in which order, and what
+ * happens after a failure (retry, cooldown, fallback groups): LiteLLM's
+ * router semantics.  The ordering step is where a routing policy plugs in.
+ */
+#ifndef MG_ROUTE_H
+#define MG_ROUTE_H
+
+#include "mg_gw.h"
+
+typedef struct {
+    int n;                      /* candidates available */
+    int cooled;                 /* candidates skipped for cooldown */
+    double min_cooldown_s;      /* smallest configured cooldown among them */
+} mg_route_result_t;
+
+/* Fills r->order/norder from r->group: cooldown filter, order tiers, strategy. */
+void mg_route_order(mg_request_t *r, mg_route_result_t *rr);
+/* LiteLLM's "No deployments available ..." text (malloc). rr may be NULL. */
+char *mg_route_no_deployments_message(mg_request_t *r, const mg_route_result_t *rr);
+/* Records a failure against d and cools it down when LiteLLM would. */
+void mg_route_on_failure(mg_request_t *r, mg_deployment_t *d, const mg_uperr_t *e);
+/* Whether to retry within the group, and how long to wait first. */
+bool mg_route_should_retry(mg_request_t *r, const mg_uperr_t *e, int64_t *wait_ms);
+/* Computes the fallback groups for the primary failure e (sets r->fallback_groups). */
+void mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e);
+/* Uniform [0,1) from the worker's generator. */
+double mg_route_rand(void);
+
+#endif

@@ -1,0 +1,677 @@
+/*
+ * mg_master.c -- see mg_master.h.
+ */
+#include "mg_master.h"
+
+#include "../base/mg_arena.h"
+#include "../base/mg_log.h"
+#include "../base/mg_shm.h"
+#include "../base/mg_time.h"
+#include "../registry/mg_stats.h"
+#include "mg_ctl.h"
+#include "mg_worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct {
+    int index;
+    pid_t pid;                  /* 0 when not running */
+    mg_ctl_t *ctl;              /* owned */
+    int64_t applied_version;
+    int64_t applied_gen;
+    int64_t started_ms;
+    int64_t backoff_ms;
+    int crashes;
+    struct event respawn;
+    bool respawn_on;
+} mg_mworker_t;
+
+typedef struct mg_sync_s {
+    struct mg_sync_s *next;
+    int origin;                 /* worker that asked, -1 = the master itself (SIGHUP) */
+    int64_t req;
+    int64_t version;
+    int64_t gen;
+    int64_t deadline_ms;
+    const char *kind;           /* "commit" or "reload" */
+    json_t *extra;              /* owned: merged into the reply */
+} mg_sync_t;
+
+typedef struct {
+    int origin;
+    int64_t req;
+    mg_config_t *cfg;           /* ref: the validated candidate */
+    int committer;
+    bool active;
+} mg_reload_t;
+
+typedef struct {
+    struct event_base *base;
+    const mg_master_args_t *args;
+    mg_config_t *config;        /* ref */
+    int64_t config_gen;
+    int listen_fd;
+    int n;
+    mg_mworker_t *w;
+    mg_sync_t *syncs;
+    mg_reload_t reload;
+    int64_t reload_seq;
+    bool shutting_down;
+    int64_t shutdown_deadline;
+    int sig_pipe[2];            /* self-pipe: signal handlers write the signal number */
+    struct event sig_ev, tick;
+} mg_master_t;
+
+static mg_master_t *mg_master_self;
+
+static void mg_master_spawn(mg_master_t *m, int i);
+static void mg_master_check_syncs(mg_master_t *m);
+
+/* ---- listening socket ---- */
+
+static int
+mg_master_listen(const char *host, int port, int *bound_port)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char ps[16];
+    snprintf(ps, sizeof(ps), "%d", port);
+    int rc = getaddrinfo(host, ps, &hints, &res);
+    if (rc != 0) {
+        mg_log(MG_LOG_ERROR, NULL, "cannot resolve --host \"%s\": %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (ai->ai_family == AF_INET6) {
+            int zero = 0;
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+        }
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0) {
+            break;
+        }
+        int e = errno;
+        close(fd);
+        fd = -1;
+        errno = e;
+    }
+    if (fd < 0) {
+        mg_log(MG_LOG_ERROR, NULL, "cannot listen on %s:%d (%d: %s)", host, port, errno,
+               strerror(errno));
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(fd, (struct sockaddr *) &ss, &sl);
+    *bound_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *) &ss)->sin_port
+                                                : ((struct sockaddr_in6 *) &ss)->sin6_port);
+    return fd;
+}
+
+/* ---- messages ---- */
+
+static void
+mg_master_send(mg_master_t *m, int i, json_t *msg)
+{
+    if (i >= 0 && i < m->n && m->w[i].ctl != NULL) {
+        mg_ctl_send(m->w[i].ctl, msg);
+    }
+}
+
+static void
+mg_master_broadcast(mg_master_t *m, json_t *msg, int except)
+{
+    for (int i = 0; i < m->n; i++) {
+        if (i != except) {
+            mg_master_send(m, i, msg);
+        }
+    }
+}
+
+static void
+mg_master_sync_add(mg_master_t *m, int origin, int64_t req, int64_t version, int64_t gen,
+                   const char *kind, json_t *extra)
+{
+    mg_sync_t *s = mg_xcalloc(1, sizeof(*s));
+    s->origin = origin;
+    s->req = req;
+    s->version = version;
+    s->gen = gen;
+    s->kind = kind;
+    s->extra = extra;
+    s->deadline_ms = mg_time_mono_ms() + m->config->mutation_wait_ms;
+    s->next = m->syncs;
+    m->syncs = s;
+    mg_master_check_syncs(m);
+}
+
+static void
+mg_master_sync_reply(mg_master_t *m, mg_sync_t *s, bool ok)
+{
+    json_t *lag = json_array();
+    for (int i = 0; i < m->n; i++) {
+        if (m->w[i].applied_version < s->version || m->w[i].applied_gen < s->gen) {
+            json_array_append_new(lag, json_pack("{s:i,s:i,s:I,s:I}", "worker", i, "pid",
+                                                 (int) m->w[i].pid, "version",
+                                                 (json_int_t) m->w[i].applied_version,
+                                                 "config_generation",
+                                                 (json_int_t) m->w[i].applied_gen));
+        }
+    }
+    if (s->origin < 0) {
+        if (ok) {
+            mg_log(MG_LOG_NOTICE, NULL, "config reloaded: registry version %lld, config "
+                                        "generation %lld, applied by every worker",
+                   (long long) s->version, (long long) s->gen);
+        } else {
+            char *l = json_dumps(lag, JSON_COMPACT);
+            mg_log(MG_LOG_ERROR, NULL, "config reload committed at version %lld but workers lag: %s",
+                   (long long) s->version, l);
+            free(l);
+        }
+        json_decref(lag);
+        return;
+    }
+    json_t *msg = json_pack("{s:s,s:I,s:b,s:I,s:I,s:o}", "op", "sync_done", "req",
+                            (json_int_t) s->req, "ok", ok, "version", (json_int_t) s->version,
+                            "config_generation", (json_int_t) s->gen, "lagging", lag);
+    if (s->extra != NULL) {
+        json_object_update(msg, s->extra);
+    }
+    mg_master_send(m, s->origin, msg);
+    json_decref(msg);
+}
+
+static void
+mg_master_check_syncs(mg_master_t *m)
+{
+    int64_t now = mg_time_mono_ms();
+    mg_sync_t **pp = &m->syncs;
+    while (*pp != NULL) {
+        mg_sync_t *s = *pp;
+        bool all = true;
+        for (int i = 0; i < m->n; i++) {
+            if (m->w[i].applied_version < s->version || m->w[i].applied_gen < s->gen) {
+                all = false;
+            }
+        }
+        if (all || now >= s->deadline_ms || (s->origin >= 0 && m->w[s->origin].pid == 0)) {
+            mg_master_sync_reply(m, s, all);
+            *pp = s->next;
+            json_decref(s->extra);
+            free(s);
+            continue;
+        }
+        pp = &s->next;
+    }
+}
+
+static int
+mg_master_pick_committer(mg_master_t *m, int prefer)
+{
+    if (prefer >= 0 && prefer < m->n && m->w[prefer].pid != 0 && m->w[prefer].ctl != NULL) {
+        return prefer;
+    }
+    for (int i = 0; i < m->n; i++) {
+        if (m->w[i].pid != 0 && m->w[i].ctl != NULL && m->w[i].applied_version >= 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void
+mg_master_reload_fail(mg_master_t *m, int origin, int64_t req, const char *msg)
+{
+    if (origin < 0) {
+        mg_log(MG_LOG_ERROR, NULL, "config reload refused, the running config keeps serving: %s", msg);
+        return;
+    }
+    json_t *r = json_pack("{s:s,s:I,s:b,s:s}", "op", "sync_done", "req", (json_int_t) req, "ok", 0,
+                          "error", msg);
+    mg_master_send(m, origin, r);
+    json_decref(r);
+}
+
+/* Installs the candidate config as current and tells every worker. */
+static void
+mg_master_reload_apply(mg_master_t *m, int64_t version, bool bumped)
+{
+    mg_reload_t *rl = &m->reload;
+    mg_config_unref(m->config);
+    m->config = rl->cfg;
+    rl->cfg = NULL;
+    m->config_gen++;
+    json_t *apply = json_pack("{s:s,s:I,s:I,s:O,s:s}", "op", "apply", "version",
+                              (json_int_t) version, "config_generation", (json_int_t) m->config_gen,
+                              "config", m->config->root, "path",
+                              m->args->config_path ? m->args->config_path : "");
+    mg_master_broadcast(m, apply, -1);
+    json_decref(apply);
+    json_t *extra = json_pack("{s:s,s:I,s:b,s:i}", "message", "config reloaded", "models",
+                              (json_int_t) m->config->nmodels, "version_bumped", bumped,
+                              "warnings", m->config->nwarnings);
+    rl->active = false;
+    mg_master_sync_add(m, rl->origin, rl->req, version, m->config_gen, "reload", extra);
+}
+
+static void
+mg_master_reload(mg_master_t *m, int origin, int64_t req)
+{
+    if (m->reload.active) {
+        mg_master_reload_fail(m, origin, req, "another config reload is in progress; retry");
+        return;
+    }
+    mg_config_t *cfg = NULL;
+    mg_err_t err;
+    mg_config_opts_t opts = m->args->config_opts;
+    if (mg_config_load(m->args->config_path, &opts, &cfg, &err) != MG_OK) {
+        mg_master_reload_fail(m, origin, req, err.msg);
+        return;
+    }
+    m->reload.active = true;
+    m->reload.origin = origin;
+    m->reload.req = req;
+    m->reload.cfg = cfg;
+    /* the version moves forward through the store, so every replica sees a new version */
+    int c = mg_master_pick_committer(m, origin);
+    m->reload.committer = c;
+    if (c < 0) {
+        int64_t v = 0;
+        for (int i = 0; i < m->n; i++) {
+            if (m->w[i].applied_version > v) {
+                v = m->w[i].applied_version;
+            }
+        }
+        mg_master_reload_apply(m, v, false);
+        return;
+    }
+    json_t *msg = json_pack("{s:s,s:I,s:s}", "op", "commit_bump", "req", (json_int_t) ++m->reload_seq,
+                            "hash", cfg->hash);
+    mg_master_send(m, c, msg);
+    json_decref(msg);
+}
+
+static void
+mg_master_on_msg(void *ud, json_t *msg)
+{
+    mg_mworker_t *w = ud;
+    mg_master_t *m = mg_master_self;
+    const char *op = json_string_value(json_object_get(msg, "op"));
+    if (op == NULL) {
+        return;
+    }
+    if (strcmp(op, "applied") == 0) {
+        w->applied_version = json_integer_value(json_object_get(msg, "version"));
+        w->applied_gen = json_integer_value(json_object_get(msg, "config_generation"));
+        if (w->applied_version >= 0 && w->crashes > 0 && mg_time_real_ms() - w->started_ms > 5000) {
+            w->crashes = 0;
+            w->backoff_ms = 0;
+        }
+        mg_master_check_syncs(m);
+    } else if (strcmp(op, "publish") == 0) {
+        int64_t v = json_integer_value(json_object_get(msg, "version"));
+        json_t *hint = json_pack("{s:s,s:I}", "op", "hint", "version", (json_int_t) v);
+        mg_master_broadcast(m, hint, -1);
+        json_decref(hint);
+        mg_master_sync_add(m, w->index, json_integer_value(json_object_get(msg, "req")), v, 0,
+                           "commit", NULL);
+    } else if (strcmp(op, "reload") == 0) {
+        mg_master_reload(m, w->index, json_integer_value(json_object_get(msg, "req")));
+    } else if (strcmp(op, "bump_done") == 0) {
+        if (!m->reload.active) {
+            return;
+        }
+        bool ok = json_is_true(json_object_get(msg, "ok"));
+        int64_t v = json_integer_value(json_object_get(msg, "version"));
+        if (!ok) {
+            const char *e = json_string_value(json_object_get(msg, "error"));
+            mg_log(MG_LOG_WARN, NULL, "config reload: the store could not record a new version (%s); "
+                                      "applying the config without moving the registry version",
+                   e ? e : "?");
+        }
+        mg_master_reload_apply(m, v, ok);
+    }
+}
+
+static void
+mg_master_on_close(void *ud)
+{
+    mg_mworker_t *w = ud;
+    /* the process exit (SIGCHLD) does the bookkeeping; just drop the channel */
+    mg_ctl_destroy(w->ctl);
+    w->ctl = NULL;
+}
+
+/* ---- workers ---- */
+
+static void
+mg_master_respawn_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    mg_mworker_t *w = arg;
+    w->respawn_on = false;
+    if (!mg_master_self->shutting_down) {
+        mg_master_spawn(mg_master_self, w->index);
+    }
+}
+
+static void
+mg_master_spawn(mg_master_t *m, int i)
+{
+    mg_mworker_t *w = &m->w[i];
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        mg_log(MG_LOG_ERROR, NULL, "socketpair() failed (%d: %s)", errno, strerror(errno));
+        return;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t pid = fork();
+    if (pid < 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        mg_log(MG_LOG_ERROR, NULL, "fork() failed (%d: %s)", errno, strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        return;
+    }
+    if (pid == 0) {
+        /* child: drop everything of the master's loop without touching the parent's epoll */
+        close(sv[0]);
+        /* a private copy of the master's loop, then freed: the parent's epoll set is untouched */
+        event_reinit(m->base);
+        event_base_free(m->base);
+        for (int k = 0; k < m->n; k++) {
+            if (m->w[k].ctl != NULL) {
+                /* the master's end of a sibling's channel: not ours (the struct stays behind) */
+                close(mg_ctl_fd(m->w[k].ctl));
+            }
+        }
+        close(m->sig_pipe[0]);
+        close(m->sig_pipe[1]);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_IGN);
+        signal(SIGCHLD, SIG_DFL);
+        signal(SIGPIPE, SIG_IGN);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        mg_worker_args_t wa;
+        memset(&wa, 0, sizeof(wa));
+        wa.index = i;
+        wa.listen_fd = m->listen_fd;
+        wa.ctl_fd = sv[1];
+        wa.config = m->config;
+        wa.config_gen = m->config_gen;
+        wa.config_path = m->args->config_path;
+        wa.config_opts = m->args->config_opts;
+        exit(mg_worker_run(&wa));
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(sv[1]);
+    w->pid = pid;
+    w->started_ms = mg_time_real_ms();
+    w->applied_version = -1;
+    w->applied_gen = -1;
+    w->ctl = mg_ctl_create(m->base, sv[0], mg_master_on_msg, mg_master_on_close, w);
+    mg_atomic_store32(&mg_shm->workers[i].pid, pid);
+    mg_atomic_store32(&mg_shm->workers[i].state, MG_WSTATE_STARTING);
+    mg_log(MG_LOG_INFO, NULL, "worker %d started (pid %d)", i, (int) pid);
+}
+
+static void
+mg_master_reap(mg_master_t *m)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) {
+            break;
+        }
+        for (int i = 0; i < m->n; i++) {
+            mg_mworker_t *w = &m->w[i];
+            if (w->pid != pid) {
+                continue;
+            }
+            w->pid = 0;
+            w->applied_version = -1;
+            w->applied_gen = -1;
+            if (w->ctl != NULL) {
+                mg_ctl_destroy(w->ctl);
+                w->ctl = NULL;
+            }
+            mg_atomic_store32(&mg_shm->workers[i].state, MG_WSTATE_DEAD);
+            mg_atomic_store32(&mg_shm->workers[i].pid, 0);
+            if (m->shutting_down) {
+                mg_log(MG_LOG_INFO, NULL, "worker %d (pid %d) exited", i, (int) pid);
+                break;
+            }
+            int64_t lived = mg_time_real_ms() - w->started_ms;
+            if (WIFSIGNALED(status)) {
+                mg_log(MG_LOG_ERROR, NULL, "worker %d (pid %d) killed by signal %d after %lldms; "
+                                           "respawning", i, (int) pid, WTERMSIG(status),
+                       (long long) lived);
+            } else {
+                mg_log(MG_LOG_ERROR, NULL, "worker %d (pid %d) exited with status %d after %lldms; "
+                                           "respawning", i, (int) pid, WEXITSTATUS(status),
+                       (long long) lived);
+            }
+            /* crash loop: back off (100 ms doubling, at most 10 s); otherwise at once */
+            if (lived < 5000) {
+                w->crashes++;
+                w->backoff_ms = w->backoff_ms == 0 ? 100 : w->backoff_ms * 2;
+                if (w->backoff_ms > 10000) {
+                    w->backoff_ms = 10000;
+                }
+            } else {
+                w->crashes = 0;
+                w->backoff_ms = 0;
+            }
+            int64_t delay = w->crashes > 1 ? w->backoff_ms : 0;
+            evtimer_assign(&w->respawn, m->base, mg_master_respawn_cb, w);
+            struct timeval tv = {(time_t) (delay / 1000), (suseconds_t) ((delay % 1000) * 1000)};
+            evtimer_add(&w->respawn, &tv);
+            w->respawn_on = true;
+            break;
+        }
+    }
+    mg_master_check_syncs(m);
+}
+
+/* ---- signals ---- */
+
+static void
+mg_master_shutdown(mg_master_t *m)
+{
+    if (m->shutting_down) {
+        return;
+    }
+    m->shutting_down = true;
+    mg_atomic_store32(&mg_shm->draining, 1);
+    m->shutdown_deadline = mg_time_mono_ms() + m->config->drain_timeout_ms + 2000;
+    mg_log(MG_LOG_NOTICE, NULL, "shutting down: draining %d workers", m->n);
+    for (int i = 0; i < m->n; i++) {
+        if (m->w[i].respawn_on) {
+            evtimer_del(&m->w[i].respawn);
+            m->w[i].respawn_on = false;
+        }
+        if (m->w[i].pid != 0) {
+            kill(m->w[i].pid, SIGTERM);
+        }
+    }
+}
+
+static int mg_master_sig_fd = -1;
+
+static void
+mg_master_sig_handler(int sig)
+{
+    int e = errno;
+    unsigned char b = (unsigned char) sig;
+    ssize_t n = write(mg_master_sig_fd, &b, 1);
+    (void) n; /* a full pipe already has a wake-up pending */
+    errno = e;
+}
+
+static void
+mg_master_on_signal_pipe(evutil_socket_t fd, short what, void *arg);
+
+static void
+mg_master_on_signal(int sig, mg_master_t *m)
+{
+    switch (sig) {
+    case SIGTERM:
+    case SIGINT:
+        mg_master_shutdown(m);
+        break;
+    case SIGHUP:
+        mg_log(MG_LOG_NOTICE, NULL, "SIGHUP: reloading %s", m->args->config_path ? m->args->config_path : "(no config)");
+        mg_master_reload(m, -1, 0);
+        break;
+    case SIGCHLD:
+        mg_master_reap(m);
+        break;
+    }
+}
+
+static void
+mg_master_on_signal_pipe(evutil_socket_t fd, short what, void *arg)
+{
+    (void) what;
+    unsigned char buf[64];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            mg_master_on_signal(buf[i], arg);
+        }
+    }
+}
+
+static void
+mg_master_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    mg_master_t *m = arg;
+    mg_master_check_syncs(m);
+    if (m->shutting_down) {
+        bool any = false;
+        for (int i = 0; i < m->n; i++) {
+            if (m->w[i].pid != 0) {
+                any = true;
+                if (mg_time_mono_ms() > m->shutdown_deadline) {
+                    kill(m->w[i].pid, SIGKILL);
+                }
+            }
+        }
+        if (!any) {
+            event_base_loopbreak(m->base);
+        }
+    }
+}
+
+int
+mg_master_run(const mg_master_args_t *args)
+{
+    mg_master_t m;
+    memset(&m, 0, sizeof(m));
+    mg_master_self = &m;
+    m.args = args;
+    m.config = mg_config_ref(args->config);
+    m.n = args->num_workers;
+    if (m.n > MG_SHM_MAX_WORKERS) {
+        mg_log(MG_LOG_ERROR, NULL, "--num_workers %d is more than the maximum %d", m.n,
+               MG_SHM_MAX_WORKERS);
+        return 1;
+    }
+    if (mg_shm_create(m.n, 16 * 1024 * 1024) != 0 || mg_stats_init(4096) != 0) {
+        mg_log(MG_LOG_ERROR, NULL, "cannot set up shared memory");
+        return 1;
+    }
+    mg_shm->started_ms = mg_time_real_ms();
+    int port = 0;
+    m.listen_fd = mg_master_listen(args->host, args->port, &port);
+    if (m.listen_fd < 0) {
+        return 1;
+    }
+    m.base = event_base_new();
+    m.w = mg_xcalloc((size_t) m.n, sizeof(mg_mworker_t));
+    signal(SIGPIPE, SIG_IGN);
+    if (pipe2(m.sig_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+        mg_log(MG_LOG_ERROR, NULL, "pipe2() failed (%d: %s)", errno, strerror(errno));
+        return 1;
+    }
+    mg_master_sig_fd = m.sig_pipe[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = mg_master_sig_handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGCHLD, &sa, NULL);
+    event_assign(&m.sig_ev, m.base, m.sig_pipe[0], EV_READ | EV_PERSIST, mg_master_on_signal_pipe, &m);
+    event_add(&m.sig_ev, NULL);
+    event_assign(&m.tick, m.base, -1, EV_PERSIST, mg_master_tick, &m);
+    struct timeval tv = {0, 100000};
+    event_add(&m.tick, &tv);
+    for (int i = 0; i < m.n; i++) {
+        m.w[i].index = i;
+        m.w[i].applied_version = -1;
+        m.w[i].applied_gen = -1;
+        mg_master_spawn(&m, i);
+    }
+    mg_log(MG_LOG_NOTICE, NULL, "moongate %s listening on http://%s:%d with %d worker%s (%zu "
+                                "models from %s)", MG_VERSION, args->host, port, m.n,
+           m.n == 1 ? "" : "s", m.config->nmodels,
+           args->config_path ? args->config_path : "no config");
+    /* a machine-readable line for scripts and tests */
+    printf("moongate: listening on %s:%d\n", args->host, port);
+    fflush(stdout);
+    event_base_dispatch(m.base);
+    mg_log(MG_LOG_NOTICE, NULL, "stopped");
+    while (m.syncs != NULL) {
+        mg_sync_t *s = m.syncs;
+        m.syncs = s->next;
+        json_decref(s->extra);
+        free(s);
+    }
+    for (int i = 0; i < m.n; i++) {
+        if (m.w[i].ctl != NULL) {
+            mg_ctl_destroy(m.w[i].ctl);
+        }
+    }
+    mg_config_unref(m.reload.cfg);
+    mg_config_unref(m.config);
+    free(m.w);
+    close(m.listen_fd);
+    event_del(&m.sig_ev);
+    close(m.sig_pipe[0]);
+    close(m.sig_pipe[1]);
+    event_base_free(m.base);
+    return 0;
+}

@@ -1,0 +1,751 @@
+/*
+ * mg_worker.c -- see mg_worker.h.
+ */
+#include "mg_worker.h"
+
+#include "../base/mg_arena.h"
+#include "../base/mg_log.h"
+#include "../base/mg_shm.h"
+#include "../base/mg_time.h"
+#include "../gateway/mg_gw.h"
+#include "../store/mg_hint_redis.h"
+#include "../store/mg_store.h"
+#include "mg_ctl.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+typedef struct mg_wop_s {
+    struct mg_wop_s *next;
+    int64_t req;
+    int kind;                       /* 1 commit, 2 reload */
+    mg_gw_commit_cb commit_cb;
+    mg_gw_reload_cb reload_cb;
+    void *ud;
+    json_t *row;                    /* owned */
+    int64_t version;
+} mg_wop_t;
+
+typedef struct {
+    const mg_worker_args_t *args;
+    struct event_base *base;
+    mg_gw_t *gw;
+    mg_store_t *store;              /* owned; NULL if it could not be created */
+    mg_hint_redis_t *redis;         /* owned; NULL without Redis */
+    mg_ctl_t *ctl;                  /* owned */
+    mg_config_t *config;            /* ref */
+    int64_t config_gen;
+    int64_t built_gen;              /* config generation of the current snapshot */
+    int64_t version;                /* store version of the current snapshot, -1 none */
+    bool loading;
+    bool again;
+    int64_t backoff_ms;
+    int64_t load_failures;
+    char last_error[512];
+    int64_t last_error_ms;
+    char store_error[512];          /* why the store could not be created */
+    mg_wop_t *ops;
+    int64_t next_req;
+    bool draining;
+    int64_t drain_deadline;
+    struct event accept_ev, poll_ev, state_ev, retry_ev, sig_term, drain_ev;
+    bool retry_on;
+    int64_t hints_master, hints_redis, hints_store, polls;
+} mg_wk_t;
+
+static mg_wk_t *mg_wk;
+
+static void mg_wk_sync(mg_wk_t *w);
+
+/* ---- state ---- */
+
+static void
+mg_wk_report_applied(mg_wk_t *w)
+{
+    mg_shm_worker_t *s = &mg_shm->workers[w->args->index];
+    mg_atomic_store64(&s->version, w->version);
+    mg_atomic_store64(&s->config_gen, w->built_gen);
+    if (w->gw->snap != NULL) {
+        mg_atomic_store64(&s->snapshot_created_ms, w->gw->snap->created_real_ms);
+    }
+    json_t *m = json_pack("{s:s,s:I,s:I}", "op", "applied", "version", (json_int_t) w->version,
+                          "config_generation", (json_int_t) w->built_gen);
+    mg_ctl_send(w->ctl, m);
+    json_decref(m);
+}
+
+static json_t *
+mg_wk_state(void *host)
+{
+    mg_wk_t *w = host;
+    mg_gw_t *gw = w->gw;
+    json_t *st = json_pack("{s:i,s:i,s:s,s:I,s:I,s:i,s:I,s:I}", "worker", w->args->index, "pid",
+                           (int) getpid(), "state",
+                           w->draining ? "draining" : gw->ready ? "ready" : "loading",
+                           "registry_version", (json_int_t) w->version, "config_generation",
+                           (json_int_t) w->built_gen, "live_snapshots", gw->live_snapshots,
+                           "requests", (json_int_t) gw->requests, "failures",
+                           (json_int_t) gw->failures);
+    if (gw->snap != NULL) {
+        json_object_set_new(st, "snapshot_age_seconds",
+                            json_real((double) (mg_time_mono_ms() - gw->snap->created_mono_ms) / 1000.0));
+        json_object_set_new(st, "deployments", json_integer((json_int_t) gw->snap->ndeps));
+        json_object_set_new(st, "snapshot_warnings", json_incref(gw->snap->warnings));
+    }
+    json_object_set_new(st, "lua_states", json_integer(0));
+    json_object_set_new(st, "policy_errors", json_integer((json_int_t) gw->policy_errors));
+    json_object_set_new(st, "store", w->store ? w->store->ops->status(w->store)
+                                              : json_pack("{s:s,s:b,s:s}", "type", "none",
+                                                          "connected", 0, "last_error",
+                                                          w->store_error));
+    json_t *hints = json_pack("{s:b,s:I,s:I,s:I,s:I}", "master_connected", w->ctl != NULL,
+                              "from_master", (json_int_t) w->hints_master, "from_redis",
+                              (json_int_t) w->hints_redis, "from_store",
+                              (json_int_t) w->hints_store, "polls", (json_int_t) w->polls);
+    json_object_set_new(hints, "redis", w->redis ? mg_hint_redis_status(w->redis) : json_null());
+    json_object_set_new(st, "hints", hints);
+    json_object_set_new(st, "last_load_error", w->last_error[0] ? json_string(w->last_error) : json_null());
+    json_object_set_new(st, "load_failures", json_integer((json_int_t) w->load_failures));
+    json_object_set_new(st, "pool", mg_upool_state(gw->upool));
+    json_object_set_new(st, "connections", json_integer(gw->http->nconns));
+    json_object_set_new(st, "in_flight", json_integer(gw->http->nactive));
+    return st;
+}
+
+static void
+mg_wk_publish_state(mg_wk_t *w)
+{
+    json_t *st = mg_wk_state(w);
+    char *s = json_dumps(st, JSON_COMPACT);
+    size_t n = strlen(s);
+    if (n > MG_SHM_STATE_BLOB) {
+        /* too many upstream clients to list: keep the totals */
+        json_t *pool = json_object_get(st, "pool");
+        json_object_set_new(pool, "clients", json_string("(list too long; see totals)"));
+        free(s);
+        s = json_dumps(st, JSON_COMPACT);
+        n = strlen(s);
+    }
+    mg_shm_worker_t *slot = &mg_shm->workers[w->args->index];
+    mg_shm_publish_blob(slot, s, n);
+    mg_atomic_store64(&slot->heartbeat_ms, mg_time_real_ms());
+    free(s);
+    json_decref(st);
+}
+
+static json_t *
+mg_wk_store_status(void *host)
+{
+    mg_wk_t *w = host;
+    if (w->store == NULL) {
+        return json_pack("{s:s,s:b,s:s}", "type", "none", "connected", 0, "last_error",
+                         w->store_error);
+    }
+    return w->store->ops->status(w->store);
+}
+
+/* ---- registry sync ---- */
+
+static void
+mg_wk_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    mg_wk_t *w = arg;
+    w->retry_on = false;
+    mg_wk_sync(w);
+}
+
+static void
+mg_wk_schedule_retry(mg_wk_t *w)
+{
+    if (w->retry_on) {
+        return;
+    }
+    w->backoff_ms = w->backoff_ms == 0 ? 100 : w->backoff_ms * 2;
+    if (w->backoff_ms > 2000) {
+        w->backoff_ms = 2000;
+    }
+    struct timeval tv = {(time_t) (w->backoff_ms / 1000), (suseconds_t) ((w->backoff_ms % 1000) * 1000)};
+    evtimer_assign(&w->retry_ev, w->base, mg_wk_retry_cb, w);
+    evtimer_add(&w->retry_ev, &tv);
+    w->retry_on = true;
+}
+
+static void
+mg_wk_load_done(void *ud, int rc, int64_t version, json_t *models, json_t *policies,
+                const mg_err_t *err)
+{
+    mg_wk_t *w = ud;
+    w->loading = false;
+    if (rc != MG_OK) {
+        w->load_failures++;
+        bool changed = strcmp(w->last_error, err->msg) != 0;
+        snprintf(w->last_error, sizeof(w->last_error), "%s", err->msg);
+        w->last_error_ms = mg_time_real_ms();
+        if (!w->gw->ready) {
+            char reason[600];
+            snprintf(reason, sizeof(reason), "cannot load the registry: %s", err->msg);
+            mg_gw_set_not_ready(w->gw, reason);
+        }
+        if (changed || w->load_failures % 50 == 1) {
+            mg_log(MG_LOG_ERROR, NULL, "loading the registry failed (attempt %lld)%s: %s",
+                   (long long) w->load_failures,
+                   w->gw->ready ? "; the last good snapshot keeps serving" : "", err->msg);
+        }
+        mg_wk_schedule_retry(w);
+        w->again = false;
+        return;
+    }
+    w->backoff_ms = 0;
+    if (w->last_error[0] != '\0') {
+        mg_log(MG_LOG_NOTICE, NULL, "registry loaded again at version %lld", (long long) version);
+        w->last_error[0] = '\0';
+    }
+    bool same = w->gw->snap != NULL && version == w->version && w->built_gen == w->config_gen;
+    if (!same && (version >= w->version || w->built_gen != w->config_gen)) {
+        mg_snapshot_t *snap = NULL;
+        mg_err_t berr;
+        if (mg_registry_build(w->config, models, policies, version, mg_gw_registry_hooks(w->gw),
+                              &snap, &berr) != MG_OK) {
+            snprintf(w->last_error, sizeof(w->last_error), "building snapshot %lld failed: %s",
+                     (long long) version, berr.msg);
+            mg_log(MG_LOG_ERROR, NULL, "%s; the previous snapshot keeps serving", w->last_error);
+        } else {
+            mg_gw_set_snapshot(w->gw, snap);
+            mg_snapshot_unref(snap);
+            w->version = version;
+            w->built_gen = w->config_gen;
+            mg_shm_worker_t *slot = &mg_shm->workers[w->args->index];
+            mg_atomic_store32(&slot->loaded_once, 1);
+            if (!w->draining) {
+                mg_atomic_store32(&slot->state, MG_WSTATE_READY);
+            }
+            size_t nw = json_array_size(snap->warnings);
+            for (size_t i = 0; i < nw && w->args->index == 0; i++) {
+                mg_log(MG_LOG_WARN, NULL, "registry version %lld: %s", (long long) version,
+                       json_string_value(json_array_get(snap->warnings, i)));
+            }
+            mg_log(MG_LOG_INFO, NULL, "registry version %lld applied (%zu deployments, config "
+                                      "generation %lld)", (long long) version, snap->ndeps,
+                   (long long) w->built_gen);
+        }
+    }
+    mg_wk_report_applied(w);
+    mg_wk_publish_state(w);
+    if (w->again) {
+        w->again = false;
+        mg_wk_sync(w);
+    }
+}
+
+static void
+mg_wk_sync(mg_wk_t *w)
+{
+    if (w->loading) {
+        w->again = true;
+        return;
+    }
+    if (w->store == NULL) {
+        /* no store (e.g. unusable state dir): config models only, never "not loaded" */
+        static json_t *empty;
+        if (empty == NULL) {
+            empty = json_array();
+        }
+        w->loading = true;
+        mg_wk_load_done(w, MG_OK, w->version < 0 ? 0 : w->version, empty, NULL, NULL);
+        return;
+    }
+    w->loading = true;
+    w->store->ops->load(w->store, mg_wk_load_done, w);
+}
+
+static void
+mg_wk_hint(mg_wk_t *w, int64_t version)
+{
+    if (version > w->version) {
+        mg_wk_sync(w);
+    }
+}
+
+static void
+mg_wk_poll_done(void *ud, int rc, int64_t version, const mg_err_t *err)
+{
+    mg_wk_t *w = ud;
+    (void) err;
+    if (rc == MG_OK && version > w->version) {
+        mg_wk_sync(w);
+    } else if (rc != MG_OK && !w->gw->ready) {
+        mg_wk_sync(w); /* keeps the not-ready reason current */
+    }
+}
+
+static void
+mg_wk_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    mg_wk_t *w = arg;
+    w->polls++;
+    if (w->store != NULL && !w->loading) {
+        w->store->ops->get_version(w->store, mg_wk_poll_done, w);
+    }
+}
+
+static void
+mg_wk_state_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    mg_wk_publish_state(arg);
+}
+
+static void
+mg_wk_store_hint(void *ud, int64_t version)
+{
+    mg_wk_t *w = ud;
+    w->hints_store++;
+    mg_wk_hint(w, version);
+}
+
+static void
+mg_wk_store_reconnect(void *ud)
+{
+    mg_wk_t *w = ud;
+    mg_wk_sync(w); /* notifications sent while disconnected are lost: resync in full */
+}
+
+static void
+mg_wk_redis_hint(void *ud, int64_t version, const char *from)
+{
+    (void) from;
+    mg_wk_t *w = ud;
+    w->hints_redis++;
+    mg_wk_hint(w, version);
+}
+
+static void
+mg_wk_redis_reconnect(void *ud)
+{
+    mg_wk_sync(ud);
+}
+
+/* ---- host services for the gateway ---- */
+
+static mg_wop_t *
+mg_wk_op_take(mg_wk_t *w, int64_t req)
+{
+    for (mg_wop_t **pp = &w->ops; *pp != NULL; pp = &(*pp)->next) {
+        if ((*pp)->req == req) {
+            mg_wop_t *op = *pp;
+            *pp = op->next;
+            return op;
+        }
+    }
+    return NULL;
+}
+
+static void
+mg_wk_commit_done(void *ud, int rc, int64_t version, json_t *row, const mg_err_t *err)
+{
+    mg_wop_t *op = ud;
+    mg_wk_t *w = mg_wk;
+    if (rc != MG_OK) {
+        op->commit_cb(op->ud, rc, version, NULL, err);
+        free(op);
+        return;
+    }
+    if (w->redis != NULL) {
+        mg_hint_redis_publish(w->redis, version);
+    }
+    op->row = row != NULL ? json_incref(row) : NULL;
+    op->version = version;
+    op->req = ++w->next_req;
+    op->next = w->ops;
+    w->ops = op;
+    /* the master tells every worker (us included) and answers when all applied it */
+    json_t *m = json_pack("{s:s,s:I,s:I}", "op", "publish", "version", (json_int_t) version, "req",
+                          (json_int_t) op->req);
+    mg_ctl_send(w->ctl, m);
+    json_decref(m);
+    mg_wk_hint(w, version);
+}
+
+static void
+mg_wk_commit(void *host, json_t *mutation, mg_gw_commit_cb cb, void *ud)
+{
+    mg_wk_t *w = host;
+    mg_err_t err;
+    if (w->store == NULL) {
+        mg_err_set(&err, MG_ERR_NOT_READY, "model changes are unavailable: %s", w->store_error);
+        cb(ud, MG_ERROR, w->version, NULL, &err);
+        return;
+    }
+    if (w->ctl == NULL) {
+        mg_err_set(&err, MG_ERR_INTERNAL, "the master process is gone; this worker is exiting");
+        cb(ud, MG_ERROR, w->version, NULL, &err);
+        return;
+    }
+    mg_wop_t *op = mg_xcalloc(1, sizeof(*op));
+    op->kind = 1;
+    op->commit_cb = cb;
+    op->ud = ud;
+    w->store->ops->mutate(w->store, mutation, mg_wk_commit_done, op);
+}
+
+static void
+mg_wk_reload(void *host, mg_gw_reload_cb cb, void *ud)
+{
+    mg_wk_t *w = host;
+    mg_wop_t *op = mg_xcalloc(1, sizeof(*op));
+    op->kind = 2;
+    op->reload_cb = cb;
+    op->ud = ud;
+    op->req = ++w->next_req;
+    op->next = w->ops;
+    w->ops = op;
+    json_t *m = json_pack("{s:s,s:I}", "op", "reload", "req", (json_int_t) op->req);
+    mg_ctl_send(w->ctl, m);
+    json_decref(m);
+}
+
+static void
+mg_wk_sync_done(mg_wk_t *w, json_t *msg)
+{
+    mg_wop_t *op = mg_wk_op_take(w, json_integer_value(json_object_get(msg, "req")));
+    if (op == NULL) {
+        return;
+    }
+    bool ok = json_is_true(json_object_get(msg, "ok"));
+    int64_t v = json_integer_value(json_object_get(msg, "version"));
+    mg_err_t err;
+    mg_err_clear(&err);
+    if (!ok) {
+        const char *e = json_string_value(json_object_get(msg, "error"));
+        if (e != NULL) {
+            mg_err_set(&err, MG_ERR_CONFIG, "%s", e);
+            err.status = 400;
+        } else {
+            char *lag = json_dumps(json_object_get(msg, "lagging"), JSON_COMPACT);
+            mg_err_set(&err, MG_ERR_INTERNAL,
+                       "the change is committed at registry version %lld, but these workers have "
+                       "not applied it within %dms: %s", (long long) v,
+                       w->config->mutation_wait_ms, lag ? lag : "[]");
+            err.status = 504;
+            free(lag);
+        }
+    }
+    if (op->kind == 1) {
+        op->commit_cb(op->ud, ok ? MG_OK : MG_ERROR, v, op->row, ok ? NULL : &err);
+    } else {
+        json_t *res = json_pack("{s:s,s:I,s:O}", "message",
+                                json_string_value(json_object_get(msg, "message"))
+                                    ? json_string_value(json_object_get(msg, "message"))
+                                    : "config reloaded",
+                                "version", (json_int_t) v, "config_generation",
+                                json_object_get(msg, "config_generation"));
+        json_t *models = json_object_get(msg, "models");
+        if (models != NULL) {
+            json_object_set(res, "models", models);
+        }
+        json_t *bumped = json_object_get(msg, "version_bumped");
+        if (bumped != NULL) {
+            json_object_set(res, "version_bumped", bumped);
+        }
+        op->reload_cb(op->ud, ok ? MG_OK : MG_ERROR, res, ok ? NULL : &err);
+        json_decref(res);
+    }
+    json_decref(op->row);
+    free(op);
+}
+
+/* ---- control messages ---- */
+
+static void
+mg_wk_bump_done(void *ud, int rc, int64_t version, json_t *row, const mg_err_t *err)
+{
+    (void) row;
+    mg_wk_t *w = mg_wk;
+    int64_t req = (int64_t) (intptr_t) ud;
+    json_t *m = json_pack("{s:s,s:I,s:b,s:I}", "op", "bump_done", "req", (json_int_t) req, "ok",
+                          rc == MG_OK, "version", (json_int_t) (rc == MG_OK ? version : w->version));
+    if (rc != MG_OK) {
+        json_object_set_new(m, "error", json_string(err->msg));
+    } else if (w->redis != NULL) {
+        mg_hint_redis_publish(w->redis, version);
+    }
+    mg_ctl_send(w->ctl, m);
+    json_decref(m);
+}
+
+static void
+mg_wk_on_msg(void *ud, json_t *msg)
+{
+    mg_wk_t *w = ud;
+    const char *op = json_string_value(json_object_get(msg, "op"));
+    if (op == NULL) {
+        return;
+    }
+    if (strcmp(op, "hint") == 0) {
+        w->hints_master++;
+        mg_wk_hint(w, json_integer_value(json_object_get(msg, "version")));
+    } else if (strcmp(op, "sync_done") == 0) {
+        mg_wk_sync_done(w, msg);
+    } else if (strcmp(op, "apply") == 0) {
+        int64_t gen = json_integer_value(json_object_get(msg, "config_generation"));
+        if (gen > w->config_gen) {
+            mg_config_t *cfg = NULL;
+            mg_err_t err;
+            mg_config_opts_t opts = w->args->config_opts;
+            opts.quiet = true;
+            const char *path = json_string_value(json_object_get(msg, "path"));
+            if (mg_config_from_json(path, json_object_get(msg, "config"), &opts, &cfg, &err) != MG_OK) {
+                mg_log(MG_LOG_ERROR, NULL, "the master sent a config this worker cannot use: %s",
+                       err.msg);
+                return;
+            }
+            mg_config_unref(w->config);
+            w->config = cfg;
+            w->config_gen = gen;
+            mg_gw_set_config(w->gw, cfg);
+        }
+        mg_wk_sync(w);
+    } else if (strcmp(op, "commit_bump") == 0) {
+        int64_t req = json_integer_value(json_object_get(msg, "req"));
+        if (w->store == NULL) {
+            mg_err_t err;
+            mg_err_set(&err, MG_ERR_NOT_READY, "no store: %s", w->store_error);
+            mg_wk_bump_done((void *) (intptr_t) req, MG_ERROR, w->version, NULL, &err);
+            return;
+        }
+        json_t *m = json_pack("{s:s,s:s,s:O}", "op", "bump", "reason", "config_reload", "detail",
+                              json_object_get(msg, "hash"));
+        w->store->ops->mutate(w->store, m, mg_wk_bump_done, (void *) (intptr_t) req);
+        json_decref(m);
+    }
+}
+
+static void mg_wk_start_drain(mg_wk_t *w);
+
+static void
+mg_wk_on_ctl_close(void *ud)
+{
+    mg_wk_t *w = ud;
+    mg_log(MG_LOG_ERROR, NULL, "lost the connection to the master; draining and exiting");
+    mg_ctl_destroy(w->ctl);
+    w->ctl = NULL;
+    /* answer anything waiting on the master */
+    while (w->ops != NULL) {
+        mg_wop_t *op = w->ops;
+        w->ops = op->next;
+        mg_err_t err;
+        mg_err_set(&err, MG_ERR_INTERNAL, "the master process went away");
+        if (op->kind == 1) {
+            op->commit_cb(op->ud, MG_ERROR, op->version, NULL, &err);
+        } else {
+            op->reload_cb(op->ud, MG_ERROR, NULL, &err);
+        }
+        json_decref(op->row);
+        free(op);
+    }
+    mg_wk_start_drain(w);
+}
+
+/* ---- accept and drain ---- */
+
+static void
+mg_wk_accept(evutil_socket_t fd, short what, void *arg)
+{
+    (void) what;
+    mg_wk_t *w = arg;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int c = accept4(fd, (struct sockaddr *) &ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                mg_log(MG_LOG_WARN, NULL, "accept4() failed (%d: %s)", errno, strerror(errno));
+            }
+            return;
+        }
+        mg_http_server_accept(w->gw->http, c, (struct sockaddr *) &ss);
+    }
+}
+
+static void
+mg_wk_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    mg_wk_t *w = arg;
+    if (w->gw->http->nactive == 0 || mg_time_mono_ms() > w->drain_deadline) {
+        if (w->gw->http->nactive > 0) {
+            mg_log(MG_LOG_WARN, NULL, "drain timeout: %d requests still in flight are cut",
+                   w->gw->http->nactive);
+        }
+        event_base_loopbreak(w->base);
+    }
+}
+
+static void
+mg_wk_start_drain(mg_wk_t *w)
+{
+    if (w->draining) {
+        return;
+    }
+    w->draining = true;
+    mg_atomic_store32(&mg_shm->workers[w->args->index].state, MG_WSTATE_DRAINING);
+    event_del(&w->accept_ev);
+    mg_gw_drain(w->gw);
+    w->drain_deadline = mg_time_mono_ms() + w->config->drain_timeout_ms;
+    event_assign(&w->drain_ev, w->base, -1, EV_PERSIST, mg_wk_drain_tick, w);
+    struct timeval tv = {0, 20000};
+    event_add(&w->drain_ev, &tv);
+}
+
+static void
+mg_wk_on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+    (void) sig;
+    (void) what;
+    mg_wk_start_drain(arg);
+}
+
+/* ---- run ---- */
+
+static void
+mg_wk_default_state_dir(const mg_worker_args_t *a, const mg_config_t *cfg, char *out, size_t len)
+{
+    if (cfg->state_dir != NULL) {
+        snprintf(out, len, "%s", cfg->state_dir);
+        return;
+    }
+    const char *env = getenv("MOONGATE_STATE_DIR");
+    if (env != NULL && env[0] != '\0') {
+        snprintf(out, len, "%s", env);
+        return;
+    }
+    if (a->config_path != NULL && a->config_path[0] != '\0') {
+        char tmp[PATH_MAX];
+        snprintf(tmp, sizeof(tmp), "%s", a->config_path);
+        snprintf(out, len, "%s/.moongate-state", dirname(tmp));
+        return;
+    }
+    snprintf(out, len, ".moongate-state");
+}
+
+int
+mg_worker_run(const mg_worker_args_t *a)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    mg_log_set_process("worker", a->index);
+    mg_wk_t *w = mg_xcalloc(1, sizeof(*w));
+    mg_wk = w;
+    w->args = a;
+    w->version = -1;
+    w->config = mg_config_ref(a->config);
+    w->config_gen = a->config_gen;
+    w->built_gen = -1;
+    w->base = event_base_new();
+    mg_shm_worker_t *slot = &mg_shm->workers[a->index];
+    mg_atomic_store32(&slot->pid, getpid());
+    mg_atomic_store32(&slot->loaded_once, 0);
+    mg_atomic_store64(&slot->started_ms, mg_time_real_ms());
+    mg_atomic_store64(&slot->version, -1);
+
+    mg_gw_host_t host = {mg_wk_commit, mg_wk_reload, mg_wk_state, mg_wk_store_status, w};
+    w->gw = mg_gw_create(w->base, a->index, w->config, &host);
+    w->ctl = mg_ctl_create(w->base, a->ctl_fd, mg_wk_on_msg, mg_wk_on_ctl_close, w);
+
+    /* the store */
+    const char *secret = getenv("LITELLM_SALT_KEY");
+    if (secret == NULL || secret[0] == '\0') {
+        secret = w->config->master_key;
+    }
+    mg_err_t err;
+    mg_store_conf_t sc = {w->base, NULL, w->config->database_url, secret, a->index};
+    char dir[PATH_MAX];
+    if (w->config->database_url != NULL) {
+        w->store = mg_store_pg_create(&sc, &err);
+    } else {
+        mg_wk_default_state_dir(a, w->config, dir, sizeof(dir));
+        sc.state_dir = dir;
+        w->store = mg_store_journal_create(&sc, &err);
+    }
+    if (w->store == NULL) {
+        snprintf(w->store_error, sizeof(w->store_error), "%s", err.msg);
+        mg_log(MG_LOG_ERROR, NULL, "the registry store is unavailable (%s): config.yaml models "
+                                   "serve, model changes through the API are refused", err.msg);
+    } else {
+        w->store->ops->watch(w->store, mg_wk_store_hint, mg_wk_store_reconnect, w);
+    }
+    if (w->config->redis_host != NULL) {
+        mg_hint_redis_conf_t rc = {w->base,
+                                   w->config->redis_host,
+                                   w->config->redis_port,
+                                   w->config->redis_username,
+                                   w->config->redis_password,
+                                   w->config->redis_db,
+                                   "moongate:registry",
+                                   mg_shm->instance_id,
+                                   mg_wk_redis_hint,
+                                   mg_wk_redis_reconnect,
+                                   w};
+        w->redis = mg_hint_redis_create(&rc, &err);
+        if (w->redis == NULL) {
+            mg_log(MG_LOG_ERROR, NULL, "Redis hints disabled: %s", err.msg);
+        }
+    }
+
+    event_assign(&w->accept_ev, w->base, a->listen_fd, EV_READ | EV_PERSIST, mg_wk_accept, w);
+    event_add(&w->accept_ev, NULL);
+    event_assign(&w->poll_ev, w->base, -1, EV_PERSIST, mg_wk_poll, w);
+    struct timeval ptv = {w->config->registry_poll_ms / 1000, (w->config->registry_poll_ms % 1000) * 1000};
+    event_add(&w->poll_ev, &ptv);
+    event_assign(&w->state_ev, w->base, -1, EV_PERSIST, mg_wk_state_tick, w);
+    struct timeval stv = {0, 250000};
+    event_add(&w->state_ev, &stv);
+    evsignal_assign(&w->sig_term, w->base, SIGTERM, mg_wk_on_sigterm, w);
+    evsignal_add(&w->sig_term, NULL);
+
+    mg_wk_sync(w);
+    event_base_dispatch(w->base);
+
+    /* drained */
+    mg_atomic_store32(&slot->state, MG_WSTATE_DEAD);
+    event_del(&w->poll_ev);
+    event_del(&w->state_ev);
+    event_del(&w->sig_term);
+    if (w->draining) {
+        event_del(&w->drain_ev);
+    }
+    if (w->retry_on) {
+        event_del(&w->retry_ev);
+    }
+    mg_ctl_flush_blocking(w->ctl);
+    mg_gw_destroy(w->gw);
+    if (w->redis != NULL) {
+        mg_hint_redis_destroy(w->redis);
+    }
+    if (w->store != NULL) {
+        w->store->ops->destroy(w->store);
+    }
+    if (w->ctl != NULL) {
+        mg_ctl_destroy(w->ctl);
+    }
+    mg_config_unref(w->config);
+    event_base_free(w->base);
+    free(w);
+    return 0;
+}
