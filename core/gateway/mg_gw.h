@@ -133,6 +133,7 @@ struct mg_request_s {
     const char *first_type;
     const char *first_param;
     char *last_fb_error;            /* malloc: last fallback failure message */
+    bool first_no_suffix;           /* the first error is LiteLLM's suffix-less "No deployments" */
     mg_att_state_t state;
 
     /* upstream exchange */

@@ -1139,7 +1139,7 @@ mg_proxy_final_error(mg_request_t *r)
 {
     mg_buf_t m = MG_BUF_INIT;
     mg_buf_append_str(&m, r->first_error);
-    if (!r->disable_fallbacks) {
+    if (!r->disable_fallbacks && !r->first_no_suffix) {
         char *repr = mg_proxy_fallback_repr(r->fallback_list_repr);
         const char *g = r->fallback_depth == 0 && r->group_name ? r->group_name : r->group_name;
         mg_buf_printf(&m, ". Received Model Group=%s\nAvailable Model Group Fallbacks=%s", g, repr);
@@ -1303,11 +1303,26 @@ mg_proxy_handle(mg_request_t *r, mg_route_t route, const char *pm, size_t pml)
     if (!mg_proxy_resolve(r)) {
         return;
     }
-    if (!mg_proxy_route_group(r, true)) {
-        return;
-    }
     r->max_retries = mg_proxy_group_retries(r);
     r->retries_left = r->max_retries;
+    if (!mg_proxy_route_group(r, false)) {
+        /* every deployment is cooling down: LiteLLM raises inside its fallback logic,
+         * so configured fallbacks still apply; the message carries no group suffix */
+        mg_route_result_t rr;
+        mg_route_order(r, &rr);
+        mg_uperr_t e;
+        memset(&e, 0, sizeof(e));
+        e.status = 429;
+        e.cls = MG_ERR_RATE_LIMITED;
+        e.rate_limit = true;
+        e.type_json = "\"None\"";
+        e.param_json = "\"None\"";
+        e.message = mg_route_no_deployments_message(r, &rr);
+        r->first_no_suffix = true;
+        r->retries_left = 0;
+        mg_proxy_fail(r, &e);
+        return;
+    }
     mg_proxy_attempt(r);
 }
 

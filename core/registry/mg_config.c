@@ -324,6 +324,13 @@ mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
             return MG_ERROR;
         }
     }
+    const char *base = json_string_value(json_object_get(lp, "api_base"));
+    if (base != NULL && base[0] != '\0' && strncasecmp(base, "http://", 7) != 0 &&
+        strncasecmp(base, "https://", 8) != 0) {
+        snprintf(mp, sizeof(mp), "%s.api_base", p);
+        json_decref(e);
+        return mg_cfg_fail(c, mp, "api_base \"%s\" must start with http:// or https://", base);
+    }
     bool b;
     if (mg_cfg_bool(c, lp, "drop_params", p, &b) != MG_OK) {
         json_decref(e);
@@ -1165,18 +1172,37 @@ mg_config_from_json(const char *path, json_t *root, const mg_config_opts_t *opts
     return MG_OK;
 }
 
+static int mg_config_load_impl(const char *path, const char *text, size_t len,
+                               const mg_config_opts_t *opts, mg_config_t **out, mg_err_t *err);
+
 int
 mg_config_load(const char *path, const mg_config_opts_t *opts, mg_config_t **out, mg_err_t *err)
+{
+    return mg_config_load_impl(path, NULL, 0, opts, out, err);
+}
+
+int
+mg_config_load_text(const char *text, size_t len, const char *name, const mg_config_opts_t *opts,
+                    mg_config_t **out, mg_err_t *err)
+{
+    return mg_config_load_impl(name, text, len, opts, out, err);
+}
+
+static int
+mg_config_load_impl(const char *path, const char *text, size_t len, const mg_config_opts_t *opts,
+                    mg_config_t **out, mg_err_t *err)
 {
     mg_config_t *cfg = mg_config_new(path);
     mg_marks_t marks;
     mg_marks_init(&marks);
     mg_cfg_ctx_t c = {&marks, path, err, opts != NULL && opts->quiet, 0};
-    if (path == NULL || path[0] == '\0') {
+    if (text == NULL && (path == NULL || path[0] == '\0')) {
         cfg->root = json_object();
     } else {
         json_t *root = NULL;
-        if (mg_yaml_load_file(path, &marks, &root, err) != MG_OK) {
+        int lrc = text != NULL ? mg_yaml_parse(text, len, path ? path : "<config>", &marks, &root, err)
+                               : mg_yaml_load_file(path, &marks, &root, err);
+        if (lrc != MG_OK) {
             goto fail;
         }
         if (json_is_null(root)) {

@@ -76,6 +76,11 @@ typedef struct {
 int mg_config_load(const char *path, const mg_config_opts_t *opts, mg_config_t **out,
                    mg_err_t *err);
 
+/* Loads config YAML from memory (name is used in messages); includes resolve
+ * relative to the current directory. */
+int mg_config_load_text(const char *text, size_t len, const char *name,
+                        const mg_config_opts_t *opts, mg_config_t **out, mg_err_t *err);
+
 /* Builds a config from an already resolved tree (as sent between processes). */
 int mg_config_from_json(const char *path, json_t *root, const mg_config_opts_t *opts,
                         mg_config_t **out, mg_err_t *err);

@@ -967,8 +967,11 @@ mg_store_pg_op_complete(mg_store_pg_t *s, mg_pg_op_t *op, PGresult *res, const c
     if (qerr != NULL) {
         char clean[MG_PG_MSG_MAX];
         mg_store_pg_clean(s, qerr, clean, sizeof(clean));
-        bool transient = mg_store_pg_sqlstate_transient(sqlstate);
-        mg_err_set(&err, transient ? MG_ERR_NOT_READY : MG_ERR_INTERNAL,
+        /* class 22 (data exception, e.g. \u0000 in jsonb) is the caller's input */
+        mg_err_class_t cls = mg_store_pg_sqlstate_transient(sqlstate) ? MG_ERR_NOT_READY
+                             : strncmp(sqlstate, "22", 2) == 0       ? MG_ERR_BAD_REQUEST
+                                                                     : MG_ERR_INTERNAL;
+        mg_err_set(&err, cls,
                    "database error during %s (SQLSTATE %s): %s", op->what,
                    sqlstate[0] != '\0' ? sqlstate : "?", clean);
         mg_store_pg_op_fail(op, &err);

@@ -1,0 +1,1065 @@
+/*
+ * test_store_pg.c -- integration test of the PostgreSQL registry store (core/store/mg_store_pg.c)
+ * against a real PostgreSQL server, driven on a libevent loop.
+ *
+ * Owns: a temporary directory under /tmp (server data, socket, logs), the PostgreSQL server it
+ * starts there, and a test database it creates.  Everything is removed at the end, even when a
+ * check fails or the process dies: a guardian process (forked at start, in its own session)
+ * waits for this one to exit and then stops the server and removes the directory.
+ *
+ * Usage:
+ *   test_store_pg                   start a PostgreSQL 15 server of our own (initdb + pg_ctl as
+ *                                   the postgres user when run as root) on 127.0.0.1, free port
+ *   test_store_pg PORT              use a server a fixture started (also MG_TEST_PG_PORT=PORT);
+ *                                   trust auth for user postgres on 127.0.0.1 is expected.  With
+ *                                   MG_TEST_PG_DATA=<data dir> the outage checks stop and restart
+ *                                   it; without, they are skipped.
+ *   MG_PG_BINDIR (default /usr/lib/postgresql/15/bin) locates initdb and pg_ctl.
+ * Exits 0 when every check passed, 1 otherwise, 77 (ctest's skip code) without PostgreSQL.
+ *
+ * Includes the store's .c to reach its timeouts and resolver family; link it WITHOUT
+ * mg_store_pg.c (see the CMake snippet in the store's notes).  Every wait is a bounded poll of
+ * the event loop; there is no sleep used as synchronisation.
+ */
+#define _GNU_SOURCE /* pipe2 */
+#include "../../../../core/store/mg_store_pg.c"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TEST_PASSWORD "Sup3r-Secret-pw"
+#define TEST_API_KEY  "sk-test-SECRET-123"
+#define TEST_SECRET   "salt-key-for-tests"
+
+static int t_passed, t_failed;
+static struct event_base *t_base;
+static char t_dir[256];          /* our temporary directory */
+static char t_bindir[256];
+static char t_datadir[300];      /* server data dir ("" when we cannot stop/start the server) */
+static int t_port;
+static char t_db[64];
+static char t_url[512];
+static bool t_own_server;
+static char t_fixture_opts[2048]; /* a fixture's server: its command line, to restart it */
+static int t_real_stderr = -1;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            t_passed++;                                                                            \
+        } else {                                                                                   \
+            t_failed++;                                                                            \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+            fflush(stdout);                                                                        \
+        }                                                                                          \
+    } while (0)
+
+/* Runs the loop until cond holds or ms pass; evaluates to cond. */
+#define WAIT_FOR(cond, ms)                                                                         \
+    ({                                                                                             \
+        int64_t wait_deadline_ = mg_time_mono_ms() + (ms);                                         \
+        while (!(cond) && mg_time_mono_ms() < wait_deadline_) {                                    \
+            event_base_loop(t_base, EVLOOP_ONCE);                                                  \
+        }                                                                                          \
+        (cond);                                                                                    \
+    })
+
+static void
+t_section(const char *name)
+{
+    printf("-- %s\n", name);
+    fflush(stdout);
+}
+
+/* ---- processes: run a command, the server, the guardian ---- */
+
+/* Runs argv (as the postgres user when we are root), output appended to log; exit status. */
+static int
+t_run(const char *log, const char *const *argv)
+{
+    const char *full[32];
+    int n = 0;
+    if (geteuid() == 0) {
+        full[n++] = "runuser";
+        full[n++] = "-u";
+        full[n++] = "postgres";
+        full[n++] = "--";
+    }
+    for (int i = 0; argv[i] != NULL && n < 31; i++) {
+        full[n++] = argv[i];
+    }
+    full[n] = NULL;
+    pid_t pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (in >= 0) {
+            dup2(in, 0);
+        }
+        if (out >= 0) {
+            dup2(out, 1);
+            dup2(out, 2);
+        }
+        execvp(full[0], (char *const *) full);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void
+t_rmrf(const char *path)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("rm", "rm", "-rf", path, (char *) NULL);
+        _exit(127);
+    }
+    int st;
+    while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+}
+
+static int
+t_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof(sa)) != 0 ||
+        getsockname(fd, (struct sockaddr *) &sa, &len) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static int
+t_pg_start(void)
+{
+    char ctl[300], log[300], cmdlog[300], opts[600];
+    snprintf(ctl, sizeof(ctl), "%s/pg_ctl", t_bindir);
+    snprintf(log, sizeof(log), "%s/postgres.log", t_dir); /* written by the server (postgres) */
+    snprintf(cmdlog, sizeof(cmdlog), "%s/commands.log", t_dir);
+    if (t_own_server) {
+        snprintf(opts, sizeof(opts),
+                 "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=40",
+                 t_port, t_dir);
+    } else {
+        snprintf(opts, sizeof(opts), "%s", t_fixture_opts); /* as the fixture started it */
+    }
+    const char *argv[] = {ctl, "-D", t_datadir, "-l", log, "-w", "-t", "60", "-o", opts, "start",
+                          NULL};
+    return t_run(cmdlog, argv);
+}
+
+static int
+t_pg_stop(const char *mode)
+{
+    char ctl[300], log[300];
+    if (!t_own_server) {
+        /* postmaster.opts: the binary, then its quoted arguments; pg_ctl -o takes the arguments */
+        char path[400];
+        snprintf(path, sizeof(path), "%s/postmaster.opts", t_datadir);
+        FILE *f = fopen(path, "r");
+        char line[sizeof(t_fixture_opts)] = "";
+        if (f == NULL || fgets(line, sizeof(line), f) == NULL) {
+            printf("cannot read %s: cannot restart the fixture's server\n", path);
+            if (f != NULL) {
+                fclose(f);
+            }
+            return -1;
+        }
+        fclose(f);
+        line[strcspn(line, "\n")] = '\0';
+        const char *args = strchr(line, ' ');
+        snprintf(t_fixture_opts, sizeof(t_fixture_opts), "%s", args != NULL ? args + 1 : "");
+    }
+    snprintf(ctl, sizeof(ctl), "%s/pg_ctl", t_bindir);
+    snprintf(log, sizeof(log), "%s/commands.log", t_dir);
+    const char *argv[] = {ctl, "-D", t_datadir, "-m", mode, "-w", "-t", "60", "stop", NULL};
+    return t_run(log, argv);
+}
+
+/*
+ * The guardian: a shell in its own session that waits for EOF on a pipe whose only writer is
+ * this process (close-on-exec, so servers we spawn do not hold it), then stops our server and
+ * removes the directory.  It runs whether we exit normally, fail, crash or get killed.
+ */
+static void
+t_guardian(void)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        setsid();
+        dup2(p[0], 0);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        const char *script =
+            "cat >/dev/null; "
+            "if [ -n \"$3\" ] && [ -f \"$3/postmaster.pid\" ]; then "
+            "  if [ \"$(id -u)\" = 0 ]; then runuser -u postgres -- \"$2/pg_ctl\" -D \"$3\" "
+            "    -m immediate -w stop; else \"$2/pg_ctl\" -D \"$3\" -m immediate -w stop; fi; "
+            "fi; rm -rf \"$1\"";
+        execl("/bin/sh", "sh", "-c", script, "sh", t_dir, t_bindir,
+              t_own_server ? t_datadir : "", (char *) NULL);
+        _exit(127);
+    }
+    close(p[0]);
+    /* p[1] stays open (and is deliberately never closed) until this process ends */
+}
+
+static void
+t_alarm(int sig)
+{
+    static const char msg[] = "FAIL: test_store_pg timed out as a whole (240s)\n";
+    ssize_t w = write(1, msg, sizeof(msg) - 1);
+    (void) w;
+    _exit(1); /* the guardian cleans up */
+}
+
+/* Prints one of our log files (the directory goes away with us). */
+static void
+t_cat(const char *name)
+{
+    char path[400], line[1024];
+    snprintf(path, sizeof(path), "%s/%s", t_dir, name);
+    FILE *f = fopen(path, "r");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        printf("   %s: %s", name, line);
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+}
+
+/* Starts our own server; returns 0, or 77 when PostgreSQL is not installed. */
+static int
+t_setup_own_server(void)
+{
+    char initdb[300], log[300];
+    snprintf(initdb, sizeof(initdb), "%s/initdb", t_bindir);
+    if (access(initdb, X_OK) != 0) {
+        printf("SKIP: %s not found (install postgresql-15 or set MG_PG_BINDIR)\n", initdb);
+        return 77;
+    }
+    if (geteuid() == 0 && getpwnam("postgres") == NULL) {
+        printf("SKIP: running as root and there is no postgres user\n");
+        return 77;
+    }
+    snprintf(t_datadir, sizeof(t_datadir), "%s/data", t_dir);
+    snprintf(log, sizeof(log), "%s/commands.log", t_dir);
+    const char *argv[] = {initdb, "-D", t_datadir, "-A", "trust", "-U", "postgres", "-E", "UTF8",
+                          "--locale=C", "--no-sync", NULL};
+    if (t_run(log, argv) != 0) {
+        printf("FAIL: initdb failed:\n");
+        t_cat("commands.log");
+        return 1;
+    }
+    /* a port can be taken between our probe and the server's bind: try a few */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        t_port = t_free_port();
+        if (t_port > 0 && t_pg_start() == 0) {
+            return 0;
+        }
+    }
+    printf("FAIL: could not start PostgreSQL:\n");
+    t_cat("commands.log");
+    t_cat("postgres.log");
+    return 1;
+}
+
+/* ---- blocking admin connection (test only: the store itself never blocks) ---- */
+
+static PGconn *
+t_admin(const char *db)
+{
+    char conninfo[256];
+    snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1 port=%d user=postgres dbname=%s "
+             "connect_timeout=10", t_port, db);
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK) {
+        printf("admin connection failed: %s", PQerrorMessage(c));
+    }
+    return c;
+}
+
+/* Runs sql; returns the first value of the first row (static buffer) or NULL. */
+static const char *
+t_sql(PGconn *c, const char *sql)
+{
+    static char out[8192];
+    PGresult *r = PQexec(c, sql);
+    const char *v = NULL;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+        snprintf(out, sizeof(out), "%s", PQgetvalue(r, 0, 0));
+        v = out;
+    } else if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+        out[0] = '\0';
+        v = out;
+    } else {
+        printf("admin sql failed: %s: %s", sql, PQerrorMessage(c));
+    }
+    PQclear(r);
+    return v;
+}
+
+/* ---- store helpers ---- */
+
+typedef struct {
+    int calls;
+    int rc;
+    int64_t version;
+    json_t *a;          /* models or row (owned ref) */
+    json_t *b;          /* policies (owned ref) */
+    mg_err_t err;
+    int64_t at_ms;      /* when the callback ran */
+    mg_store_t *destroy_me;
+} t_res_t;
+
+static void
+t_res_reset(t_res_t *r)
+{
+    json_decref(r->a);
+    json_decref(r->b);
+    memset(r, 0, sizeof(*r));
+}
+
+static void
+t_load_cb(void *ud, int rc, int64_t version, json_t *models, json_t *policies,
+          const mg_err_t *err)
+{
+    t_res_t *r = ud;
+    r->calls++;
+    r->rc = rc;
+    r->version = version;
+    r->a = json_incref(models);
+    r->b = json_incref(policies);
+    r->at_ms = mg_time_mono_ms();
+    if (err != NULL) {
+        r->err = *err;
+    }
+    if (r->destroy_me != NULL) {
+        mg_store_t *st = r->destroy_me;
+        r->destroy_me = NULL;
+        st->ops->destroy(st);
+    }
+}
+
+static void
+t_version_cb(void *ud, int rc, int64_t version, const mg_err_t *err)
+{
+    t_res_t *r = ud;
+    r->calls++;
+    r->rc = rc;
+    r->version = version;
+    r->at_ms = mg_time_mono_ms();
+    if (err != NULL) {
+        r->err = *err;
+    }
+}
+
+static void
+t_mutate_cb(void *ud, int rc, int64_t version, json_t *row, const mg_err_t *err)
+{
+    t_res_t *r = ud;
+    r->calls++;
+    r->rc = rc;
+    r->version = version;
+    r->a = json_incref(row);
+    r->at_ms = mg_time_mono_ms();
+    if (err != NULL) {
+        r->err = *err;
+    }
+}
+
+static bool
+t_load(mg_store_t *st, t_res_t *r, int ms)
+{
+    t_res_reset(r);
+    st->ops->load(st, t_load_cb, r);
+    return WAIT_FOR(r->calls > 0, ms);
+}
+
+static int64_t
+t_version(mg_store_t *st)
+{
+    t_res_t r = {0};
+    st->ops->get_version(st, t_version_cb, &r);
+    if (!WAIT_FOR(r.calls > 0, 15000) || r.rc != MG_OK) {
+        printf("get_version failed: %s\n", r.err.msg);
+        return -1;
+    }
+    return r.version;
+}
+
+/* Applies the mutation given as JSON text; waits for the callback. */
+static bool
+t_mutate(mg_store_t *st, t_res_t *r, const char *json, int ms)
+{
+    t_res_reset(r);
+    json_error_t je;
+    json_t *m = json_loads(json, 0, &je);
+    if (m == NULL) {
+        printf("bad test JSON: %s: %s\n", json, je.text);
+        return false;
+    }
+    st->ops->mutate(st, m, t_mutate_cb, r);
+    json_decref(m);
+    return WAIT_FOR(r->calls > 0, ms);
+}
+
+static mg_store_t *
+t_store(const char *url, const char *secret)
+{
+    mg_store_conf_t conf = {.base = t_base, .database_url = url, .secret = secret};
+    mg_err_t err;
+    mg_err_clear(&err);
+    mg_store_t *st = mg_store_pg_create(&conf, &err);
+    if (st == NULL) {
+        printf("mg_store_pg_create failed: %s\n", err.msg);
+    }
+    return st;
+}
+
+static mg_store_pg_t *
+t_impl(mg_store_t *st)
+{
+    return st->impl;
+}
+
+static json_t *
+t_status(mg_store_t *st)
+{
+    return st->ops->status(st);
+}
+
+static bool
+t_connected(mg_store_t *st)
+{
+    return t_impl(st)->q.state == MG_PG_READY;
+}
+
+typedef struct {
+    int hints;
+    int64_t max_hint;
+    int reconnects;
+} t_watch_t;
+
+static void
+t_hint_cb(void *ud, int64_t version)
+{
+    t_watch_t *w = ud;
+    w->hints++;
+    if (version > w->max_hint) {
+        w->max_hint = version;
+    }
+}
+
+static void
+t_reconnect_cb(void *ud)
+{
+    t_watch_t *w = ud;
+    w->reconnects++;
+}
+
+static void
+t_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    /* keeps EVLOOP_ONCE returning so WAIT_FOR re-checks its deadline */
+}
+
+static const char *
+t_model_id(json_t *models, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(models, i), "model_id"));
+}
+
+static const char *
+t_param(json_t *row, const char *key)
+{
+    return json_string_value(json_object_get(json_object_get(row, "litellm_params"), key));
+}
+
+/* ---- the checks ---- */
+
+static void
+t_bad_urls(void)
+{
+    t_section("invalid DATABASE_URL is rejected without echoing the password");
+    mg_store_conf_t conf = {.base = t_base, .database_url = "postgresql://u:pa%zzword@127.0.0.1/db"};
+    mg_err_t err;
+    mg_err_clear(&err);
+    mg_store_t *st = mg_store_pg_create(&conf, &err);
+    CHECK(st == NULL, "create accepted a malformed URL");
+    CHECK(err.cls == MG_ERR_CONFIG, "class %s", mg_err_class_name(err.cls));
+    CHECK(strstr(err.msg, "pa%zzword") == NULL && strstr(err.msg, "zzword") == NULL,
+          "password leaked: %s", err.msg);
+    CHECK(strstr(err.msg, "u:***@127.0.0.1/db") != NULL, "message lacks the redacted URL: %s",
+          err.msg);
+    if (st != NULL) {
+        st->ops->destroy(st);
+    }
+}
+
+static void
+t_unreachable(void)
+{
+    t_section("unreachable server: operations fail promptly with not_ready");
+    int port = t_free_port();
+    char url[256];
+    snprintf(url, sizeof(url), "postgresql://postgres:%s@127.0.0.1:%d/x", TEST_PASSWORD, port);
+    mg_store_t *st = t_store(url, TEST_SECRET);
+    t_res_t r = {0};
+    int64_t t0 = mg_time_mono_ms();
+    CHECK(t_load(st, &r, 6000), "load on an unreachable server never called back");
+    CHECK(r.rc == MG_ERROR && r.err.cls == MG_ERR_NOT_READY, "rc %d class %s", r.rc,
+          mg_err_class_name(r.err.cls));
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    CHECK(strstr(r.err.msg, "database unavailable") != NULL && strstr(r.err.msg, portstr) &&
+              strstr(r.err.msg, "127.0.0.1") != NULL,
+          "message does not name the problem: %s", r.err.msg);
+    CHECK(strstr(r.err.msg, TEST_PASSWORD) == NULL, "password leaked: %s", r.err.msg);
+    printf("   first failure after %" PRId64 "ms: %s\n", r.at_ms - t0, r.err.msg);
+    /* now known down: the next operation fails on the next loop turn */
+    t_res_t m = {0};
+    t0 = mg_time_mono_ms();
+    CHECK(t_mutate(st, &m, "{\"op\":\"bump\",\"reason\":\"x\"}", 3000), "no callback");
+    CHECK(m.rc == MG_ERROR && m.err.cls == MG_ERR_NOT_READY && m.at_ms - t0 < 1000,
+          "rc %d class %s after %" PRId64 "ms", m.rc, mg_err_class_name(m.err.cls), m.at_ms - t0);
+    json_t *s = t_status(st);
+    char *dump = json_dumps(s, JSON_COMPACT);
+    CHECK(!json_is_true(json_object_get(s, "connected")) &&
+              json_is_string(json_object_get(s, "last_error")) && strstr(dump, TEST_PASSWORD) == NULL,
+          "status: %s", dump);
+    free(dump);
+    json_decref(s);
+    st->ops->destroy(st);
+    t_res_reset(&r);
+    t_res_reset(&m);
+}
+
+static void
+t_everything(void)
+{
+    t_res_t r = {0}, m = {0};
+    char buf[1024];
+
+    t_section("schema creation by several stores at once (fresh database)");
+    mg_store_t *st[4];
+    t_res_t lr[4];
+    memset(lr, 0, sizeof(lr));
+    for (int i = 0; i < 4; i++) {
+        st[i] = t_store(t_url, TEST_SECRET);
+    }
+    for (int i = 0; i < 4; i++) {
+        st[i]->ops->load(st[i], t_load_cb, &lr[i]);
+    }
+    CHECK(WAIT_FOR(lr[0].calls && lr[1].calls && lr[2].calls && lr[3].calls, 20000),
+          "loads did not complete");
+    for (int i = 0; i < 4; i++) {
+        CHECK(lr[i].rc == MG_OK && lr[i].version == 0 && json_array_size(lr[i].a) == 0 &&
+                  json_object_size(lr[i].b) == 0,
+              "store %d: rc %d version %" PRId64 " err %s", i, lr[i].rc, lr[i].version,
+              lr[i].err.msg);
+        t_res_reset(&lr[i]);
+    }
+    PGconn *admin = t_admin(t_db);
+    const char *v = t_sql(admin, "SELECT count(*) FROM pg_tables WHERE tablename IN "
+                          "('moongate_registry','moongate_models','moongate_policies',"
+                          "'moongate_events')");
+    CHECK(v != NULL && strcmp(v, "4") == 0, "tables: %s", v ? v : "(error)");
+    v = t_sql(admin, "SELECT count(*) FROM moongate_registry");
+    CHECK(v != NULL && strcmp(v, "1") == 0, "registry rows: %s", v ? v : "(error)");
+    for (int i = 1; i < 4; i++) {
+        st[i]->ops->destroy(st[i]);
+    }
+    mg_store_t *a = st[0];
+
+    t_section("status is redacted");
+    json_t *s = t_status(a);
+    snprintf(buf, sizeof(buf), "postgresql://postgres:***@127.0.0.1:%d/%s", t_port, t_db);
+    CHECK(json_is_true(json_object_get(s, "connected")), "not connected");
+    CHECK(strcmp(json_string_value(json_object_get(s, "type")), "postgres") == 0, "type");
+    CHECK(strcmp(json_string_value(json_object_get(s, "url")), buf) == 0, "url %s",
+          json_string_value(json_object_get(s, "url")));
+    CHECK(json_is_null(json_object_get(s, "last_error")) &&
+              json_integer_value(json_object_get(s, "queued")) == 0 &&
+              json_is_false(json_object_get(s, "listening")),
+          "status fields");
+    char *dump = json_dumps(s, JSON_COMPACT);
+    CHECK(strstr(dump, TEST_PASSWORD) == NULL, "password in status: %s", dump);
+    free(dump);
+    json_decref(s);
+
+    t_section("watch: a second store gets on_reconnect, then hints");
+    mg_store_t *b = t_store(t_url, TEST_SECRET);
+    t_watch_t w = {0};
+    b->ops->watch(b, t_hint_cb, t_reconnect_cb, &w);
+    CHECK(WAIT_FOR(w.reconnects == 1, 15000), "no initial on_reconnect (%d)", w.reconnects);
+
+    t_section("model_new");
+    int64_t v0 = t_version(a);
+    CHECK(v0 == 0, "version %" PRId64, v0);
+    CHECK(t_mutate(a, &m,
+                   "{\"op\":\"model_new\",\"model_id\":\"m1\",\"model_name\":\"gpt-4o\","
+                   "\"litellm_params\":{\"model\":\"openai/gpt-4o\",\"api_key\":\"" TEST_API_KEY
+                   "\",\"rpm\":10,\"tags\":[\"a\",\"b\"]},\"model_info\":{\"tier\":\"gold\"},"
+                   "\"user\":\"admin\"}",
+                   15000),
+          "no callback");
+    CHECK(m.rc == MG_OK && m.version == v0 + 1, "rc %d version %" PRId64 " err %s", m.rc,
+          m.version, m.err.msg);
+    CHECK(m.a != NULL && t_param(m.a, "api_key") && strcmp(t_param(m.a, "api_key"), TEST_API_KEY) == 0 &&
+              strcmp(json_string_value(json_object_get(m.a, "created_by")), "admin") == 0 &&
+              json_is_string(json_object_get(m.a, "created_at")),
+          "row not decrypted / incomplete");
+    int64_t v1 = m.version;
+    CHECK(WAIT_FOR(w.max_hint >= v1, 10000), "no hint for version %" PRId64 " (max %" PRId64 ")",
+          v1, w.max_hint);
+
+    CHECK(t_load(a, &r, 15000) && r.rc == MG_OK, "load: %s", r.err.msg);
+    CHECK(r.version == v1 && json_array_size(r.a) == 1, "version %" PRId64 " models %zu",
+          r.version, json_array_size(r.a));
+    json_t *row = json_array_get(r.a, 0);
+    CHECK(t_param(row, "api_key") != NULL && strcmp(t_param(row, "api_key"), TEST_API_KEY) == 0,
+          "load did not decrypt api_key");
+    CHECK(json_integer_value(json_object_get(json_object_get(row, "litellm_params"), "rpm")) == 10 &&
+              json_array_size(json_object_get(json_object_get(row, "litellm_params"), "tags")) == 2,
+          "non-string params lost their type");
+    CHECK(strcmp(json_string_value(json_object_get(json_object_get(row, "model_info"), "tier")),
+                 "gold") == 0,
+          "model_info");
+
+    t_section("values are encrypted at rest; the event is audited");
+    v = t_sql(admin, "SELECT litellm_params::text FROM moongate_models WHERE model_id = 'm1'");
+    CHECK(v != NULL && strstr(v, TEST_API_KEY) == NULL && strstr(v, "mg1:") != NULL &&
+              strstr(v, "openai/gpt-4o") == NULL,
+          "stored litellm_params: %s", v ? v : "(error)");
+    snprintf(buf, sizeof(buf), "SELECT op || ' ' || (detail->>'model_id') FROM moongate_events "
+             "WHERE version = %" PRId64, v1);
+    v = t_sql(admin, buf);
+    CHECK(v != NULL && strcmp(v, "model_new m1") == 0, "event row: %s", v ? v : "(none)");
+
+    t_section("duplicate model_new fails and does not bump");
+    CHECK(t_mutate(a, &m, "{\"op\":\"model_new\",\"model_id\":\"m1\",\"model_name\":\"x\","
+                          "\"litellm_params\":{\"model\":\"x\"}}", 15000), "no callback");
+    CHECK(m.rc == MG_ERROR && m.err.cls == MG_ERR_BAD_REQUEST &&
+              strcmp(m.err.msg, "Model with id=m1 already exists") == 0,
+          "rc %d class %s msg %s", m.rc, mg_err_class_name(m.err.cls), m.err.msg);
+    CHECK(t_version(a) == v1, "version moved on a duplicate");
+
+    t_section("model_update merges, skips nulls, clears keys");
+    CHECK(t_mutate(a, &m,
+                   "{\"op\":\"model_update\",\"model_id\":\"m1\",\"model_name\":null,"
+                   "\"litellm_params\":{\"api_base\":\"http://127.0.0.1:9\",\"rpm\":null},"
+                   "\"model_info\":{\"region\":\"eu\"},"
+                   "\"clear\":[\"litellm_params.api_key\",\"model_info.tier\"],\"user\":\"bob\"}",
+                   15000),
+          "no callback");
+    CHECK(m.rc == MG_OK && m.version == v1 + 1, "rc %d version %" PRId64 " %s", m.rc, m.version,
+          m.err.msg);
+    CHECK(m.a != NULL && t_param(m.a, "api_key") == NULL && t_param(m.a, "api_base") != NULL &&
+              strcmp(t_param(m.a, "api_base"), "http://127.0.0.1:9") == 0 &&
+              strcmp(t_param(m.a, "model"), "openai/gpt-4o") == 0,
+          "litellm_params not merged/cleared");
+    CHECK(m.a != NULL &&
+              json_integer_value(json_object_get(json_object_get(m.a, "litellm_params"), "rpm")) == 10,
+          "a null value overwrote rpm");
+    CHECK(m.a != NULL && strcmp(json_string_value(json_object_get(m.a, "model_name")), "gpt-4o") == 0 &&
+              json_object_get(json_object_get(m.a, "model_info"), "tier") == NULL &&
+              json_object_get(json_object_get(m.a, "model_info"), "region") != NULL &&
+              strcmp(json_string_value(json_object_get(m.a, "updated_by")), "bob") == 0 &&
+              strcmp(json_string_value(json_object_get(m.a, "created_by")), "admin") == 0,
+          "row fields after update");
+    int64_t v2 = m.version;
+    CHECK(t_mutate(a, &m, "{\"op\":\"model_update\",\"model_id\":\"m1\","
+                          "\"model_name\":\"gpt-4o-renamed\",\"litellm_params\":{\"api_key\":\"sk-new\"}}",
+                   15000) && m.rc == MG_OK && m.version == v2 + 1,
+          "rename: %s", m.err.msg);
+    CHECK(m.a != NULL && strcmp(json_string_value(json_object_get(m.a, "model_name")),
+                                "gpt-4o-renamed") == 0 &&
+              strcmp(t_param(m.a, "api_key"), "sk-new") == 0 &&
+              strcmp(json_string_value(json_object_get(m.a, "updated_by")), "default_user_id") == 0,
+          "rename row");
+    int64_t v3 = m.version;
+    v = t_sql(admin, "SELECT litellm_params::text FROM moongate_models WHERE model_id = 'm1'");
+    CHECK(v != NULL && strstr(v, "sk-new") == NULL && strstr(v, "127.0.0.1:9") == NULL,
+          "updated values stored in plaintext: %s", v ? v : "(error)");
+
+    t_section("unknown ids and bad mutations fail without a bump");
+    CHECK(t_mutate(a, &m, "{\"op\":\"model_update\",\"model_id\":\"nope\",\"model_name\":\"x\"}",
+                   15000) && m.rc == MG_ERROR && m.err.cls == MG_ERR_NO_ROUTE &&
+              strcmp(m.err.msg, "Model with id=nope not found") == 0,
+          "update unknown: %s %s", mg_err_class_name(m.err.cls), m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"model_delete\",\"model_id\":\"nope\"}", 15000) &&
+              m.rc == MG_ERROR && m.err.cls == MG_ERR_NO_ROUTE &&
+              strcmp(m.err.msg, "Model with id=nope not found") == 0,
+          "delete unknown: %s %s", mg_err_class_name(m.err.cls), m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"model_update\",\"model_id\":\"m1\",\"clear\":[\"model_name\"]}",
+                   15000) && m.rc == MG_ERROR && m.err.cls == MG_ERR_BAD_REQUEST,
+          "bad clear: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"frobnicate\"}", 15000) && m.rc == MG_ERROR &&
+              m.err.cls == MG_ERR_BAD_REQUEST,
+          "unknown op: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"model_new\",\"model_id\":\"m9\"}", 15000) &&
+              m.rc == MG_ERROR && m.err.cls == MG_ERR_BAD_REQUEST,
+          "model_new without fields: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"policy_delete\",\"name\":\"nope\"}", 15000) &&
+              m.rc == MG_ERROR && m.err.cls == MG_ERR_NO_ROUTE,
+          "policy_delete unknown: %s", m.err.msg);
+    {
+        /* jsonb refuses \u0000: the database rejects the input (SQLSTATE class 22) */
+        json_t *nul = json_pack("{s:s, s:s, s:{s:o}}", "op", "model_update", "model_id", "m1",
+                                "model_info", "x", json_stringn("nul\0here", 8));
+        t_res_reset(&m);
+        a->ops->mutate(a, nul, t_mutate_cb, &m);
+        json_decref(nul);
+        CHECK(WAIT_FOR(m.calls > 0, 15000) && m.rc == MG_ERROR &&
+                  m.err.cls == MG_ERR_BAD_REQUEST && strstr(m.err.msg, "SQLSTATE 22") != NULL,
+              "jsonb-invalid input: %s %s", mg_err_class_name(m.err.cls), m.err.msg);
+    }
+    CHECK(t_version(a) == v3, "version moved on a failed mutation");
+
+    t_section("order, delete, policies, bump");
+    CHECK(t_mutate(a, &m, "{\"op\":\"model_new\",\"model_id\":\"m2\",\"model_name\":\"b\","
+                          "\"litellm_params\":{\"model\":\"b\"}}", 15000) && m.rc == MG_OK,
+          "m2: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"model_new\",\"model_id\":\"m0\",\"model_name\":\"c\","
+                          "\"litellm_params\":{\"model\":\"c\"}}", 15000) && m.rc == MG_OK,
+          "m0: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"model_delete\",\"model_id\":\"m2\"}", 15000) &&
+              m.rc == MG_OK && m.version == v3 + 3 && m.a == NULL,
+          "delete m2: %s version %" PRId64, m.err.msg, m.version);
+    CHECK(t_mutate(a, &m, "{\"op\":\"policy_update\",\"name\":\"least_busy\",\"kind\":\"routing\","
+                          "\"source\":\"return {}\",\"hash\":\"h1\"}", 15000) &&
+              m.rc == MG_OK && m.version == v3 + 4 &&
+              strcmp(json_string_value(json_object_get(m.a, "hash")), "h1") == 0,
+          "policy_update: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"policy_update\",\"name\":\"least_busy\",\"kind\":\"routing\","
+                          "\"source\":\"return {1}\",\"hash\":\"h2\"}", 15000) &&
+              m.rc == MG_OK && m.version == v3 + 5,
+          "policy_update again: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"policy_update\",\"name\":\"p2\",\"kind\":\"fallback\","
+                          "\"source\":\"s\",\"hash\":\"h\"}", 15000) && m.rc == MG_OK,
+          "policy p2: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"policy_delete\",\"name\":\"p2\"}", 15000) && m.rc == MG_OK &&
+              m.version == v3 + 7,
+          "policy_delete: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"bump\",\"reason\":\"config_reload\",\"detail\":{\"n\":1}}",
+                   15000) && m.rc == MG_OK && m.version == v3 + 8,
+          "bump: %s", m.err.msg);
+    int64_t v4 = m.version;
+    CHECK(t_load(a, &r, 15000) && r.rc == MG_OK && r.version == v4, "load: %s", r.err.msg);
+    CHECK(json_array_size(r.a) == 2 && strcmp(t_model_id(r.a, 0), "m1") == 0 &&
+              strcmp(t_model_id(r.a, 1), "m0") == 0,
+          "models not in creation order");
+    json_t *pol = json_object_get(r.b, "least_busy");
+    CHECK(json_object_size(r.b) == 1 && pol != NULL &&
+              strcmp(json_string_value(json_object_get(pol, "source")), "return {1}") == 0 &&
+              strcmp(json_string_value(json_object_get(pol, "kind")), "routing") == 0,
+          "policies after update/delete");
+    snprintf(buf, sizeof(buf), "SELECT count(*) || ' ' || min(version) || ' ' || max(version) "
+             "FROM moongate_events");
+    v = t_sql(admin, buf);
+    snprintf(buf, sizeof(buf), "%" PRId64 " 1 %" PRId64, v4, v4);
+    CHECK(v != NULL && strcmp(v, buf) == 0, "one event per version: %s (want %s)", v ? v : "-",
+          buf);
+    CHECK(WAIT_FOR(w.max_hint == v4, 10000), "hints stopped at %" PRId64, w.max_hint);
+
+    t_section("a wrong secret fails the whole load clearly");
+    mg_store_t *c = t_store(t_url, "not-the-salt-key");
+    CHECK(t_load(c, &r, 15000), "no callback");
+    CHECK(r.rc == MG_ERROR && r.a == NULL && r.err.cls == MG_ERR_CONFIG &&
+              strstr(r.err.msg, "LITELLM_SALT_KEY") != NULL && strstr(r.err.msg, "m1") != NULL,
+          "rc %d class %s msg %s", r.rc, mg_err_class_name(r.err.cls), r.err.msg);
+    c->ops->destroy(c);
+    c = t_store(t_url, NULL);
+    CHECK(t_load(c, &r, 15000) && r.rc == MG_ERROR && r.err.cls == MG_ERR_CONFIG,
+          "no secret: rc %d %s", r.rc, r.err.msg);
+    c->ops->destroy(c);
+
+    t_section("host name resolved asynchronously (localhost via evdns)");
+    snprintf(buf, sizeof(buf), "postgresql://postgres:%s@localhost:%d/%s", TEST_PASSWORD, t_port,
+             t_db);
+    {
+        /* /etc/hosts answers (synchronously, inside evdns): no DNS traffic leaves the host */
+        mg_store_conf_t conf = {.base = t_base, .database_url = buf, .secret = TEST_SECRET};
+        mg_err_t err;
+        mg_err_clear(&err);
+        c = mg_store_pg_create(&conf, &err);
+        CHECK(c != NULL, "create: %s", err.msg);
+        if (c != NULL) {
+            CHECK(t_impl(c)->dns != NULL, "the host name did not go through evdns");
+            CHECK(t_load(c, &r, 15000) && r.rc == MG_OK && r.version == v4, "load via localhost: %s",
+                  r.err.msg);
+            c->ops->destroy(c);
+        }
+    }
+
+    t_section("a query that exceeds its timeout fails, closes, and the store recovers");
+    PGconn *locker = t_admin(t_db);
+    t_sql(locker, "BEGIN");
+    t_sql(locker, "LOCK TABLE moongate_models IN ACCESS EXCLUSIVE MODE");
+    t_impl(a)->query_timeout_ms = 800;
+    t_res_t r2 = {0};
+    int64_t t0 = mg_time_mono_ms();
+    t_res_reset(&r);
+    a->ops->load(a, t_load_cb, &r);
+    a->ops->get_version(a, t_version_cb, &r2);
+    CHECK(WAIT_FOR(r.calls && r2.calls, 10000), "timed-out query never called back");
+    CHECK(r.rc == MG_ERROR && r.err.cls == MG_ERR_NOT_READY && strstr(r.err.msg, "timed out"),
+          "load: class %s msg %s", mg_err_class_name(r.err.cls), r.err.msg);
+    CHECK(r2.rc == MG_ERROR && r2.err.cls == MG_ERR_NOT_READY, "queued get_version: %s",
+          r2.err.msg);
+    CHECK(r.at_ms - t0 < 5000, "timeout took %" PRId64 "ms", r.at_ms - t0);
+    printf("   timed out after %" PRId64 "ms: %s\n", r.at_ms - t0, r.err.msg);
+    t_sql(locker, "ROLLBACK");
+    PQfinish(locker);
+    t_impl(a)->query_timeout_ms = MG_PG_QUERY_TIMEOUT_MS;
+    CHECK(WAIT_FOR(t_connected(a), 10000), "query connection did not come back");
+    CHECK(t_load(a, &r, 15000) && r.rc == MG_OK && r.version == v4, "load after timeout: %s",
+          r.err.msg);
+    CHECK(t_impl(a)->reconnects >= 1, "reconnects %" PRId64, t_impl(a)->reconnects);
+
+    t_section("destroy with operations pending calls nothing back");
+    c = t_store(t_url, TEST_SECRET);
+    t_res_t d1 = {0}, d2 = {0};
+    c->ops->load(c, t_load_cb, &d1);
+    json_t *bm = json_pack("{s:s}", "op", "bump");
+    c->ops->mutate(c, bm, t_mutate_cb, &d2);
+    json_decref(bm);
+    c->ops->destroy(c);
+    int64_t until = mg_time_mono_ms() + 300;
+    WAIT_FOR(mg_time_mono_ms() >= until, 1000);
+    CHECK(d1.calls == 0 && d2.calls == 0, "callbacks after destroy: %d %d", d1.calls, d2.calls);
+
+    t_section("destroy from inside a callback");
+    c = t_store(t_url, TEST_SECRET);
+    d1.destroy_me = c;
+    c->ops->load(c, t_load_cb, &d1);
+    c->ops->get_version(c, t_version_cb, &d2);
+    CHECK(WAIT_FOR(d1.calls == 1, 15000) && d1.rc == MG_OK, "first callback: %s", d1.err.msg);
+    until = mg_time_mono_ms() + 300;
+    WAIT_FOR(mg_time_mono_ms() >= until, 1000);
+    CHECK(d2.calls == 0 && d1.calls == 1, "callbacks after destroy in callback: %d", d2.calls);
+    t_res_reset(&d1);
+    t_res_reset(&d2);
+
+    if (t_datadir[0] == '\0') {
+        printf("-- SKIP outage checks: no data directory to stop/start the server "
+               "(set MG_TEST_PG_DATA)\n");
+    } else {
+        t_section("database stopped: operations fail promptly with not_ready");
+        int before = w.reconnects;
+        CHECK(t_pg_stop("fast") == 0, "pg_ctl stop failed");
+        t0 = mg_time_mono_ms();
+        CHECK(t_load(a, &r, 8000), "load hung with the database down");
+        CHECK(r.rc == MG_ERROR && r.err.cls == MG_ERR_NOT_READY && r.a == NULL,
+              "load: rc %d class %s", r.rc, mg_err_class_name(r.err.cls));
+        printf("   failed after %" PRId64 "ms: %s\n", r.at_ms - t0, r.err.msg);
+        CHECK(r.at_ms - t0 < 3000, "took %" PRId64 "ms", r.at_ms - t0);
+        t0 = mg_time_mono_ms();
+        CHECK(t_mutate(a, &m, "{\"op\":\"model_new\",\"model_id\":\"m5\",\"model_name\":\"x\","
+                              "\"litellm_params\":{\"api_key\":\"k\"}}", 8000),
+              "mutation hung with the database down");
+        CHECK(m.rc == MG_ERROR && m.err.cls == MG_ERR_NOT_READY && m.at_ms - t0 < 1000 &&
+                  strstr(m.err.msg, "database unavailable") != NULL,
+              "mutation: class %s after %" PRId64 "ms: %s", mg_err_class_name(m.err.cls),
+              m.at_ms - t0, m.err.msg);
+        CHECK(strstr(m.err.msg, TEST_PASSWORD) == NULL && strstr(r.err.msg, TEST_PASSWORD) == NULL,
+              "password in an error");
+        t_res_t gv = {0};
+        t0 = mg_time_mono_ms();
+        a->ops->get_version(a, t_version_cb, &gv);
+        CHECK(WAIT_FOR(gv.calls > 0, 3000) && gv.rc == MG_ERROR && gv.err.cls == MG_ERR_NOT_READY,
+              "get_version while down: %s", gv.err.msg);
+        CHECK(WAIT_FOR(t_impl(b)->l.state != MG_PG_READY, 5000), "listen connection still up");
+
+        /* stay down for a while: reconnect attempts fail (with backoff) and ops keep failing fast */
+        int slow = 0, ok = 0, probes = 0;
+        int64_t down_until = mg_time_mono_ms() + 1500;
+        while (mg_time_mono_ms() < down_until) {
+            t_res_t p = {0};
+            int64_t p0 = mg_time_mono_ms();
+            a->ops->get_version(a, t_version_cb, &p);
+            if (!WAIT_FOR(p.calls > 0, 3000) || p.at_ms - p0 > 500) {
+                slow++;
+            }
+            ok += p.rc == MG_OK;
+            probes++;
+            int64_t next = mg_time_mono_ms() + 100;
+            WAIT_FOR(mg_time_mono_ms() >= next, 200);
+        }
+        CHECK(probes > 5 && slow == 0 && ok == 0, "%d of %d probes slow, %d succeeded", slow,
+              probes, ok);
+        CHECK(t_impl(a)->q.failures >= 2, "only %d reconnect attempts while down",
+              t_impl(a)->q.failures);
+        s = t_status(a);
+        CHECK(json_is_false(json_object_get(s, "connected")) &&
+                  json_is_string(json_object_get(s, "last_error")),
+              "status while down");
+        json_decref(s);
+
+        t_section("database restarted: reconnect and on_reconnect");
+        CHECK(t_pg_start() == 0, "pg_ctl start failed");
+        CHECK(WAIT_FOR(w.reconnects > before, 20000), "no on_reconnect after the restart");
+        CHECK(WAIT_FOR(t_connected(a), 10000), "query connection did not reconnect");
+        CHECK(t_load(a, &r, 15000) && r.rc == MG_OK && r.version == v4, "load after restart: %s",
+              r.err.msg);
+        CHECK(t_mutate(a, &m, "{\"op\":\"bump\",\"reason\":\"after_restart\"}", 15000) &&
+                  m.rc == MG_OK && m.version == v4 + 1,
+              "bump after restart: %s", m.err.msg);
+        CHECK(WAIT_FOR(w.max_hint == v4 + 1, 10000), "no hint after the restart");
+        s = t_status(b);
+        CHECK(json_is_true(json_object_get(s, "listening")) &&
+                  json_integer_value(json_object_get(s, "reconnects")) >= 2,
+              "status after restart");
+        json_decref(s);
+    }
+
+    PQfinish(admin);
+    a->ops->destroy(a);
+    b->ops->destroy(b);
+    t_res_reset(&r);
+    t_res_reset(&m);
+}
+
+/* Scans the store's log output (our stderr) for the password. */
+static void
+t_check_log(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return;
+    }
+    char line[4096];
+    int lines = 0, leaks = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        lines++;
+        leaks += strstr(line, TEST_PASSWORD) != NULL;
+        if (t_failed > 0 || getenv("MG_TEST_VERBOSE") != NULL) {
+            ssize_t wr = write(t_real_stderr, line, strlen(line));
+            (void) wr;
+        }
+    }
+    fclose(f);
+    t_section("logs never contain the password");
+    CHECK(leaks == 0, "%d of %d log lines contain the password", leaks, lines);
+    CHECK(lines > 0, "the store logged nothing at debug level");
+}
+
+int
+main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGALRM, t_alarm);
+    alarm(240);
+
+    const char *bindir = getenv("MG_PG_BINDIR");
+    snprintf(t_bindir, sizeof(t_bindir), "%s", bindir ? bindir : "/usr/lib/postgresql/15/bin");
+    snprintf(t_dir, sizeof(t_dir), "/tmp/mg_store_pg_test.XXXXXX");
+    if (mkdtemp(t_dir) == NULL) {
+        printf("FAIL: mkdtemp failed: %s\n", strerror(errno));
+        return 1;
+    }
+    struct passwd *pgpw = getpwnam("postgres");
+    if (geteuid() == 0 && pgpw != NULL && chown(t_dir, pgpw->pw_uid, pgpw->pw_gid) != 0) {
+        printf("FAIL: chown(%s) failed: %s\n", t_dir, strerror(errno)); /* server runs as postgres */
+        return 1;
+    }
+    const char *port = argc > 1 ? argv[1] : getenv("MG_TEST_PG_PORT");
+    t_own_server = port == NULL || port[0] == '\0';
+    t_guardian();
+
+    if (t_own_server) {
+        int rc = t_setup_own_server();
+        if (rc != 0) {
+            printf("%d passed, %d failed\n", t_passed, t_failed + (rc == 77 ? 0 : 1));
+            return rc;
+        }
+    } else {
+        t_port = atoi(port);
+        const char *data = getenv("MG_TEST_PG_DATA");
+        snprintf(t_datadir, sizeof(t_datadir), "%s", data ? data : "");
+    }
+    printf("PostgreSQL on 127.0.0.1:%d (%s)\n", t_port, t_own_server ? "ours" : "fixture");
+
+    /* a fresh database: the schema must be created by the stores */
+    snprintf(t_db, sizeof(t_db), "moongate_test_%d", (int) getpid());
+    PGconn *admin = t_admin("postgres");
+    char sql[128];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", t_db);
+    if (PQstatus(admin) != CONNECTION_OK || t_sql(admin, sql) == NULL) {
+        PQfinish(admin);
+        printf("FAIL: cannot create the test database\n0 passed, 1 failed\n");
+        return 1;
+    }
+    PQfinish(admin);
+    snprintf(t_url, sizeof(t_url), "postgresql://postgres:%s@127.0.0.1:%d/%s", TEST_PASSWORD,
+             t_port, t_db);
+
+    /* the store logs to stderr: capture it to check it for the password */
+    char logpath[300];
+    snprintf(logpath, sizeof(logpath), "%s/store.log", t_dir);
+    t_real_stderr = dup(2);
+    int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (logfd >= 0) {
+        dup2(logfd, 2);
+        close(logfd);
+    }
+    mg_log_set_level(MG_LOG_DEBUG);
+    mg_log_set_process("test", 0);
+
+    t_base = event_base_new();
+    struct event *tick = event_new(t_base, -1, EV_PERSIST, t_tick_cb, NULL);
+    struct timeval tv = {0, 20000};
+    event_add(tick, &tv);
+
+    t_bad_urls();
+    t_unreachable();
+    t_everything();
+
+    event_free(tick);
+    event_base_free(t_base);
+    libevent_global_shutdown();
+
+    dup2(t_real_stderr, 2);
+    t_check_log(logpath);
+    close(t_real_stderr);
+
+    if (!t_own_server) {
+        admin = t_admin("postgres");
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", t_db);
+        t_sql(admin, sql);
+        PQfinish(admin);
+    } else {
+        CHECK(t_pg_stop("fast") == 0, "pg_ctl stop at the end failed");
+    }
+    t_rmrf(t_dir); /* the guardian would too, once we exit */
+    printf("%d passed, %d failed\n", t_passed, t_failed);
+    return t_failed > 0 ? 1 : 0;
+}
