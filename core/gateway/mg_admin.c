@@ -454,7 +454,7 @@ mg_admin_commit_done(void *ud, int rc, int64_t version, json_t *row, const mg_er
             return;
         }
         if (err->cls == MG_ERR_NO_ROUTE) {
-            st = p->kind == 3 ? 404 : 400;
+            st = (p->kind == 3 || p->kind == 8) ? 404 : 400;
         } else if (err->cls == MG_ERR_BAD_REQUEST) {
             st = 400;
         } else if (err->cls == MG_ERR_NOT_READY) {
@@ -472,6 +472,14 @@ mg_admin_commit_done(void *ud, int rc, int64_t version, json_t *row, const mg_er
     if (p->kind == 4) {
         char *m = mg_arena_printf(r->arena, "Model: %s deleted successfully", p->model_id);
         body = json_pack("{s:s,s:I}", "message", m, "version", (json_int_t) version);
+    } else if (p->kind == 7 || p->kind == 8) {
+        body = json_pack("{s:s,s:s,s:I}", "message",
+                         p->kind == 7 ? "policy stored; every worker now uses it"
+                                      : "stored policy removed; the configured policy is back",
+                         "kind", p->model_id, "version", (json_int_t) version);
+        if (row != NULL && json_is_string(json_object_get(row, "hash"))) {
+            json_object_set(body, "sha256", json_object_get(row, "hash"));
+        }
     } else {
         body = json_deep_copy(row);
         json_t *lp = json_object_get(body, "litellm_params");
@@ -1017,6 +1025,99 @@ mg_admin_health(mg_request_t *r)
     }
 }
 
+/* ---- policies stored for the fleet ---- */
+
+static int
+mg_admin_policy_kind(const char *k)
+{
+    for (int i = 0; i < MG_POLICY__COUNT; i++) {
+        if (k != NULL && strcmp(k, mg_policy_kind_name((mg_policy_kind_t) i)) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void
+mg_admin_policy_info(mg_request_t *r)
+{
+    if (!mg_admin_need_snapshot(r)) {
+        return;
+    }
+    mg_lua_spec_t specs[MG_POLICY__COUNT];
+    mg_err_t err;
+    if (mg_lua_specs(r->snap, specs, &err) != MG_OK) {
+        mg_gw_error(r, 500, err.msg, "internal_error", NULL, NULL);
+        return;
+    }
+    char *with_src = mg_admin_query(r, "source");
+    json_t *data = json_array();
+    for (int k = 0; k < MG_POLICY__COUNT; k++) {
+        json_t *e = json_pack("{s:s,s:s,s:s,s:s}", "kind", mg_policy_kind_name((mg_policy_kind_t) k),
+                              "name", specs[k].name, "origin", specs[k].origin, "sha256", specs[k].hash);
+        if (with_src != NULL) {
+            json_object_set_new(e, "source", json_string(specs[k].source));
+        }
+        json_array_append_new(data, e);
+    }
+    mg_lua_vm_t *vm = mg_gw_vm(r->snap);
+    json_t *b = json_pack("{s:o,s:s,s:I}", "data", data, "version", vm ? mg_lua_vm_version(vm) : "",
+                          "registry_version", (json_int_t) r->snap->version);
+    mg_gw_json(r, 200, b);
+    json_decref(b);
+}
+
+static void
+mg_admin_policy_update(mg_request_t *r, bool del)
+{
+    if (!mg_admin_require_admin(r) || !mg_admin_store_enabled(r) || !mg_admin_need_snapshot(r)) {
+        return;
+    }
+    json_t *b = mg_admin_body(r);
+    if (b == NULL) {
+        return;
+    }
+    const char *kind = json_string_value(json_object_get(b, "kind"));
+    int k = mg_admin_policy_kind(kind);
+    if (k < 0) {
+        json_decref(b);
+        mg_gw_error(r, 422, "kind must be \"routing\", \"fallback\" or \"wildcard\"",
+                    "invalid_request_error", "kind", NULL);
+        return;
+    }
+    json_t *mut;
+    if (del) {
+        mut = json_pack("{s:s,s:s}", "op", "policy_delete", "name", kind);
+    } else {
+        const char *src = json_string_value(json_object_get(b, "source"));
+        if (src == NULL || src[0] == '\0') {
+            json_decref(b);
+            mg_gw_error(r, 422, "source (the policy's Lua source) is required",
+                        "invalid_request_error", "source", NULL);
+            return;
+        }
+        /* refuse before committing: a policy that does not compile never reaches the fleet */
+        json_t *conf = json_object_get(json_object_get(r->snap->config->policies, kind), "conf");
+        char chunk[64];
+        snprintf(chunk, sizeof(chunk), "store:%s", kind);
+        mg_err_t err;
+        if (mg_lua_check((mg_policy_kind_t) k, src, chunk, conf, true, &err) != MG_OK) {
+            json_decref(b);
+            char *m = mg_arena_printf(r->arena, "policy refused: %s", err.msg);
+            mg_gw_error(r, 400, m, "policy_error", "source", NULL);
+            return;
+        }
+        char hash[65];
+        mg_sha256_hex(src, strlen(src), hash);
+        mut = json_pack("{s:s,s:s,s:s,s:s,s:s}", "op", "policy_update", "name", kind, "kind", kind,
+                        "source", src, "hash", hash);
+    }
+    json_decref(b); /* kind pointed into b: use the static name from here on */
+    mg_pending_t *p = mg_admin_pending(r, del ? 8 : 7, mg_policy_kind_name((mg_policy_kind_t) k));
+    r->gw->host.commit(r->gw->host.host, mut, mg_admin_commit_done, p);
+    json_decref(mut);
+}
+
 /* ---- dispatch ---- */
 
 bool
@@ -1073,6 +1174,18 @@ mg_admin_handle(mg_request_t *r, const char *m, size_t ml)
         memcmp(r->path + r->path_len - 7, "/update", 7) == 0) {
         char *id = mg_arena_strndup(r->arena, r->path + 7, r->path_len - 14);
         mg_admin_model_update(r, id);
+        return true;
+    }
+    if (post && mg_admin_path_is(r, "/policy/update")) {
+        mg_admin_policy_update(r, false);
+        return true;
+    }
+    if (post && mg_admin_path_is(r, "/policy/delete")) {
+        mg_admin_policy_update(r, true);
+        return true;
+    }
+    if (get && mg_admin_path_is(r, "/policy/info")) {
+        mg_admin_policy_info(r);
         return true;
     }
     if (post && mg_admin_path_is(r, "/config/reload")) {

@@ -64,8 +64,13 @@ mg_gw_detach(void *ud, mg_snapshot_t *s, mg_deployment_t *d)
 static void
 mg_gw_snapshot_freed(void *ext)
 {
-    mg_gw_t *gw = ext;
-    gw->live_snapshots--;
+    mg_gw_snapext_t *x = ext;
+    x->gw->live_snapshots--;
+    if (x->vm != NULL) {
+        x->gw->live_vms--;
+        mg_lua_vm_destroy(x->vm);
+    }
+    free(x);
 }
 
 const mg_registry_hooks_t *
@@ -167,9 +172,22 @@ mg_gw_set_snapshot(mg_gw_t *gw, mg_snapshot_t *snap)
 {
     mg_snapshot_t *old = gw->snap;
     gw->snap = mg_snapshot_ref(snap);
-    snap->ext = gw;
-    snap->ext_free = mg_gw_snapshot_freed;
-    gw->live_snapshots++;
+    if (snap->ext == NULL) {
+        mg_gw_snapext_t *x = mg_xcalloc(1, sizeof(*x));
+        x->gw = gw;
+        mg_lua_limits_t lim = {snap->config->policy_budget_ms, snap->config->policy_memory_mb};
+        mg_err_t err;
+        x->vm = mg_lua_vm_create(snap, &lim, &err);
+        if (x->vm == NULL) {
+            mg_log(MG_LOG_ERROR, NULL, "registry version %lld: no policy state (%s); requests use "
+                                       "the configured order", (long long) snap->version, err.msg);
+        } else {
+            gw->live_vms++;
+        }
+        snap->ext = x;
+        snap->ext_free = mg_gw_snapshot_freed;
+        gw->live_snapshots++;
+    }
     gw->gen++;
     gw->ready = true;
     gw->not_ready_reason[0] = '\0';
@@ -207,6 +225,10 @@ mg_gw_common_headers(mg_request_t *r, mg_buf_t *h)
     mg_snapshot_t *s = r->snap != NULL ? r->snap : r->gw->snap;
     if (s != NULL) {
         mg_buf_printf(h, "x-moongate-registry-version: %lld\r\n", (long long) s->version);
+        mg_lua_vm_t *vm = mg_gw_vm(s);
+        if (vm != NULL) {
+            mg_buf_printf(h, "x-moongate-policy-version: %s\r\n", mg_lua_vm_version(vm));
+        }
     }
     size_t ol;
     const char *origin = mg_http_req_header(r->hr, "origin", &ol);

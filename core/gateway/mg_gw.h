@@ -20,6 +20,7 @@
 #include "../base/mg_json.h"
 #include "../http/mg_http_server.h"
 #include "../http/mg_sse.h"
+#include "../lua/mg_lua.h"
 #include "../pool/mg_client.h"
 #include "../pool/mg_upstream.h"
 #include "../providers/mg_provider.h"
@@ -63,6 +64,7 @@ struct mg_gw_s {
     bool draining;
     mg_gw_host_t host;
     int live_snapshots;             /* snapshots not yet freed (current + pinned) */
+    int live_vms;                   /* policy states alive (one per snapshot that has one) */
     uint64_t requests;
     uint64_t failures;
     uint64_t policy_errors;
@@ -127,6 +129,7 @@ struct mg_request_s {
     int fallback_depth;
     json_t *fallback_groups;        /* owned: remaining fallback groups, or NULL */
     json_t *fallback_list_repr;     /* owned: the list shown in messages, or NULL */
+    uint8_t *fallback_allowed;      /* arena: per deployment index, set by the fallback policy */
     bool fallbacks_computed;
     char *first_error;              /* malloc: message of the first failure (with suffix added later) */
     int first_status;
@@ -179,6 +182,19 @@ void mg_gw_set_not_ready(mg_gw_t *gw, const char *reason);
 void mg_gw_drain(mg_gw_t *gw);
 /* The snapshot build hooks that attach providers, upstreams and stats slots. */
 const mg_registry_hooks_t *mg_gw_registry_hooks(mg_gw_t *gw);
+
+/* Per-snapshot data the gateway attaches (snapshot->ext). */
+typedef struct {
+    mg_gw_t *gw;                    /* borrowed */
+    mg_lua_vm_t *vm;                /* owned: NULL when the policy state could not be built */
+} mg_gw_snapext_t;
+
+/* The policy state of a snapshot, or NULL. */
+static inline mg_lua_vm_t *
+mg_gw_vm(const mg_snapshot_t *s)
+{
+    return s != NULL && s->ext != NULL ? ((mg_gw_snapext_t *) s->ext)->vm : NULL;
+}
 
 /* ---- shared helpers (mg_gw.c) ---- */
 /* Sends {"error":{message,type,param,code}} with our headers; type/param NULL -> JSON null. */

@@ -312,7 +312,8 @@ mg_proxy_resolve(mg_request_t *r)
         return true;
     }
     char matched[700];
-    g = mg_registry_wildcard(s, model, ml, matched, sizeof(matched));
+    (void) ml;
+    g = mg_route_wildcard(r, model, matched, sizeof(matched));
     if (g != NULL) {
         r->group = g;
         r->group_name = model;
@@ -1187,7 +1188,7 @@ mg_proxy_next_fallback(mg_request_t *r)
         char matched[700];
         const char *wm = NULL;
         if (g == NULL && byid == NULL) {
-            g = mg_registry_wildcard(s, name, strlen(name), matched, sizeof(matched));
+            g = mg_route_wildcard(r, name, matched, sizeof(matched));
             wm = g ? matched : NULL;
         }
         if (g == NULL && byid == NULL) {

@@ -4,7 +4,9 @@
  */
 #include "mg_route.h"
 
+#include "../base/mg_arena.h"
 #include "../base/mg_log.h"
+#include "../base/mg_map.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
 #include "../registry/mg_stats.h"
@@ -43,50 +45,6 @@ mg_route_cooldown_cfg_s(const mg_snapshot_t *s, const mg_deployment_t *d)
     return v > 0 ? v : 5; /* router-level 0 means the default, as in LiteLLM */
 }
 
-/* Weighted order without replacement (simple-shuffle over the whole list). */
-static void
-mg_route_simple_shuffle(mg_deployment_t **v, int n)
-{
-    if (n <= 1) {
-        return;
-    }
-    /* LiteLLM looks only at the first deployment to pick the weighting key */
-    int key = -1;
-    if (v[0]->weight >= 0) {
-        key = 0;
-    } else if (v[0]->rpm >= 0) {
-        key = 1;
-    } else if (v[0]->tpm >= 0) {
-        key = 2;
-    }
-    for (int i = 0; i < n - 1; i++) {
-        double total = 0;
-        for (int j = i; j < n; j++) {
-            double w = key == 0 ? v[j]->weight : key == 1 ? v[j]->rpm : key == 2 ? v[j]->tpm : 1;
-            total += w > 0 ? w : 0;
-        }
-        int pick = i;
-        if (total > 0) {
-            double x = mg_route_rand() * total;
-            for (int j = i; j < n; j++) {
-                double w = key == 0 ? v[j]->weight : key == 1 ? v[j]->rpm : key == 2 ? v[j]->tpm : 1;
-                w = w > 0 ? w : 0;
-                if (x < w) {
-                    pick = j;
-                    break;
-                }
-                x -= w;
-                pick = j;
-            }
-        } else {
-            pick = i + (int) (mg_route_rand() * (n - i));
-        }
-        mg_deployment_t *t = v[i];
-        v[i] = v[pick];
-        v[pick] = t;
-    }
-}
-
 void
 mg_route_order(mg_request_t *r, mg_route_result_t *rr)
 {
@@ -122,17 +80,96 @@ mg_route_order(mg_request_t *r, mg_route_result_t *rr)
         if (min_order > 0 && d->order != min_order) {
             continue;
         }
+        if (r->fallback_allowed != NULL && r->fallback_depth > 0 && !r->fallback_allowed[d->index]) {
+            continue; /* the fallback policy dropped it */
+        }
         r->order[n++] = d;
     }
     r->norder = n;
     r->order_pos = 0;
     rr->n = n;
-    mg_route_simple_shuffle(r->order, n);
+    mg_lua_vm_t *vm = mg_gw_vm(r->snap);
+    if (vm == NULL || n == 0) {
+        return; /* the configured order */
+    }
+    mg_deployment_t *out[sizeof(r->order) / sizeof(r->order[0])];
+    int nout = 0;
+    mg_lua_ctx_t ctx = {r->model, g->name, r->stream, r->attempts_in_group + 1,
+                        (int64_t) (r->hr->body_len / 4), NULL, 0, NULL};
+    int rc = mg_lua_vm_select(vm, MG_POLICY_ROUTING, &ctx, r->order, n, out, &nout, rr->reason,
+                              sizeof(rr->reason));
+    if (rc == MG_OK) {
+        memcpy(r->order, out, (size_t) nout * sizeof(out[0]));
+        r->norder = nout;
+        rr->n = nout;
+    } else if (rc == MG_DECLINED) {
+        r->norder = 0;
+        rr->n = 0;
+        rr->declined = true;
+    } else {
+        r->gw->policy_errors++;
+    }
+}
+
+mg_group_t *
+mg_route_wildcard(mg_request_t *r, const char *name, char *matched, size_t mlen)
+{
+    mg_snapshot_t *s = r->snap;
+    mg_lua_vm_t *vm = mg_gw_vm(s);
+    if (vm == NULL || s->nwildcards == 0) {
+        return mg_registry_wildcard(s, name, strlen(name), matched, mlen);
+    }
+    /* every pattern deployment, most specific first */
+    mg_deployment_t *cands[256];
+    int n = 0;
+    for (size_t i = 0; i < s->nwildcards && n < 256; i++) {
+        for (size_t j = 0; j < s->wildcards[i]->ndeps && n < 256; j++) {
+            cands[n++] = s->wildcards[i]->deps[j];
+        }
+    }
+    mg_deployment_t *out[256];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        char full[600];
+        const char *try_name = name;
+        if (attempt == 1) {
+            /* LiteLLM's second lookup: provider/name, provider inferred from the bare name */
+            char *prov, *um;
+            mg_registry_split_model(name, NULL, &prov, &um);
+            bool bare = strcmp(um, name) == 0 && prov[0] != '\0';
+            snprintf(full, sizeof(full), "%s/%s", prov, name);
+            free(prov);
+            free(um);
+            if (!bare) {
+                break;
+            }
+            try_name = full;
+        }
+        int nout = 0;
+        char why[256];
+        mg_lua_ctx_t ctx = {try_name, NULL, r->stream, 1, (int64_t) (r->hr->body_len / 4), NULL, 0, NULL};
+        int rc = mg_lua_vm_select(vm, MG_POLICY_WILDCARD, &ctx, cands, n, out, &nout, why, sizeof(why));
+        if (rc == MG_ERROR) {
+            r->gw->policy_errors++;
+            return mg_registry_wildcard(s, name, strlen(name), matched, mlen);
+        }
+        if (rc == MG_OK && nout > 0) {
+            snprintf(matched, mlen, "%s", try_name);
+            return mg_map_get(&s->by_group, out[0]->model_name, strlen(out[0]->model_name));
+        }
+    }
+    return NULL;
 }
 
 char *
 mg_route_no_deployments_message(mg_request_t *r, const mg_route_result_t *rr)
 {
+    if (rr != NULL && rr->declined) {
+        char *m = NULL;
+        if (asprintf(&m, "%s. Passed model=%s", rr->reason, r->group_name) < 0) {
+            abort();
+        }
+        return m;
+    }
     mg_buf_t ids = MG_BUF_INIT;
     mg_buf_append(&ids, "[", 1);
     int k = 0;
@@ -390,6 +427,86 @@ mg_route_repr_fallbacks(json_t *fb)
     return s;
 }
 
+/* Deployments of one fallback entry (group, alias, deployment id or wildcard name). */
+static int
+mg_route_entry_deps(mg_request_t *r, const char *name, mg_deployment_t **out, int cap)
+{
+    mg_snapshot_t *s = r->snap;
+    mg_group_t *g = mg_registry_group(s, name, strlen(name));
+    if (g == NULL) {
+        mg_deployment_t *d = mg_registry_by_id(s, name);
+        if (d != NULL) {
+            out[0] = d;
+            return 1;
+        }
+        char matched[700];
+        g = mg_registry_wildcard(s, name, strlen(name), matched, sizeof(matched));
+    }
+    int n = 0;
+    for (size_t i = 0; g != NULL && i < g->ndeps && n < cap; i++) {
+        out[n++] = g->deps[i];
+    }
+    return n;
+}
+
+/* Lets the fallback policy order and filter the fallback candidates. */
+static void
+mg_route_fallback_policy(mg_request_t *r, const mg_uperr_t *e)
+{
+    mg_lua_vm_t *vm = mg_gw_vm(r->snap);
+    size_t ng = json_array_size(r->fallback_groups);
+    if (vm == NULL || ng == 0) {
+        return;
+    }
+    enum { CAP = 256 };
+    mg_deployment_t *cands[CAP];
+    int tag[CAP];
+    int n = 0;
+    for (size_t i = 0; i < ng && n < CAP; i++) {
+        json_t *it = json_array_get(r->fallback_groups, i);
+        const char *name = json_is_string(it) ? json_string_value(it)
+                                              : json_string_value(json_object_get(it, "model"));
+        if (name == NULL) {
+            continue;
+        }
+        int k = mg_route_entry_deps(r, name, cands + n, CAP - n);
+        for (int j = 0; j < k; j++) {
+            tag[n + j] = (int) i;
+        }
+        n += k;
+    }
+    if (n == 0) {
+        return;
+    }
+    mg_deployment_t *out[CAP];
+    int nout = 0;
+    char why[256];
+    mg_lua_ctx_t ctx = {r->model, r->group_name, r->stream, r->attempts_in_group,
+                        (int64_t) (r->hr->body_len / 4), mg_err_class_name(e->cls), e->status, r->dep};
+    int rc = mg_lua_vm_select(vm, MG_POLICY_FALLBACK, &ctx, cands, n, out, &nout, why, sizeof(why));
+    if (rc == MG_ERROR) {
+        r->gw->policy_errors++;
+        return; /* LiteLLM's order, everything allowed */
+    }
+    /* groups in the order of their first returned deployment; only returned ones allowed */
+    uint8_t *allowed = mg_arena_calloc(r->arena, r->snap->ndeps + 1);
+    json_t *ordered = json_array();
+    uint8_t seen[CAP] = {0};
+    for (int i = 0; i < nout; i++) {
+        allowed[out[i]->index] = 1;
+        for (int j = 0; j < n; j++) {
+            if (cands[j] == out[i] && !seen[tag[j]]) {
+                seen[tag[j]] = 1;
+                json_array_append(ordered, json_array_get(r->fallback_groups, (size_t) tag[j]));
+                break;
+            }
+        }
+    }
+    json_decref(r->fallback_groups);
+    r->fallback_groups = ordered;
+    r->fallback_allowed = allowed;
+}
+
 void
 mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e)
 {
@@ -482,5 +599,6 @@ done:
         r->fallback_list_repr = json_incref(list);
         r->fallback_groups = clean;
         json_decref(list);
+        mg_route_fallback_policy(r, e);
     }
 }

@@ -12,9 +12,12 @@ typedef struct {
     int n;                      /* candidates available */
     int cooled;                 /* candidates skipped for cooldown */
     double min_cooldown_s;      /* smallest configured cooldown among them */
+    bool declined;              /* the routing policy accepted none; reason says why */
+    char reason[256];
 } mg_route_result_t;
 
-/* Fills r->order/norder from r->group: cooldown filter, order tiers, strategy. */
+/* Fills r->order/norder from r->group: cooldown filter, order tiers, then the
+ * routing policy (the configured order when the policy fails). */
 void mg_route_order(mg_request_t *r, mg_route_result_t *rr);
 /* LiteLLM's "No deployments available ..." text (malloc). rr may be NULL. */
 char *mg_route_no_deployments_message(mg_request_t *r, const mg_route_result_t *rr);
@@ -26,5 +29,8 @@ bool mg_route_should_retry(mg_request_t *r, const mg_uperr_t *e, int64_t *wait_m
 void mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e);
 /* Uniform [0,1) from the worker's generator. */
 double mg_route_rand(void);
+
+/* Resolves a name through the wildcard policy; returns the group and sets *matched. */
+mg_group_t *mg_route_wildcard(mg_request_t *r, const char *name, char *matched, size_t mlen);
 
 #endif

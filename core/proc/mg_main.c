@@ -6,6 +6,7 @@
  * ignoring them changes nothing a client sees, and refused otherwise.
  */
 #include "../base/mg_log.h"
+#include "../lua/mg_lua.h"
 #include "../registry/mg_config.h"
 #include "mg_master.h"
 
@@ -24,6 +25,7 @@ mg_usage(FILE *f)
             "usage: moongate [--config PATH] [--host HOST] [--port PORT] [--num_workers N]\n"
             "                [--state_dir DIR] [--debug] [--detailed_debug] [--keepalive_timeout S]\n"
             "                [--validate_config] [--version]\n"
+            "       moongate policy check FILE.lua [--kind routing|fallback|wildcard] [--conf JSON]\n"
             "\n"
             "  -c, --config PATH      LiteLLM config.yaml (env CONFIG_FILE_PATH)\n"
             "  --host HOST            bind address (env HOST, default 0.0.0.0)\n"
@@ -114,6 +116,9 @@ mg_parse_int(const char *flag, const char *v, int *out)
 int
 mg_main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "policy") == 0) {
+        return mg_lua_cli(argc - 1, argv + 1);
+    }
     const char *config = getenv("CONFIG_FILE_PATH");
     const char *host = getenv("HOST");
     int port = 4000;
@@ -214,8 +219,10 @@ mg_main(int argc, char **argv)
     mg_config_opts_t opts = {state_dir, false};
     mg_config_t *cfg = NULL;
     mg_err_t err;
-    if (mg_config_load(config, &opts, &cfg, &err) != MG_OK) {
+    if (mg_config_load(config, &opts, &cfg, &err) != MG_OK ||
+        mg_lua_check_config(cfg, &err) != MG_OK) {
         fprintf(stderr, "moongate: config error: %s\n", err.msg);
+        mg_config_unref(cfg);
         return 1;
     }
     if (keepalive != NULL) {

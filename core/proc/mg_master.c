@@ -7,6 +7,7 @@
 #include "../base/mg_log.h"
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
+#include "../lua/mg_lua.h"
 #include "../registry/mg_stats.h"
 #include "mg_ctl.h"
 #include "mg_worker.h"
@@ -287,7 +288,9 @@ mg_master_reload(mg_master_t *m, int origin, int64_t req)
     mg_config_t *cfg = NULL;
     mg_err_t err;
     mg_config_opts_t opts = m->args->config_opts;
-    if (mg_config_load(m->args->config_path, &opts, &cfg, &err) != MG_OK) {
+    if (mg_config_load(m->args->config_path, &opts, &cfg, &err) != MG_OK ||
+        mg_lua_check_config(cfg, &err) != MG_OK) {
+        mg_config_unref(cfg);
         mg_master_reload_fail(m, origin, req, err.msg);
         return;
     }

@@ -100,7 +100,9 @@ mg_wk_state(void *host)
         json_object_set_new(st, "deployments", json_integer((json_int_t) gw->snap->ndeps));
         json_object_set_new(st, "snapshot_warnings", json_incref(gw->snap->warnings));
     }
-    json_object_set_new(st, "lua_states", json_integer(0));
+    json_object_set_new(st, "lua_states", json_integer(gw->live_vms));
+    mg_lua_vm_t *vm = mg_gw_vm(gw->snap);
+    json_object_set_new(st, "policies", vm != NULL ? mg_lua_vm_state(vm) : json_null());
     json_object_set_new(st, "policy_errors", json_integer((json_int_t) gw->policy_errors));
     json_object_set_new(st, "store", w->store ? w->store->ops->status(w->store)
                                               : json_pack("{s:s,s:b,s:s}", "type", "none",

@@ -563,7 +563,7 @@ mg_cfg_includes(mg_cfg_ctx_t *c, const char *path, json_t *root, mg_marks_t *mar
 
 static const char *const mg_cfg_top_known[] = {
     "model_list", "litellm_settings", "router_settings", "general_settings",
-    "environment_variables", "credential_list", "moongate_settings", NULL,
+    "environment_variables", "credential_list", "moongate_settings", "__moongate_policies", NULL,
 };
 static const char *const mg_cfg_top_ignored[] = {
     "guardrails", "assistant_settings", "finetune_settings", "files_settings",
@@ -842,6 +842,115 @@ mg_cfg_redis(mg_cfg_ctx_t *c, mg_config_t *cfg)
     return MG_OK;
 }
 
+/* Reads a policy file relative to the config's directory. */
+static char *
+mg_cfg_read_file(const char *cfg_path, const char *rel, char *full, size_t full_len, mg_err_t *err)
+{
+    if (rel[0] == '/' || cfg_path == NULL || cfg_path[0] == '\0') {
+        snprintf(full, full_len, "%s", rel);
+    } else {
+        char dirbuf[PATH_MAX];
+        snprintf(dirbuf, sizeof(dirbuf), "%s", cfg_path);
+        snprintf(full, full_len, "%s/%s", dirname(dirbuf), rel);
+    }
+    FILE *f = fopen(full, "rb");
+    if (f == NULL) {
+        mg_err_set(err, MG_ERR_CONFIG, "cannot open policy file \"%s\" (%d: %s)", full, errno,
+                   strerror(errno));
+        return NULL;
+    }
+    mg_buf_t b = MG_BUF_INIT;
+    char tmp[8192];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+        mg_buf_append(&b, tmp, n);
+        if (mg_buf_len(&b) > 4 * 1024 * 1024) {
+            fclose(f);
+            mg_buf_free(&b);
+            mg_err_set(err, MG_ERR_CONFIG, "policy file \"%s\" is larger than 4 MiB", full);
+            return NULL;
+        }
+    }
+    fclose(f);
+    char *s = mg_xstrdup(b.data ? mg_buf_cstr(&b) : "");
+    mg_buf_free(&b);
+    return s;
+}
+
+/* routing_strategy / routing_policy / fallback_policy / wildcard_policy -> cfg->policies */
+static int
+mg_cfg_policies(mg_cfg_ctx_t *c, mg_config_t *cfg)
+{
+    json_t *root = cfg->root;
+    json_t *have = json_object_get(root, "__moongate_policies");
+    if (json_is_object(have)) {
+        cfg->policies = have; /* already resolved (sent by the master) */
+        return MG_OK;
+    }
+    static const struct {
+        const char *strategy;
+        const char *builtin;
+    } strat[] = {
+        {"simple-shuffle", "simple_shuffle"},        {"least-busy", "least_busy"},
+        {"latency-based-routing", "latency_based"},  {"usage-based-routing", "usage_based_v2"},
+        {"usage-based-routing-v2", "usage_based_v2"}, {"cost-based-routing", "cost_based"},
+    };
+    json_t *pol = json_object();
+    json_t *args = mg_config_router_get(cfg, "policy_args");
+    const char *kinds[] = {"routing", "fallback", "wildcard"};
+    const char *keys[] = {"routing_policy", "fallback_policy", "wildcard_policy"};
+    const char *dflt[] = {"simple_shuffle", "ordered", "litellm"};
+    for (int k = 0; k < 3; k++) {
+        const char *name = dflt[k];
+        if (k == 0) {
+            const char *st = json_string_value(mg_config_router_get(cfg, "routing_strategy"));
+            for (size_t i = 0; st != NULL && i < sizeof(strat) / sizeof(strat[0]); i++) {
+                if (strcmp(st, strat[i].strategy) == 0) {
+                    name = strat[i].builtin;
+                }
+            }
+        }
+        const char *given = json_string_value(mg_config_router_get(cfg, keys[k]));
+        json_t *conf = json_object();
+        if (k == 0 && json_is_object(mg_config_router_get(cfg, "routing_strategy_args"))) {
+            json_object_update(conf, mg_config_router_get(cfg, "routing_strategy_args"));
+        }
+        if (json_is_object(json_object_get(args, kinds[k]))) {
+            json_object_update(conf, json_object_get(args, kinds[k]));
+        }
+        json_t *e;
+        if (given != NULL && (strchr(given, '/') != NULL || strstr(given, ".lua") != NULL)) {
+            char full[PATH_MAX * 2];
+            mg_err_t e2;
+            char *src = mg_cfg_read_file(cfg->path, given, full, sizeof(full), &e2);
+            if (src == NULL) {
+                char p[64];
+                snprintf(p, sizeof(p), "router_settings.%s", keys[k]);
+                json_decref(conf);
+                json_decref(pol);
+                return mg_cfg_fail(c, p, "%s", e2.msg);
+            }
+            const char *base = strrchr(full, '/');
+            char pname[256];
+            snprintf(pname, sizeof(pname), "%s", base ? base + 1 : full);
+            char *dot = strstr(pname, ".lua");
+            if (dot != NULL) {
+                *dot = '\0';
+            }
+            e = json_pack("{s:s,s:s,s:s,s:s,s:o}", "name", pname, "origin", "file", "path", full,
+                          "source", src, "conf", conf);
+            free(src);
+        } else {
+            e = json_pack("{s:s,s:s,s:o}", "name", given != NULL ? given : name, "origin",
+                          "builtin", "conf", conf);
+        }
+        json_object_set_new(pol, kinds[k], e);
+    }
+    json_object_set_new(root, "__moongate_policies", pol);
+    cfg->policies = pol;
+    return MG_OK;
+}
+
 static int
 mg_cfg_int_setting(mg_cfg_ctx_t *c, json_t *obj, const char *key, const char *path, double scale,
                    int *out)
@@ -1009,6 +1118,9 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
     if (mg_cfg_redis(c, cfg) != MG_OK) {
         return MG_ERROR;
     }
+    if (mg_cfg_policies(c, cfg) != MG_OK) {
+        return MG_ERROR;
+    }
 
     /* moongate_settings */
     if (ms != NULL) {
@@ -1025,7 +1137,9 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
             mg_cfg_int_setting(c, ms, "upstream_idle_timeout_seconds", mp, 1000, &cfg->upstream_idle_timeout_ms) != MG_OK ||
             mg_cfg_int_setting(c, ms, "upstream_max_idle_connections", mp, 1, &cfg->upstream_max_idle) != MG_OK ||
             mg_cfg_int_setting(c, ms, "keepalive_timeout_seconds", mp, 1000, &cfg->keepalive_timeout_ms) != MG_OK ||
-            mg_cfg_int_setting(c, ms, "drain_timeout_seconds", mp, 1000, &cfg->drain_timeout_ms) != MG_OK) {
+            mg_cfg_int_setting(c, ms, "drain_timeout_seconds", mp, 1000, &cfg->drain_timeout_ms) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "policy_budget_ms", mp, 1, &cfg->policy_budget_ms) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "policy_memory_mb", mp, 1, &cfg->policy_memory_mb) != MG_OK) {
             return MG_ERROR;
         }
         if (cfg->registry_poll_ms < 50) {
@@ -1144,6 +1258,8 @@ mg_config_new(const char *path)
     cfg->upstream_max_idle = 256;
     cfg->keepalive_timeout_ms = 60000;
     cfg->drain_timeout_ms = 30000;
+    cfg->policy_budget_ms = 5;
+    cfg->policy_memory_mb = 64;
     cfg->redis_port = 6379;
     return cfg;
 }

@@ -42,6 +42,10 @@ struct mg_config_s {
     json_t *litellm_settings;   /* borrowed from root (object or NULL) */
     json_t *general_settings;   /* borrowed from root */
 
+    /* policies: {"routing"|"fallback"|"wildcard": {name, origin: builtin|file, path?, source?,
+     * conf}}; file sources are read at load and carried in root["__moongate_policies"] */
+    json_t *policies;           /* borrowed from root */
+
     /* redis (router_settings.redis_* or REDIS_* env) */
     char *redis_host;           /* owned; NULL = no redis */
     int redis_port;
@@ -58,6 +62,8 @@ struct mg_config_s {
     int upstream_max_idle;
     int keepalive_timeout_ms;
     int drain_timeout_ms;
+    int policy_budget_ms;
+    int policy_memory_mb;
 
     int nwarnings;
 };

@@ -1,0 +1,243 @@
+-- moongate.bridge -- the privileged glue between the C core and policies.
+-- Loaded by core/lua/mg_lua_vm.c into every policy state before any policy;
+-- never reachable from a policy (policies get a sandbox with only the
+-- moongate.* modules below).  Builds the read-only deployment views whose
+-- stats are const FFI references into the shared statistics table.
+local ffi = require "ffi"
+
+local _M = {}
+
+-- must match MG_FFI_ABI and struct mg_stat_t in core/registry/mg_stats.h
+local ABI = 1
+ffi.cdef [[
+typedef struct {
+    uint32_t state;
+    int32_t lock;
+    uint64_t id_hash;
+    char id[96];
+    int32_t inflight;
+    int32_t cooldown_status;
+    int64_t cooldown_until_ms;
+    int64_t cooldown_time_ms;
+    int64_t minute;
+    int64_t rpm;
+    int64_t tpm;
+    int64_t fails;
+    int64_t successes;
+    int64_t total_requests;
+    int64_t total_failures;
+    double latency;
+    double ttft;
+    int32_t latency_n, latency_pos;
+    int32_t ttft_n, ttft_pos;
+    double latency_samples[10];
+    double ttft_samples[10];
+    int64_t last_used_ms;
+} mg_stat_t;
+]]
+
+local C          -- C functions: log(level, msg), rand(), budget_exceeded(), wildcard_match(index, model)
+local stats_base -- const mg_stat_t *
+local zero_store = ffi.new("mg_stat_t[1]")
+local zero_stats = ffi.cast("const mg_stat_t *", zero_store)[0]
+
+local function ro_error(t, k)
+    error("policies may not modify their inputs (tried to set " .. tostring(k) .. ")", 2)
+end
+
+-- A read-only view of t (deep for nested tables).
+local function readonly(t)
+    if type(t) ~= "table" then
+        return t
+    end
+    local shadow = {}
+    for k, v in pairs(t) do
+        shadow[k] = readonly(v)
+    end
+    return setmetatable({}, { __index = shadow, __newindex = ro_error, __metatable = "read-only",
+                              __len = function() return #shadow end,
+                              __pairs = function() return next, shadow, nil end })
+end
+
+function _M.init(abi, base, size, cfuncs)
+    if abi ~= ABI then
+        return nil, "moongate.bridge: core FFI ABI " .. tostring(abi) .. " != bridge ABI " .. ABI
+    end
+    if size ~= ffi.sizeof("mg_stat_t") then
+        return nil, "moongate.bridge: sizeof(mg_stat_t) is " .. tostring(size) .. " in the core but "
+            .. ffi.sizeof("mg_stat_t") .. " here: rebuild both together"
+    end
+    C = cfuncs
+    if base ~= nil then
+        stats_base = ffi.cast("const mg_stat_t *", base)
+    end
+    -- policies must not reach the real string table through getmetatable("")
+    getmetatable("").__metatable = false
+    return true
+end
+
+-- ---- library modules policies may require ----
+
+local modules = {}
+
+-- Loads one of our library modules (trusted code, ordinary globals).
+function _M.add_module(name, source, ...)
+    local fn, err = loadstring(source, "=" .. name)
+    if not fn then
+        return nil, err
+    end
+    local ok, mod = pcall(fn, ...)
+    if not ok then
+        return nil, mod
+    end
+    modules[name] = readonly(mod)
+    return true
+end
+
+function _M.add_wildcard_module()
+    local match = C.wildcard_match
+    modules["moongate.wildcard"] = readonly({
+        -- true when the pattern deployment d matches model
+        match = function(d, model)
+            return match(d.index, model)
+        end,
+    })
+    return true
+end
+
+local function sandbox_require(name)
+    local m = modules[name]
+    if m == nil then
+        error("module '" .. tostring(name) .. "' is not available to policies (only moongate.deployments, moongate.log, moongate.wildcard)", 2)
+    end
+    return m
+end
+
+-- ---- the sandbox ----
+
+local native_pcall, native_xpcall, unpack, select = pcall, xpcall, unpack, select
+
+local function pack(...)
+    return { n = select("#", ...), ... }
+end
+
+-- pcall that cannot swallow the time or memory budget
+local function safe_pcall(f, ...)
+    local r = pack(native_pcall(f, ...))
+    if not r[1] and C.budget_exceeded() then
+        error(r[2], 0)
+    end
+    return unpack(r, 1, r.n)
+end
+
+local function safe_xpcall(f, handler, ...)
+    local args = pack(...)
+    local r = pack(native_xpcall(function() return f(unpack(args, 1, args.n)) end, handler))
+    if not r[1] and C.budget_exceeded() then
+        error(r[2], 0)
+    end
+    return unpack(r, 1, r.n)
+end
+
+local function copy_lib(lib, drop)
+    local t = {}
+    for k, v in pairs(lib) do
+        if not (drop and drop[k]) then
+            t[k] = v
+        end
+    end
+    return readonly(t)
+end
+
+local safe_string = copy_lib(string, { dump = true })
+local safe_table = copy_lib(table)
+local safe_math = copy_lib(math, { random = true, randomseed = true })
+
+local function make_env(name)
+    local env = {
+        assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+        pcall = safe_pcall, xpcall = safe_xpcall, select = select, tonumber = tonumber,
+        tostring = tostring, type = type, unpack = unpack, setmetatable = setmetatable,
+        getmetatable = getmetatable, rawequal = rawequal,
+        string = safe_string, table = safe_table, math = safe_math,
+        require = sandbox_require, _VERSION = _VERSION,
+    }
+    return setmetatable(env, {
+        __newindex = function(_, k)
+            error("policy " .. name .. " may not set global '" .. tostring(k) .. "' (use locals)", 2)
+        end,
+        __index = function(_, k)
+            error("policy " .. name .. " used undefined global '" .. tostring(k) .. "'", 2)
+        end,
+        __metatable = "sandbox",
+    })
+end
+
+-- Compiles a policy in its own sandbox; returns the module, or nil and the error.
+function _M.load_policy(kind, source, chunkname, conf)
+    if type(source) ~= "string" or source == "" then
+        return nil, chunkname .. ": empty policy source"
+    end
+    if source:byte(1) == 27 then
+        return nil, chunkname .. ": precompiled bytecode is not accepted; give the Lua source"
+    end
+    local fn, err = loadstring(source, "=" .. chunkname)
+    if not fn then
+        return nil, err
+    end
+    setfenv(fn, make_env(chunkname))
+    local ok, mod = native_pcall(fn)
+    if not ok then
+        return nil, tostring(mod)
+    end
+    if type(mod) ~= "table" or type(mod.select) ~= "function" then
+        return nil, chunkname .. ": a policy must return a table with select(ctx, candidates, conf)"
+    end
+    if mod.kind ~= nil and mod.kind ~= kind then
+        return nil, chunkname .. ": policy kind is \"" .. tostring(mod.kind) .. "\" but it is configured as a " .. kind .. " policy"
+    end
+    local rconf = readonly(conf or {})
+    if mod.validate ~= nil then
+        if type(mod.validate) ~= "function" then
+            return nil, chunkname .. ": validate must be a function"
+        end
+        local vok, v, verr = native_pcall(mod.validate, rconf)
+        if not vok then
+            return nil, tostring(v)
+        end
+        if not v then
+            return nil, chunkname .. ": validate(conf) refused the configuration: " .. tostring(verr or "no reason given")
+        end
+    end
+    return mod, rconf
+end
+
+-- ---- deployment views ----
+
+-- descs: array of plain tables from C; returns views (array, read-only proxies)
+-- and index_of (view -> deployment index, 0-based as in the snapshot).
+function _M.build_views(descs)
+    local views, index_of = {}, {}
+    for i = 1, #descs do
+        local d = descs[i]
+        local slot = d.slot
+        d.stats = (slot ~= nil and slot >= 0 and stats_base ~= nil) and stats_base[slot] or zero_stats
+        local tags = d.tags
+        if tags ~= nil then
+            d.tags = readonly(tags)
+        end
+        local v = setmetatable({}, { __index = d, __newindex = ro_error, __metatable = "read-only" })
+        views[i] = v
+        index_of[v] = d.index
+    end
+    return views, index_of
+end
+
+-- The request context: C writes fields on real; policies see the proxy.
+function _M.make_ctx()
+    local real = { rand = C.rand, now_ms = C.now_ms }
+    local proxy = setmetatable({}, { __index = real, __newindex = ro_error, __metatable = "read-only" })
+    return real, proxy
+end
+
+return _M
