@@ -7,6 +7,7 @@
 #include "../base/mg_arena.h"
 #include "../base/mg_buf.h"
 #include "../base/mg_log.h"
+#include "../base/mg_map.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
 #include "../registry/mg_stats.h"
@@ -49,15 +50,19 @@ struct mg_lua_vm_s {
     size_t mem_cap;
     bool mem_exceeded;
     bool budget_exceeded;
-    int64_t deadline_ns;
+    int64_t deadline_ns;            /* wall-clock backstop (10x the budget) */
+    int64_t instr_left;             /* VM instructions left in this call (units of the hook count) */
+    int64_t instr_budget;
     int budget_ms;
+    bool trusted;                   /* only built-in policies: JIT on, no hook */
     uint64_t rng;
     int ref_views;
     int ref_index_of;
-    int ref_ctx_real;
     int ref_ctx_proxy;
     int ref_traceback;
-    int ref_failure;                /* a reusable table for ctx.failure */
+    int ref_group_cands;            /* group name -> cached candidates table (full group) */
+    const mg_lua_ctx_t *cur;        /* the call's ctx, for the lazy ctx.__index */
+    mg_policy_kind_t cur_kind;
     mg_lua_pol_t pol[MG_POLICY__COUNT];
     int32_t *stamp;                 /* owned: per deployment index, for subset checks */
     int32_t seq;
@@ -123,6 +128,10 @@ mg_lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
+/*
+ * The budget is counted in VM instructions (deterministic, blind to preemption
+ * on a busy machine), with a wall-clock backstop at ten times the budget.
+ */
 static void
 mg_lua_hook(lua_State *L, lua_Debug *ar)
 {
@@ -131,10 +140,21 @@ mg_lua_hook(lua_State *L, lua_Debug *ar)
     if (vm == NULL || vm->L != L) {
         return;
     }
-    if (mg_lua_now_ns() > vm->deadline_ns) {
+    if (--vm->instr_left < 0 || mg_lua_now_ns() > vm->deadline_ns) {
         vm->budget_exceeded = true;
-        luaL_error(L, "policy exceeded its time budget of %dms", vm->budget_ms);
+        luaL_error(L, "policy exceeded its budget (%d thousand VM instructions, about %dms)",
+                   (int) vm->instr_budget, vm->budget_ms);
     }
+}
+
+/* Arms the budget for one call (scale: 1 for a request, more for loading). */
+static void
+mg_lua_arm(mg_lua_vm_t *vm, int scale)
+{
+    vm->budget_exceeded = false;
+    vm->mem_exceeded = false;
+    vm->instr_left = vm->instr_budget * scale;
+    vm->deadline_ns = mg_lua_now_ns() + (int64_t) vm->budget_ms * 10 * scale * 1000000;
 }
 
 static int
@@ -216,6 +236,112 @@ mg_lua_c_wildcard_match(lua_State *L)
     return 1;
 }
 
+/* ctx.__index: request fields are produced only when a policy reads them */
+static int
+mg_lua_c_ctx_index(lua_State *L)
+{
+    mg_lua_vm_t *vm = lua_touserdata(L, lua_upvalueindex(1));
+    const mg_lua_ctx_t *c = vm->cur;
+    size_t kl;
+    const char *k = lua_tolstring(L, 2, &kl);
+    if (k == NULL) {
+        return 0;
+    }
+    switch (k[0]) {
+    case 'r':
+        if (strcmp(k, "rand") == 0) {
+            lua_pushvalue(L, lua_upvalueindex(2));
+            return 1;
+        }
+        break;
+    case 'n':
+        if (strcmp(k, "now_ms") == 0) {
+            lua_pushcfunction(L, mg_lua_c_now_ms);
+            return 1;
+        }
+        break;
+    case 'm':
+        if (c != NULL && strcmp(k, "model") == 0) {
+            lua_pushstring(L, c->model ? c->model : "");
+            return 1;
+        }
+        break;
+    case 'g':
+        if (c != NULL && strcmp(k, "group") == 0) {
+            lua_pushstring(L, c->group ? c->group : "");
+            return 1;
+        }
+        break;
+    case 's':
+        if (c != NULL && strcmp(k, "stream") == 0) {
+            lua_pushboolean(L, c->stream);
+            return 1;
+        }
+        break;
+    case 'a':
+        if (c != NULL && strcmp(k, "attempt") == 0) {
+            lua_pushinteger(L, c->attempt);
+            return 1;
+        }
+        break;
+    case 't':
+        if (c != NULL && strcmp(k, "tokens") == 0) {
+            lua_pushnumber(L, (lua_Number) c->tokens);
+            return 1;
+        }
+        break;
+    case 'k':
+        if (strcmp(k, "kind") == 0) {
+            lua_pushstring(L, mg_policy_kind_name(vm->cur_kind));
+            return 1;
+        }
+        break;
+    case 'f':
+        if (c != NULL && strcmp(k, "failure") == 0 && c->failure_class != NULL) {
+            lua_createtable(L, 0, 3);
+            lua_pushstring(L, c->failure_class);
+            lua_setfield(L, -2, "class");
+            lua_pushinteger(L, c->failure_status);
+            lua_setfield(L, -2, "status");
+            if (c->failure_deployment != NULL) {
+                lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_views);
+                lua_rawgeti(L, -1, (int) c->failure_deployment->index + 1);
+                lua_remove(L, -2);
+                lua_setfield(L, -2, "deployment");
+            }
+            return 1;
+        }
+        break;
+    }
+    return 0;
+}
+
+static int
+mg_lua_c_ro(lua_State *L)
+{
+    return luaL_error(L, "policies may not modify ctx (tried to set %s)", lua_tostring(L, 2));
+}
+
+/* The ctx object: an empty table whose reads go to mg_lua_c_ctx_index. */
+static int
+mg_lua_make_ctx(mg_lua_vm_t *vm)
+{
+    lua_State *L = vm->L;
+    lua_newtable(L);
+    lua_createtable(L, 0, 3);
+    lua_pushlightuserdata(L, vm);
+    lua_pushlightuserdata(L, vm);
+    lua_pushcclosure(L, mg_lua_c_rand, 1);
+    lua_pushcclosure(L, mg_lua_c_ctx_index, 2);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, mg_lua_c_ro);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushstring(L, "read-only");
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 /* ---- JSON -> Lua ---- */
 
 static void
@@ -276,8 +402,7 @@ mg_lua_bridge_call(mg_lua_vm_t *vm, int nargs, int nres, char *errbuf, size_t er
     int base = lua_gettop(L) - nargs; /* the function */
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_traceback);
     lua_insert(L, base);
-    vm->deadline_ns = mg_lua_now_ns() + 500LL * 1000000; /* loading may take longer than a call */
-    vm->budget_exceeded = false;
+    mg_lua_arm(vm, 20); /* loading (views for many deployments) may take longer than a call */
     mg_lua_current = vm;
     int rc = lua_pcall(L, nargs, nres, base);
     mg_lua_current = NULL;
@@ -311,6 +436,8 @@ mg_lua_state_new(mg_lua_vm_t *vm, const mg_lua_limits_t *lim, mg_err_t *err)
 {
     vm->mem_cap = (size_t) (lim != NULL && lim->memory_mb > 0 ? lim->memory_mb : 64) * 1024 * 1024;
     vm->budget_ms = lim != NULL && lim->budget_ms > 0 ? lim->budget_ms : 5;
+    /* ~500k interpreted instructions per millisecond on this class of machine */
+    vm->instr_budget = (int64_t) vm->budget_ms * 500000 / MG_LUA_HOOK_COUNT;
     mg_random_bytes(&vm->rng, sizeof(vm->rng));
     vm->rng |= 1;
     lua_State *L = lua_newstate(mg_lua_alloc, vm);
@@ -326,6 +453,11 @@ mg_lua_state_new(mg_lua_vm_t *vm, const mg_lua_limits_t *lim, mg_err_t *err)
     mg_lua_open_lib(L, luaopen_string, LUA_STRLIBNAME);
     mg_lua_open_lib(L, luaopen_math, LUA_MATHLIBNAME);
     mg_lua_open_lib(L, luaopen_bit, LUA_BITLIBNAME);
+    /* luaopen_jit also initialises the compiler (CPU detection, default optimisations and
+     * parameters): without it no trace is ever compiled.  The module itself stays hidden. */
+    mg_lua_open_lib(L, luaopen_jit, LUA_JITLIBNAME);
+    lua_pushnil(L);
+    lua_setglobal(L, LUA_JITLIBNAME);
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "preload");
     lua_pushcfunction(L, luaopen_ffi);
@@ -610,16 +742,9 @@ mg_lua_vm_create(mg_snapshot_t *snap, const mg_lua_limits_t *lim, mg_err_t *err)
     }
     vm->ref_index_of = luaL_ref(L, LUA_REGISTRYINDEX);
     vm->ref_views = luaL_ref(L, LUA_REGISTRYINDEX);
-    mg_lua_push_bridge_fn(vm, bref, "make_ctx");
-    if (mg_lua_bridge_call(vm, 0, 2, eb, sizeof(eb)) != MG_OK) {
-        mg_err_set(err, MG_ERR_POLICY, "ctx: %s", eb);
-        mg_lua_vm_destroy(vm);
-        return NULL;
-    }
-    vm->ref_ctx_proxy = luaL_ref(L, LUA_REGISTRYINDEX);
-    vm->ref_ctx_real = luaL_ref(L, LUA_REGISTRYINDEX);
+    vm->ref_ctx_proxy = mg_lua_make_ctx(vm);
     lua_newtable(L);
-    vm->ref_failure = luaL_ref(L, LUA_REGISTRYINDEX);
+    vm->ref_group_cands = luaL_ref(L, LUA_REGISTRYINDEX);
     vm->stamp = mg_xcalloc(snap->ndeps + 1, sizeof(int32_t));
 
     mg_lua_spec_t specs[MG_POLICY__COUNT];
@@ -647,6 +772,17 @@ mg_lua_vm_create(mg_snapshot_t *snap, const mg_lua_limits_t *lim, mg_err_t *err)
     mg_buf_free(&vb);
     snprintf(vm->version, sizeof(vm->version), "%.12s", h);
     luaL_unref(L, LUA_REGISTRYINDEX, bref);
+    /* built-in policies are the gateway's own reviewed O(n) code: JIT-compiled, no hook
+     * (a count hook keeps LuaJIT from compiling traces).  Any user policy in the state
+     * keeps it interpreted under the budget. */
+    vm->trusted = specs_ok;
+    for (int k = 0; k < MG_POLICY__COUNT && vm->trusted; k++) {
+        vm->trusted = vm->pol[k].ok && strcmp(vm->pol[k].origin, "builtin") == 0;
+    }
+    if (vm->trusted) {
+        lua_sethook(L, NULL, 0, 0);
+        luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
+    }
     lua_gc(L, LUA_GCCOLLECT, 0);
     return vm;
 }
@@ -704,55 +840,52 @@ mg_lua_vm_select(mg_lua_vm_t *vm, mg_policy_kind_t kind, const mg_lua_ctx_t *c,
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_index_of);    /* top+3 */
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_select);       /* top+4 fn */
 
-    /* ctx */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_ctx_real);
-    lua_pushstring(L, c->model ? c->model : "");
-    lua_setfield(L, -2, "model");
-    lua_pushstring(L, c->group ? c->group : "");
-    lua_setfield(L, -2, "group");
-    lua_pushboolean(L, c->stream);
-    lua_setfield(L, -2, "stream");
-    lua_pushinteger(L, c->attempt);
-    lua_setfield(L, -2, "attempt");
-    lua_pushnumber(L, (lua_Number) c->tokens);
-    lua_setfield(L, -2, "tokens");
-    lua_pushstring(L, mg_policy_kind_name(kind));
-    lua_setfield(L, -2, "kind");
-    if (kind == MG_POLICY_FALLBACK && c->failure_class != NULL) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_failure);
-        lua_pushstring(L, c->failure_class);
-        lua_setfield(L, -2, "class");
-        lua_pushinteger(L, c->failure_status);
-        lua_setfield(L, -2, "status");
-        if (c->failure_deployment != NULL) {
-            lua_rawgeti(L, top + 2, (int) c->failure_deployment->index + 1);
-        } else {
-            lua_pushnil(L);
-        }
-        lua_setfield(L, -2, "deployment");
-        lua_setfield(L, -2, "failure");
-    } else {
-        lua_pushnil(L);
-        lua_setfield(L, -2, "failure");
-    }
-    lua_pop(L, 1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_ctx_proxy);
 
-    /* candidates: the prebuilt views of these deployments */
-    lua_createtable(L, n, 0);
-    for (int i = 0; i < n; i++) {
-        size_t idx = cands[i]->index;
-        lua_rawgeti(L, top + 2, (int) idx + 1);
-        lua_rawseti(L, -2, i + 1);
-        vm->stamp[idx] = seq;
+    /* candidates: the prebuilt views; when they are a whole group in configured order
+     * (no cooldown, tier or fallback filter), a table cached per group is reused */
+    const mg_group_t *g = c->group != NULL && kind == MG_POLICY_ROUTING
+                              ? mg_map_get(&vm->snap->by_group, c->group, strlen(c->group))
+                              : NULL;
+    bool whole = g != NULL && (int) g->ndeps == n;
+    for (int i = 0; whole && i < n; i++) {
+        whole = g->deps[i] == cands[i];
     }
+    for (int i = 0; i < n; i++) {
+        vm->stamp[cands[i]->index] = seq;
+    }
+    if (whole) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_group_cands);
+        lua_getfield(L, -1, g->name);
+        if (lua_istable(L, -1) && (int) lua_objlen(L, -1) == n) {
+            lua_remove(L, -2);
+            goto have_cands;
+        }
+        lua_pop(L, 1);
+        lua_createtable(L, n, 0);
+        for (int i = 0; i < n; i++) {
+            lua_rawgeti(L, top + 2, (int) cands[i]->index + 1);
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, g->name);
+        lua_remove(L, -2);
+    } else {
+        lua_createtable(L, n, 0);
+        for (int i = 0; i < n; i++) {
+            lua_rawgeti(L, top + 2, (int) cands[i]->index + 1);
+            lua_rawseti(L, -2, i + 1);
+        }
+    }
+have_cands:
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_conf);
 
-    vm->budget_exceeded = false;
-    vm->mem_exceeded = false;
-    vm->deadline_ns = mg_lua_now_ns() + (int64_t) vm->budget_ms * 1000000;
+    mg_lua_arm(vm, 1);
     mg_lua_current = vm;
+    vm->cur = c;
+    vm->cur_kind = kind;
     int rc = lua_pcall(L, 3, 2, top + 1);
+    vm->cur = NULL;
     mg_lua_current = NULL;
     if (rc != 0) {
         const char *m = lua_tostring(L, -1);
@@ -825,8 +958,8 @@ mg_lua_vm_state(const mg_lua_vm_t *vm)
         json_object_set_new(e, "last_error", p->last_error[0] ? json_string(p->last_error) : json_null());
         json_array_append_new(list, e);
     }
-    return json_pack("{s:s,s:I,s:I,s:o}", "version", vm->version, "memory_bytes",
-                     (json_int_t) vm->mem_used, "registry_version",
+    return json_pack("{s:s,s:b,s:I,s:I,s:o}", "version", vm->version, "jit", vm->trusted,
+                     "memory_bytes", (json_int_t) vm->mem_used, "registry_version",
                      (json_int_t) (vm->snap ? vm->snap->version : -1), "policies", list);
 }
 
@@ -893,12 +1026,9 @@ mg_lua_check(mg_policy_kind_t kind, const char *source, const char *chunkname, j
             } else {
                 vm->ref_index_of = luaL_ref(L, LUA_REGISTRYINDEX);
                 vm->ref_views = luaL_ref(L, LUA_REGISTRYINDEX);
-                mg_lua_push_bridge_fn(vm, bref, "make_ctx");
-                mg_lua_bridge_call(vm, 0, 2, eb, sizeof(eb));
-                vm->ref_ctx_proxy = luaL_ref(L, LUA_REGISTRYINDEX);
-                vm->ref_ctx_real = luaL_ref(L, LUA_REGISTRYINDEX);
+                vm->ref_ctx_proxy = mg_lua_make_ctx(vm);
                 lua_newtable(L);
-                vm->ref_failure = luaL_ref(L, LUA_REGISTRYINDEX);
+                vm->ref_group_cands = luaL_ref(L, LUA_REGISTRYINDEX);
                 vm->snap = snap;
                 vm->stamp = mg_xcalloc(snap->ndeps + 1, sizeof(int32_t));
                 vm->pol[kind] = p;

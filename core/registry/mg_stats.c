@@ -8,6 +8,7 @@
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 
+#include <limits.h>
 #include <string.h>
 
 mg_stats_t *mg_stats = NULL;
@@ -186,7 +187,13 @@ mg_stats_add_tokens(int slot, int64_t tokens)
         return;
     }
     mg_stats_roll(s);
-    __atomic_add_fetch(&s->tpm, tokens, __ATOMIC_RELAXED);
+    if (tokens > INT32_MAX / 2) {
+        tokens = INT32_MAX / 2;
+    }
+    int32_t old = __atomic_fetch_add(&s->tpm, (int32_t) tokens, __ATOMIC_RELAXED);
+    if (old > INT32_MAX / 2) {
+        __atomic_store_n(&s->tpm, INT32_MAX / 2, __ATOMIC_RELAXED); /* saturate, never wrap */
+    }
 }
 
 void

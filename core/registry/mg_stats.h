@@ -31,10 +31,11 @@ typedef struct {
     int64_t cooldown_until_ms;      /* realtime ms; 0 = not cooling down */
     int64_t cooldown_time_ms;       /* configured length of that cooldown */
     int64_t minute;                 /* unix minute of the counters below */
-    int64_t rpm;                    /* requests started this minute */
-    int64_t tpm;                    /* tokens used this minute */
-    int64_t fails;                  /* failures this minute */
-    int64_t successes;              /* successes this minute */
+    /* 32-bit on purpose: LuaJIT boxes every int64 read as a cdata allocation */
+    int32_t rpm;                    /* requests started this minute */
+    int32_t tpm;                    /* tokens used this minute (saturates at INT32_MAX) */
+    int32_t fails;                  /* failures this minute */
+    int32_t successes;              /* successes this minute */
     int64_t total_requests;
     int64_t total_failures;
     double latency;                 /* average of samples: seconds per output token (or per request) */

@@ -8,7 +8,7 @@ local ffi = require "ffi"
 local _M = {}
 
 -- must match MG_FFI_ABI and struct mg_stat_t in core/registry/mg_stats.h
-local ABI = 1
+local ABI = 2
 ffi.cdef [[
 typedef struct {
     uint32_t state;
@@ -20,10 +20,10 @@ typedef struct {
     int64_t cooldown_until_ms;
     int64_t cooldown_time_ms;
     int64_t minute;
-    int64_t rpm;
-    int64_t tpm;
-    int64_t fails;
-    int64_t successes;
+    int32_t rpm;
+    int32_t tpm;
+    int32_t fails;
+    int32_t successes;
     int64_t total_requests;
     int64_t total_failures;
     double latency;
@@ -214,6 +214,8 @@ end
 
 -- ---- deployment views ----
 
+local view_mt = { __newindex = ro_error, __metatable = "read-only" }
+
 -- descs: array of plain tables from C; returns views (array, read-only proxies)
 -- and index_of (view -> deployment index, 0-based as in the snapshot).
 function _M.build_views(descs)
@@ -226,18 +228,14 @@ function _M.build_views(descs)
         if tags ~= nil then
             d.tags = readonly(tags)
         end
-        local v = setmetatable({}, { __index = d, __newindex = ro_error, __metatable = "read-only" })
+        -- plain tables for speed (the interpreter pays ~40 ns per proxied read); new
+        -- fields are refused, overwriting an existing one is on the policy's author
+        d.slot = nil
+        local v = setmetatable(d, view_mt)
         views[i] = v
         index_of[v] = d.index
     end
     return views, index_of
-end
-
--- The request context: C writes fields on real; policies see the proxy.
-function _M.make_ctx()
-    local real = { rand = C.rand, now_ms = C.now_ms }
-    local proxy = setmetatable({}, { __index = real, __newindex = ro_error, __metatable = "read-only" })
-    return real, proxy
 end
 
 return _M

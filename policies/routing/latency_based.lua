@@ -3,9 +3,9 @@
 -- seconds per output token (time to first token per token for streams, when
 -- known); a deployment with no samples scores 0 and is tried first; timeouts
 -- add a 1000 s sample.  Deployments over their rpm/tpm for this minute are
--- skipped.  Pick at random among those within lowest * (1 + buffer)
+-- skipped.  Picks at random among those within lowest * (1 + buffer)
 -- (routing_strategy_args.lowest_latency_buffer, default 0).  O(n).
-local _M = { name = "latency_based", kind = "routing", version = 1 }
+local _M = { name = "latency_based", kind = "routing", version = 2 }
 
 local floor = math.floor
 
@@ -17,40 +17,27 @@ function _M.validate(conf)
     return true
 end
 
-local function over_limit(d, tokens)
-    local s = d.stats
-    if d.rpm ~= nil and s.rpm + 1 > d.rpm then
-        return true
-    end
-    if d.tpm ~= nil and s.tpm + tokens > d.tpm then
-        return true
-    end
-    return false
-end
-
 function _M.select(ctx, candidates, conf)
     local n = #candidates
     if n == 0 then
         return candidates
     end
     local tokens = ctx.tokens or 0
+    local stream = ctx.stream
     local buffer = conf.lowest_latency_buffer or 0
-    local scores, ok, m = {}, {}, 0
+    local ok, scores, m = {}, {}, 0
     local lowest
     for i = 1, n do
         local d = candidates[i]
-        if not over_limit(d, tokens) then
-            local s = d.stats
-            local score
-            if s.latency_n == 0 then
-                score = 0
-            elseif ctx.stream and s.ttft_n > 0 then
-                score = s.ttft
-            else
-                score = s.latency
+        local s = d.stats
+        local rpm, tpm = d.rpm, d.tpm
+        if not ((rpm ~= nil and s.rpm + 1 > rpm) or (tpm ~= nil and s.tpm + tokens > tpm)) then
+            local score = 0
+            if s.latency_n > 0 then
+                score = (stream and s.ttft_n > 0) and s.ttft or s.latency
             end
             m = m + 1
-            ok[m] = i
+            ok[m] = d
             scores[m] = score
             if lowest == nil or score < lowest then
                 lowest = score
@@ -70,17 +57,7 @@ function _M.select(ctx, candidates, conf)
     end
     local r = floor(ctx.rand() * k) + 1
     if r > k then r = k end
-    local pick = near[r]
-    local out = { candidates[pick] }
-    local c = 1
-    for j = 1, m do
-        local i = ok[j]
-        if i ~= pick then
-            c = c + 1
-            out[c] = candidates[i]
-        end
-    end
-    return out
+    return { near[r] }
 end
 
 return _M

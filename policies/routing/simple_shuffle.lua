@@ -1,17 +1,16 @@
 -- policies/routing/simple_shuffle.lua
 -- LiteLLM's default: look at the FIRST candidate only; if it has a weight, pick
 -- at random weighted by weight (missing = 0); else by rpm; else by tpm; else
--- uniformly.  The pick goes first; the rest keep their configured order (what
--- retries try next).  O(n).
-local _M = { name = "simple_shuffle", kind = "routing", version = 1 }
+-- uniformly.  Returns the pick (a retry runs the selection again, as in
+-- LiteLLM).  Weights are static per snapshot, so their total is cached per
+-- candidates list.  O(n).
+local _M = { name = "simple_shuffle", kind = "routing", version = 2 }
 
 local floor = math.floor
 
-function _M.select(ctx, candidates, conf)
-    local n = #candidates
-    if n <= 1 then
-        return candidates
-    end
+local cache = setmetatable({}, { __mode = "k" }) -- candidates -> { key, total }
+
+local function weighting(candidates, n)
     local first = candidates[1]
     local key
     if first.weight ~= nil then
@@ -20,46 +19,52 @@ function _M.select(ctx, candidates, conf)
         key = "rpm"
     elseif first.tpm ~= nil then
         key = "tpm"
+    else
+        return false
     end
-    local pick
-    if key ~= nil then
-        local total = 0
-        for i = 1, n do
-            local w = candidates[i][key]
-            if w ~= nil and w > 0 then
-                total = total + w
-            end
-        end
-        if total > 0 then
-            local x = ctx.rand() * total
-            for i = 1, n do
-                local w = candidates[i][key]
-                if w ~= nil and w > 0 then
-                    pick = i
-                    if x < w then
-                        break
-                    end
-                    x = x - w
-                end
-            end
+    local total = 0
+    for i = 1, n do
+        local w = candidates[i][key]
+        if w ~= nil and w > 0 then
+            total = total + w
         end
     end
-    if pick == nil then
-        pick = floor(ctx.rand() * n) + 1
-        if pick > n then pick = n end
+    if total <= 0 then
+        return false
     end
-    if pick == 1 then
+    return { key, total }
+end
+
+function _M.select(ctx, candidates, conf)
+    local n = #candidates
+    if n <= 1 then
         return candidates
     end
-    local out = { candidates[pick] }
-    local k = 1
-    for i = 1, n do
-        if i ~= pick then
-            k = k + 1
-            out[k] = candidates[i]
-        end
+    local info = cache[candidates]
+    if info == nil then
+        info = weighting(candidates, n)
+        cache[candidates] = info
     end
-    return out
+    if info then
+        local key = info[1]
+        local x = ctx.rand() * info[2]
+        local last
+        for i = 1, n do
+            local d = candidates[i]
+            local w = d[key]
+            if w ~= nil and w > 0 then
+                if x < w then
+                    return { d }
+                end
+                x = x - w
+                last = d
+            end
+        end
+        return { last }
+    end
+    local pick = floor(ctx.rand() * n) + 1
+    if pick > n then pick = n end
+    return { candidates[pick] }
 end
 
 return _M
