@@ -45,6 +45,8 @@ typedef struct {
     json_t *(*state)(void *host);
     /* Store status: {"type":..,"connected":..} (new reference). */
     json_t *(*store_status)(void *host);
+    /* A deployment was cooled down here: share it with other instances (may be NULL). */
+    void (*cooldown)(void *host, const char *deployment_id, int64_t ms, int status);
     void *host;
 } mg_gw_host_t;
 

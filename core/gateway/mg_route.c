@@ -356,6 +356,9 @@ mg_route_on_failure(mg_request_t *r, mg_deployment_t *d, const mg_uperr_t *e)
     if (cool && mg_stats_cooldown(d->stats_slot, (int64_t) (secs * 1000), st)) {
         mg_log_ctx_t lc = {r->call_id, d->id, NULL};
         mg_log(MG_LOG_NOTICE, &lc, "deployment cooled down for %gs after status %d", secs, st);
+        if (r->gw->host.cooldown != NULL) {
+            r->gw->host.cooldown(r->gw->host.host, d->id, (int64_t) (secs * 1000), st);
+        }
     }
 }
 

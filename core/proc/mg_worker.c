@@ -8,6 +8,7 @@
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 #include "../gateway/mg_gw.h"
+#include "../registry/mg_stats.h"
 #include "../store/mg_hint_redis.h"
 #include "../store/mg_store.h"
 #include "mg_ctl.h"
@@ -340,6 +341,28 @@ mg_wk_redis_reconnect(void *ud)
     mg_wk_sync(ud);
 }
 
+/* another instance cooled a deployment down: skip it here too */
+static void
+mg_wk_redis_cooldown(void *ud, const char *id, int64_t ms, int status, const char *from)
+{
+    (void) ud;
+    if (from != NULL && strcmp(from, mg_shm->instance_id) == 0) {
+        return; /* ours: the shared stats already have it */
+    }
+    if (ms > 0 && ms <= 3600 * 1000) {
+        mg_stats_cooldown(mg_stats_slot(id), ms, status);
+    }
+}
+
+static void
+mg_wk_cooldown(void *host, const char *id, int64_t ms, int status)
+{
+    mg_wk_t *w = host;
+    if (w->redis != NULL) {
+        mg_hint_redis_publish_cooldown(w->redis, id, ms, status);
+    }
+}
+
 /* ---- host services for the gateway ---- */
 
 static mg_wop_t *
@@ -666,7 +689,8 @@ mg_worker_run(const mg_worker_args_t *a)
     mg_atomic_store64(&slot->started_ms, mg_time_real_ms());
     mg_atomic_store64(&slot->version, -1);
 
-    mg_gw_host_t host = {mg_wk_commit, mg_wk_reload, mg_wk_state, mg_wk_store_status, w};
+    mg_gw_host_t host = {mg_wk_commit, mg_wk_reload, mg_wk_state, mg_wk_store_status,
+                         mg_wk_cooldown, w};
     w->gw = mg_gw_create(w->base, a->index, w->config, &host);
     w->ctl = mg_ctl_create(w->base, a->ctl_fd, mg_wk_on_msg, mg_wk_on_ctl_close, w);
 
@@ -703,7 +727,8 @@ mg_worker_run(const mg_worker_args_t *a)
                                    mg_shm->instance_id,
                                    mg_wk_redis_hint,
                                    mg_wk_redis_reconnect,
-                                   w};
+                                   w,
+                                   mg_wk_redis_cooldown};
         w->redis = mg_hint_redis_create(&rc, &err);
         if (w->redis == NULL) {
             mg_log(MG_LOG_ERROR, NULL, "Redis hints disabled: %s", err.msg);

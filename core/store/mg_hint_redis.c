@@ -79,6 +79,7 @@ struct mg_hint_redis_s {
     char *instance_id;              /* owned */
     char *instance_json;            /* owned: instance_id as a JSON string literal */
     void (*on_hint)(void *ud, int64_t version, const char *from_instance);
+    void (*on_cooldown)(void *ud, const char *id, int64_t ms, int status, const char *from);
     void (*on_reconnect)(void *ud);
     void *ud;
 
@@ -271,6 +272,13 @@ mg_hint_redis_parse(const char *p, size_t len, int64_t *version, const char **in
     }
     json_t *v = json_object_get(j, "version");
     json_t *i = json_object_get(j, "instance");
+    json_t *cd = json_object_get(j, "cooldown");
+    if (json_is_object(cd) && json_is_string(i) &&
+        json_is_string(json_object_get(cd, "id")) && json_is_integer(json_object_get(cd, "ms"))) {
+        *version = -1; /* a cooldown, not a version hint */
+        *instance = json_string_value(i);
+        return j;
+    }
     if (!json_is_object(j)) {
         *why = "not an object";
     } else if (!json_is_integer(v) || json_integer_value(v) < 0) {
@@ -336,6 +344,16 @@ mg_hint_redis_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     h->received++;
+    if (version < 0) {
+        json_t *cd = json_object_get(j, "cooldown");
+        if (h->on_cooldown != NULL) {
+            h->on_cooldown(h->ud, json_string_value(json_object_get(cd, "id")),
+                           json_integer_value(json_object_get(cd, "ms")),
+                           (int) json_integer_value(json_object_get(cd, "status")), instance);
+        }
+        json_decref(j);
+        return;
+    }
     if (h->on_hint != NULL) {
         h->on_hint(h->ud, version, instance);   /* last use of h: the callback may destroy it */
     }
@@ -564,6 +582,7 @@ mg_hint_redis_create(const mg_hint_redis_conf_t *conf, mg_err_t *err)
     h->channel = mg_xstrdup(conf->channel != NULL ? conf->channel : MG_HINT_REDIS_DEFAULT_CHANNEL);
     h->instance_id = mg_xstrdup(conf->instance_id != NULL ? conf->instance_id : "");
     h->on_hint = conf->on_hint;
+    h->on_cooldown = conf->on_cooldown;
     h->on_reconnect = conf->on_reconnect;
     h->ud = conf->ud;
     /* pub/sub is not scoped to a database: conf->db is deliberately unused */
@@ -609,6 +628,30 @@ mg_hint_redis_publish(mg_hint_redis_t *h, int64_t version)
         return;
     }
     c->inflight++;
+}
+
+void
+mg_hint_redis_publish_cooldown(mg_hint_redis_t *h, const char *deployment_id, int64_t ms,
+                               int status)
+{
+    mg_hint_redis_conn_t *c = &h->pub;
+    if (c->state != MG_HINT_CONN_READY || c->ac == NULL
+        || c->inflight >= MG_HINT_REDIS_INFLIGHT_MAX) {
+        h->publish_dropped++;
+        return;
+    }
+    json_t *m = json_pack("{s:{s:s,s:I,s:i},s:s}", "cooldown", "id", deployment_id, "ms",
+                          (json_int_t) ms, "status", status, "instance", h->instance_id);
+    char *payload = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    const char *argv[3] = {"PUBLISH", h->channel, payload};
+    size_t argvlen[3] = {7, strlen(h->channel), strlen(payload)};
+    if (redisAsyncCommandArgv(c->ac, mg_hint_redis_pub_reply, NULL, 3, argv, argvlen) != REDIS_OK) {
+        h->publish_dropped++;
+    } else {
+        c->inflight++;
+    }
+    free(payload);
 }
 
 json_t *

@@ -31,11 +31,18 @@ typedef struct {
     void (*on_hint)(void *ud, int64_t version, const char *from_instance);
     void (*on_reconnect)(void *ud);
     void *ud;
+    /* optional: another instance cooled a deployment down for ms after status */
+    void (*on_cooldown)(void *ud, const char *deployment_id, int64_t ms, int status,
+                        const char *from_instance);
 } mg_hint_redis_conf_t;
 
 mg_hint_redis_t *mg_hint_redis_create(const mg_hint_redis_conf_t *conf, mg_err_t *err);
 /* Publishes {"version":V,"instance":ID}; fire and forget (errors are counted in status). */
 void mg_hint_redis_publish(mg_hint_redis_t *h, int64_t version);
+/* Publishes {"cooldown":{"id":..,"ms":..,"status":..},"instance":ID} so every instance skips
+ * the deployment too (LiteLLM shares cooldowns through Redis).  Fire and forget. */
+void mg_hint_redis_publish_cooldown(mg_hint_redis_t *h, const char *deployment_id, int64_t ms,
+                                    int status);
 /* {"connected":bool,"subscribed":bool,"reconnects":N,"last_error":..., "received":N,"published":N} */
 json_t *mg_hint_redis_status(mg_hint_redis_t *h);
 void mg_hint_redis_destroy(mg_hint_redis_t *h);
