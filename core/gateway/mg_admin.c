@@ -485,10 +485,6 @@ mg_admin_commit_done(void *ud, int rc, int64_t version, json_t *row, const mg_er
         json_t *lp = json_object_get(body, "litellm_params");
         if (json_is_object(lp)) {
             /* never echo credentials */
-            json_t *tmp = json_pack("{s:s,s:O,s:O}", "model_name", "x", "litellm_params", lp,
-                                    "model_info", json_object());
-            (void) tmp;
-            json_decref(tmp);
             const char *k;
             json_t *v;
             void *it;
@@ -550,13 +546,13 @@ mg_admin_model_new(mg_request_t *r)
         return;
     }
     /* the raw litellm_params (os.environ/ references kept unresolved in the store) */
-    json_t *mut = json_pack("{s:s,s:s,s:O,s:O,s:s}", "op", "model_new", "model_id", id,
+    json_t *mut = json_pack("{s:s,s:s,s:s,s:O,s:O,s:s}", "op", "model_new", "model_id", id,
                             "model_name", json_string_value(json_object_get(norm, "model_name")),
                             "litellm_params", json_object_get(b, "litellm_params"), "model_info",
                             mi, "user", "default_user_id");
+    mg_pending_t *p = mg_admin_pending(r, 1, id); /* copies id, which may point into norm */
     json_decref(b);
     json_decref(norm);
-    mg_pending_t *p = mg_admin_pending(r, 1, id);
     r->gw->host.commit(r->gw->host.host, mut, mg_admin_commit_done, p);
     json_decref(mut);
 }
@@ -669,7 +665,9 @@ mg_admin_model_update(mg_request_t *r, const char *patch_id)
         if (json_is_null(v)) {
             /* /model/update keeps fields sent as null; PATCH clears them */
             if (patch_id != NULL) {
-                json_array_append_new(clear, json_string(k));
+                char ck[256];
+                snprintf(ck, sizeof(ck), "litellm_params.%s", k);
+                json_array_append_new(clear, json_string(ck));
             }
         } else {
             json_object_set(set_lp, k, v);
@@ -683,7 +681,8 @@ mg_admin_model_update(mg_request_t *r, const char *patch_id)
     }
     json_t *check_lp = json_deep_copy(set_lp);
     for (size_t i = 0; i < json_array_size(clear); i++) {
-        json_object_set_new(check_lp, json_string_value(json_array_get(clear, i)), json_null());
+        /* "litellm_params.<key>" */
+        json_object_set_new(check_lp, json_string_value(json_array_get(clear, i)) + 15, json_null());
     }
     bool ok = mg_admin_check_merged(r, d, name, check_lp, set_mi);
     json_decref(check_lp);
@@ -699,8 +698,8 @@ mg_admin_model_update(mg_request_t *r, const char *patch_id)
                                                                                             : json_null(),
                             "litellm_params", set_lp, "model_info", set_mi, "clear", clear, "user",
                             "default_user_id");
+    mg_pending_t *p = mg_admin_pending(r, patch_id ? 3 : 2, id); /* copies id (may be in b) */
     json_decref(b);
-    mg_pending_t *p = mg_admin_pending(r, patch_id ? 3 : 2, id);
     r->gw->host.commit(r->gw->host.host, mut, mg_admin_commit_done, p);
     json_decref(mut);
 }

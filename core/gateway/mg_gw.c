@@ -604,7 +604,7 @@ mg_gw_on_request(mg_http_req_t *hr)
         (void) mg_admin_handle(r, m, ml);
         return;
     }
-    mg_route_t route;
+    mg_route_t route = MG_ROUTE_CHAT;
     const char *pm;
     size_t pml;
     bool llm = mg_gw_llm_route(r, &route, &pm, &pml);

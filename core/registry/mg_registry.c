@@ -500,7 +500,11 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
             g->wildcard = d->wildcard;
             if (d->wildcard) {
                 g->re = d->re;
-                mg_registry_compile_pattern(d->model_name, &g->pattern_len, &g->pattern_stars, NULL);
+                g->pattern_len = strlen(d->model_name);
+                g->pattern_stars = 0;
+                for (const char *p = d->model_name; *p; p++) {
+                    g->pattern_stars += *p == '*';
+                }
             }
             mg_map_put(&s->by_group, g->name, strlen(g->name), g);
         }

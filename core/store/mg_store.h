@@ -51,7 +51,8 @@ typedef void (*mg_store_reconnect_cb)(void *ud);
  *   {"op":"model_update", "model_id":ID, "model_name":N|null, "litellm_params":{..}|null,
  *    "model_info":{..}|null, "clear":["litellm_params.x", ...], "user":..}
  *        merges non-null values over the stored row (litellm_params and model_info key by
- *        key, model_name replaced); "clear" removes keys.  err class no_route if ID unknown.
+ *        key, model_name replaced); "clear" removes keys named "litellm_params.<key>" or
+ *        "model_info.<key>".  err class no_route if ID unknown.
  *   {"op":"model_delete", "model_id":ID}     -> err class no_route if ID unknown
  *   {"op":"policy_update", "name":N, "kind":K, "source":S, "hash":H}
  *   {"op":"policy_delete", "name":N}

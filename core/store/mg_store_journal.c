@@ -476,9 +476,12 @@ mg_journal_mutate(mg_store_t *s, json_t *m, mg_store_mutate_cb cb, void *ud)
             size_t ci;
             json_t *cv;
             json_array_foreach(json_object_get(m, "clear"), ci, cv) {
+                /* "litellm_params.<key>" or "model_info.<key>" */
                 const char *ck = json_string_value(cv);
-                if (ck != NULL) {
-                    json_object_del(json_object_get(result, "litellm_params"), ck);
+                if (ck != NULL && strncmp(ck, "litellm_params.", 15) == 0) {
+                    json_object_del(json_object_get(result, "litellm_params"), ck + 15);
+                } else if (ck != NULL && strncmp(ck, "model_info.", 11) == 0) {
+                    json_object_del(json_object_get(result, "model_info"), ck + 11);
                 }
             }
             const char *user = json_string_value(json_object_get(m, "user"));
@@ -509,6 +512,9 @@ mg_journal_mutate(mg_store_t *s, json_t *m, mg_store_mutate_cb cb, void *ud)
                         now);
     } else {
         mg_err_set(&err, MG_ERR_BAD_REQUEST, "unknown mutation op \"%s\"", op);
+    }
+    if (rec == NULL && err.cls == MG_ERR_NONE) {
+        mg_err_set(&err, MG_ERR_BAD_REQUEST, "mutation %s is missing fields", op ? op : "?");
     }
     if (rec != NULL) {
         json_object_set_new(rec, "version", json_integer(j->version + 1));

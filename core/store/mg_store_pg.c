@@ -409,7 +409,8 @@ mg_store_pg_redact_opts(const mg_store_pg_t *s)
     for (int i = 0; host != NULL && mg_store_pg_list_item(host, i, h, sizeof(h)) != NULL; i++) {
         bool v6 = strchr(h, ':') != NULL && h[0] != '/';
         mg_buf_printf(&b, "%s%s%s%s", i > 0 ? "," : "", v6 ? "[" : "", h, v6 ? "]" : "");
-        if (port != NULL && mg_store_pg_list_item(port, nports == 1 ? 0 : i, pt, sizeof(pt))) {
+        if (port != NULL && mg_store_pg_list_item(port, nports == 1 ? 0 : i, pt, sizeof(pt)) &&
+            pt[0] != '\0') {
             mg_buf_printf(&b, ":%s", pt);
         }
     }
@@ -449,8 +450,9 @@ mg_store_pg_redact_raw(const char *url, char *out, size_t outlen)
 }
 
 /*
- * One line from a libpq message: hint lines (tab-indented) dropped, lines joined with "; ",
- * control bytes removed, and the password (should it ever appear) replaced by ***.
+ * One line from a libpq message: hint lines (tab-indented) and statement-position lines ("LINE 3:"
+ * and its caret) dropped, lines joined with "; ", control bytes and repeated spaces squeezed, and
+ * the password (should it ever appear) replaced by ***.
  */
 static void
 mg_store_pg_clean(const mg_store_pg_t *s, const char *in, char *out, size_t outlen)
@@ -458,38 +460,36 @@ mg_store_pg_clean(const mg_store_pg_t *s, const char *in, char *out, size_t outl
     const char *pw = s != NULL ? mg_store_pg_opt(s, "password") : NULL;
     size_t pwl = pw != NULL ? strlen(pw) : 0;
     size_t o = 0;
-    bool hint = false, bol = true;
 
     if (in == NULL || in[0] == '\0') {
         in = "unknown error";
     }
-    for (const char *p = in; *p != '\0' && o + 4 < outlen; p++) {
-        if (bol) {
-            hint = *p == '\t';
-            if (!hint && o > 0) {
-                memcpy(out + o, "; ", 2);
-                o += 2;
+    for (const char *line = in; *line != '\0' && o + 4 < outlen;) {
+        size_t len = strcspn(line, "\n");
+        const char *next = line + len + (line[len] == '\n');
+        bool caret = len > 0 && strspn(line, " ^") == len;
+        if (len == 0 || line[0] == '\t' || strncmp(line, "LINE ", 5) == 0 || caret) {
+            line = next;
+            continue;
+        }
+        if (o > 0) {
+            memcpy(out + o, "; ", 2);
+            o += 2;
+        }
+        for (const char *p = line; p < line + len && o + 4 < outlen; p++) {
+            if (pwl >= 3 && strncmp(p, pw, pwl) == 0) {
+                memcpy(out + o, "***", 3);
+                o += 3;
+                p += pwl - 1;
+                continue;
             }
-            bol = false;
+            char ch = ((unsigned char) *p < 0x20 || *p == 0x7f) ? ' ' : *p;
+            if (ch == ' ' && o > 0 && out[o - 1] == ' ') {
+                continue; /* "FATAL:  terminating" */
+            }
+            out[o++] = ch;
         }
-        if (*p == '\n') {
-            bol = true;
-            continue;
-        }
-        if (hint) {
-            continue;
-        }
-        if (pwl >= 3 && strncmp(p, pw, pwl) == 0) {
-            memcpy(out + o, "***", 3);
-            o += 3;
-            p += pwl - 1;
-            continue;
-        }
-        char ch = ((unsigned char) *p < 0x20 || *p == 0x7f) ? ' ' : *p;
-        if (ch == ' ' && o > 0 && out[o - 1] == ' ') {
-            continue; /* "FATAL:  terminating" */
-        }
-        out[o++] = ch;
+        line = next;
     }
     while (o > 0 && (out[o - 1] == ' ' || out[o - 1] == ';')) {
         o--;
@@ -497,7 +497,7 @@ mg_store_pg_clean(const mg_store_pg_t *s, const char *in, char *out, size_t outl
     out[o] = '\0';
 }
 
-/* libpq's parse errors quote the offending text, which may be the password: drop the quotes' content. */
+/* libpq's parse errors quote the offending text, which may be the password: drop what is quoted. */
 static void
 mg_store_pg_unquote(const char *in, char *out, size_t outlen)
 {
@@ -1063,6 +1063,13 @@ mg_store_pg_conn_collect(mg_pg_conn_t *c)
     while (c->busy && !PQisBusy(c->pg)) {
         PGresult *r = PQgetResult(c->pg);
         if (r == NULL) {
+            if (PQstatus(c->pg) == CONNECTION_BAD) {
+                /* the error result (if any) was libpq's own "connection closed": not the query's */
+                mg_store_pg_conn_down(c, c->state == MG_PG_READY ? MG_PG_FAIL_LOST
+                                                                 : MG_PG_FAIL_CONNECT,
+                                      "%s", c->qerr != NULL ? c->qerr : PQerrorMessage(c->pg));
+                return;
+            }
             mg_store_pg_conn_done(c);
             return;
         }
@@ -1271,6 +1278,8 @@ mg_store_pg_conn_connect(mg_pg_conn_t *c, const char *hosts, const char *addrs)
         {"keepalives_idle", "30"},
         {"keepalives_interval", "10"},
         {"keepalives_count", "3"},
+        /* GSS negotiation can reach a KDC synchronously; a URL may still ask for it */
+        {"gssencmode", "disable"},
     };
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
         if (!mg_store_pg_kw_set(kw, n, defaults[i][0])) {
@@ -1285,7 +1294,8 @@ mg_store_pg_conn_connect(mg_pg_conn_t *c, const char *hosts, const char *addrs)
     c->notice[0] = '\0';
     c->pg = PQconnectStartParams(kw, val, 0);
     if (c->pg == NULL) {
-        mg_store_pg_conn_down(c, MG_PG_FAIL_CONNECT, "PQconnectStartParams() failed: out of memory");
+        mg_store_pg_conn_down(c, MG_PG_FAIL_CONNECT,
+                              "PQconnectStartParams() failed: out of memory");
         return;
     }
     PQsetNoticeProcessor(c->pg, mg_store_pg_notice_cb, c);
@@ -1324,7 +1334,8 @@ mg_store_pg_dns_cb(int result, struct evutil_addrinfo *res, void *arg)
     } else {
         char addr[MG_PG_MAX_ADDRS][INET6_ADDRSTRLEN];
         int n = 0;
-        for (struct evutil_addrinfo *ai = res; ai != NULL && n < MG_PG_MAX_ADDRS; ai = ai->ai_next) {
+        for (struct evutil_addrinfo *ai = res; ai != NULL && n < MG_PG_MAX_ADDRS;
+             ai = ai->ai_next) {
             const void *p;
             if (ai->ai_family == AF_INET) {
                 p = &((struct sockaddr_in *) ai->ai_addr)->sin_addr;

@@ -151,7 +151,7 @@ t_free_port(void)
 static int
 t_pg_start(void)
 {
-    char ctl[300], log[300], cmdlog[300], opts[600];
+    char ctl[300], log[300], cmdlog[300], opts[sizeof(t_fixture_opts)];
     snprintf(ctl, sizeof(ctl), "%s/pg_ctl", t_bindir);
     snprintf(log, sizeof(log), "%s/postgres.log", t_dir); /* written by the server (postgres) */
     snprintf(cmdlog, sizeof(cmdlog), "%s/commands.log", t_dir);
@@ -187,7 +187,12 @@ t_pg_stop(const char *mode)
         fclose(f);
         line[strcspn(line, "\n")] = '\0';
         const char *args = strchr(line, ' ');
-        snprintf(t_fixture_opts, sizeof(t_fixture_opts), "%s", args != NULL ? args + 1 : "");
+        args = args != NULL ? args + 1 : "";
+        while (strncmp(args, "\"-D\" \"", 6) == 0 && strchr(args + 6, '"') != NULL) {
+            args = strchr(args + 6, '"') + 1; /* pg_ctl passes -D itself */
+            args += *args == ' ';
+        }
+        snprintf(t_fixture_opts, sizeof(t_fixture_opts), "%s", args);
     }
     snprintf(ctl, sizeof(ctl), "%s/pg_ctl", t_bindir);
     snprintf(log, sizeof(log), "%s/commands.log", t_dir);
@@ -268,7 +273,6 @@ t_setup_own_server(void)
         printf("SKIP: running as root and there is no postgres user\n");
         return 77;
     }
-    snprintf(t_datadir, sizeof(t_datadir), "%s/data", t_dir);
     snprintf(log, sizeof(log), "%s/commands.log", t_dir);
     const char *argv[] = {initdb, "-D", t_datadir, "-A", "trust", "-U", "postgres", "-E", "UTF8",
                           "--locale=C", "--no-sync", NULL};
@@ -490,6 +494,12 @@ t_tick_cb(evutil_socket_t fd, short what, void *arg)
     /* keeps EVLOOP_ONCE returning so WAIT_FOR re-checks its deadline */
 }
 
+static json_int_t
+t_param_int(json_t *row, const char *key)
+{
+    return json_integer_value(json_object_get(json_object_get(row, "litellm_params"), key));
+}
+
 static const char *
 t_model_id(json_t *models, size_t i)
 {
@@ -508,7 +518,8 @@ static void
 t_bad_urls(void)
 {
     t_section("invalid DATABASE_URL is rejected without echoing the password");
-    mg_store_conf_t conf = {.base = t_base, .database_url = "postgresql://u:pa%zzword@127.0.0.1/db"};
+    mg_store_conf_t conf = {.base = t_base,
+                            .database_url = "postgresql://u:pa%zzword@127.0.0.1/db"};
     mg_err_t err;
     mg_err_clear(&err);
     mg_store_t *st = mg_store_pg_create(&conf, &err);
@@ -520,6 +531,47 @@ t_bad_urls(void)
           err.msg);
     if (st != NULL) {
         st->ops->destroy(st);
+    }
+}
+
+static void
+t_redaction(void)
+{
+    t_section("redaction of DATABASE_URL forms (no connection made)");
+    static const char *const cases[][2] = {
+        {"postgresql://u:pw1234@h1:5432,h2:5433/db?sslmode=require",
+         "postgresql://u:***@h1:5432,h2:5433/db"},
+        {"postgres://u@[::1]:5/db", "postgresql://u@[::1]:5/db"},
+        {"host=127.0.0.1 port=5 user=u password=kv-secret dbname=d",
+         "postgresql://u:***@127.0.0.1:5/d"},
+        {"postgresql:///db?host=/var/run/postgresql&password=qs-secret",
+         "postgresql://:***@/var/run/postgresql/db"},
+        {"postgresql://u:p%40ss%2Fword@db.example/x", "postgresql://u:***@db.example/x"},
+        {"postgresql://h1,h2:7/x", "postgresql://h1,h2:7/x"},
+        {"postgresql://h1,h2/x?port=7", "postgresql://h1:7,h2:7/x"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        mg_store_pg_t fake;
+        memset(&fake, 0, sizeof(fake));
+        fake.opts = PQconninfoParse(cases[i][0], NULL);
+        CHECK(fake.opts != NULL, "libpq cannot parse %s", cases[i][0]);
+        if (fake.opts == NULL) {
+            continue;
+        }
+        char *r = mg_store_pg_redact_opts(&fake);
+        CHECK(strcmp(r, cases[i][1]) == 0, "%s -> %s (want %s)", cases[i][0], r, cases[i][1]);
+        char msg[256];
+        const char *pw = mg_store_pg_opt(&fake, "password");
+        if (pw != NULL) {
+            char in[256];
+            snprintf(in, sizeof(in), "FATAL:  password \"%s\" rejected\nLINE 3: FROM x\n"
+                     "        ^\n\tsome hint\n", pw);
+            mg_store_pg_clean(&fake, in, msg, sizeof(msg));
+            CHECK(strstr(msg, pw) == NULL && strcmp(msg, "FATAL: password \"***\" rejected") == 0,
+                  "clean: %s", msg);
+        }
+        free(r);
+        PQconninfoFree(fake.opts);
     }
 }
 
@@ -552,7 +604,8 @@ t_unreachable(void)
     json_t *s = t_status(st);
     char *dump = json_dumps(s, JSON_COMPACT);
     CHECK(!json_is_true(json_object_get(s, "connected")) &&
-              json_is_string(json_object_get(s, "last_error")) && strstr(dump, TEST_PASSWORD) == NULL,
+              json_is_string(json_object_get(s, "last_error")) &&
+              strstr(dump, TEST_PASSWORD) == NULL,
           "status: %s", dump);
     free(dump);
     json_decref(s);
@@ -632,7 +685,8 @@ t_everything(void)
           "no callback");
     CHECK(m.rc == MG_OK && m.version == v0 + 1, "rc %d version %" PRId64 " err %s", m.rc,
           m.version, m.err.msg);
-    CHECK(m.a != NULL && t_param(m.a, "api_key") && strcmp(t_param(m.a, "api_key"), TEST_API_KEY) == 0 &&
+    CHECK(m.a != NULL && t_param(m.a, "api_key") &&
+              strcmp(t_param(m.a, "api_key"), TEST_API_KEY) == 0 &&
               strcmp(json_string_value(json_object_get(m.a, "created_by")), "admin") == 0 &&
               json_is_string(json_object_get(m.a, "created_at")),
           "row not decrypted / incomplete");
@@ -646,7 +700,7 @@ t_everything(void)
     json_t *row = json_array_get(r.a, 0);
     CHECK(t_param(row, "api_key") != NULL && strcmp(t_param(row, "api_key"), TEST_API_KEY) == 0,
           "load did not decrypt api_key");
-    CHECK(json_integer_value(json_object_get(json_object_get(row, "litellm_params"), "rpm")) == 10 &&
+    CHECK(t_param_int(row, "rpm") == 10 &&
               json_array_size(json_object_get(json_object_get(row, "litellm_params"), "tags")) == 2,
           "non-string params lost their type");
     CHECK(strcmp(json_string_value(json_object_get(json_object_get(row, "model_info"), "tier")),
@@ -686,9 +740,10 @@ t_everything(void)
               strcmp(t_param(m.a, "model"), "openai/gpt-4o") == 0,
           "litellm_params not merged/cleared");
     CHECK(m.a != NULL &&
-              json_integer_value(json_object_get(json_object_get(m.a, "litellm_params"), "rpm")) == 10,
+              t_param_int(m.a, "rpm") == 10,
           "a null value overwrote rpm");
-    CHECK(m.a != NULL && strcmp(json_string_value(json_object_get(m.a, "model_name")), "gpt-4o") == 0 &&
+    CHECK(m.a != NULL &&
+              strcmp(json_string_value(json_object_get(m.a, "model_name")), "gpt-4o") == 0 &&
               json_object_get(json_object_get(m.a, "model_info"), "tier") == NULL &&
               json_object_get(json_object_get(m.a, "model_info"), "region") != NULL &&
               strcmp(json_string_value(json_object_get(m.a, "updated_by")), "bob") == 0 &&
@@ -696,7 +751,8 @@ t_everything(void)
           "row fields after update");
     int64_t v2 = m.version;
     CHECK(t_mutate(a, &m, "{\"op\":\"model_update\",\"model_id\":\"m1\","
-                          "\"model_name\":\"gpt-4o-renamed\",\"litellm_params\":{\"api_key\":\"sk-new\"}}",
+                          "\"model_name\":\"gpt-4o-renamed\","
+                          "\"litellm_params\":{\"api_key\":\"sk-new\"}}",
                    15000) && m.rc == MG_OK && m.version == v2 + 1,
           "rename: %s", m.err.msg);
     CHECK(m.a != NULL && strcmp(json_string_value(json_object_get(m.a, "model_name")),
@@ -718,7 +774,8 @@ t_everything(void)
               m.rc == MG_ERROR && m.err.cls == MG_ERR_NO_ROUTE &&
               strcmp(m.err.msg, "Model with id=nope not found") == 0,
           "delete unknown: %s %s", mg_err_class_name(m.err.cls), m.err.msg);
-    CHECK(t_mutate(a, &m, "{\"op\":\"model_update\",\"model_id\":\"m1\",\"clear\":[\"model_name\"]}",
+    CHECK(t_mutate(a, &m,
+                   "{\"op\":\"model_update\",\"model_id\":\"m1\",\"clear\":[\"model_name\"]}",
                    15000) && m.rc == MG_ERROR && m.err.cls == MG_ERR_BAD_REQUEST,
           "bad clear: %s", m.err.msg);
     CHECK(t_mutate(a, &m, "{\"op\":\"frobnicate\"}", 15000) && m.rc == MG_ERROR &&
@@ -813,8 +870,8 @@ t_everything(void)
         CHECK(c != NULL, "create: %s", err.msg);
         if (c != NULL) {
             CHECK(t_impl(c)->dns != NULL, "the host name did not go through evdns");
-            CHECK(t_load(c, &r, 15000) && r.rc == MG_OK && r.version == v4, "load via localhost: %s",
-                  r.err.msg);
+            CHECK(t_load(c, &r, 15000) && r.rc == MG_OK && r.version == v4,
+                  "load via localhost: %s", r.err.msg);
             c->ops->destroy(c);
         }
     }
@@ -844,6 +901,32 @@ t_everything(void)
           r.err.msg);
     CHECK(t_impl(a)->reconnects >= 1, "reconnects %" PRId64, t_impl(a)->reconnects);
 
+    int64_t until;
+    t_section("the server kills the store's backend mid-query: not_ready, then recovery");
+    locker = t_admin(t_db);
+    t_sql(locker, "BEGIN");
+    t_sql(locker, "LOCK TABLE moongate_models IN ACCESS EXCLUSIVE MODE");
+    int pid = PQbackendPID(t_impl(a)->q.pg);
+    t_res_reset(&r);
+    a->ops->load(a, t_load_cb, &r);
+    snprintf(buf, sizeof(buf), "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND "
+             "wait_event_type = 'Lock'", pid);
+    CHECK(WAIT_FOR((v = t_sql(admin, buf)) != NULL && strcmp(v, "1") == 0, 5000) && r.calls == 0,
+          "the load never blocked on the lock");
+    snprintf(buf, sizeof(buf), "SELECT pg_terminate_backend(%d)", pid);
+    v = t_sql(admin, buf);
+    CHECK(v != NULL && strcmp(v, "t") == 0, "pg_terminate_backend: %s", v ? v : "(error)");
+    t0 = mg_time_mono_ms();
+    CHECK(WAIT_FOR(r.calls > 0, 5000), "load never called back after its backend died");
+    CHECK(r.rc == MG_ERROR && r.err.cls == MG_ERR_NOT_READY &&
+              strstr(r.err.msg, "during load") != NULL,
+          "class %s: %s", mg_err_class_name(r.err.cls), r.err.msg);
+    t_sql(locker, "ROLLBACK");
+    PQfinish(locker);
+    CHECK(WAIT_FOR(t_connected(a), 10000), "query connection did not come back");
+    CHECK(t_load(a, &r, 15000) && r.rc == MG_OK && r.version == v4, "load after kill: %s",
+          r.err.msg);
+
     t_section("destroy with operations pending calls nothing back");
     c = t_store(t_url, TEST_SECRET);
     t_res_t d1 = {0}, d2 = {0};
@@ -852,7 +935,7 @@ t_everything(void)
     c->ops->mutate(c, bm, t_mutate_cb, &d2);
     json_decref(bm);
     c->ops->destroy(c);
-    int64_t until = mg_time_mono_ms() + 300;
+    until = mg_time_mono_ms() + 300;
     WAIT_FOR(mg_time_mono_ms() >= until, 1000);
     CHECK(d1.calls == 0 && d2.calls == 0, "callbacks after destroy: %d %d", d1.calls, d2.calls);
 
@@ -898,7 +981,7 @@ t_everything(void)
               "get_version while down: %s", gv.err.msg);
         CHECK(WAIT_FOR(t_impl(b)->l.state != MG_PG_READY, 5000), "listen connection still up");
 
-        /* stay down for a while: reconnect attempts fail (with backoff) and ops keep failing fast */
+        /* stay down a while: reconnect attempts fail (with backoff), ops keep failing fast */
         int slow = 0, ok = 0, probes = 0;
         int64_t down_until = mg_time_mono_ms() + 1500;
         while (mg_time_mono_ms() < down_until) {
@@ -988,11 +1071,15 @@ main(int argc, char **argv)
     }
     struct passwd *pgpw = getpwnam("postgres");
     if (geteuid() == 0 && pgpw != NULL && chown(t_dir, pgpw->pw_uid, pgpw->pw_gid) != 0) {
-        printf("FAIL: chown(%s) failed: %s\n", t_dir, strerror(errno)); /* server runs as postgres */
+        /* the server (and pg_ctl's log) run as postgres */
+        printf("FAIL: chown(%s) failed: %s\n", t_dir, strerror(errno));
         return 1;
     }
     const char *port = argc > 1 ? argv[1] : getenv("MG_TEST_PG_PORT");
     t_own_server = port == NULL || port[0] == '\0';
+    if (t_own_server) {
+        snprintf(t_datadir, sizeof(t_datadir), "%s/data", t_dir); /* before the guardian forks */
+    }
     t_guardian();
 
     if (t_own_server) {
@@ -1025,7 +1112,8 @@ main(int argc, char **argv)
     /* the store logs to stderr: capture it to check it for the password */
     char logpath[300];
     snprintf(logpath, sizeof(logpath), "%s/store.log", t_dir);
-    t_real_stderr = dup(2);
+    /* close-on-exec: a server we restart must not inherit (and hold open) our stderr */
+    t_real_stderr = fcntl(2, F_DUPFD_CLOEXEC, 3);
     int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (logfd >= 0) {
         dup2(logfd, 2);
@@ -1039,6 +1127,7 @@ main(int argc, char **argv)
     struct timeval tv = {0, 20000};
     event_add(tick, &tv);
 
+    t_redaction();
     t_bad_urls();
     t_unreachable();
     t_everything();
