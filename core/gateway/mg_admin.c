@@ -780,10 +780,10 @@ mg_admin_state(mg_request_t *r)
     if (n == 0) {
         json_array_append_new(workers, r->gw->host.state(r->gw->host.host));
     }
-    json_t *b = json_pack("{s:s,s:s,s:I,s:o}", "instance", mg_shm ? mg_shm->instance_id : "",
+    json_t *b = json_pack("{s:s,s:s,s:I,s:o,s:o}", "instance", mg_shm ? mg_shm->instance_id : "",
                           "version", MG_VERSION, "started_ms",
                           (json_int_t) (mg_shm ? mg_shm->started_ms : r->gw->started_ms),
-                          "workers", workers);
+                          "workers", workers, "deployments", mg_stats_json());
     mg_gw_json(r, 200, b);
     json_decref(b);
 }

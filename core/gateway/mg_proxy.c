@@ -580,6 +580,7 @@ mg_proxy_stats_end(mg_request_t *r, bool ok, bool timeout)
                           ? (double) (r->t_first_byte_us - r->t_upstream_us) / 1e6
                           : -1;
         mg_stats_success(slot, secs, r->completion_tokens, ttft);
+        mg_stats_usage(slot, r->prompt_tokens, r->completion_tokens);
         mg_stats_add_tokens(slot, r->total_tokens > 0 ? r->total_tokens
                                                       : r->prompt_tokens + r->completion_tokens);
     } else {

@@ -5,6 +5,15 @@
  * (response queued) -> flushed -> READ_HEAD again with whatever pipelined
  * bytes are already buffered.  While a request is handled the socket is still
  * read (bounded) so that a client that goes away is noticed at once.
+ *
+ * Re-entrancy: every entry point (socket events, timers, and the response
+ * calls a handler makes) runs with hc->entered set, so a close requested deep
+ * inside only marks the connection dead; the entry point then settles it
+ * (mg_hc_settle): closes a dead connection, completes a request whose response
+ * is fully written and starts the next pipelined one, in a loop, never by
+ * recursion.  A write failure inside a handler's call closes the connection
+ * from a zero-delay timer, because the handler still uses the request when
+ * that call returns.
  */
 #include "mg_http_server.h"
 
@@ -25,12 +34,15 @@
 #define MG_HC_MAX_BUFFERED (64 * 1024 + MG_HC_READ_CHUNK)
 #define MG_HC_HIGH_WATER (256 * 1024)
 #define MG_HC_LOW_WATER (64 * 1024)
+#define MG_HC_LINGER_MS 2000
+#define MG_HC_LINGER_MAX (4 * 1024 * 1024)
 
 typedef enum {
     MG_HC_READ_HEAD = 0,
     MG_HC_READ_BODY,
     MG_HC_HANDLING,
     MG_HC_CLOSING,      /* flushing the last response, then close */
+    MG_HC_LINGER,       /* last response written and FIN sent: discard input, then close */
 } mg_hc_state_t;
 
 struct mg_hconn_s {
@@ -47,6 +59,7 @@ struct mg_hconn_s {
     bool entered;                   /* inside a handler callback */
     bool dead;                      /* closed while entered; free on unwind */
     bool served_one;
+    size_t lingered;                /* bytes discarded in MG_HC_LINGER */
     /* body reading */
     int64_t body_expected;          /* content-length, or -1 for chunked */
     mg_http_chunked_t ck;
@@ -57,8 +70,10 @@ struct mg_hconn_s {
 static void mg_hc_close(mg_hconn_t *hc);
 static int mg_hc_on_read(mg_conn_t *c);
 static int mg_hc_on_write(mg_conn_t *c);
+static void mg_hc_read(mg_hconn_t *hc);
 static void mg_hc_process(mg_hconn_t *hc);
 static void mg_hc_flush(mg_hconn_t *hc);
+static int mg_hc_settle(mg_hconn_t *hc);
 
 /* ---- small helpers ---- */
 
@@ -191,16 +206,25 @@ mg_hc_timeout(evutil_socket_t fd, short what, void *arg)
     (void) what;
     mg_hconn_t *hc = arg;
     hc->timer_on = false;
+    if (hc->dead) {
+        /* a write failed inside a handler's call (mg_hc_after_queue): close now */
+        hc->dead = false;
+        mg_hc_close(hc);
+        return;
+    }
     if (hc->state == MG_HC_READ_HEAD && mg_buf_len(&hc->in) == 0) {
         mg_hc_close(hc); /* idle keep-alive connection */
         return;
     }
-    if (hc->state == MG_HC_READ_HEAD || hc->state == MG_HC_READ_BODY) {
-        mg_hc_fail(hc, 408, "timed out reading the request");
+    if (hc->state == MG_HC_CLOSING || hc->state == MG_HC_LINGER) {
+        mg_hc_close(hc);
         return;
     }
-    if (hc->state == MG_HC_CLOSING) {
-        mg_hc_close(hc);
+    if (hc->state == MG_HC_READ_HEAD || hc->state == MG_HC_READ_BODY) {
+        hc->entered = true;
+        mg_hc_fail(hc, 408, "timed out reading the request");
+        hc->entered = false;
+        (void) mg_hc_settle(hc); /* nothing follows */
     }
 }
 
@@ -304,13 +328,10 @@ mg_hc_dispatch(mg_hconn_t *hc, mg_http_req_t *req)
     mg_http_server_t *s = hc->server;
     hc->state = MG_HC_HANDLING;
     mg_hc_timer_set(hc, 0);
+    bool was = hc->entered;
     hc->entered = true;
     s->conf.on_request(req);
-    hc->entered = false;
-    if (hc->dead) {
-        hc->dead = false;
-        mg_hc_close(hc);
-    }
+    hc->entered = was; /* the entry point's guard settles what the handler did */
 }
 
 /* Builds the request object from the parsed head at the front of hc->in. */
@@ -464,34 +485,43 @@ mg_hc_process(mg_hconn_t *hc)
             if (r == MG_AGAIN) {
                 return;
             }
-            hc->entered = true;
+            /* a synchronous answer is completed by the entry point's mg_hc_settle */
             mg_hc_body_done(hc);
-            hc->entered = false;
-            if (hc->dead) {
-                hc->dead = false;
-                mg_hc_close(hc);
-                return;
-            }
-            /* the handler may have answered synchronously; mg_hc_flush moves us on */
             return;
         }
         return;
     }
 }
 
-static int
-mg_hc_on_read(mg_conn_t *c)
+/* Reads what the socket has and processes it; runs under an entry point's guard, so it
+ * never frees hc (a close only marks it dead). */
+static void
+mg_hc_read(mg_hconn_t *hc)
 {
-    mg_hconn_t *hc = c->data;
     mg_http_server_t *s = hc->server;
-    while (hc->conn.read_ready && hc->state != MG_HC_CLOSING) {
+    if (hc->state == MG_HC_LINGER) {
+        /* discard until the client closes, the cap, or the linger timer */
+        char tmp[16 * 1024];
+        while (hc->conn.read_ready && !hc->dead) {
+            ssize_t n = mg_conn_recv(&hc->conn, tmp, sizeof(tmp));
+            if (n == MG_AGAIN) {
+                return;
+            }
+            if (n <= 0 || (hc->lingered += (size_t) n) > MG_HC_LINGER_MAX) {
+                mg_hc_close(hc);
+                return;
+            }
+        }
+        return;
+    }
+    while (hc->conn.read_ready && hc->state != MG_HC_CLOSING && !hc->dead) {
         size_t buffered = mg_buf_len(&hc->in);
         if (hc->state == MG_HC_HANDLING && buffered >= MG_HC_MAX_BUFFERED) {
             break; /* pipelined data waits; stop reading (backpressure) */
         }
         if (hc->state == MG_HC_READ_HEAD && buffered > MG_HTTP_MAX_HEAD + 1024) {
             mg_hc_fail(hc, 431, "request header fields too large");
-            return MG_OK;
+            return;
         }
         ssize_t n;
         if (hc->state == MG_HC_READ_BODY && hc->body_expected > 0 && buffered == 0) {
@@ -503,14 +533,7 @@ mg_hc_on_read(mg_conn_t *c)
                 hc->body.end += (size_t) n;
                 mg_hc_timer_set(hc, s->conf.body_timeout_ms);
                 if (mg_buf_len(&hc->body) == (size_t) hc->body_expected) {
-                    hc->entered = true;
                     mg_hc_body_done(hc);
-                    hc->entered = false;
-                    if (hc->dead) {
-                        hc->dead = false;
-                        mg_hc_close(hc);
-                        return MG_DECLINED;
-                    }
                 }
                 continue;
             }
@@ -527,7 +550,6 @@ mg_hc_on_read(mg_conn_t *c)
                         mg_hc_timer_set(hc, s->conf.header_timeout_ms);
                     }
                     mg_hc_process(hc);
-                    /* the connection may be gone now: check via the list? use dead flag */
                 }
                 continue;
             }
@@ -539,7 +561,7 @@ mg_hc_on_read(mg_conn_t *c)
         if (n == 0 && hc->state == MG_HC_READ_HEAD && mg_buf_len(&hc->in) == 0 &&
             mg_buf_len(&hc->out) == 0) {
             mg_hc_close(hc);
-            return MG_DECLINED;
+            return;
         }
         if (n == 0 && hc->state == MG_HC_HANDLING && hc->req != NULL && hc->req->finished) {
             /* the response is queued; let it flush, then close */
@@ -547,43 +569,75 @@ mg_hc_on_read(mg_conn_t *c)
             break;
         }
         mg_hc_close(hc);
-        return MG_DECLINED;
+        return;
     }
-    return MG_OK;
 }
 
-/* After a response is fully written: free it and move on to the next request. */
-static void
-mg_hc_request_complete(mg_hconn_t *hc)
+static int
+mg_hc_on_read(mg_conn_t *c)
+{
+    mg_hconn_t *hc = c->data;
+    hc->entered = true;
+    mg_hc_read(hc);
+    hc->entered = false;
+    return mg_hc_settle(hc);
+}
+
+/*
+ * Called by an entry point after its work, with hc->entered clear: closes a
+ * connection that died meanwhile, and completes requests whose responses are
+ * fully written, starting the pipelined ones behind them (a loop, so a long
+ * pipeline of synchronously answered requests does not recurse).  Returns
+ * MG_DECLINED if hc was freed.
+ */
+static int
+mg_hc_settle(mg_hconn_t *hc)
 {
     mg_http_server_t *s = hc->server;
-    bool keep = hc->req->keep_alive && !s->draining;
-    mg_hc_free_req(hc);
-    if (!keep) {
-        mg_hc_close(hc);
-        return;
-    }
-    hc->state = MG_HC_READ_HEAD;
-    if (mg_buf_len(&hc->in) == 0) {
-        /* idle: release the read buffer and wait */
-        mg_buf_free(&hc->in);
-        mg_buf_free(&hc->body);
-        mg_hc_timer_set(hc, s->conf.keepalive_timeout_ms);
-        if (hc->conn.read_ready) {
-            (void) mg_hc_on_read(&hc->conn);
+    for (;;) {
+        if (hc->dead) {
+            hc->dead = false;
+            mg_hc_close(hc);
+            return MG_DECLINED;
         }
-        return;
-    }
-    mg_hc_timer_set(hc, s->conf.header_timeout_ms);
-    mg_hc_process(hc);
-    if (hc->conn.read_ready && hc->state != MG_HC_CLOSING) {
-        (void) mg_hc_on_read(&hc->conn);
+        if (hc->state == MG_HC_CLOSING || hc->state == MG_HC_LINGER || hc->req == NULL ||
+            !hc->req->finished ||
+            mg_buf_len(&hc->out) > 0) {
+            return MG_OK;
+        }
+        /* the response is fully written: free the request, move on to the next one */
+        bool keep = hc->req->keep_alive && !s->draining;
+        mg_hc_free_req(hc);
+        if (!keep) {
+            mg_hc_close(hc);
+            return MG_DECLINED;
+        }
+        hc->state = MG_HC_READ_HEAD;
+        if (mg_buf_len(&hc->in) == 0) {
+            /* idle: release the read buffer and wait */
+            mg_buf_free(&hc->in);
+            mg_buf_free(&hc->body);
+            mg_hc_timer_set(hc, s->conf.keepalive_timeout_ms);
+        } else {
+            mg_hc_timer_set(hc, s->conf.header_timeout_ms);
+        }
+        hc->entered = true;
+        mg_hc_process(hc);
+        if (hc->conn.read_ready && hc->state != MG_HC_CLOSING && !hc->dead) {
+            mg_hc_read(hc);
+        }
+        hc->entered = false;
     }
 }
 
+/* Writes what is queued.  Runs under an entry point's guard: closes are deferred
+ * (hc->dead) and completing the request is left to mg_hc_settle. */
 static void
 mg_hc_flush(mg_hconn_t *hc)
 {
+    if (hc->dead) {
+        return;
+    }
     while (mg_buf_len(&hc->out) > 0) {
         if (!hc->conn.write_ready) {
             return;
@@ -600,27 +654,31 @@ mg_hc_flush(mg_hconn_t *hc)
         mg_buf_consume(&hc->out, (size_t) n);
     }
     if (hc->state == MG_HC_CLOSING) {
-        mg_hc_close(hc);
+        /*
+         * Half-close and keep reading for a while instead of closing at once: a
+         * close with unread client bytes (the rest of a refused body or head) makes
+         * the kernel send RST, which can destroy this response before the client
+         * has read it.
+         */
+        hc->state = MG_HC_LINGER;
+        if (mg_conn_shutdown_write(&hc->conn) != MG_OK) {
+            mg_hc_close(hc);
+            return;
+        }
+        mg_hc_timer_set(hc, MG_HC_LINGER_MS);
+        if (hc->conn.read_ready) {
+            mg_hc_read(hc);
+        }
         return;
     }
     if (hc->want_drain && hc->req != NULL) {
         hc->want_drain = false;
         if (hc->server->conf.on_drain != NULL) {
+            bool was = hc->entered;
             hc->entered = true;
             hc->server->conf.on_drain(hc->req);
-            hc->entered = false;
-            if (hc->dead) {
-                hc->dead = false;
-                mg_hc_close(hc);
-                return;
-            }
+            hc->entered = was;
         }
-    }
-    if (hc->req != NULL && hc->req->finished && mg_buf_len(&hc->out) == 0) {
-        if (hc->entered) {
-            return; /* completes when the handler returns (see mg_http_respond) */
-        }
-        mg_hc_request_complete(hc);
     }
 }
 
@@ -628,12 +686,10 @@ static int
 mg_hc_on_write(mg_conn_t *c)
 {
     mg_hconn_t *hc = c->data;
-    size_t before = mg_buf_len(&hc->out);
-    if (hc->want_drain && before > 0 && before - 0 <= MG_HC_LOW_WATER) {
-        /* flush handles the drain notification */
-    }
+    hc->entered = true;
     mg_hc_flush(hc);
-    return MG_OK;
+    hc->entered = false;
+    return mg_hc_settle(hc);
 }
 
 /* ---- responses ---- */
@@ -642,18 +698,23 @@ static void
 mg_hc_after_queue(mg_http_req_t *req)
 {
     mg_hconn_t *hc = req->hc;
-    bool was_entered = hc->entered;
-    hc->entered = true;
-    mg_hc_flush(hc);
-    hc->entered = was_entered;
-    if (hc->dead && !was_entered) {
-        hc->dead = false;
-        mg_hc_close(hc);
+    if (hc->entered) {
+        mg_hc_flush(hc); /* the entry point up the stack settles */
         return;
     }
-    if (!was_entered && req->finished && mg_buf_len(&hc->out) == 0 && !hc->dead) {
-        mg_hc_request_complete(hc);
+    /* a handler answering later (upstream callback): we are the entry point */
+    hc->entered = true;
+    mg_hc_flush(hc);
+    hc->entered = false;
+    if (hc->dead) {
+        /* the client is gone, but the handler still uses req when this call returns:
+         * close (and call on_abort) from the event loop instead */
+        struct timeval tv = {0, 0};
+        evtimer_add(&hc->timer, &tv);
+        hc->timer_on = true;
+        return;
     }
+    (void) mg_hc_settle(hc); /* may free req: only after the call that finished it */
 }
 
 static void

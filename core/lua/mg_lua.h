@@ -24,7 +24,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-#define MG_FFI_ABI 2
+#define MG_FFI_ABI 3
 
 typedef enum {
     MG_POLICY_ROUTING = 0,

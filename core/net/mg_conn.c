@@ -92,6 +92,22 @@ mg_conn_abort(mg_conn_t *c)
     mg_conn_close(c);
 }
 
+int
+mg_conn_shutdown_write(mg_conn_t *c)
+{
+    if (c->fd < 0) {
+        return MG_ERROR;
+    }
+    if (c->ssl != NULL) {
+        (void) SSL_shutdown(c->ssl); /* close_notify, best effort; no wait for the peer's */
+    }
+    if (shutdown(c->fd, SHUT_WR) != 0) {
+        c->last_errno = errno;
+        return MG_ERROR;
+    }
+    return MG_OK;
+}
+
 static int
 mg_conn_ssl_error(mg_conn_t *c, int r, bool reading)
 {

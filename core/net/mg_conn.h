@@ -45,6 +45,8 @@ int mg_conn_init(mg_conn_t *c, struct event_base *base, int fd, void *data, mg_e
 void mg_conn_close(mg_conn_t *c);
 /* Resets the socket with RST (SO_LINGER 0) before closing: for aborted exchanges. */
 void mg_conn_abort(mg_conn_t *c);
+/* Sends FIN after what is written (half-close); reading goes on.  MG_OK or MG_ERROR. */
+int mg_conn_shutdown_write(mg_conn_t *c);
 
 /* >0 bytes, 0 = EOF, MG_AGAIN, MG_ERROR (c->last_errno / SSL error). */
 ssize_t mg_conn_recv(mg_conn_t *c, void *buf, size_t len);

@@ -127,9 +127,9 @@ mg_upstream_t *
 mg_upstream_get(mg_upool_t *p, const char *provider, const char *base_url, bool verify,
                 const char *cred_hash, uint64_t gen, mg_err_t *err)
 {
-    bool tls;
-    char *host;
-    int port;
+    bool tls = false;   /* initialised for -Werror=maybe-uninitialized at -O2 */
+    char *host = NULL;
+    int port = 0;
     if (mg_upstream_parse_url(base_url, &tls, &host, &port, err) != MG_OK) {
         return NULL;
     }

@@ -241,3 +241,42 @@ mg_stats_cooldown_left(int slot)
     int64_t now = mg_time_real_ms();
     return until > now ? until - now : 0;
 }
+
+void
+mg_stats_usage(int slot, int64_t prompt_tokens, int64_t completion_tokens)
+{
+    mg_stat_t *s = mg_stats_get(slot);
+    if (s == NULL) {
+        return;
+    }
+    if (prompt_tokens > 0) {
+        __atomic_add_fetch(&s->prompt_tokens, prompt_tokens, __ATOMIC_RELAXED);
+    }
+    if (completion_tokens > 0) {
+        __atomic_add_fetch(&s->completion_tokens, completion_tokens, __ATOMIC_RELAXED);
+    }
+}
+
+json_t *
+mg_stats_json(void)
+{
+    json_t *out = json_array();
+    if (mg_stats == NULL) {
+        return out;
+    }
+    for (uint32_t i = 0; i < mg_stats->nslots; i++) {
+        mg_stat_t *s = &mg_stats->slots[i];
+        if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != 2) {
+            continue;
+        }
+        int64_t left = mg_stats_cooldown_left((int) i);
+        json_array_append_new(out, json_pack("{s:s,s:I,s:I,s:I,s:I,s:i,s:I,s:f}", "id", s->id,
+                                             "requests", (json_int_t) s->total_requests,
+                                             "failures", (json_int_t) s->total_failures,
+                                             "prompt_tokens", (json_int_t) s->prompt_tokens,
+                                             "completion_tokens", (json_int_t) s->completion_tokens,
+                                             "inflight", s->inflight, "cooldown_ms_left",
+                                             (json_int_t) left, "latency", s->latency));
+    }
+    return out;
+}

@@ -14,6 +14,7 @@
 
 #include "../base/mg_types.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -45,6 +46,8 @@ typedef struct {
     double latency_samples[MG_STATS_SAMPLES];
     double ttft_samples[MG_STATS_SAMPLES];
     int64_t last_used_ms;
+    int64_t prompt_tokens;          /* lifetime usage read from responses (spend accounting) */
+    int64_t completion_tokens;
 } mg_stat_t;
 
 typedef struct {
@@ -73,6 +76,10 @@ void mg_stats_success(int slot, double seconds, int64_t tokens, double ttft_s);
 void mg_stats_failure(int slot, bool timeout);
 /* Adds tokens to this minute's tpm (usage-based routing). */
 void mg_stats_add_tokens(int slot, int64_t tokens);
+/* Records a response's usage in the lifetime totals. */
+void mg_stats_usage(int slot, int64_t prompt_tokens, int64_t completion_tokens);
+/* Every slot in use as JSON: id, requests, failures, tokens, inflight, cooldown (new ref). */
+json_t *mg_stats_json(void);
 /* This minute's counters (0 when the minute rolled over). */
 void mg_stats_minute(int slot, int64_t *rpm, int64_t *tpm, int64_t *fails, int64_t *successes);
 

@@ -8,7 +8,7 @@ local ffi = require "ffi"
 local _M = {}
 
 -- must match MG_FFI_ABI and struct mg_stat_t in core/registry/mg_stats.h
-local ABI = 2
+local ABI = 3
 ffi.cdef [[
 typedef struct {
     uint32_t state;
@@ -33,6 +33,8 @@ typedef struct {
     double latency_samples[10];
     double ttft_samples[10];
     int64_t last_used_ms;
+    int64_t prompt_tokens;
+    int64_t completion_tokens;
 } mg_stat_t;
 ]]
 
