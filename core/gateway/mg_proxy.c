@@ -937,24 +937,32 @@ mg_proxy_mock(mg_request_t *r, json_t *mock)
         mg_proxy_timer_set(r, 0, mg_proxy_mock_stream_tick);
         return;
     }
-    mg_buf_t b = MG_BUF_INIT;
-    if (r->route == MG_ROUTE_COMPLETIONS) {
-        mg_buf_printf(&b, "{\"id\":\"cmpl-%s\",\"created\":%lld,\"model\":", uuid, (long long) created);
-        mg_buf_json_str(&b, r->model, strlen(r->model));
-        mg_buf_append_str(&b, ",\"object\":\"text_completion\",\"choices\":[{\"finish_reason\":"
-                              "\"stop\",\"index\":0,\"text\":");
-        mg_buf_json_str(&b, text, strlen(text));
-        mg_buf_append_str(&b, "}],\"usage\":{\"completion_tokens\":20,\"prompt_tokens\":10,"
-                              "\"total_tokens\":30}}");
-    } else {
-        mg_buf_printf(&b, "{\"id\":\"chatcmpl-%s\",\"created\":%lld,\"model\":", uuid, (long long) created);
-        mg_buf_json_str(&b, r->model, strlen(r->model));
-        mg_buf_append_str(&b, ",\"object\":\"chat.completion\",\"choices\":[{\"finish_reason\":"
-                              "\"stop\",\"index\":0,\"message\":{\"content\":");
-        mg_buf_json_str(&b, text, strlen(text));
-        mg_buf_append_str(&b, ",\"role\":\"assistant\"}}],\"usage\":{\"completion_tokens\":20,"
-                              "\"prompt_tokens\":10,\"total_tokens\":30}}");
+    /* n choices, all the same text (LiteLLM's mock_completion) */
+    int nchoices = (int) mg_proxy_member_num(mg_proxy_member(r, "n"), 1);
+    if (nchoices < 1 || nchoices > 128) {
+        nchoices = 1;
     }
+    mg_buf_t b = MG_BUF_INIT;
+    bool chat = r->route != MG_ROUTE_COMPLETIONS;
+    mg_buf_printf(&b, "{\"id\":\"%s-%s\",\"created\":%lld,\"model\":", chat ? "chatcmpl" : "cmpl",
+                  uuid, (long long) created);
+    mg_buf_json_str(&b, r->model, strlen(r->model));
+    mg_buf_append_str(&b, chat ? ",\"object\":\"chat.completion\",\"choices\":["
+                               : ",\"object\":\"text_completion\",\"choices\":[");
+    for (int i = 0; i < nchoices; i++) {
+        mg_buf_printf(&b, "%s{\"finish_reason\":\"stop\",\"index\":%d,", i ? "," : "", i);
+        if (chat) {
+            mg_buf_append_str(&b, "\"message\":{\"content\":");
+            mg_buf_json_str(&b, text, strlen(text));
+            mg_buf_append_str(&b, ",\"role\":\"assistant\"}}");
+        } else {
+            mg_buf_append_str(&b, "\"text\":");
+            mg_buf_json_str(&b, text, strlen(text));
+            mg_buf_append_str(&b, "}");
+        }
+    }
+    mg_buf_append_str(&b, "],\"usage\":{\"completion_tokens\":20,\"prompt_tokens\":10,"
+                          "\"total_tokens\":30}}");
     mg_proxy_respond_ok(r, mg_buf_head(&b), mg_buf_len(&b));
     mg_buf_free(&b);
 }

@@ -391,6 +391,9 @@ mg_master_spawn(mg_master_t *m, int i)
         mg_log(MG_LOG_ERROR, NULL, "socketpair() failed (%d: %s)", errno, strerror(errno));
         return;
     }
+    /* before fork: a worker that loads fast sets "ready" itself, and must not be overwritten */
+    mg_atomic_store32(&mg_shm->workers[i].loaded_once, 0);
+    mg_atomic_store32(&mg_shm->workers[i].state, MG_WSTATE_STARTING);
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
@@ -441,7 +444,6 @@ mg_master_spawn(mg_master_t *m, int i)
     w->applied_gen = -1;
     w->ctl = mg_ctl_create(m->base, sv[0], mg_master_on_msg, mg_master_on_close, w);
     mg_atomic_store32(&mg_shm->workers[i].pid, pid);
-    mg_atomic_store32(&mg_shm->workers[i].state, MG_WSTATE_STARTING);
     mg_log(MG_LOG_INFO, NULL, "worker %d started (pid %d)", i, (int) pid);
 }
 

@@ -685,7 +685,6 @@ mg_worker_run(const mg_worker_args_t *a)
     w->base = event_base_new();
     mg_shm_worker_t *slot = &mg_shm->workers[a->index];
     mg_atomic_store32(&slot->pid, getpid());
-    mg_atomic_store32(&slot->loaded_once, 0);
     mg_atomic_store64(&slot->started_ms, mg_time_real_ms());
     mg_atomic_store64(&slot->version, -1);
 
