@@ -519,6 +519,30 @@ mg_gw_llm_route(mg_request_t *r, mg_route_t *route, const char **pm, size_t *pml
     return false;
 }
 
+/*
+ * A UUID4-shaped call id: unique per process (seeded once from the CSPRNG, then
+ * a counter through a 64-bit mixer), with no lock and no syscall per request.
+ * Call ids are identifiers, not secrets.
+ */
+static void
+mg_gw_call_id(char out[37])
+{
+    static uint64_t seed[2];
+    static uint64_t counter;
+    if (seed[0] == 0) {
+        mg_random_bytes(seed, sizeof(seed));
+        seed[0] |= 1;
+    }
+    uint64_t x = seed[0] + ++counter * 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    x ^= x >> 31;
+    uint64_t y = seed[1] ^ counter;
+    snprintf(out, 37, "%08x-%04x-4%03x-%04x-%012llx", (unsigned) (x >> 32),
+             (unsigned) ((x >> 16) & 0xffff), (unsigned) (x & 0xfff),
+             (unsigned) (0x8000 | ((y >> 48) & 0x3fff)), (unsigned long long) (y & 0xffffffffffffULL));
+}
+
 static void
 mg_gw_on_request(mg_http_req_t *hr)
 {
@@ -541,7 +565,7 @@ mg_gw_on_request(mg_http_req_t *hr)
             }
         }
     } else {
-        mg_uuid4(r->call_id);
+        mg_gw_call_id(r->call_id);
     }
     /* path without query, under SERVER_ROOT_PATH */
     const char *t = hr->head.target;

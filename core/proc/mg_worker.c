@@ -60,6 +60,7 @@ typedef struct {
     struct event accept_ev, poll_ev, state_ev, retry_ev, sig_term, drain_ev;
     bool retry_on;
     int64_t hints_master, hints_redis, hints_store, polls;
+    bool polling;                   /* a version check is pending (never queue a second) */
 } mg_wk_t;
 
 static mg_wk_t *mg_wk;
@@ -284,6 +285,7 @@ mg_wk_poll_done(void *ud, int rc, int64_t version, const mg_err_t *err)
 {
     mg_wk_t *w = ud;
     (void) err;
+    w->polling = false;
     if (rc == MG_OK && version > w->version) {
         mg_wk_sync(w);
     } else if (rc != MG_OK && !w->gw->ready) {
@@ -298,7 +300,8 @@ mg_wk_poll(evutil_socket_t fd, short what, void *arg)
     (void) what;
     mg_wk_t *w = arg;
     w->polls++;
-    if (w->store != NULL && !w->loading) {
+    if (w->store != NULL && !w->loading && !w->polling) {
+        w->polling = true;
         w->store->ops->get_version(w->store, mg_wk_poll_done, w);
     }
 }

@@ -453,6 +453,11 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
         json_t *norm = NULL;
         if (from_store) {
             store_id = json_string_value(json_object_get(entry, "model_id"));
+            const char *le = json_string_value(json_object_get(entry, "__load_error"));
+            if (le != NULL) {
+                mg_registry_warn(s, "stored model \"%s\" skipped: %s", store_id ? store_id : "?", le);
+                continue;
+            }
             mg_err_t e2;
             if (mg_config_check_model(entry, NULL, NULL, NULL, &norm, &e2) != MG_OK) {
                 mg_registry_warn(s, "stored model \"%s\" skipped: %s", store_id ? store_id : "?",

@@ -97,11 +97,14 @@ mg_journal_apply(mg_journal_t *j, json_t *rec, mg_err_t *err)
             return mg_err_set(err, MG_ERR_INTERNAL, "%s record without model_id", op);
         }
         json_t *lp = mg_crypto_decrypt_object(&j->crypto, json_object_get(row, "litellm_params"), err);
-        if (lp == NULL) {
-            return mg_err_prefix(err, "model \"%s\": ", id);
-        }
         json_t *copy = json_deep_copy(row);
-        json_object_set_new(copy, "litellm_params", lp);
+        if (lp == NULL) {
+            /* unreadable (wrong LITELLM_SALT_KEY): the registry skips it with a warning */
+            json_object_set_new(copy, "__load_error", json_string(err->msg));
+            json_object_set_new(copy, "litellm_params", json_null());
+        } else {
+            json_object_set_new(copy, "litellm_params", lp);
+        }
         if (strcmp(op, "model_update") == 0 && json_object_get(j->models, id) != NULL) {
             json_object_set_new(j->models, id, copy); /* keeps its position */
         } else {

@@ -876,9 +876,11 @@ mg_store_pg_load_result(mg_store_pg_t *s, mg_pg_op_t *op, PGresult *res)
         json_t *lp = json_object_get(row, "litellm_params");
         json_t *dec = mg_crypto_decrypt_object(&s->crypto, lp, &err);
         if (dec == NULL) {
-            mg_err_prefix(&err, "loading model \"%s\" from %s: ",
-                          json_string_value(json_object_get(row, "model_id")), s->url);
-            goto fail;
+            /* one unreadable row must not take every other model down: the registry
+             * skips it with a warning (LiteLLM skips it too) */
+            json_object_set_new(row, "__load_error", json_string(err.msg));
+            json_object_set_new(row, "litellm_params", json_null());
+            continue;
         }
         json_object_set_new(row, "litellm_params", dec);
     }
