@@ -36,6 +36,7 @@
 #define MG_HC_LOW_WATER (64 * 1024)
 #define MG_HC_LINGER_MS 2000
 #define MG_HC_LINGER_MAX (4 * 1024 * 1024)
+#define MG_HC_DRAIN_GRACE_MS 1000
 
 typedef enum {
     MG_HC_READ_HEAD = 0,
@@ -60,6 +61,7 @@ struct mg_hconn_s {
     bool dead;                      /* closed while entered; free on unwind */
     bool served_one;
     size_t lingered;                /* bytes discarded in MG_HC_LINGER */
+    bool drain_hold;                /* counted in server->nactive until its request arrives */
     /* body reading */
     int64_t body_expected;          /* content-length, or -1 for chunked */
     mg_http_chunked_t ck;
@@ -191,9 +193,20 @@ mg_http_server_drain(mg_http_server_t *s)
     mg_hconn_t *hc = s->conns;
     while (hc != NULL) {
         mg_hconn_t *next = hc->next;
-        if (hc->req == NULL && hc->state == MG_HC_READ_HEAD && mg_buf_len(&hc->in) == 0 &&
-            mg_buf_len(&hc->out) == 0) {
-            mg_hc_close(hc);
+        if (hc->req == NULL && hc->state == MG_HC_READ_HEAD && mg_buf_len(&hc->out) == 0 &&
+            !hc->entered) {
+            if (hc->served_one && mg_buf_len(&hc->in) == 0) {
+                mg_hc_close(hc); /* idle keep-alive connection */
+            } else if (!hc->drain_hold) {
+                /*
+                 * Accepted from the kernel but its (first) request is not read yet: closing
+                 * it would lose that request.  The drain waits for it (nactive) for a short
+                 * grace; its answer then carries "connection: close".
+                 */
+                hc->drain_hold = true;
+                s->nactive++;
+                mg_hc_timer_set(hc, MG_HC_DRAIN_GRACE_MS);
+            }
         }
         hc = next;
     }
@@ -294,6 +307,10 @@ mg_hc_close(mg_hconn_t *hc)
         return;
     }
     mg_http_server_t *s = hc->server;
+    if (hc->drain_hold) {
+        hc->drain_hold = false;
+        s->nactive--;
+    }
     if (hc->req != NULL) {
         mg_http_req_t *req = hc->req;
         if (!req->finished && s->conf.on_abort != NULL) {
@@ -363,6 +380,10 @@ mg_hc_new_req(mg_hconn_t *hc, const mg_http_head_t *h)
     req->peer = hc->peer;
     req->keep_alive = h->keep_alive && !s->draining;
     s->nactive++;
+    if (hc->drain_hold) {
+        hc->drain_hold = false; /* the request itself now keeps the drain waiting */
+        s->nactive--;
+    }
     return req;
 }
 

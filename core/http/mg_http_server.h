@@ -69,7 +69,8 @@ struct mg_http_server_s {
     struct event_base *base;
     uint64_t seq;
     int nconns;
-    int nactive;                    /* requests being handled */
+    int nactive;                    /* requests being handled, plus connections a drain
+                                     * waits for (accepted, first request not read yet) */
     bool draining;                  /* finish in-flight, close idle, keep-alive off */
     mg_hconn_t *conns;              /* list of live connections */
     char date[64];                  /* cached "date: ..." header line */

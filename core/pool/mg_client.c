@@ -38,6 +38,7 @@ struct mg_client_s {
     mg_client_cbs_t cbs;
     void *ud;
     mg_client_state_t state;
+    int64_t head_deadline_ms;       /* monotonic: the response head is due by then (0 = none) */
     mg_buf_t in;                    /* owned: raw response bytes */
     mg_http_head_t head;
     int64_t body_left;              /* content-length remaining; -1 chunked; -2 until close */
@@ -73,6 +74,18 @@ mg_client_timer(mg_client_t *c, int ms)
     }
 }
 
+/* The connect phase is bounded by to.connect_timeout_ms and by the first-byte timeout,
+ * which counts from the start of the exchange (connect included), as an SDK's timeout does. */
+static int
+mg_client_connect_budget_ms(const mg_client_t *c)
+{
+    int ms = c->to.connect_timeout_ms;
+    if (c->to.first_byte_timeout_ms > 0 && (ms <= 0 || c->to.first_byte_timeout_ms < ms)) {
+        ms = c->to.first_byte_timeout_ms;
+    }
+    return ms;
+}
+
 static void
 mg_client_on_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -87,6 +100,10 @@ mg_client_on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     switch (c->state) {
+    case MG_CL_CONNECTING:
+        mg_err_set(&err, MG_ERR_UPSTREAM_TIMEOUT, "connect to %s did not complete within %dms",
+                   c->u->name, mg_client_connect_budget_ms(c));
+        break;
     case MG_CL_WRITING:
     case MG_CL_HEAD:
         mg_err_set(&err, MG_ERR_UPSTREAM_TIMEOUT, "%s did not answer within %dms", c->u->name,
@@ -128,7 +145,13 @@ mg_client_begin_io(mg_client_t *c)
     pc->conn.on_write = mg_client_on_write;
     c->state = MG_CL_WRITING;
     c->req_written = 0;
-    mg_client_timer(c, c->to.first_byte_timeout_ms);
+    if (c->head_deadline_ms > 0) {
+        /* whatever the connect used is gone from the first-byte budget */
+        int64_t left = c->head_deadline_ms - mg_time_mono_ms();
+        mg_client_timer(c, left > 0 ? (int) left : 1);
+    } else {
+        mg_client_timer(c, 0); /* no first-byte timeout: drop the connect-phase timer */
+    }
     (void) mg_client_on_write(&pc->conn);
 }
 
@@ -149,6 +172,14 @@ mg_client_get_conn(mg_client_t *c, mg_err_t *err)
         return MG_ERROR;
     }
     c->pc = pc;
+    int budget = mg_client_connect_budget_ms(c);
+    if (budget > 0 && !c->deferred_fail) {
+        if (c->head_deadline_ms > 0) {
+            int64_t left = c->head_deadline_ms - mg_time_mono_ms();
+            budget = left > 0 && left < budget ? (int) left : budget;
+        }
+        mg_client_timer(c, budget); /* the pool's own connect timeout stays a ceiling */
+    }
     return MG_OK;
 }
 
@@ -166,6 +197,9 @@ mg_client_start(mg_upstream_t *u, const struct iovec *iov, int iovcnt,
     c->to = *to;
     c->cbs = *cbs;
     c->ud = ud;
+    if (to->first_byte_timeout_ms > 0) {
+        c->head_deadline_ms = mg_time_mono_ms() + to->first_byte_timeout_ms;
+    }
     evtimer_assign(&c->timer, u->pool->base, mg_client_on_timer, c);
     u->requests++;
     c->entered = true; /* no callbacks may run synchronously */

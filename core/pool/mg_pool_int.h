@@ -28,6 +28,7 @@ struct mg_upconn_s {
     bool in_open;                   /* inside mg_upconn_open (DNS may answer synchronously) */
     bool dns_sync_done;
     mg_err_t dns_err;
+    struct evdns_getaddrinfo_request *dns_req; /* pending lookup, cancelled on close */
 };
 
 /* Opens a new connection for u (resolving first if needed); client gets it via its callbacks. */

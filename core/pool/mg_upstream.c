@@ -331,6 +331,12 @@ mg_upconn_close(mg_upconn_t *pc, bool abort)
     if (pc->timer_on) {
         evtimer_del(&pc->timer);
     }
+    if (pc->dns_req != NULL) {
+        /* the lookup would call back into pc after it is freed */
+        struct evdns_getaddrinfo_request *q = pc->dns_req;
+        pc->dns_req = NULL;
+        evdns_getaddrinfo_cancel(q);
+    }
     if (abort) {
         mg_conn_abort(&pc->conn);
     } else {
@@ -384,6 +390,14 @@ static void
 mg_upconn_dns_done(int result, struct evutil_addrinfo *res, void *arg)
 {
     mg_upconn_t *pc = arg;
+    if (result == EVUTIL_EAI_CANCEL) {
+        /* mg_upconn_close cancelled the lookup and frees pc right after */
+        if (res != NULL) {
+            evutil_freeaddrinfo(res);
+        }
+        return;
+    }
+    pc->dns_req = NULL;
     mg_upstream_t *u = pc->u;
     mg_err_t err;
     mg_err_clear(&err);
@@ -502,9 +516,11 @@ mg_upconn_open(mg_upstream_t *u, mg_client_t *client, mg_err_t *err)
             char port[16];
             snprintf(port, sizeof(port), "%d", u->port);
             pc->in_open = true;
-            evdns_getaddrinfo(u->pool->dns, u->host, port, &hints, mg_upconn_dns_done, pc);
+            struct evdns_getaddrinfo_request *q =
+                evdns_getaddrinfo(u->pool->dns, u->host, port, &hints, mg_upconn_dns_done, pc);
             pc->in_open = false;
             if (!pc->dns_sync_done) {
+                pc->dns_req = q;
                 return pc; /* the callback connects later */
             }
             if (pc->dns_err.cls != MG_ERR_NONE) {
