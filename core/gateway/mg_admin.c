@@ -190,7 +190,9 @@ mg_admin_readiness(mg_request_t *r)
         mg_shm_worker_t *w = &mg_shm->workers[i];
         int st = mg_atomic_load32(&w->state);
         int loaded = mg_atomic_load32(&w->loaded_once);
-        if (loaded && (st == MG_WSTATE_READY)) {
+        /* a worker that drains on its own (a recycle) is replaced; only this worker's own
+         * drain or the instance's shutdown make the answer 503 */
+        if (loaded && (st == MG_WSTATE_READY || (st == MG_WSTATE_DRAINING && i != gw->worker_id))) {
             ready++;
         }
         json_array_append_new(workers, json_pack("{s:i,s:i,s:s,s:I}", "worker", i, "pid",
@@ -1229,4 +1231,27 @@ mg_admin_handle(mg_request_t *r, const char *m, size_t ml)
         return true;
     }
     return false;
+}
+
+bool
+mg_admin_route_known(const mg_request_t *r)
+{
+    static const char *const exact[] = {
+        "/", "/health", "/health/readiness", "/v1/models", "/models", "/model/info",
+        "/v1/model/info", "/v2/model/info", "/model_group/info", "/model/new", "/model/update",
+        "/model/delete", "/config/reload", "/moongate/state", "/moongate/pool/evict",
+        "/cache/flushall", "/cache/purge", "/cache/delete", "/cache/ping", "/policy/update",
+        "/policy/delete", "/policy/info", NULL,
+    };
+    for (const char *const *e = exact; *e; e++) {
+        if (mg_admin_path_is(r, *e)) {
+            return true;
+        }
+    }
+    if ((r->path_len > 11 && memcmp(r->path, "/v1/models/", 11) == 0) ||
+        (r->path_len > 8 && memcmp(r->path, "/models/", 8) == 0)) {
+        return true;
+    }
+    return r->path_len > 14 && memcmp(r->path, "/model/", 7) == 0 &&
+           memcmp(r->path + r->path_len - 7, "/update", 7) == 0;
 }

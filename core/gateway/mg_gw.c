@@ -111,6 +111,8 @@ mg_gw_server_conf(mg_gw_t *gw, mg_http_server_conf_t *hc)
     hc->ud_size = sizeof(mg_request_t);
     hc->max_body = gw->config->max_request_size;
     hc->keepalive_timeout_ms = gw->config->keepalive_timeout_ms;
+    hc->header_timeout_ms = gw->config->header_timeout_ms;
+    hc->body_timeout_ms = gw->config->body_timeout_ms;
     hc->data = gw;
 }
 
@@ -162,6 +164,8 @@ mg_gw_set_config(mg_gw_t *gw, mg_config_t *cfg)
     mg_config_unref(old);
     gw->http->conf.max_body = cfg->max_request_size;
     gw->http->conf.keepalive_timeout_ms = cfg->keepalive_timeout_ms;
+    gw->http->conf.header_timeout_ms = cfg->header_timeout_ms;
+    gw->http->conf.body_timeout_ms = cfg->body_timeout_ms;
     mg_upool_conf_t pc;
     mg_gw_pool_conf(gw, &pc);
     mg_upool_set_conf(gw->upool, &pc);
@@ -203,10 +207,13 @@ mg_gw_set_not_ready(mg_gw_t *gw, const char *reason)
 }
 
 void
-mg_gw_drain(mg_gw_t *gw)
+mg_gw_drain(mg_gw_t *gw, bool close_idle)
 {
     gw->draining = true;
     mg_http_server_drain(gw->http);
+    if (close_idle) {
+        mg_http_server_close_idle(gw->http);
+    }
 }
 
 mg_snapshot_t *
@@ -634,6 +641,10 @@ mg_gw_on_request(mg_http_req_t *hr)
     bool llm = mg_gw_llm_route(r, &route, &pm, &pml);
     if (llm && !mg_gw_method_is(m, ml, "POST")) {
         mg_gw_error(r, 405, "Method Not Allowed", "invalid_request_error", NULL, NULL);
+        return;
+    }
+    if (!llm && !mg_admin_route_known(r)) {
+        mg_gw_not_found(r); /* routing comes before authentication, as in LiteLLM */
         return;
     }
     if (mg_gw_auth(r) != MG_AUTH_OK) {

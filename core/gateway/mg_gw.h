@@ -117,7 +117,8 @@ struct mg_request_s {
 
     /* routing */
     mg_group_t *group;              /* borrowed: r->snap */
-    const char *group_name;         /* arena: group as the client named it (for messages) */
+    const char *group_name;         /* arena: group being tried, as named (for messages) */
+    const char *primary_group;      /* arena: the group the client asked for (final errors) */
     const char *wild_matched;       /* arena: the string a wildcard matched */
     mg_deployment_t *order[64];     /* borrowed: candidates of the current group, best first */
     int norder;
@@ -153,6 +154,7 @@ struct mg_request_s {
     bool up_stream;                 /* upstream answered with an event stream */
     mg_sse_t sse;
     bool done_seen;
+    bool stream_errored;            /* the upstream sent an error event: nothing follows it */
     bool stream_paused;
     int64_t t_upstream_us;
     int64_t t_first_byte_us;
@@ -181,7 +183,8 @@ void mg_gw_destroy(mg_gw_t *gw);
 void mg_gw_set_snapshot(mg_gw_t *gw, mg_snapshot_t *snap);
 void mg_gw_set_config(mg_gw_t *gw, mg_config_t *cfg);
 void mg_gw_set_not_ready(mg_gw_t *gw, const char *reason);
-void mg_gw_drain(mg_gw_t *gw);
+/* Readiness 503 and no more keep-alive; close_idle: also close idle connections now. */
+void mg_gw_drain(mg_gw_t *gw, bool close_idle);
 /* The snapshot build hooks that attach providers, upstreams and stats slots. */
 const mg_registry_hooks_t *mg_gw_registry_hooks(mg_gw_t *gw);
 
@@ -227,6 +230,8 @@ void mg_proxy_cleanup(mg_request_t *r);
 /* Returns true if the path was an admin/info route it handled. */
 bool mg_admin_handle(mg_request_t *r, const char *method, size_t mlen);
 void mg_admin_abort(mg_request_t *r);
+/* Whether the path names an admin/info route at all (routing happens before auth). */
+bool mg_admin_route_known(const mg_request_t *r);
 
 /* ---- upstream error mapping (mg_errmap.c) ---- */
 typedef struct {

@@ -340,6 +340,14 @@ mg_proxy_resolve(mg_request_t *r)
             }
         }
     }
+    const char *skipped = json_string_value(json_object_get(s->skipped, model));
+    if (skipped != NULL) {
+        /* known, but its stored row cannot be used: say so instead of "Invalid model name" */
+        char *msg = mg_arena_printf(r->arena, "moongate: model \"%s\" is stored in the registry "
+                                              "but cannot be loaded: %s", model, skipped);
+        mg_proxy_simple_error(r, 503, msg, "\"service_unavailable\"", "null");
+        return false;
+    }
     if (s->nwildcards > 0) {
         char *msg = mg_arena_printf(r->arena,
                                     "litellm.BadRequestError: You passed in model=%s. There is no "
@@ -646,14 +654,29 @@ mg_proxy_on_event(void *ud, const char *raw, size_t raw_len, const char *data, s
         return true;
     }
     if (data_len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        if (r->stream_errored) {
+            return true;
+        }
         r->done_seen = true;
         mg_proxy_stream_write(r, "data: [DONE]\n\n", 14);
         return true;
     }
-    if (r->done_seen) {
-        return true; /* nothing after [DONE] */
+    if (r->done_seen || r->stream_errored) {
+        return true; /* nothing after [DONE] or after an error event */
     }
     /* JSON chunk: usage, errors, and the model restamp */
+    mg_json_member_t em;
+    if (mg_json_obj_find(data, data_len, "error", &em) == 1 && em.type == MG_JSON_OBJECT) {
+        /* an upstream error event: relay it as the last frame, and no [DONE] */
+        r->stream_errored = true;
+        mg_buf_t eb = MG_BUF_INIT;
+        mg_buf_append_str(&eb, "data: ");
+        mg_buf_append(&eb, data, data_len);
+        mg_buf_append_str(&eb, "\n\n");
+        mg_proxy_stream_write(r, mg_buf_head(&eb), mg_buf_len(&eb));
+        mg_buf_free(&eb);
+        return true;
+    }
     mg_proxy_read_usage(r, data, data_len);
     mg_buf_t out = MG_BUF_INIT;
     mg_buf_append_str(&out, "data: ");
@@ -718,8 +741,8 @@ static void
 mg_proxy_finish_stream(mg_request_t *r, int rc, const mg_err_t *err)
 {
     if (rc == MG_OK && mg_sse_pending(&r->sse) == 0) {
-        mg_proxy_stats_end(r, true, false);
-        if (!r->done_seen) {
+        mg_proxy_stats_end(r, !r->stream_errored, false);
+        if (!r->done_seen && !r->stream_errored) {
             /* upstream ended cleanly without [DONE]: LiteLLM always sends one on success */
             mg_http_stream_write(r->hr, "data: [DONE]\n\n", 14);
         }
@@ -1101,6 +1124,7 @@ mg_proxy_attempt(mg_request_t *r)
     mg_buf_reset(&r->up_body);
     mg_sse_free(&r->sse);
     r->done_seen = false;
+    r->stream_errored = false;
     r->up_status = 0;
     r->t_upstream_us = mg_time_mono_us();
     r->t_first_byte_us = 0;
@@ -1151,7 +1175,7 @@ mg_proxy_final_error(mg_request_t *r)
     mg_buf_append_str(&m, r->first_error);
     if (!r->disable_fallbacks && !r->first_no_suffix) {
         char *repr = mg_proxy_fallback_repr(r->fallback_list_repr);
-        const char *g = r->fallback_depth == 0 && r->group_name ? r->group_name : r->group_name;
+        const char *g = r->primary_group != NULL ? r->primary_group : r->group_name;
         mg_buf_printf(&m, ". Received Model Group=%s\nAvailable Model Group Fallbacks=%s", g, repr);
         free(repr);
         if (r->last_fb_error != NULL) {
@@ -1313,6 +1337,7 @@ mg_proxy_handle(mg_request_t *r, mg_route_t route, const char *pm, size_t pml)
     if (!mg_proxy_resolve(r)) {
         return;
     }
+    r->primary_group = r->group_name;
     r->max_retries = mg_proxy_group_retries(r);
     r->retries_left = r->max_retries;
     if (!mg_proxy_route_group(r, false)) {

@@ -189,6 +189,12 @@ mg_http_server_destroy(mg_http_server_t *s)
 void
 mg_http_server_drain(mg_http_server_t *s)
 {
+    s->draining = true; /* answers carry "connection: close" from now on */
+}
+
+void
+mg_http_server_close_idle(mg_http_server_t *s)
+{
     s->draining = true;
     mg_hconn_t *hc = s->conns;
     while (hc != NULL) {

@@ -83,8 +83,11 @@ void mg_http_server_destroy(mg_http_server_t *s);
 /* Takes ownership of an accepted, non-blocking fd. */
 void mg_http_server_accept(mg_http_server_t *s, int fd, const struct sockaddr *sa);
 
-/* Stops keep-alive and closes idle connections; in-flight requests finish. */
+/* Stops keep-alive: every answer from now on closes its connection.  Idle
+ * connections stay open (a client may be sending on one right now). */
 void mg_http_server_drain(mg_http_server_t *s);
+/* Then closes the idle keep-alive connections; in-flight requests finish. */
+void mg_http_server_close_idle(mg_http_server_t *s);
 
 /*
  * Complete response.  headers: zero or more "name: value\r\n" lines (may be

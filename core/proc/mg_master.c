@@ -516,7 +516,8 @@ mg_master_shutdown(mg_master_t *m)
     }
     m->shutting_down = true;
     mg_atomic_store32(&mg_shm->draining, 1);
-    m->shutdown_deadline = mg_time_mono_ms() + m->config->drain_timeout_ms + 2000;
+    m->shutdown_deadline = mg_time_mono_ms() + m->config->drain_accept_ms +
+                           m->config->drain_timeout_ms + 2000;
     mg_log(MG_LOG_NOTICE, NULL, "shutting down: draining %d workers", m->n);
     for (int i = 0; i < m->n; i++) {
         if (m->w[i].respawn_on) {

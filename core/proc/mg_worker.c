@@ -57,6 +57,8 @@ typedef struct {
     int64_t next_req;
     bool draining;
     int64_t drain_deadline;
+    int64_t accept_until;           /* monotonic ms: still accepting while draining */
+    bool accepting;
     struct event accept_ev, poll_ev, state_ev, retry_ev, sig_term, drain_ev;
     bool retry_on;
     int64_t hints_master, hints_redis, hints_store, polls;
@@ -617,7 +619,16 @@ mg_wk_drain_tick(evutil_socket_t fd, short what, void *arg)
     (void) fd;
     (void) what;
     mg_wk_t *w = arg;
-    if (w->gw->http->nactive == 0 || mg_time_mono_ms() > w->drain_deadline) {
+    int64_t now = mg_time_mono_ms();
+    if (w->accepting) {
+        if (now < w->accept_until) {
+            return; /* still serving new requests (answered with connection: close) */
+        }
+        event_del(&w->accept_ev);
+        w->accepting = false;
+        mg_gw_drain(w->gw, true);
+    }
+    if (w->gw->http->nactive == 0 || now > w->drain_deadline) {
         if (w->gw->http->nactive > 0) {
             mg_log(MG_LOG_WARN, NULL, "drain timeout: %d requests still in flight are cut",
                    w->gw->http->nactive);
@@ -634,9 +645,15 @@ mg_wk_start_drain(mg_wk_t *w)
     }
     w->draining = true;
     mg_atomic_store32(&mg_shm->workers[w->args->index].state, MG_WSTATE_DRAINING);
-    event_del(&w->accept_ev);
-    mg_gw_drain(w->gw);
-    w->drain_deadline = mg_time_mono_ms() + w->config->drain_timeout_ms;
+    /* readiness turns 503 at once; new requests are still accepted for a short grace
+     * (drain_accept_seconds) so a load balancer can take the instance out first */
+    w->accepting = w->ctl != NULL && w->config->drain_accept_ms > 0;
+    w->accept_until = mg_time_mono_ms() + w->config->drain_accept_ms;
+    if (!w->accepting) {
+        event_del(&w->accept_ev);
+    }
+    mg_gw_drain(w->gw, !w->accepting);
+    w->drain_deadline = mg_time_mono_ms() + w->config->drain_accept_ms + w->config->drain_timeout_ms;
     event_assign(&w->drain_ev, w->base, -1, EV_PERSIST, mg_wk_drain_tick, w);
     struct timeval tv = {0, 20000};
     event_add(&w->drain_ev, &tv);

@@ -1138,6 +1138,9 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
             mg_cfg_int_setting(c, ms, "upstream_max_idle_connections", mp, 1, &cfg->upstream_max_idle) != MG_OK ||
             mg_cfg_int_setting(c, ms, "keepalive_timeout_seconds", mp, 1000, &cfg->keepalive_timeout_ms) != MG_OK ||
             mg_cfg_int_setting(c, ms, "drain_timeout_seconds", mp, 1000, &cfg->drain_timeout_ms) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "drain_accept_seconds", mp, 1000, &cfg->drain_accept_ms) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "header_timeout_seconds", mp, 1000, &cfg->header_timeout_ms) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "body_timeout_seconds", mp, 1000, &cfg->body_timeout_ms) != MG_OK ||
             mg_cfg_int_setting(c, ms, "policy_budget_ms", mp, 1, &cfg->policy_budget_ms) != MG_OK ||
             mg_cfg_int_setting(c, ms, "policy_memory_mb", mp, 1, &cfg->policy_memory_mb) != MG_OK) {
             return MG_ERROR;
@@ -1258,6 +1261,9 @@ mg_config_new(const char *path)
     cfg->upstream_max_idle = 256;
     cfg->keepalive_timeout_ms = 60000;
     cfg->drain_timeout_ms = 30000;
+    cfg->drain_accept_ms = 1000;
+    cfg->header_timeout_ms = 60000;
+    cfg->body_timeout_ms = 60000;
     cfg->policy_budget_ms = 5;
     cfg->policy_memory_mb = 64;
     cfg->redis_port = 6379;

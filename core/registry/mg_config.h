@@ -62,6 +62,9 @@ struct mg_config_s {
     int upstream_max_idle;
     int keepalive_timeout_ms;
     int drain_timeout_ms;
+    int drain_accept_ms;        /* after SIGTERM: keep accepting (readiness 503) this long */
+    int header_timeout_ms;      /* a request head must arrive within this */
+    int body_timeout_ms;        /* idle time allowed between request body reads */
     int policy_budget_ms;
     int policy_memory_mb;
 

@@ -432,6 +432,7 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
     s->created_mono_ms = mg_time_mono_ms();
     s->config = mg_config_ref(cfg);
     s->warnings = json_array();
+    s->skipped = json_object();
     s->store_policies = store_policies != NULL ? json_incref(store_policies) : NULL;
     if (hooks != NULL) {
         s->hooks = *hooks;
@@ -456,6 +457,10 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
             const char *le = json_string_value(json_object_get(entry, "__load_error"));
             if (le != NULL) {
                 mg_registry_warn(s, "stored model \"%s\" skipped: %s", store_id ? store_id : "?", le);
+                const char *nm = json_string_value(json_object_get(entry, "model_name"));
+                if (nm != NULL) {
+                    json_object_set_new(s->skipped, nm, json_string(le));
+                }
                 continue;
             }
             mg_err_t e2;
@@ -588,6 +593,7 @@ mg_registry_free(mg_snapshot_t *s)
     free(s->deps);
     json_decref(s->store_policies);
     json_decref(s->warnings);
+    json_decref(s->skipped);
     mg_config_unref(s->config);
     free(s);
 }

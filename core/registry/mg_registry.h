@@ -103,6 +103,7 @@ struct mg_snapshot_s {
     size_t nwildcards;
     json_t *store_policies;         /* owned: policies from the store (object) or NULL */
     json_t *warnings;               /* owned: array of strings found while building */
+    json_t *skipped;                /* owned: model_name -> why a stored model was skipped */
     mg_registry_hooks_t hooks;
     void *ext;                      /* upper layer per-snapshot data (Lua VM), see ext_free */
     void (*ext_free)(void *ext);

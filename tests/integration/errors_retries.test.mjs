@@ -115,7 +115,6 @@ test('when every fallback fails: the first error, the fallback list and the last
 });
 
 test('when every fallback fails, "Received Model Group" names the group the client asked for',
-  { todo: 'moongate bug: mg_proxy_final_error prints the last fallback group (gb); LiteLLM prints the original (ga)' },
   async () => {
     const r = await gwf.chat({ model: 'ga', messages: msgs, num_retries: 0 });
     assert.match(r.json.error.message, /^litellm\.InternalServerError: InternalServerError: OpenAIException - boom-ga\. Received Model Group=ga\n/);

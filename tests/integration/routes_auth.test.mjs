@@ -109,7 +109,6 @@ test('unknown paths: 404 in the OpenAI error envelope', async () => {
 });
 
 test('unknown paths are 404 even without a key (routing before auth, as LiteLLM)',
-  { todo: 'moongate bug: unknown paths answer 401 without a key (auth runs before routing); LiteLLM and the issue say 404' },
   async () => {
     const r = await call('GET', `${ROOT}/no-such-route`, { headers: {} });
     assert.equal(r.status, 404);

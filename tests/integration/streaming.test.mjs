@@ -95,7 +95,6 @@ test('an upstream reset mid-stream ends with exactly one error frame and no [DON
 });
 
 test('an error event from the upstream mid-stream is the last frame: no [DONE] after it',
-  { todo: 'moongate bug: an upstream {"error":...} event is relayed and then [DONE] is still sent (appended on a clean end, or relayed when the upstream sends one)' },
   async () => {
     for (const done of [false, true]) {
       const chunk = { id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'up-m', choices: [{ index: 0, delta: { content: 'partial' }, finish_reason: null }] };
