@@ -103,7 +103,7 @@ mg_json_skip_string(mg_json_ctx_t *c, const char *p, bool *escaped)
         case 'u':
             if (end - p < 6 || mg_json_hex(p[2]) < 0 || mg_json_hex(p[3]) < 0 ||
                 mg_json_hex(p[4]) < 0 || mg_json_hex(p[5]) < 0) {
-                mg_json_error(c, p, "Invalid \\uXXXX escape");
+                mg_json_error(c, p + 1, "Invalid \\uXXXX escape"); /* Python points at the u */
                 return NULL;
             }
             p += 6;
@@ -137,27 +137,24 @@ mg_json_skip_number(mg_json_ctx_t *c, const char *p)
         mg_json_error(c, start, "Expecting value");
         return NULL;
     }
-    if (p < end && *p == '.') {
-        p++;
-        if (p >= end || *p < '0' || *p > '9') {
-            mg_json_error(c, start, "Expecting value");
-            return NULL;
-        }
+    /* as Python's number regex: a fraction or an exponent counts only when complete;
+     * otherwise the number ends before it and the caller reports the next character */
+    if (p + 1 < end && *p == '.' && p[1] >= '0' && p[1] <= '9') {
+        p += 2;
         while (p < end && *p >= '0' && *p <= '9') {
             p++;
         }
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (p < end && (*p == '+' || *p == '-')) {
-            p++;
+        const char *q = p + 1;
+        if (q < end && (*q == '+' || *q == '-')) {
+            q++;
         }
-        if (p >= end || *p < '0' || *p > '9') {
-            mg_json_error(c, start, "Expecting value");
-            return NULL;
-        }
-        while (p < end && *p >= '0' && *p <= '9') {
-            p++;
+        if (q < end && *q >= '0' && *q <= '9') {
+            while (q < end && *q >= '0' && *q <= '9') {
+                q++;
+            }
+            p = q;
         }
     }
     return p;

@@ -5,6 +5,7 @@
 
 #include "mg_log.h"
 
+#include <math.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -61,23 +62,88 @@ mg_ct_streq(const char *a, const char *b)
     return diff == 0;
 }
 
+/*
+ * Python's repr(float): the shortest digits that read back to the same value,
+ * in fixed notation when 1e-4 <= |d| < 1e16 (with ".0" when integral), else in
+ * scientific notation with a two-digit exponent ("1e+16", "1.5e-05").
+ */
 void
 mg_fmt_pyfloat(double d, char *out, size_t outlen)
 {
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(out, outlen, "%.*g", prec, d);
-        if (strtod(out, NULL) == d) {
+    if (d != d) {
+        snprintf(out, outlen, "nan");
+        return;
+    }
+    if (d == 1.0 / 0.0 || d == -1.0 / 0.0) {
+        snprintf(out, outlen, "%sinf", d < 0 ? "-" : "");
+        return;
+    }
+    if (d == 0) {
+        snprintf(out, outlen, "%s", signbit(d) ? "-0.0" : "0.0");
+        return;
+    }
+    char e[64];
+    for (int prec = 0; prec <= 16; prec++) {
+        snprintf(e, sizeof(e), "%.*e", prec, d);
+        if (strtod(e, NULL) == d) {
             break;
         }
     }
-    if (strchr(out, '.') == NULL && strchr(out, 'e') == NULL && strchr(out, 'n') == NULL &&
-        strchr(out, 'i') == NULL) {
-        size_t l = strlen(out);
-        if (l + 2 < outlen) {
-            memcpy(out + l, ".0", 3);
+    /* e is "-D.DDDDe+XX": split into sign, digits and exponent */
+    bool neg = e[0] == '-';
+    const char *p = neg ? e + 1 : e;
+    char digits[32];
+    size_t nd = 0;
+    for (; *p && *p != 'e'; p++) {
+        if (*p >= '0' && *p <= '9' && nd + 1 < sizeof(digits)) {
+            digits[nd++] = *p;
         }
     }
-    /* Python writes 1e-05 where C writes 1e-05 too; keep as is */
+    while (nd > 1 && digits[nd - 1] == '0') {
+        nd--;
+    }
+    digits[nd] = '\0';
+    int exp = *p == 'e' ? atoi(p + 1) : 0;
+    char buf[400];
+    size_t o = 0;
+    if (neg) {
+        buf[o++] = '-';
+    }
+    if (exp >= -4 && exp < 16) {
+        if (exp < 0) {
+            buf[o++] = '0';
+            buf[o++] = '.';
+            for (int i = -1; i > exp; i--) {
+                buf[o++] = '0';
+            }
+            for (size_t i = 0; i < nd; i++) {
+                buf[o++] = digits[i];
+            }
+        } else {
+            for (int i = 0; i <= exp; i++) {
+                buf[o++] = (size_t) i < nd ? digits[i] : '0';
+            }
+            buf[o++] = '.';
+            if ((size_t) exp + 1 < nd) {
+                for (size_t i = (size_t) exp + 1; i < nd; i++) {
+                    buf[o++] = digits[i];
+                }
+            } else {
+                buf[o++] = '0';
+            }
+        }
+        buf[o] = '\0';
+    } else {
+        buf[o++] = digits[0];
+        if (nd > 1) {
+            buf[o++] = '.';
+            for (size_t i = 1; i < nd; i++) {
+                buf[o++] = digits[i];
+            }
+        }
+        snprintf(buf + o, sizeof(buf) - o, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    }
+    snprintf(out, outlen, "%s", buf);
 }
 
 bool

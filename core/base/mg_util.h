@@ -8,6 +8,7 @@
 #include "mg_types.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Hex SHA-256 of data into out[65]. */
 void mg_sha256_hex(const void *data, size_t len, char out[65]);
@@ -21,5 +22,36 @@ bool mg_ct_streq(const char *a, const char *b);
 void mg_fmt_pyfloat(double d, char *out, size_t outlen);
 /* Case-insensitive ASCII compare of [p, p+n) with a NUL-terminated lower-case string. */
 bool mg_strieq_n(const char *p, size_t n, const char *lower);
+
+/* double -> int / int64 without undefined behaviour: NaN is 0, out of range saturates. */
+static inline int
+mg_clamp_int(double d)
+{
+    if (d != d) {
+        return 0;
+    }
+    if (d >= 2147483647.0) {
+        return 2147483647;
+    }
+    if (d <= -2147483648.0) {
+        return -2147483647 - 1;
+    }
+    return (int) d;
+}
+
+static inline int64_t
+mg_clamp_i64(double d)
+{
+    if (d != d) {
+        return 0;
+    }
+    if (d >= 9.2e18) {
+        return INT64_MAX;
+    }
+    if (d <= -9.2e18) {
+        return INT64_MIN;
+    }
+    return (int64_t) d;
+}
 
 #endif

@@ -81,7 +81,8 @@ mg_proxy_is_litellm_only(const mg_json_member_t *m)
             return false;
         }
         long n = mg_json_str_decode(m->key - 1, m->key_len + 2, buf);
-        return n >= 0 && mg_map_get(&mg_proxy_drop_set, buf, (size_t) n) != NULL;
+        return n >= 0 && ((n > 13 && memcmp(buf, "mock_testing_", 13) == 0) ||
+                          mg_map_get(&mg_proxy_drop_set, buf, (size_t) n) != NULL);
     }
     if (m->key_len > 13 && memcmp(m->key, "mock_testing_", 13) == 0) {
         return true;
@@ -94,7 +95,8 @@ mg_proxy_is_litellm_only(const mg_json_member_t *m)
 static const mg_json_member_t *
 mg_proxy_member(const mg_request_t *r, const char *key)
 {
-    for (int i = 0; i < r->nmembers; i++) {
+    /* the last occurrence, as Python's json (and the upstream) reads duplicate keys */
+    for (int i = r->nmembers - 1; i >= 0; i--) {
         if (mg_json_key_is(&r->members[i], key)) {
             return &r->members[i];
         }
@@ -230,7 +232,10 @@ mg_proxy_parse(mg_request_t *r, const char *pm, size_t pml)
     }
     const mg_json_member_t *nr = mg_proxy_member(r, "num_retries");
     if (nr != NULL && nr->type == MG_JSON_NUMBER) {
-        r->req_num_retries = (int) mg_proxy_member_num(nr, -1);
+        r->req_num_retries = mg_clamp_int(mg_proxy_member_num(nr, -1));
+        if (r->req_num_retries > 100) {
+            r->req_num_retries = 100; /* a client cannot make us loop */
+        }
     }
     const mg_json_member_t *df = mg_proxy_member(r, "disable_fallbacks");
     r->disable_fallbacks = df != NULL && df->type == MG_JSON_TRUE;
@@ -961,7 +966,7 @@ mg_proxy_mock(mg_request_t *r, json_t *mock)
         return;
     }
     /* n choices, all the same text (LiteLLM's mock_completion) */
-    int nchoices = (int) mg_proxy_member_num(mg_proxy_member(r, "n"), 1);
+    int nchoices = mg_clamp_int(mg_proxy_member_num(mg_proxy_member(r, "n"), 1));
     if (nchoices < 1 || nchoices > 128) {
         nchoices = 1;
     }
@@ -1001,7 +1006,8 @@ mg_proxy_group_retries(mg_request_t *r)
     }
     json_t *nr = mg_config_router_get(c, "num_retries");
     if (json_is_number(nr)) {
-        return (int) json_number_value(nr);
+        int n = mg_clamp_int(json_number_value(nr));
+        return n > 100 ? 100 : n;
     }
     return 2;
 }
@@ -1115,7 +1121,7 @@ mg_proxy_attempt(mg_request_t *r)
         return;
     }
     double tos = mg_proxy_timeout_s(r);
-    int64_t tms = (int64_t) (tos * 1000);
+    int64_t tms = mg_clamp_i64(tos * 1000);
     if (tms > INT32_MAX) {
         tms = INT32_MAX;
     }
@@ -1200,7 +1206,7 @@ mg_proxy_next_fallback(mg_request_t *r)
 {
     mg_snapshot_t *s = r->snap;
     json_t *max = mg_config_router_get(s->config, "max_fallbacks");
-    int maxfb = json_is_number(max) ? (int) json_number_value(max) : 5;
+    int maxfb = json_is_number(max) ? mg_clamp_int(json_number_value(max)) : 5;
     while (r->fallback_groups != NULL && json_array_size(r->fallback_groups) > 0) {
         if (r->fallback_depth >= maxfb) {
             return false;

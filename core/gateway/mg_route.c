@@ -269,7 +269,7 @@ mg_route_should_retry(mg_request_t *r, const mg_uperr_t *e, int64_t *wait_ms)
     /* retry_policy: retries allowed for this class of error */
     json_t *rp = mg_config_router_get(r->snap->config, "retry_policy");
     json_t *pv = json_object_get(rp, mg_route_policy_key(e));
-    if (json_is_number(pv) && r->attempts_in_group > (int) json_number_value(pv)) {
+    if (json_is_number(pv) && r->attempts_in_group > mg_clamp_int(json_number_value(pv))) {
         return false;
     }
     if (gsize > 1 && healthy >= 1) {
@@ -352,6 +352,9 @@ mg_route_on_failure(mg_request_t *r, mg_deployment_t *d, const mg_uperr_t *e)
         } else if (!(st == 408 || st == 409 || st == 429 || st >= 500)) {
             cool = true; /* 401, 404: not retryable */
         }
+    }
+    if (secs > 86400) {
+        secs = 86400; /* a day at most */
     }
     if (cool && mg_stats_cooldown(d->stats_slot, (int64_t) (secs * 1000), st)) {
         mg_log_ctx_t lc = {r->call_id, d->id, NULL};

@@ -257,6 +257,7 @@ static int
 mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
 {
     char p[512];
+    int rc = MG_OK;
     if (!json_is_object(entry)) {
         return mg_cfg_fail(c, path, "each model_list entry must be a mapping with model_name and "
                                     "litellm_params, got %s", mg_cfg_type_name(entry));
@@ -264,83 +265,83 @@ mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
     json_t *e = json_deep_copy(entry);
     json_t *mn = json_object_get(e, "model_name");
     if (mn == NULL || json_is_null(mn)) {
-        json_decref(e);
-        return mg_cfg_fail(c, path, "model_name is required");
+                rc = mg_cfg_fail(c, path, "model_name is required");
+        goto fail;
     }
     if (json_is_number(mn)) {
         const char *s;
         if (mg_cfg_string(c, e, "model_name", path, &s) != MG_OK) {
-            json_decref(e);
-            return MG_ERROR;
+            rc = MG_ERROR;
+            goto fail;
         }
         mn = json_object_get(e, "model_name");
     }
     snprintf(p, sizeof(p), "%s.model_name", path);
     if (!json_is_string(mn) || json_string_length(mn) == 0) {
-        json_decref(e);
-        return mg_cfg_fail(c, p, "model_name must be a non-empty string, got %s",
+                rc = mg_cfg_fail(c, p, "model_name must be a non-empty string, got %s",
                            json_is_string(mn) ? "an empty string" : mg_cfg_type_name(mn));
+        goto fail;
     }
     json_t *lp = json_object_get(e, "litellm_params");
     snprintf(p, sizeof(p), "%s.litellm_params", path);
     if (lp == NULL || json_is_null(lp)) {
-        json_decref(e);
-        return mg_cfg_fail(c, path, "litellm_params is required (with at least model)");
+                rc = mg_cfg_fail(c, path, "litellm_params is required (with at least model)");
+        goto fail;
     }
     if (!json_is_object(lp)) {
-        json_decref(e);
-        return mg_cfg_fail(c, p, "litellm_params must be a mapping, got %s", mg_cfg_type_name(lp));
+                rc = mg_cfg_fail(c, p, "litellm_params must be a mapping, got %s", mg_cfg_type_name(lp));
+        goto fail;
     }
     mg_cfg_resolve_obj(lp);
     json_t *model = json_object_get(lp, "model");
     if (model == NULL || json_is_null(model)) {
-        json_decref(e);
-        return mg_cfg_fail(c, p, "litellm_params.model is required (e.g. openai/gpt-4o)");
+                rc = mg_cfg_fail(c, p, "litellm_params.model is required (e.g. openai/gpt-4o)");
+        goto fail;
     }
     char mp[600];
     snprintf(mp, sizeof(mp), "%s.model", p);
     if (!json_is_string(model) || json_string_length(model) == 0) {
-        json_decref(e);
-        return mg_cfg_fail(c, mp, "litellm_params.model must be a non-empty string, got %s",
+                rc = mg_cfg_fail(c, mp, "litellm_params.model must be a non-empty string, got %s",
                            mg_cfg_type_name(model));
+        goto fail;
     }
     for (const char *const *k = mg_cfg_number_params; *k != NULL; k++) {
         double d;
         bool present;
         if (mg_cfg_number(c, lp, *k, p, &d, &present) != MG_OK) {
-            json_decref(e);
-            return MG_ERROR;
+            rc = MG_ERROR;
+            goto fail;
         }
         if (present && d < 0) {
             snprintf(mp, sizeof(mp), "%s.%s", p, *k);
-            json_decref(e);
-            return mg_cfg_fail(c, mp, "%s must not be negative, got %g", *k, d);
+                        rc = mg_cfg_fail(c, mp, "%s must not be negative, got %g", *k, d);
+            goto fail;
         }
     }
     for (const char *const *k = mg_cfg_string_params; *k != NULL; k++) {
         const char *s;
         if (mg_cfg_string(c, lp, *k, p, &s) != MG_OK) {
-            json_decref(e);
-            return MG_ERROR;
+            rc = MG_ERROR;
+            goto fail;
         }
     }
     const char *base = json_string_value(json_object_get(lp, "api_base"));
     if (base != NULL && base[0] != '\0' && strncasecmp(base, "http://", 7) != 0 &&
         strncasecmp(base, "https://", 8) != 0) {
         snprintf(mp, sizeof(mp), "%s.api_base", p);
-        json_decref(e);
-        return mg_cfg_fail(c, mp, "api_base \"%s\" must start with http:// or https://", base);
+                rc = mg_cfg_fail(c, mp, "api_base \"%s\" must start with http:// or https://", base);
+        goto fail;
     }
     bool b;
     if (mg_cfg_bool(c, lp, "drop_params", p, &b) != MG_OK) {
-        json_decref(e);
-        return MG_ERROR;
+        rc = MG_ERROR;
+        goto fail;
     }
     json_t *org = json_object_get(lp, "organization");
     if (org != NULL && !json_is_null(org) && !json_is_string(org) && !json_is_array(org)) {
         snprintf(mp, sizeof(mp), "%s.organization", p);
-        json_decref(e);
-        return mg_cfg_fail(c, mp, "organization must be a string or a list of strings");
+                rc = mg_cfg_fail(c, mp, "organization must be a string or a list of strings");
+        goto fail;
     }
     const char *hk[] = {"extra_headers", "headers"};
     for (int i = 0; i < 2; i++) {
@@ -350,21 +351,21 @@ mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
         }
         snprintf(mp, sizeof(mp), "%s.%s", p, hk[i]);
         if (!json_is_object(h)) {
-            json_decref(e);
-            return mg_cfg_fail(c, mp, "%s must be a mapping of header names to strings", hk[i]);
+                        rc = mg_cfg_fail(c, mp, "%s must be a mapping of header names to strings", hk[i]);
+            goto fail;
         }
         const char *hn;
         json_t *hv;
         json_object_foreach(h, hn, hv) {
             if (!json_is_string(hv)) {
-                json_decref(e);
-                return mg_cfg_fail(c, mp, "%s.%s must be a string, got %s", hk[i], hn,
+                                rc = mg_cfg_fail(c, mp, "%s.%s must be a string, got %s", hk[i], hn,
                                    mg_cfg_type_name(hv));
+                goto fail;
             }
             for (const char *q = json_string_value(hv); *q; q++) {
                 if (*q == '\r' || *q == '\n') {
-                    json_decref(e);
-                    return mg_cfg_fail(c, mp, "%s.%s must not contain line breaks", hk[i], hn);
+                                        rc = mg_cfg_fail(c, mp, "%s.%s must not contain line breaks", hk[i], hn);
+                    goto fail;
                 }
             }
         }
@@ -373,27 +374,27 @@ mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
     snprintf(p, sizeof(p), "%s.model_info", path);
     if (mi != NULL && !json_is_null(mi)) {
         if (!json_is_object(mi)) {
-            json_decref(e);
-            return mg_cfg_fail(c, p, "model_info must be a mapping, got %s", mg_cfg_type_name(mi));
+                        rc = mg_cfg_fail(c, p, "model_info must be a mapping, got %s", mg_cfg_type_name(mi));
+            goto fail;
         }
         json_t *id = json_object_get(mi, "id");
         if (id != NULL && !json_is_null(id)) {
             const char *s;
             if (mg_cfg_string(c, mi, "id", p, &s) != MG_OK) {
-                json_decref(e);
-                return MG_ERROR;
+                rc = MG_ERROR;
+                goto fail;
             }
             if (s[0] == '\0') {
-                json_decref(e);
-                return mg_cfg_fail(c, p, "model_info.id must not be empty");
+                                rc = mg_cfg_fail(c, p, "model_info.id must not be empty");
+                goto fail;
             }
         }
         for (const char *const *k = mg_cfg_number_params; *k != NULL; k++) {
             double d;
             bool present;
             if (mg_cfg_number(c, mi, *k, p, &d, &present) != MG_OK) {
-                json_decref(e);
-                return MG_ERROR;
+                rc = MG_ERROR;
+                goto fail;
             }
         }
     } else {
@@ -405,8 +406,8 @@ mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
         double d;
         bool present;
         if (mg_cfg_number(c, e, top[i], path, &d, &present) != MG_OK) {
-            json_decref(e);
-            return MG_ERROR;
+            rc = MG_ERROR;
+            goto fail;
         }
         if (present && json_object_get(lp, top[i]) == NULL) {
             json_object_set(lp, top[i], json_object_get(e, top[i]));
@@ -414,6 +415,10 @@ mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
     }
     *out = e;
     return MG_OK;
+fail:
+    /* the message is formatted before e (which it may quote) is released */
+    json_decref(e);
+    return rc;
 }
 
 int
@@ -592,11 +597,11 @@ static const char *const mg_cfg_strategies[] = {
 };
 
 static int
-mg_cfg_fallback_list(mg_cfg_ctx_t *c, json_t *router, const char *key)
+mg_cfg_fallback_list(mg_cfg_ctx_t *c, json_t *router, const char *key, const char *section)
 {
     json_t *v = json_object_get(router, key);
     char p[256];
-    snprintf(p, sizeof(p), "router_settings.%s", key);
+    snprintf(p, sizeof(p), "%s.%s", section, key);
     if (v == NULL || json_is_null(v)) {
         return MG_OK;
     }
@@ -648,6 +653,17 @@ mg_cfg_router(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls, json_t *rs)
         "disable_cooldowns", "max_fallbacks", NULL,
     };
     if (ls != NULL) {
+        /* numbers are checked where they are written, so errors keep file:line:column */
+        static const char *const nums[] = {"num_retries", "allowed_fails", "cooldown_time",
+                                           "request_timeout", "max_fallbacks", NULL};
+        for (const char *const *k = nums; *k; k++) {
+            double d;
+            bool present;
+            if (mg_cfg_number(c, ls, *k, "litellm_settings", &d, &present) != MG_OK) {
+                json_decref(router);
+                return MG_ERROR;
+            }
+        }
         for (const char *const *k = from_litellm; *k; k++) {
             json_t *v = json_object_get(ls, *k);
             if (v != NULL && !json_is_null(v)) {
@@ -705,7 +721,10 @@ mg_cfg_router(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls, json_t *rs)
     static const char *const fb[] = {"fallbacks", "context_window_fallbacks",
                                      "content_policy_fallbacks", NULL};
     for (const char *const *k = fb; *k; k++) {
-        if (mg_cfg_fallback_list(c, router, *k) != MG_OK) {
+        /* name the section the user wrote it in, so the error carries its location */
+        const char *sec = (rs != NULL && json_object_get(rs, *k) != NULL) ? "router_settings"
+                                                                          : "litellm_settings";
+        if (mg_cfg_fallback_list(c, router, *k, sec) != MG_OK) {
             return MG_ERROR;
         }
     }
@@ -768,7 +787,10 @@ mg_cfg_redis(mg_cfg_ctx_t *c, mg_config_t *cfg)
         if (mg_cfg_number(c, r, "redis_port", "router_settings", &d, &present) != MG_OK) {
             return MG_ERROR;
         }
-        port = (int) d;
+        if (present && (d < 1 || d > 65535)) {
+            return mg_cfg_fail(c, "router_settings.redis_port", "redis_port must be 1-65535, got %g", d);
+        }
+        port = present ? (int) d : port;
     }
     if (host == NULL && url == NULL) {
         host = getenv("REDIS_HOST");
@@ -1048,9 +1070,9 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
             return MG_ERROR;
         }
         if (present) {
-            if (d <= 0) {
+            if (d <= 0 || d > 1024 * 1024) {
                 return mg_cfg_fail(c, "general_settings.max_request_size_mb",
-                                   "max_request_size_mb must be positive");
+                                   "max_request_size_mb must be between 0 and 1048576, got %g", d);
             }
             cfg->max_request_size = (int64_t) (d * 1024 * 1024);
         }
@@ -1058,7 +1080,7 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
             return MG_ERROR;
         }
         if (present && d > 0) {
-            cfg->max_response_size = (int64_t) (d * 1024 * 1024);
+            cfg->max_response_size = mg_clamp_i64(d * 1024 * 1024);
         }
     }
     if (cfg->master_key == NULL) {
@@ -1203,11 +1225,12 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
             if (cn != NULL) {
                 json_t *vals = json_object_get(cred_map, cn);
                 if (vals == NULL) {
-                    json_decref(norm);
-                    json_decref(cred_map);
                     char pp[128];
                     snprintf(pp, sizeof(pp), "%s.litellm_params.litellm_credential_name", p);
-                    return mg_cfg_fail(c, pp, "credential \"%s\" is not in credential_list", cn);
+                    int rc = mg_cfg_fail(c, pp, "credential \"%s\" is not in credential_list", cn);
+                    json_decref(norm); /* after the message: cn points into it */
+                    json_decref(cred_map);
+                    return rc;
                 }
                 const char *ck;
                 json_t *cv;

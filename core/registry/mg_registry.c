@@ -99,6 +99,124 @@ mg_registry_split_model(const char *litellm_model, const char *custom_provider, 
 
 static void mg_registry_pyrepr(mg_buf_t *b, json_t *v, bool top);
 
+/*
+ * Python's json.dumps(v) with its defaults: ", " and ": " separators, floats as
+ * repr(), ensure_ascii (\uXXXX escapes, surrogate pairs above the BMP).  With
+ * s != NULL, dumps that string instead of v.
+ */
+static void
+mg_registry_pyjson(mg_buf_t *b, const char *s, size_t n, json_t *v)
+{
+    char num[64];
+    if (s == NULL && json_is_string(v)) {
+        s = json_string_value(v);
+        n = json_string_length(v);
+    }
+    if (s != NULL) {
+        static const char hex[] = "0123456789abcdef";
+        mg_buf_append(b, "\"", 1);
+        for (size_t i = 0; i < n;) {
+            unsigned char c = (unsigned char) s[i];
+            if (c < 0x80) {
+                if (c == '"' || c == '\\') {
+                    char e[2] = {'\\', (char) c};
+                    mg_buf_append(b, e, 2);
+                } else if (c == '\n') {
+                    mg_buf_append_str(b, "\\n");
+                } else if (c == '\r') {
+                    mg_buf_append_str(b, "\\r");
+                } else if (c == '\t') {
+                    mg_buf_append_str(b, "\\t");
+                } else if (c == '\b') {
+                    mg_buf_append_str(b, "\\b");
+                } else if (c == '\f') {
+                    mg_buf_append_str(b, "\\f");
+                } else if (c < 0x20) {
+                    char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                    mg_buf_append(b, e, 6);
+                } else {
+                    mg_buf_append(b, (const char *) &c, 1);
+                }
+                i++;
+                continue;
+            }
+            /* decode one UTF-8 sequence (jansson strings are valid UTF-8) */
+            unsigned cp;
+            size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+            cp = c & (0x3F >> (len - 1));
+            for (size_t k = 1; k < len && i + k < n; k++) {
+                cp = (cp << 6) | ((unsigned char) s[i + k] & 0x3F);
+            }
+            i += len;
+            unsigned units[2];
+            int nu = 0;
+            if (cp >= 0x10000) {
+                cp -= 0x10000;
+                units[nu++] = 0xD800 | (cp >> 10);
+                units[nu++] = 0xDC00 | (cp & 0x3FF);
+            } else {
+                units[nu++] = cp;
+            }
+            for (int u = 0; u < nu; u++) {
+                mg_buf_printf(b, "\\u%04x", units[u]);
+            }
+        }
+        mg_buf_append(b, "\"", 1);
+        return;
+    }
+    switch (json_typeof(v)) {
+    case JSON_INTEGER:
+        mg_buf_printf(b, "%lld", (long long) json_integer_value(v));
+        break;
+    case JSON_REAL:
+        mg_fmt_pyfloat(json_real_value(v), num, sizeof(num));
+        mg_buf_append_str(b, strcmp(num, "nan") == 0 ? "NaN" : strcmp(num, "inf") == 0 ? "Infinity"
+                                 : strcmp(num, "-inf") == 0 ? "-Infinity" : num);
+        break;
+    case JSON_TRUE:
+        mg_buf_append_str(b, "true");
+        break;
+    case JSON_FALSE:
+        mg_buf_append_str(b, "false");
+        break;
+    case JSON_NULL:
+        mg_buf_append_str(b, "null");
+        break;
+    case JSON_ARRAY: {
+        mg_buf_append(b, "[", 1);
+        size_t i;
+        json_t *it;
+        json_array_foreach(v, i, it) {
+            if (i > 0) {
+                mg_buf_append(b, ", ", 2);
+            }
+            mg_registry_pyjson(b, NULL, 0, it);
+        }
+        mg_buf_append(b, "]", 1);
+        break;
+    }
+    case JSON_OBJECT: {
+        mg_buf_append(b, "{", 1);
+        const char *k;
+        json_t *it;
+        bool first = true;
+        json_object_foreach(v, k, it) {
+            if (!first) {
+                mg_buf_append(b, ", ", 2);
+            }
+            first = false;
+            mg_registry_pyjson(b, k, strlen(k), NULL);
+            mg_buf_append(b, ": ", 2);
+            mg_registry_pyjson(b, NULL, 0, it);
+        }
+        mg_buf_append(b, "}", 1);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
 static void
 mg_registry_pystr_repr(mg_buf_t *b, const char *s)
 {
@@ -172,14 +290,9 @@ mg_registry_pyrepr(mg_buf_t *b, json_t *v, bool top)
             }
             first = false;
             if (top) {
-                mg_buf_json_str(b, k, strlen(k));
+                mg_registry_pyjson(b, k, strlen(k), NULL);
                 mg_buf_append(b, ": ", 2);
-                char *d = json_dumps(it, JSON_ENCODE_ANY | JSON_ENSURE_ASCII | JSON_COMPACT);
-                /* json.dumps separators are ", " and ": " */
-                for (const char *p = d; p && *p; p++) {
-                    mg_buf_append(b, p, 1);
-                }
-                free(d);
+                mg_registry_pyjson(b, NULL, 0, it);
             } else {
                 mg_registry_pystr_repr(b, k);
                 mg_buf_append(b, ": ", 2);
@@ -338,19 +451,19 @@ mg_registry_fill(mg_deployment_t *d, json_t *entry, mg_dep_source_t source, cons
     d->rpm = mg_registry_num(lp, mi, "rpm", -1);
     d->tpm = mg_registry_num(lp, mi, "tpm", -1);
     d->weight = mg_registry_num(lp, NULL, "weight", -1);
-    d->order = (int) mg_registry_num(lp, NULL, "order", 0);
+    d->order = mg_clamp_int(mg_registry_num(lp, NULL, "order", 0));
     d->timeout = mg_registry_num(lp, NULL, "timeout", 0);
     if (d->timeout <= 0) {
         d->timeout = mg_registry_num(lp, NULL, "request_timeout", 0);
     }
     d->stream_timeout = mg_registry_num(lp, NULL, "stream_timeout", 0);
-    d->num_retries = (int) mg_registry_num(lp, NULL, "num_retries", -1);
+    d->num_retries = mg_clamp_int(mg_registry_num(lp, NULL, "num_retries", -1));
     d->cooldown_time = mg_registry_num(lp, mi, "cooldown_time", -1);
     json_t *dp = json_object_get(lp, "drop_params");
     d->drop_params = json_is_boolean(dp) ? json_is_true(dp) : -1;
     d->input_cost = mg_registry_num(lp, mi, "input_cost_per_token", -1);
     d->output_cost = mg_registry_num(lp, mi, "output_cost_per_token", -1);
-    d->max_parallel_requests = (int) mg_registry_num(lp, NULL, "max_parallel_requests", 0);
+    d->max_parallel_requests = mg_clamp_int(mg_registry_num(lp, NULL, "max_parallel_requests", 0));
     d->source = source;
     d->stats_slot = -1;
     d->defaults = json_object();
@@ -395,14 +508,14 @@ mg_registry_wildcard_cmp(const void *a, const void *b)
 {
     const mg_group_t *x = *(mg_group_t *const *) a;
     const mg_group_t *y = *(mg_group_t *const *) b;
-    /* longest pattern first, then more literal (fewer stars), then name for stability */
+    /* LiteLLM: longest regex first, then most special characters, then configured order */
     if (x->pattern_len != y->pattern_len) {
         return x->pattern_len > y->pattern_len ? -1 : 1;
     }
     if (x->pattern_stars != y->pattern_stars) {
-        return x->pattern_stars < y->pattern_stars ? -1 : 1;
+        return x->pattern_stars > y->pattern_stars ? -1 : 1;
     }
-    return strcmp(x->name, y->name);
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 static void
@@ -510,11 +623,21 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
             g->wildcard = d->wildcard;
             if (d->wildcard) {
                 g->re = d->re;
-                g->pattern_len = strlen(d->model_name);
+                /* the keys LiteLLM sorts by, on re.escape(name) with '*' -> "(.*)" */
+                g->pattern_len = 0;
                 g->pattern_stars = 0;
                 for (const char *p = d->model_name; *p; p++) {
-                    g->pattern_stars += *p == '*';
+                    if (*p == '*') {
+                        g->pattern_len += 4;       /* (.*) */
+                        g->pattern_stars += 3;     /* ( * ) */
+                    } else if (strchr("()[]{}?+-|^$\\.&~# \t\n\r\v\f", *p) != NULL) {
+                        g->pattern_len += 2;       /* backslash + char */
+                        g->pattern_stars += 1 + (strchr("+?^$|()", *p) != NULL);
+                    } else {
+                        g->pattern_len += 1;
+                    }
                 }
+                g->seq = s->ngroups;
             }
             mg_map_put(&s->by_group, g->name, strlen(g->name), g);
         }

@@ -73,8 +73,9 @@ struct mg_group_s {
     size_t ndeps;
     bool wildcard;
     pcre2_code *re;                 /* borrowed: from the first deployment */
-    size_t pattern_len;
-    int pattern_stars;
+    size_t pattern_len;             /* LiteLLM's sort key: length of the escaped regex */
+    int pattern_stars;              /* then the count of regex special characters in it */
+    size_t seq;                     /* then configured order (Python's sort is stable) */
 };
 
 typedef struct {

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +71,13 @@ typedef struct {
     json_t *anchors;            /* object: anchor -> node */
     mg_err_t *err;
     int depth;
+    size_t nodes;               /* nodes produced, aliases expanded (a bound against bombs) */
+    size_t aliases;
 } mg_yaml_ctx_t;
+
+#define MG_YAML_MAX_NODES 200000
+#define MG_YAML_MAX_ALIASES 10000
+#define MG_YAML_MARKED_ALIASES 200  /* aliases whose copies get their own locations */
 
 static void
 mg_yaml_mark(mg_yaml_ctx_t *y, const char *path, const yaml_mark_t *mk)
@@ -139,18 +146,92 @@ mg_yaml_match(const char *s, const char *const *list)
     return false;
 }
 
+
+/* Digits of base b with '_' allowed (PyYAML); value in *v, false on overflow or bad digit. */
 static bool
-mg_yaml_digits(const char *s, const char *set, bool underscores)
+mg_yaml_parse_uint(const char *p, int base, bool *any, unsigned long long *v)
 {
-    if (*s == '\0') {
-        return false;
-    }
-    for (; *s; s++) {
-        if (strchr(set, *s) == NULL && !(underscores && *s == '_')) {
+    *v = 0;
+    *any = false;
+    for (; *p; p++) {
+        if (*p == '_') {
+            continue;
+        }
+        int d;
+        if (*p >= '0' && *p <= '9') {
+            d = *p - '0';
+        } else if ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'f') {
+            d = (*p | 0x20) - 'a' + 10;
+        } else {
+            return false;
+        }
+        if (d >= base) {
+            return false;
+        }
+        *any = true;
+        if (__builtin_mul_overflow(*v, (unsigned long long) base, v) ||
+            __builtin_add_overflow(*v, (unsigned long long) d, v)) {
             return false;
         }
     }
-    return true;
+    return *any;
+}
+
+static json_t *
+mg_yaml_int(bool neg, unsigned long long v, const char *text)
+{
+    if (v <= (unsigned long long) INT64_MAX) {
+        return json_integer(neg ? -(json_int_t) v : (json_int_t) v);
+    }
+    (void) text;
+    return json_real(neg ? -(double) v : (double) v);
+}
+
+/* PyYAML's float: [-+]?[0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?  or  \.[0-9_]+([eE][-+][0-9]+)? */
+static bool
+mg_yaml_is_float(const char *s)
+{
+    const char *p = s;
+    if (*p == '.') {
+        p++;
+        if (!((*p >= '0' && *p <= '9') || *p == '_')) {
+            return false;
+        }
+        while ((*p >= '0' && *p <= '9') || *p == '_') {
+            p++;
+        }
+    } else {
+        if (*p == '-' || *p == '+') {
+            p++;
+        }
+        if (!(*p >= '0' && *p <= '9')) {
+            return false;
+        }
+        while ((*p >= '0' && *p <= '9') || *p == '_') {
+            p++;
+        }
+        if (*p != '.') {
+            return false;
+        }
+        p++;
+        while ((*p >= '0' && *p <= '9') || *p == '_') {
+            p++;
+        }
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p != '-' && *p != '+') {
+            return false; /* PyYAML needs the sign: 1.0e3 stays a string */
+        }
+        p++;
+        if (!(*p >= '0' && *p <= '9')) {
+            return false;
+        }
+        while (*p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+    return *p == '\0';
 }
 
 /* Resolves a plain scalar the way PyYAML's SafeLoader (YAML 1.1) does. */
@@ -177,29 +258,39 @@ mg_yaml_resolve_plain(const char *s)
         neg = *p == '-';
         p++;
     }
-    /* integers: 0x.., 0o.. (1.2 style accepted too), 0.. octal, decimal, with _ */
-    if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X') && mg_yaml_digits(p + 2, "0123456789abcdefABCDEF", true)) {
-        long long v = 0;
-        for (const char *q = p + 2; *q; q++) {
-            if (*q == '_') {
-                continue;
-            }
-            int d = (*q >= '0' && *q <= '9') ? *q - '0' : ((*q | 0x20) - 'a' + 10);
-            v = v * 16 + d;
+    unsigned long long v;
+    bool any;
+    /* int: 0b.., 0x.., 0[0-7_]+, 0, [1-9][0-9_]* */
+    if (p[0] == '0' && p[1] == 'b') {
+        if (mg_yaml_parse_uint(p + 2, 2, &any, &v)) {
+            return mg_yaml_int(neg, v, s);
         }
-        return json_integer(neg ? -v : v);
+        return any ? json_real(0) : json_string(s);
     }
-    if (p[0] == '0' && p[1] != '\0' && mg_yaml_digits(p + 1, "01234567", true)) {
-        long long v = 0;
-        for (const char *q = p + 1; *q; q++) {
-            if (*q != '_') {
-                v = v * 8 + (*q - '0');
-            }
+    if (p[0] == '0' && p[1] == 'x') {
+        if (mg_yaml_parse_uint(p + 2, 16, &any, &v)) {
+            return mg_yaml_int(neg, v, s);
         }
-        return json_integer(neg ? -v : v);
+        /* too big for 64 bits: a real, like Python's big int turned into JSON */
+        if (any && strspn(p + 2, "0123456789abcdefABCDEF_") == strlen(p + 2)) {
+            return json_real(strtod(s, NULL));
+        }
+        return json_string(s);
     }
-    if (mg_yaml_digits(p, "0123456789", true) && p[0] != '_') {
-        char buf[64];
+    if (p[0] == '0' && p[1] != '\0') {
+        if (strspn(p + 1, "01234567_") == strlen(p + 1) && mg_yaml_parse_uint(p + 1, 8, &any, &v)) {
+            return mg_yaml_int(neg, v, s);
+        }
+        if (!mg_yaml_is_float(s)) {
+            return json_string(s); /* "09" is a string to PyYAML */
+        }
+    }
+    if (p[0] >= '0' && p[0] <= '9' && strspn(p, "0123456789_") == strlen(p) &&
+        (p[0] != '0' || p[1] == '\0')) {
+        if (mg_yaml_parse_uint(p, 10, &any, &v)) {
+            return mg_yaml_int(neg, v, s);
+        }
+        char buf[400];
         size_t n = 0;
         for (const char *q = p; *q && n + 1 < sizeof(buf); q++) {
             if (*q != '_') {
@@ -207,59 +298,26 @@ mg_yaml_resolve_plain(const char *s)
             }
         }
         buf[n] = '\0';
-        errno = 0;
-        long long v = strtoll(buf, NULL, 10);
-        if (errno == 0) {
-            return json_integer(neg ? -v : v);
-        }
         return json_real(neg ? -strtod(buf, NULL) : strtod(buf, NULL));
     }
-    /* floats: PyYAML requires a '.', e.g. 1.5, .5, 1.0e+3; "1e3" stays a string */
-    if (strcmp(p, ".inf") == 0 || strcmp(p, ".Inf") == 0 || strcmp(p, ".INF") == 0) {
-        return json_string(s); /* JSON has no infinity: keep the text */
+    if (strcmp(p, ".inf") == 0 || strcmp(p, ".Inf") == 0 || strcmp(p, ".INF") == 0 ||
+        strcmp(s, ".nan") == 0 || strcmp(s, ".NaN") == 0 || strcmp(s, ".NAN") == 0) {
+        return json_string(s); /* JSON has no infinity or NaN: keep the text */
     }
-    if (strcmp(s, ".nan") == 0 || strcmp(s, ".NaN") == 0 || strcmp(s, ".NAN") == 0) {
-        return json_string(s);
-    }
-    {
-        const char *q = p;
-        bool digit = false, dot = false;
-        while ((*q >= '0' && *q <= '9') || *q == '_') {
-            digit = digit || *q != '_';
-            q++;
-        }
-        if (*q == '.') {
-            dot = true;
-            q++;
-            while ((*q >= '0' && *q <= '9') || *q == '_') {
-                digit = true;
-                q++;
+    if (mg_yaml_is_float(s)) {
+        char buf[400];
+        size_t n = 0;
+        for (const char *q = s; *q && n + 1 < sizeof(buf); q++) {
+            if (*q != '_') {
+                buf[n++] = *q;
             }
         }
-        if (dot && digit && (*q == 'e' || *q == 'E')) {
-            q++;
-            if (*q == '+' || *q == '-') {
-                q++;
-            }
-            if (!(*q >= '0' && *q <= '9')) {
-                return json_string(s);
-            }
-            while (*q >= '0' && *q <= '9') {
-                q++;
-            }
+        buf[n] = '\0';
+        double d = strtod(buf, NULL);
+        if (d != d || d > 1.7e308 || d < -1.7e308) {
+            return json_string(s);
         }
-        if (dot && digit && *q == '\0') {
-            char buf[128];
-            size_t n = 0;
-            for (const char *r = p; *r && n + 1 < sizeof(buf); r++) {
-                if (*r != '_') {
-                    buf[n++] = *r;
-                }
-            }
-            buf[n] = '\0';
-            double d = strtod(buf, NULL);
-            return json_real(neg ? -d : d);
-        }
+        return json_real(d);
     }
     return json_string(s);
 }
@@ -416,6 +474,12 @@ mg_yaml_node(mg_yaml_ctx_t *y, yaml_event_t *ev, const char *path, json_t **out)
     }
     int rc = MG_OK;
     const char *anchor = NULL;
+    size_t nodes_before = y->nodes;
+    if (++y->nodes > MG_YAML_MAX_NODES) {
+        y->depth--;
+        return mg_yaml_error(y, &ev->start_mark, "document too large (more than 200000 nodes, "
+                                                 "aliases expanded)");
+    }
     mg_yaml_mark(y, path, &ev->start_mark);
     switch (ev->type) {
     case YAML_SCALAR_EVENT: {
@@ -453,15 +517,26 @@ mg_yaml_node(mg_yaml_ctx_t *y, yaml_event_t *ev, const char *path, json_t **out)
         }
         json_t *node = json_object_get(a, "node");
         const char *apath = json_string_value(json_object_get(a, "path"));
+        /* expanding aliases of aliases grows exponentially: count before copying */
+        size_t size = (size_t) json_integer_value(json_object_get(a, "nodes"));
+        if (++y->aliases > MG_YAML_MAX_ALIASES || size > MG_YAML_MAX_NODES - y->nodes) {
+            rc = mg_yaml_error(y, &ev->start_mark, "too many or too large aliases (more than "
+                                                   "10000 aliases or 200000 nodes expanded)");
+            break;
+        }
+        y->nodes += size;
         *out = json_deep_copy(node);
-        mg_yaml_copy_marks(y, apath, path);
+        if (y->aliases <= MG_YAML_MARKED_ALIASES) {
+            mg_yaml_copy_marks(y, apath, path); /* later copies report the anchor's place */
+        }
         break;
     }
     default:
         rc = mg_yaml_error(y, &ev->start_mark, "unexpected YAML event");
     }
     if (rc == MG_OK && anchor != NULL) {
-        json_t *a = json_pack("{s:O,s:s}", "node", *out, "path", path);
+        json_t *a = json_pack("{s:O,s:s,s:I}", "node", *out, "path", path, "nodes",
+                              (json_int_t) (y->nodes - nodes_before));
         json_object_set_new(y->anchors, anchor, a);
     }
     y->depth--;

@@ -93,7 +93,7 @@ mg_crypto_encrypt_value(const mg_crypto_t *c, json_t *v)
         memcpy(plain + 1, d, l + 1);
         free(d);
     }
-    size_t pl = strlen(plain);
+    size_t pl = json_is_string(v) ? json_string_length(v) + 1 : strlen(plain);
     unsigned char *buf = mg_xmalloc(MG_CRYPTO_NONCE + pl + MG_CRYPTO_TAG);
     mg_random_bytes(buf, MG_CRYPTO_NONCE);
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();

@@ -512,14 +512,6 @@ static const mg_provider_t fuzz_provider = {
     {true, true, true},
 };
 
-/* MG_TEST_KNOWN_BUGS=1 also checks the behaviours listed as known bugs in the README. */
-static bool
-fuzz_known_bugs(void)
-{
-    const char *e = getenv("MG_TEST_KNOWN_BUGS");
-    return e != NULL && strcmp(e, "1") == 0;
-}
-
 /* Is the (decoded) key one LiteLLM does not forward?  escaped: written with \u escapes. */
 static bool
 fuzz_is_dropped_key(const char *k, bool escaped)
@@ -529,10 +521,7 @@ fuzz_is_dropped_key(const char *k, bool escaped)
             return true;
         }
     }
-    if (escaped && !fuzz_known_bugs()) {
-        /* known bug: the mock_testing_ prefix rule only sees unescaped keys */
-        return false;
-    }
+    (void) escaped;
     return strncmp(k, "mock_testing_", 13) == 0 && strlen(k) > 13;
 }
 
@@ -589,9 +578,9 @@ fuzz_proxy(const char *data, size_t size, int v_rc, mg_json_type_t v_type, json_
                         "the gateway accepts a body that is not a JSON object");
             FUZZ_ASSERT(r.model != NULL && r.model[0] != '\0', "accepted without a model");
             FUZZ_ASSERT(r.nmembers <= MG_GW_MAX_MEMBERS && !r.members_overflow, "members");
-            if (j != NULL && fuzz_known_bugs()) {
-                /* known bug: with duplicate keys the gateway reads the first, upstreams (and
-                 * LiteLLM's Python json) the last */
+            if (j != NULL) {
+                /* with duplicate keys the gateway reads the last, as upstreams (and LiteLLM's
+                 * Python json) do */
                 FUZZ_ASSERT(r.stream == json_is_true(json_object_get(j, "stream")),
                             "gateway stream=%d, the body says %d", r.stream,
                             json_is_true(json_object_get(j, "stream")));

@@ -121,10 +121,7 @@ test_ids(void)
     mg_snapshot_unref(s2);
     mg_snapshot_unref(s);
 
-    if (MG_T_KNOWN_BUG("mg_registry_model_id: integral floats (timeout: 600.0) and floats or "
-                       "nested containers inside dict values are not formatted like Python "
-                       "(mg_fmt_pyfloat gives 6e+02; dict values use compact JSON and jansson's "
-                       "17-digit reals instead of json.dumps)")) {
+    { /* was a known bug, now fixed: mg_registry_model_id: integral floats (timeout: 600.0) and floats or nested containers inside dict values are not formatted like Python (mg_fmt_pyfloat gives 6e+02; dict values use compact JSON and jansson's 17-digit reals instead of json.dumps) */
         s = t_build("model_list:\n"
                     "  - model_name: slow\n"
                     "    litellm_params: {model: openai/y, timeout: 600.0}\n"
@@ -401,9 +398,7 @@ test_wildcards(void)
         mg_snapshot_unref(s);
     }
 
-    if (MG_T_KNOWN_BUG("wildcard order: LiteLLM sorts by len(re.escape(name) with * -> (.*)) "
-                       "then by the count of regex specials, both descending; moongate by "
-                       "strlen(name), then fewer stars first")) {
+    { /* was a known bug, now fixed: wildcard order: LiteLLM sorts by len(re.escape(name) with * -> (.*)) then by the count of regex specials, both descending; moongate by strlen(name), then fewer stars first */
         /* both names are 14 chars; LiteLLM's regexes are 18 vs 21 chars: "*-mini*" first */
         s = t_build("model_list:\n"
                     "  - {model_name: 'openai/gpt-4o*', litellm_params: {model: 'openai/a*'}}\n"
