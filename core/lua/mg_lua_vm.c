@@ -3,6 +3,7 @@
  * See mg_lua.h for what this module guarantees.
  */
 #include "mg_lua.h"
+#include "mg_lua_pattern.h"
 
 #include "../base/mg_arena.h"
 #include "../base/mg_buf.h"
@@ -55,12 +56,12 @@ struct mg_lua_vm_s {
     int64_t instr_budget;
     int budget_ms;
     bool trusted;                   /* only built-in policies: JIT on, no hook */
+    mg_lua_steps_t steps;           /* pattern-matching steps left in this call */
     uint64_t rng;
     int ref_views;
     int ref_index_of;
     int ref_ctx_proxy;
     int ref_traceback;
-    int ref_group_cands;            /* group name -> cached candidates table (full group) */
     const mg_lua_ctx_t *cur;        /* the call's ctx, for the lazy ctx.__index */
     mg_policy_kind_t cur_kind;
     mg_lua_pol_t pol[MG_POLICY__COUNT];
@@ -154,6 +155,8 @@ mg_lua_arm(mg_lua_vm_t *vm, int scale)
     vm->budget_exceeded = false;
     vm->mem_exceeded = false;
     vm->instr_left = vm->instr_budget * scale;
+    vm->steps.exceeded = false;
+    vm->steps.left = vm->steps.budget * scale;
     vm->deadline_ns = mg_lua_now_ns() + (int64_t) vm->budget_ms * 10 * scale * 1000000;
 }
 
@@ -209,7 +212,7 @@ static int
 mg_lua_c_budget_exceeded(lua_State *L)
 {
     mg_lua_vm_t *vm = lua_touserdata(L, lua_upvalueindex(1));
-    lua_pushboolean(L, vm->budget_exceeded || vm->mem_exceeded);
+    lua_pushboolean(L, vm->budget_exceeded || vm->mem_exceeded || vm->steps.exceeded);
     return 1;
 }
 
@@ -436,8 +439,10 @@ mg_lua_state_new(mg_lua_vm_t *vm, const mg_lua_limits_t *lim, mg_err_t *err)
 {
     vm->mem_cap = (size_t) (lim != NULL && lim->memory_mb > 0 ? lim->memory_mb : 64) * 1024 * 1024;
     vm->budget_ms = lim != NULL && lim->budget_ms > 0 ? lim->budget_ms : 5;
-    /* ~500k interpreted instructions per millisecond on this class of machine */
-    vm->instr_budget = (int64_t) vm->budget_ms * 500000 / MG_LUA_HOOK_COUNT;
+    /* ~200k interpreted instructions per millisecond, measured on this class of machine */
+    vm->instr_budget = (int64_t) vm->budget_ms * 200000 / MG_LUA_HOOK_COUNT;
+    /* a matching step costs about what an interpreted instruction does */
+    vm->steps.budget = (int64_t) vm->budget_ms * 200000;
     mg_random_bytes(&vm->rng, sizeof(vm->rng));
     vm->rng |= 1;
     lua_State *L = lua_newstate(mg_lua_alloc, vm);
@@ -451,6 +456,7 @@ mg_lua_state_new(mg_lua_vm_t *vm, const mg_lua_limits_t *lim, mg_err_t *err)
     mg_lua_open_lib(L, luaopen_package, LUA_LOADLIBNAME);
     mg_lua_open_lib(L, luaopen_table, LUA_TABLIBNAME);
     mg_lua_open_lib(L, luaopen_string, LUA_STRLIBNAME);
+    mg_lua_pattern_open(L, &vm->steps);
     mg_lua_open_lib(L, luaopen_math, LUA_MATHLIBNAME);
     mg_lua_open_lib(L, luaopen_bit, LUA_BITLIBNAME);
     /* luaopen_jit also initialises the compiler (CPU detection, default optimisations and
@@ -743,8 +749,6 @@ mg_lua_vm_create(mg_snapshot_t *snap, const mg_lua_limits_t *lim, mg_err_t *err)
     vm->ref_index_of = luaL_ref(L, LUA_REGISTRYINDEX);
     vm->ref_views = luaL_ref(L, LUA_REGISTRYINDEX);
     vm->ref_ctx_proxy = mg_lua_make_ctx(vm);
-    lua_newtable(L);
-    vm->ref_group_cands = luaL_ref(L, LUA_REGISTRYINDEX);
     vm->stamp = mg_xcalloc(snap->ndeps + 1, sizeof(int32_t));
 
     mg_lua_spec_t specs[MG_POLICY__COUNT];
@@ -842,42 +846,15 @@ mg_lua_vm_select(mg_lua_vm_t *vm, mg_policy_kind_t kind, const mg_lua_ctx_t *c,
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_ctx_proxy);
 
-    /* candidates: the prebuilt views; when they are a whole group in configured order
-     * (no cooldown, tier or fallback filter), a table cached per group is reused */
-    const mg_group_t *g = c->group != NULL && kind == MG_POLICY_ROUTING
-                              ? mg_map_get(&vm->snap->by_group, c->group, strlen(c->group))
-                              : NULL;
-    bool whole = g != NULL && (int) g->ndeps == n;
-    for (int i = 0; whole && i < n; i++) {
-        whole = g->deps[i] == cands[i];
-    }
+    /* candidates: a fresh table of the prebuilt views (a policy that sorts its input in
+     * place must not change what the next call receives) */
+    lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
         vm->stamp[cands[i]->index] = seq;
+        lua_rawgeti(L, top + 2, (int) cands[i]->index + 1);
+        lua_rawseti(L, -2, i + 1);
+        mg_stats_roll(cands[i]->stats_slot); /* this minute's counters, even if idle */
     }
-    if (whole) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_group_cands);
-        lua_getfield(L, -1, g->name);
-        if (lua_istable(L, -1) && (int) lua_objlen(L, -1) == n) {
-            lua_remove(L, -2);
-            goto have_cands;
-        }
-        lua_pop(L, 1);
-        lua_createtable(L, n, 0);
-        for (int i = 0; i < n; i++) {
-            lua_rawgeti(L, top + 2, (int) cands[i]->index + 1);
-            lua_rawseti(L, -2, i + 1);
-        }
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -3, g->name);
-        lua_remove(L, -2);
-    } else {
-        lua_createtable(L, n, 0);
-        for (int i = 0; i < n; i++) {
-            lua_rawgeti(L, top + 2, (int) cands[i]->index + 1);
-            lua_rawseti(L, -2, i + 1);
-        }
-    }
-have_cands:
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_conf);
 
     mg_lua_arm(vm, 1);
@@ -1027,8 +1004,6 @@ mg_lua_check(mg_policy_kind_t kind, const char *source, const char *chunkname, j
                 vm->ref_index_of = luaL_ref(L, LUA_REGISTRYINDEX);
                 vm->ref_views = luaL_ref(L, LUA_REGISTRYINDEX);
                 vm->ref_ctx_proxy = mg_lua_make_ctx(vm);
-                lua_newtable(L);
-                vm->ref_group_cands = luaL_ref(L, LUA_REGISTRYINDEX);
                 vm->snap = snap;
                 vm->stamp = mg_xcalloc(snap->ndeps + 1, sizeof(int32_t));
                 vm->pol[kind] = p;

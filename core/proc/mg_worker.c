@@ -693,7 +693,9 @@ mg_wk_default_state_dir(const mg_worker_args_t *a, const mg_config_t *cfg, char 
 int
 mg_worker_run(const mg_worker_args_t *a)
 {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* the master is gone (killed): so is the instance.  SIGKILL, not SIGTERM: a worker
+     * stuck in a loop could not run a SIGTERM handler */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     mg_log_set_process("worker", a->index);
     mg_wk_t *w = mg_xcalloc(1, sizeof(*w));
     mg_wk = w;

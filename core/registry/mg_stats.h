@@ -69,6 +69,8 @@ mg_stats_get(int slot)
 }
 
 void mg_stats_begin(int slot);                  /* inflight++, rpm++ */
+/* Resets the per-minute counters if the minute changed (before a policy reads them). */
+void mg_stats_roll(int slot);
 void mg_stats_end(int slot);                    /* inflight-- */
 /* A finished success: latency in seconds, output tokens (0 = unknown), ttft (< 0 = n/a). */
 void mg_stats_success(int slot, double seconds, int64_t tokens, double ttft_s);

@@ -7,14 +7,18 @@ local ffi = require "ffi"
 
 local _M = {}
 
--- must match MG_FFI_ABI and struct mg_stat_t in core/registry/mg_stats.h
+-- must match MG_FFI_ABI and struct mg_stat_t in core/registry/mg_stats.h; the arrays
+-- there are declared here as structs of named scalars: a const reference to a
+-- scalar field cannot be written, and there is no array to index out of bounds
 local ABI = 3
 ffi.cdef [[
+typedef struct { uint64_t w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11; } mg_stat_id96_t;
+typedef struct { double s0, s1, s2, s3, s4, s5, s6, s7, s8, s9; } mg_stat_samples_t;
 typedef struct {
     uint32_t state;
     int32_t lock;
     uint64_t id_hash;
-    char id[96];
+    mg_stat_id96_t id_bytes;
     int32_t inflight;
     int32_t cooldown_status;
     int64_t cooldown_until_ms;
@@ -30,8 +34,8 @@ typedef struct {
     double ttft;
     int32_t latency_n, latency_pos;
     int32_t ttft_n, ttft_pos;
-    double latency_samples[10];
-    double ttft_samples[10];
+    mg_stat_samples_t latency_samples;
+    mg_stat_samples_t ttft_samples;
     int64_t last_used_ms;
     int64_t prompt_tokens;
     int64_t completion_tokens;
@@ -73,8 +77,10 @@ function _M.init(abi, base, size, cfuncs)
     if base ~= nil then
         stats_base = ffi.cast("const mg_stat_t *", base)
     end
-    -- policies must not reach the real string table through getmetatable("")
+    -- policies must not reach the real string table through getmetatable(""), nor
+    -- string.dump through ("").dump
     getmetatable("").__metatable = false
+    string.dump = nil
     return true
 end
 
@@ -132,13 +138,18 @@ local function safe_pcall(f, ...)
     return unpack(r, 1, r.n)
 end
 
+-- xpcall whose handler runs as ordinary code after the failed call returns: LuaJIT
+-- runs a native xpcall handler with hooks suppressed, so a looping handler could
+-- never be stopped (found by the sandbox tests)
 local function safe_xpcall(f, handler, ...)
-    local args = pack(...)
-    local r = pack(native_xpcall(function() return f(unpack(args, 1, args.n)) end, handler))
-    if not r[1] and C.budget_exceeded() then
+    local r = pack(native_pcall(f, ...))
+    if r[1] then
+        return unpack(r, 1, r.n)
+    end
+    if C.budget_exceeded() then
         error(r[2], 0)
     end
-    return unpack(r, 1, r.n)
+    return false, handler(r[2])
 end
 
 local function copy_lib(lib, drop)

@@ -7,6 +7,7 @@
 set(MG_UNIT_LUA_TESTS
   lua/test_policies
   lua/test_sandbox
+  lua/test_pattern
 )
 
 foreach(t ${MG_UNIT_LUA_TESTS})

@@ -592,21 +592,9 @@ test_usage_based(void)
         b->tpm = 500;
         c->tpm = 500;
         rc = pf_select(vm, ROUTING, &ctx, g->deps, 3, out, &nout);
-        if (!(rc == MG_OK && nout == 1 && out[0] == g->deps[0])) {
-            if (MG_T_KNOWN_BUG("usage/latency/cost policies read stale per-minute counters "
-                               "(stats->minute is not checked): a deployment that reached its rpm/tpm "
-                               "limit stays excluded in later minutes until a request rolls it over, "
-                               "which never happens while it is excluded")) {
-                CHECK(rc == MG_OK && nout == 1 && out[0] == g->deps[0],
-                      "stale minute: rc %d picked %s", rc, nout > 0 ? out[0]->id : "(none)");
-            } else {
-                printf("BUG: usage_based_v2 picked %s (rc %d); expected ub-a, whose counters "
-                       "are from minute %lld (now %lld)\n", nout > 0 ? out[0]->id : "(none)", rc,
-                       (long long) a->minute, (long long) now_min);
-            }
-        } else {
-            mg_t_passed++;
-        }
+        CHECK(rc == MG_OK && nout == 1 && out[0] == g->deps[0],
+              "stale minute: rc %d picked %s (counters from minute %lld, now %lld)", rc,
+              nout > 0 ? out[0]->id : "(none)", (long long) a->minute, (long long) now_min);
         /* the same for a single deployment group: once the minute is over it is usable */
         mg_deployment_t *one[1] = {g->deps[0]};
         const char *pols[] = {"usage_based_v2", "latency_based", "cost_based"};
@@ -623,16 +611,8 @@ test_usage_based(void)
             one[0] = pf_group(s1, "stale")->deps[0];
             mg_lua_ctx_t c1 = pf_ctx("stale");
             rc = pf_select(vm1, ROUTING, &c1, one, 1, out, &nout);
-            if (rc != MG_OK) {
-                if (MG_T_KNOWN_BUG("stale per-minute rpm excludes a deployment after its minute")) {
-                    CHECK(rc == MG_OK, "%s: rc %d (%s)", pols[p], rc, pf_reason);
-                } else {
-                    printf("BUG: %s declines a deployment whose rpm=5 is from the previous minute: %s\n",
-                           pols[p], pf_reason);
-                }
-            } else {
-                mg_t_passed++;
-            }
+            CHECK(rc == MG_OK, "%s declines a deployment whose rpm=5 is from the previous minute: %s",
+                  pols[p], pf_reason);
             mg_lua_vm_destroy(vm1);
             mg_snapshot_unref(s1);
         }
