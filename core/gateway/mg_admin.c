@@ -791,14 +791,14 @@ mg_admin_state(mg_request_t *r)
 }
 
 static void
-mg_admin_cache(mg_request_t *r, const char *what)
+mg_admin_cache(mg_request_t *r)
 {
     json_t *b = json_pack("{s:s,s:s}", "status", "success", "message",
                           "moongate keeps no cache of provider clients or credentials to flush: a "
                           "rotated key takes effect for every request that starts after the "
                           "/config/reload or /model/update call returns, and connections using the "
                           "old key are drained as their responses finish. Nothing was done.");
-    json_object_set_new(b, "endpoint", json_string(what));
+    json_object_set_new(b, "endpoint", json_stringn(r->path, r->path_len));
     mg_gw_json(r, 200, b);
     json_decref(b);
 }
@@ -1214,7 +1214,7 @@ mg_admin_handle(mg_request_t *r, const char *m, size_t ml)
     }
     if (post && (mg_admin_path_is(r, "/cache/flushall") || mg_admin_path_is(r, "/cache/purge") ||
                  mg_admin_path_is(r, "/cache/delete"))) {
-        mg_admin_cache(r, r->path);
+        mg_admin_cache(r);
         return true;
     }
     if (get && mg_admin_path_is(r, "/cache/ping")) {

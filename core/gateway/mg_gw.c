@@ -664,6 +664,10 @@ void
 mg_gw_finalize(mg_request_t *r)
 {
     mg_proxy_cleanup(r);
+    if (r->att_snap != NULL) {
+        mg_snapshot_unref(r->att_snap);
+        r->att_snap = NULL;
+    }
     if (r->snap != NULL) {
         mg_snapshot_unref(r->snap);
         r->snap = NULL;

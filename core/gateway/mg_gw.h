@@ -91,6 +91,7 @@ struct mg_request_s {
     mg_http_req_t *hr;              /* borrowed: our HTTP request */
     mg_gw_t *gw;                    /* borrowed */
     mg_snapshot_t *snap;            /* ref: released in mg_gw_finalize() */
+    mg_snapshot_t *att_snap;        /* ref or NULL: a newer snapshot a retry's deployment is from */
     mg_arena_t *arena;              /* borrowed: hr->arena */
     mg_pending_t *pending;          /* async admin operation in flight, or NULL */
     char call_id[80];

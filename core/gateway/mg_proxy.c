@@ -1043,11 +1043,71 @@ mg_proxy_backoff_done(evutil_socket_t fd, short what, void *arg)
     mg_proxy_attempt(r);
 }
 
+/*
+ * The deployment an attempt uses.  The request keeps routing on the snapshot it
+ * pinned, but a retry or fallback that starts after a newer snapshot was installed
+ * takes the deployment's credentials and endpoint from the newer one: a rotated key
+ * or moved api_base applies to every upstream request started after the change.
+ * The deployment is found by id; a config reload that rotated a key also changed
+ * the id (it hashes the parameters, as LiteLLM's does), so then by its position in
+ * its model group.  NULL when it has been deleted since.
+ */
+static mg_deployment_t *
+mg_proxy_current_deployment(mg_request_t *r, mg_deployment_t *d)
+{
+    mg_snapshot_t *cur = r->gw->snap;
+    if (cur == NULL || cur == r->snap) {
+        return d;
+    }
+    if (r->att_snap != cur) {
+        if (r->att_snap != NULL) {
+            mg_snapshot_unref(r->att_snap);
+        }
+        r->att_snap = mg_snapshot_ref(cur);
+    }
+    mg_deployment_t *now = mg_registry_by_id(cur, d->id);
+    if (now != NULL) {
+        return now;
+    }
+    size_t nl = strlen(d->model_name);
+    mg_group_t *was = mg_registry_group(r->snap, d->model_name, nl);
+    mg_group_t *is = mg_registry_group(cur, d->model_name, nl);
+    if (was == NULL || is == NULL || was->ndeps != is->ndeps) {
+        return NULL;
+    }
+    for (size_t i = 0; i < was->ndeps; i++) {
+        if (was->deps[i] == d) {
+            /* same place, same model: the same deployment with new parameters */
+            now = is->deps[i];
+            return strcmp(now->litellm_model, d->litellm_model) == 0 ? now : NULL;
+        }
+    }
+    return NULL;
+}
+
 /* Starts the attempt on r->order[r->order_pos]. */
 static void
 mg_proxy_attempt(mg_request_t *r)
 {
-    mg_deployment_t *d = r->order[r->order_pos % r->norder];
+    mg_deployment_t *d = mg_proxy_current_deployment(r, r->order[r->order_pos % r->norder]);
+    if (d == NULL) {
+        mg_deployment_t *gone = r->order[r->order_pos % r->norder];
+        r->dep = NULL; /* nothing to cool down: it no longer exists */
+        r->attempts_in_group++;
+        mg_uperr_t e;
+        memset(&e, 0, sizeof(e));
+        e.status = 503;
+        e.cls = MG_ERR_UPSTREAM_5XX;
+        e.type_json = "null";
+        e.param_json = "null";
+        if (asprintf(&e.message, "litellm.ServiceUnavailableError: deployment %s of model group %s "
+                                 "was deleted while this request was being retried",
+                     gone->id, r->group_name) < 0) {
+            abort();
+        }
+        mg_proxy_fail(r, &e);
+        return;
+    }
     r->dep = d;
     r->attempts_in_group++;
     json_t *mock = r->req_mock != NULL ? r->req_mock : d->mock_response;

@@ -158,9 +158,9 @@ mg_conn_recv(mg_conn_t *c, void *buf, size_t len)
     for (;;) {
         ssize_t n = recv(c->fd, buf, len, 0);
         if (n > 0) {
-            if ((size_t) n < len) {
-                c->read_ready = false; /* short read: kernel buffer drained */
-            }
+            /* no "short read means drained" shortcut: with edge triggering, data and a
+             * RST that arrive together are one event (libevent reports EPOLLERR/HUP as
+             * plain EV_READ|EV_WRITE), so the error must be read now or never */
             return n;
         }
         if (n == 0) {
