@@ -87,6 +87,21 @@ typedef enum {
 
 typedef struct mg_pending_s mg_pending_t;
 
+/*
+ * One level of LiteLLM's run_async_fallback: the fallback groups of a group that
+ * failed, tried in order, each with its own fallbacks one level deeper (a
+ * depth-first walk bounded by max_fallbacks, as LiteLLM recurses).
+ */
+typedef struct mg_fb_frame_s {
+    struct mg_fb_frame_s *up;       /* the enclosing level, NULL for the primary's */
+    json_t *groups;                 /* owned: this level's groups, policy order, failed group removed */
+    size_t pos;                     /* next group to try */
+    int depth;                      /* LiteLLM's running fallback_depth of this level's loop */
+    uint8_t *allowed;               /* arena: the fallback policy's allowed deployments, or NULL */
+    char *error;                    /* malloc: the failed group's message with its suffix (NULL: primary) */
+    char *last_child;               /* malloc: the last failed child's full message */
+} mg_fb_frame_t;
+
 struct mg_request_s {
     mg_http_req_t *hr;              /* borrowed: our HTTP request */
     mg_gw_t *gw;                    /* borrowed */
@@ -130,15 +145,16 @@ struct mg_request_s {
     int max_retries;
     int attempts_in_group;
     int retries_done;               /* x-litellm-attempted-retries */
-    int fallback_depth;
-    json_t *fallback_groups;        /* owned: remaining fallback groups, or NULL */
-    json_t *fallback_list_repr;     /* owned: the list shown in messages, or NULL */
+    int fallback_depth;             /* LiteLLM's fallback_depth of the group being tried */
+    mg_fb_frame_t *fb_top;          /* malloc chain: the fallback lists being walked, innermost first */
+    int fb_groups_tried;
+    json_t *fallback_list_repr;     /* owned: the primary group's fallback list (messages), or NULL */
     uint8_t *fallback_allowed;      /* arena: per deployment index, set by the fallback policy */
-    bool fallbacks_computed;
     char *first_error;              /* malloc: message of the first failure (with suffix added later) */
     int first_status;
     const char *first_type;
     const char *first_param;
+    char *grp_error;                /* malloc: first failure of the fallback group being tried */
     char *last_fb_error;            /* malloc: last fallback failure message */
     bool first_no_suffix;           /* the first error is LiteLLM's suffix-less "No deployments" */
     mg_att_state_t state;

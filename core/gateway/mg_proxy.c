@@ -141,6 +141,18 @@ mg_proxy_timer_set(mg_request_t *r, int64_t ms, event_callback_fn cb)
 
 /* ---- errors to the client ---- */
 
+/* LiteLLM's x-litellm-attempted-fallbacks: set last by the outermost level, so the
+ * position reached in the primary group's own fallback list */
+static int
+mg_proxy_attempted_fallbacks(const mg_request_t *r)
+{
+    const mg_fb_frame_t *f = r->fb_top;
+    while (f != NULL && f->up != NULL) {
+        f = f->up;
+    }
+    return f != NULL ? f->depth : 0;
+}
+
 static void
 mg_proxy_error_headers(mg_request_t *r, mg_buf_t *h)
 {
@@ -566,7 +578,7 @@ mg_proxy_success_headers(mg_request_t *r, mg_buf_t *h)
                      "x-litellm-attempted-retries: %d\r\nx-litellm-attempted-fallbacks: %d\r\n"
                      "x-litellm-key-spend: 0.0\r\n",
                   total_ms, total_ms - up_ms > 0 ? total_ms - up_ms : 0, r->retries_done,
-                  r->fallback_depth);
+                  mg_proxy_attempted_fallbacks(r));
     if (r->retries_done > 0) {
         mg_buf_printf(h, "x-litellm-max-retries: %d\r\n", r->max_retries);
     }
@@ -1260,66 +1272,188 @@ mg_proxy_final_error(mg_request_t *r)
     mg_buf_free(&h);
 }
 
-/* Moves to the next fallback group; false when there is none. */
+/* "<msg>. Received Model Group=<g>\nAvailable Model Group Fallbacks=<list>" (malloc) */
+static char *
+mg_proxy_group_message(const char *msg, const char *group, json_t *repr)
+{
+    char *list = mg_proxy_fallback_repr(repr);
+    char *out = NULL;
+    if (asprintf(&out, "%s. Received Model Group=%s\nAvailable Model Group Fallbacks=%s", msg, group,
+                 list) < 0) {
+        abort();
+    }
+    free(list);
+    return out;
+}
+
+/* Records the full message of a fallback group that failed for good at the current level. */
+static void
+mg_proxy_fb_child_failed(mg_request_t *r, char *msg)
+{
+    if (r->fb_top == NULL) {
+        free(msg);
+        return;
+    }
+    free(r->fb_top->last_child);
+    r->fb_top->last_child = msg;
+}
+
+static void
+mg_proxy_fb_free(mg_fb_frame_t *f)
+{
+    json_decref(f->groups);
+    free(f->error);
+    free(f->last_child);
+    free(f);
+}
+
+/* LiteLLM bounds the walk by depth only; a list that names itself round in circles
+ * multiplies the tries, so moongate also stops after this many fallback groups. */
+#define MG_PROXY_MAX_FALLBACK_GROUPS 64
+
+/*
+ * Moves to the next fallback group, depth first: the innermost level's next group,
+ * else that level is done and its group's failure (with the last child's error)
+ * goes one level up.  False when every level is done.
+ */
 static bool
 mg_proxy_next_fallback(mg_request_t *r)
 {
     mg_snapshot_t *s = r->snap;
-    json_t *max = mg_config_router_get(s->config, "max_fallbacks");
-    int maxfb = json_is_number(max) ? mg_clamp_int(json_number_value(max)) : 5;
-    while (r->fallback_groups != NULL && json_array_size(r->fallback_groups) > 0) {
-        if (r->fallback_depth >= maxfb) {
-            return false;
-        }
-        json_t *next = json_incref(json_array_get(r->fallback_groups, 0));
-        json_array_remove(r->fallback_groups, 0);
-        const char *name = json_string_value(next);
-        if (name == NULL && json_is_object(next)) {
-            name = json_string_value(json_object_get(next, "model"));
-        }
-        if (name == NULL) {
-            json_decref(next);
-            continue;
-        }
-        r->fallback_depth++;
-        mg_group_t *g = mg_registry_group(s, name, strlen(name));
-        mg_deployment_t *byid = g == NULL ? mg_registry_by_id(s, name) : NULL;
-        char matched[700];
-        const char *wm = NULL;
-        if (g == NULL && byid == NULL) {
-            g = mg_route_wildcard(r, name, matched, sizeof(matched));
-            wm = g ? matched : NULL;
-        }
-        if (g == NULL && byid == NULL) {
-            free(r->last_fb_error);
-            if (asprintf(&r->last_fb_error, "litellm.BadRequestError: You passed in model=%s. There "
-                                            "is no 'model_name' with this string ", name) < 0) {
-                abort();
+    while (r->fb_top != NULL) {
+        mg_fb_frame_t *f = r->fb_top;
+        while (f->pos < json_array_size(f->groups) && r->fb_groups_tried < MG_PROXY_MAX_FALLBACK_GROUPS) {
+            json_t *next = json_array_get(f->groups, f->pos++);
+            const char *name = json_string_value(next);
+            if (name == NULL && json_is_object(next)) {
+                name = json_string_value(json_object_get(next, "model"));
             }
-            json_decref(next);
-            continue;
+            if (name == NULL) {
+                continue;
+            }
+            f->depth++;
+            r->fb_groups_tried++;
+            r->fallback_depth = f->depth;
+            mg_group_t *g = mg_registry_group(s, name, strlen(name));
+            mg_deployment_t *byid = g == NULL ? mg_registry_by_id(s, name) : NULL;
+            char matched[700];
+            const char *wm = NULL;
+            if (g == NULL && byid == NULL) {
+                g = mg_route_wildcard(r, name, matched, sizeof(matched));
+                wm = g ? matched : NULL;
+            }
+            if (g == NULL && byid == NULL) {
+                char *m = NULL;
+                if (asprintf(&m, "litellm.BadRequestError: You passed in model=%s. There is no "
+                                 "'model_name' with this string ", name) < 0) {
+                    abort();
+                }
+                mg_proxy_fb_child_failed(r, mg_proxy_group_message(m, name, NULL));
+                free(m);
+                continue;
+            }
+            r->group = g;
+            r->group_name = mg_arena_strdup(r->arena, name);
+            r->wild_matched = wm ? mg_arena_strdup(r->arena, wm) : NULL;
+            r->fallback_allowed = f->allowed;
+            r->norder = 0;
+            r->order_pos = 0;
+            r->attempts_in_group = 0;
+            free(r->grp_error);
+            r->grp_error = NULL;
+            if (byid != NULL) {
+                r->group = NULL;
+                r->order[0] = byid;
+                r->norder = 1;
+            } else if (!mg_proxy_route_group(r, false)) {
+                mg_proxy_fb_child_failed(r, mg_route_no_deployments_message(r, NULL));
+                continue;
+            }
+            r->max_retries = mg_proxy_group_retries(r);
+            r->retries_left = r->max_retries;
+            return true;
         }
-        r->group = g;
-        r->group_name = mg_arena_strdup(r->arena, name);
-        r->wild_matched = wm ? mg_arena_strdup(r->arena, wm) : NULL;
-        r->norder = 0;
-        r->order_pos = 0;
-        r->attempts_in_group = 0;
-        json_decref(next);
-        if (byid != NULL) {
-            r->group = NULL;
-            r->order[0] = byid;
-            r->norder = 1;
-        } else if (!mg_proxy_route_group(r, false)) {
+        /* this level is done: its group failed, with the last child's error */
+        r->fb_top = f->up;
+        if (r->fb_top == NULL) {
             free(r->last_fb_error);
-            r->last_fb_error = mg_route_no_deployments_message(r, NULL);
-            continue;
+            r->last_fb_error = f->last_child;
+            f->last_child = NULL;
+        } else {
+            char *m = NULL;
+            if (f->last_child != NULL) {
+                if (asprintf(&m, "%s\nError doing the fallback: %s", f->error, f->last_child) < 0) {
+                    abort();
+                }
+            } else {
+                m = f->error;
+                f->error = NULL;
+            }
+            mg_proxy_fb_child_failed(r, m);
         }
-        r->max_retries = mg_proxy_group_retries(r);
-        r->retries_left = r->max_retries;
-        return true;
+        mg_proxy_fb_free(f);
     }
     return false;
+}
+
+/*
+ * The group being tried failed for good (its retries are spent) with e: find its
+ * fallbacks and open a level for them when the depth allows (LiteLLM's
+ * run_async_fallback: depth >= max_fallbacks raises the group's own error).
+ */
+static void
+mg_proxy_group_failed(mg_request_t *r, const mg_uperr_t *e)
+{
+    bool primary = r->fb_top == NULL;
+    char **msgp = primary ? &r->first_error : &r->grp_error;
+    if (*msgp == NULL) {
+        *msgp = mg_xstrdup("(no error recorded)");
+    }
+    json_t *groups = NULL, *repr = NULL;
+    uint8_t *allowed = NULL;
+    bool raised = false;
+    mg_route_fallbacks(r, e, msgp, &groups, &repr, &allowed, &raised);
+    json_t *max = mg_config_router_get(r->snap->config, "max_fallbacks");
+    int maxfb = json_is_number(max) ? mg_clamp_int(json_number_value(max)) : 5;
+    bool open = groups != NULL && json_array_size(groups) > 0 && r->fallback_depth < maxfb;
+    /* a list that was found but not walked (past max_fallbacks, or only the group
+     * itself): LiteLLM raises the group's own error from inside its fallback block */
+    raised = raised || (groups != NULL && !open);
+    if (primary) {
+        json_decref(r->fallback_list_repr);
+        r->fallback_list_repr = json_incref(repr);
+        if (raised) {
+            free(r->last_fb_error);
+            r->last_fb_error = mg_xstrdup(r->first_error);
+        }
+    }
+    char *mine = NULL; /* a fallback group's message with its suffix */
+    if (!primary) {
+        mine = mg_proxy_group_message(r->grp_error, r->group_name, repr);
+        if (raised) {
+            char *m = NULL;
+            if (asprintf(&m, "%s\nError doing the fallback: %s", mine, r->grp_error) < 0) {
+                abort();
+            }
+            free(mine);
+            mine = m;
+        }
+    }
+    if (open) {
+        mg_fb_frame_t *f = mg_xcalloc(1, sizeof(*f));
+        f->up = r->fb_top;
+        f->groups = groups;
+        f->depth = r->fallback_depth;
+        f->allowed = allowed;
+        f->error = mine;
+        r->fb_top = f;
+    } else {
+        json_decref(groups);
+        if (mine != NULL) {
+            mg_proxy_fb_child_failed(r, mine);
+        }
+    }
+    json_decref(repr);
 }
 
 static void
@@ -1332,18 +1466,14 @@ mg_proxy_fail(mg_request_t *r, mg_uperr_t *e)
     if (d != NULL) {
         mg_route_on_failure(r, d, e);
     }
-    bool primary = r->fallback_depth == 0;
-    if (primary && r->first_error == NULL) {
+    /* LiteLLM raises a group's first error once its retries are spent */
+    if (r->fb_top == NULL && r->first_error == NULL) {
         r->first_error = mg_xstrdup(e->message);
         r->first_status = e->status;
         r->first_type = mg_arena_strdup(r->arena, e->type_json);
         r->first_param = mg_arena_strdup(r->arena, e->param_json);
-    } else if (!primary) {
-        free(r->last_fb_error);
-        if (asprintf(&r->last_fb_error, "%s. Received Model Group=%s\nAvailable Model Group "
-                                        "Fallbacks=None", e->message, r->group_name) < 0) {
-            abort();
-        }
+    } else if (r->fb_top != NULL && r->grp_error == NULL) {
+        r->grp_error = mg_xstrdup(e->message);
     }
     /* retry inside the group? */
     int64_t wait_ms = 0;
@@ -1351,30 +1481,29 @@ mg_proxy_fail(mg_request_t *r, mg_uperr_t *e)
         r->retries_left--;
         r->retries_done++;
         r->order_pos++;
-        mg_uperr_free(e);
         /* re-run selection so cooled-down deployments are skipped */
+        bool routed = true;
         if (r->group != NULL) {
             int keep = r->order_pos;
-            if (!mg_proxy_route_group(r, false)) {
-                goto group_failed;
+            routed = mg_proxy_route_group(r, false);
+            if (routed) {
+                r->order_pos = keep % (r->norder > 0 ? r->norder : 1);
             }
-            r->order_pos = keep % (r->norder > 0 ? r->norder : 1);
         }
-        if (wait_ms > 0) {
-            r->state = MG_ATT_BACKOFF;
-            mg_proxy_timer_set(r, wait_ms, mg_proxy_backoff_done);
-        } else {
-            mg_proxy_attempt(r);
+        if (routed) {
+            mg_uperr_free(e);
+            if (wait_ms > 0) {
+                r->state = MG_ATT_BACKOFF;
+                mg_proxy_timer_set(r, wait_ms, mg_proxy_backoff_done);
+            } else {
+                mg_proxy_attempt(r);
+            }
+            return;
         }
-        return;
     }
-    if (!r->fallbacks_computed) {
-        r->fallbacks_computed = true;
-        mg_route_fallbacks(r, e);
-    }
+    mg_proxy_group_failed(r, e);
     mg_uperr_free(e);
-group_failed:
-    if (!r->disable_fallbacks && mg_proxy_next_fallback(r)) {
+    if (mg_proxy_next_fallback(r)) {
         mg_proxy_attempt(r);
         return;
     }
@@ -1462,8 +1591,13 @@ mg_proxy_cleanup(mg_request_t *r)
     r->req_fallbacks = NULL;
     json_decref(r->req_mock);
     r->req_mock = NULL;
-    json_decref(r->fallback_groups);
-    r->fallback_groups = NULL;
+    while (r->fb_top != NULL) {
+        mg_fb_frame_t *f = r->fb_top;
+        r->fb_top = f->up;
+        mg_proxy_fb_free(f);
+    }
+    free(r->grp_error);
+    r->grp_error = NULL;
     json_decref(r->fallback_list_repr);
     r->fallback_list_repr = NULL;
     free(r->first_error);

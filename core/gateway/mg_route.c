@@ -383,12 +383,12 @@ mg_route_entry(json_t *list, const char *group)
 }
 
 static void
-mg_route_append_first(mg_request_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+mg_route_append_msg(char **msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
-mg_route_append_first(mg_request_t *r, const char *fmt, ...)
+mg_route_append_msg(char **msg, const char *fmt, ...)
 {
-    if (r->first_error == NULL) {
+    if (*msg == NULL) {
         return;
     }
     va_list ap;
@@ -399,12 +399,12 @@ mg_route_append_first(mg_request_t *r, const char *fmt, ...)
     }
     va_end(ap);
     char *n = NULL;
-    if (asprintf(&n, "%s%s", r->first_error, add) < 0) {
+    if (asprintf(&n, "%s%s", *msg, add) < 0) {
         abort();
     }
-    free(r->first_error);
+    free(*msg);
     free(add);
-    r->first_error = n;
+    *msg = n;
 }
 
 static char *
@@ -457,10 +457,10 @@ mg_route_entry_deps(mg_request_t *r, const char *name, mg_deployment_t **out, in
 
 /* Lets the fallback policy order and filter the fallback candidates. */
 static void
-mg_route_fallback_policy(mg_request_t *r, const mg_uperr_t *e)
+mg_route_fallback_policy(mg_request_t *r, const mg_uperr_t *e, json_t **groups, uint8_t **allowed_out)
 {
     mg_lua_vm_t *vm = mg_gw_vm(r->snap);
-    size_t ng = json_array_size(r->fallback_groups);
+    size_t ng = json_array_size(*groups);
     if (vm == NULL || ng == 0) {
         return;
     }
@@ -469,7 +469,7 @@ mg_route_fallback_policy(mg_request_t *r, const mg_uperr_t *e)
     int tag[CAP];
     int n = 0;
     for (size_t i = 0; i < ng && n < CAP; i++) {
-        json_t *it = json_array_get(r->fallback_groups, i);
+        json_t *it = json_array_get(*groups, i);
         const char *name = json_is_string(it) ? json_string_value(it)
                                               : json_string_value(json_object_get(it, "model"));
         if (name == NULL) {
@@ -503,25 +503,26 @@ mg_route_fallback_policy(mg_request_t *r, const mg_uperr_t *e)
         for (int j = 0; j < n; j++) {
             if (cands[j] == out[i] && !seen[tag[j]]) {
                 seen[tag[j]] = 1;
-                json_array_append(ordered, json_array_get(r->fallback_groups, (size_t) tag[j]));
+                json_array_append(ordered, json_array_get(*groups, (size_t) tag[j]));
                 break;
             }
         }
     }
-    json_decref(r->fallback_groups);
-    r->fallback_groups = ordered;
-    r->fallback_allowed = allowed;
+    json_decref(*groups);
+    *groups = ordered;
+    *allowed_out = allowed;
 }
 
 void
-mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e)
+mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e, char **msg, json_t **groups,
+                   json_t **repr, uint8_t **allowed, bool *raised)
 {
     mg_config_t *c = r->snap->config;
     const char *g0 = r->group_name;
-    json_decref(r->fallback_groups);
-    r->fallback_groups = NULL;
-    json_decref(r->fallback_list_repr);
-    r->fallback_list_repr = NULL;
+    *groups = NULL;
+    *repr = NULL;
+    *allowed = NULL;
+    *raised = false;
     if (r->disable_fallbacks) {
         return;
     }
@@ -545,10 +546,11 @@ mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e)
         if (cw != NULL) {
             json_t *v = mg_route_entry(cw, g0);
             list = v != NULL ? json_incref(v) : NULL;
+            *raised = v == NULL;
             goto done;
         }
         char *rep = mg_route_repr_fallbacks(generic);
-        mg_route_append_first(r, "\nmodel=%s. context_window_fallbacks=None. fallbacks=%s.\n\nSet "
+        mg_route_append_msg(msg, "\nmodel=%s. context_window_fallbacks=None. fallbacks=%s.\n\nSet "
                                  "'context_window_fallback' - https://docs.litellm.ai/docs/routing#fallbacks",
                               g0, rep);
         free(rep);
@@ -557,10 +559,11 @@ mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e)
         if (cp != NULL) {
             json_t *v = mg_route_entry(cp, g0);
             list = v != NULL ? json_incref(v) : NULL;
+            *raised = v == NULL;
             goto done;
         }
         char *rep = mg_route_repr_fallbacks(generic);
-        mg_route_append_first(r, "\nmodel=%s. content_policy_fallback=None. fallbacks=%s.\n\nSet "
+        mg_route_append_msg(msg, "\nmodel=%s. content_policy_fallback=None. fallbacks=%s.\n\nSet "
                                  "'content_policy_fallback' - https://docs.litellm.ai/docs/routing#fallbacks",
                               g0, rep);
         free(rep);
@@ -585,9 +588,10 @@ mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e)
         list = json_incref(v);
     } else {
         char *rep = mg_route_repr_fallbacks(generic);
-        mg_route_append_first(r, "No fallback model group found for original model_group=%s. "
+        mg_route_append_msg(msg, "No fallback model group found for original model_group=%s. "
                                  "Fallbacks=%s", g0, rep);
         free(rep);
+        *raised = true;
     }
 done:
     if (list != NULL) {
@@ -602,9 +606,9 @@ done:
                 json_array_append(clean, it);
             }
         }
-        r->fallback_list_repr = json_incref(list);
-        r->fallback_groups = clean;
+        *repr = json_incref(list);
+        *groups = clean;
         json_decref(list);
-        mg_route_fallback_policy(r, e);
+        mg_route_fallback_policy(r, e, groups, allowed);
     }
 }

@@ -25,8 +25,17 @@ char *mg_route_no_deployments_message(mg_request_t *r, const mg_route_result_t *
 void mg_route_on_failure(mg_request_t *r, mg_deployment_t *d, const mg_uperr_t *e);
 /* Whether to retry within the group, and how long to wait first. */
 bool mg_route_should_retry(mg_request_t *r, const mg_uperr_t *e, int64_t *wait_ms);
-/* Computes the fallback groups for the primary failure e (sets r->fallback_groups). */
-void mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e);
+/*
+ * The fallback groups of the group that just failed (r->group_name) with e, as
+ * LiteLLM picks them: *groups (owned, the failed group removed, in the fallback
+ * policy's order; NULL when none), *repr (owned: the configured list, for
+ * messages; NULL = None) and *allowed (arena: deployments the policy kept, or
+ * NULL).  The notes LiteLLM appends to the group's error go to *msg.  *raised:
+ * LiteLLM raises the group's own error inside its fallback block here (a list is
+ * configured but has no entry for the group), so its message repeats itself.
+ */
+void mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e, char **msg, json_t **groups,
+                        json_t **repr, uint8_t **allowed, bool *raised);
 /* Uniform [0,1) from the worker's generator. */
 double mg_route_rand(void);
 

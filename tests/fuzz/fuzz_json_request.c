@@ -147,10 +147,16 @@ mg_route_should_retry(mg_request_t *r, const mg_uperr_t *e, int64_t *wait_ms)
 }
 
 __attribute__((weak)) void
-mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e)
+mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e, char **msg, json_t **groups, json_t **repr,
+                   uint8_t **allowed, bool *raised)
 {
+    (void) raised;
     (void) r;
     (void) e;
+    (void) msg;
+    (void) groups;
+    (void) repr;
+    (void) allowed;
     FUZZ_UNREACHED("mg_route_fallbacks");
 }
 

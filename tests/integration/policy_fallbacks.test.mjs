@@ -24,6 +24,7 @@ await mock.script({
     ['up-cw2', { status: 400, error_code: 'context_length_exceeded' }],
     ['up-chain', { status: 500 }], ['up-prov', { status: 500 }],
     ['up-nesta', { status: 500 }], ['up-nestb', { status: 500 }],
+    ['up-ping', { status: 500 }], ['up-pong', { status: 500 }],
   ].map(([model, respond]) => ({ match: { model }, respond })),
 });
 
@@ -37,17 +38,17 @@ const gw1 = await startGateway({
     model_list: [
       ...common,
       dep('primary', 'up-primary', 'id-primary'), dep('allfail', 'up-allfail', 'id-allfail'),
-      dep('lonely', 'up-lonely', 'id-lonely'), dep('solo', 'up-solo', 'id-solo'),
+      dep('solo', 'up-solo', 'id-solo'),
       dep('cw', 'up-cw', 'id-cw'), dep('cw-big', 'up-cwbig', 'id-cwbig'), dep('cw2', 'up-cw2', 'id-cw2'),
       dep('nest-a', 'up-nesta', 'id-nesta'), dep('nest-b', 'up-nestb', 'id-nestb'),
+      dep('ping', 'up-ping', 'id-ping'), dep('pong', 'up-pong', 'id-pong'),
     ],
     router_settings: {
       num_retries: 0,
       disable_cooldowns: true,
       fallbacks: [{ primary: ['fb-500', 'fb-ok'] }, { allfail: ['fb-500', 'fb-429'] }, { cw2: ['fb-ok'] },
-        { 'nest-a': ['nest-b'] }, { 'nest-b': ['fb-ok'] }],
+        { 'nest-a': ['nest-b'] }, { 'nest-b': ['fb-ok'] }, { ping: ['pong'] }, { pong: ['ping'] }],
       context_window_fallbacks: [{ cw: ['cw-big'] }],
-      default_fallbacks: ['fb-ok'],
     },
     general_settings: { master_key: KEY },
   },
@@ -55,10 +56,12 @@ const gw1 = await startGateway({
 });
 const gw2 = await startGateway({
   config: {
-    model_list: [...common, dep('chain', 'up-chain', 'id-chain'), dep('cwx', 'up-cw', 'id-cwx')],
+    model_list: [...common, dep('chain', 'up-chain', 'id-chain'), dep('cwx', 'up-cw', 'id-cwx'),
+      dep('lonely', 'up-lonely', 'id-lonely')],
     router_settings: {
       num_retries: 0, disable_cooldowns: true, max_fallbacks: 1,
       fallbacks: [{ chain: ['fb-500', 'fb-ok'] }, { cwx: ['fb-ok'] }, { 'fb-500': ['fb-429'] }],
+      default_fallbacks: ['fb-ok'],
     },
     general_settings: { master_key: KEY },
   },
@@ -117,6 +120,7 @@ async function run(gw, model, extra = {}) {
 }
 const SUFFIX = (group, list) => `. Received Model Group=${group}\nAvailable Model Group Fallbacks=${list}`;
 
+// gw1 has no default_fallbacks, so a fallback group without its own entry has no nested fallbacks
 test('fallbacks are tried in order across groups: 429, then 500, then the one that works', async () => {
   const r = await run(gw1, 'primary');
   assert.equal(r.status, 200, r.text);
@@ -132,7 +136,12 @@ test('when every fallback fails: the first error, LiteLLM\'s suffix and the last
   const m = r.json.error.message;
   assert.match(m, /^litellm\.RateLimitError: RateLimitError: OpenAIException - Rate limit reached for up-allfail/);
   assert.match(m, /\. Received Model Group=\S+\nAvailable Model Group Fallbacks=\['fb-500', 'fb-429'\]\n/);
-  assert.match(m, /\nError doing the fallback: litellm\.RateLimitError: .*up-fb429.*\. Received Model Group=fb-429\nAvailable Model Group Fallbacks=None$/s);
+  // the last fallback (fb-429) has no entry of its own: LiteLLM notes it, and raises that error inside
+  // its fallback block, so fb-429's message repeats itself after its own suffix
+  const last = m.slice(m.indexOf('\nError doing the fallback: ') + '\nError doing the fallback: '.length);
+  const own = last.slice(0, last.indexOf(SUFFIX('fb-429', 'None')));
+  assert.match(own, /^litellm\.RateLimitError: .*up-fb429.*No fallback model group found for original model_group=fb-429\. Fallbacks=\[/s);
+  assert.equal(last, `${own}${SUFFIX('fb-429', 'None')}\nError doing the fallback: ${own}`);
   assert.equal(r.json.error.code, '429');
 });
 
@@ -153,8 +162,12 @@ test('context_window_fallbacks: a context-window error goes to its own list, wit
   const r2 = await run(gw1, 'cw2');
   assert.deepEqual(r2.upstream, ['up-cw2']);
   assert.equal(r2.status, 400, r2.text);
-  assert.match(r2.json.error.message, /^litellm\.ContextWindowExceededError: /);
-  assert.ok(r2.json.error.message.endsWith(SUFFIX('cw2', 'None')), r2.json.error.message);
+  const m2 = r2.json.error.message;
+  assert.match(m2, /^litellm\.ContextWindowExceededError: /);
+  // LiteLLM raises the group's own error inside its fallback block: the message repeats itself
+  const own = m2.slice(0, m2.indexOf(SUFFIX('cw2', 'None')));
+  assert.ok(own.length > 0, m2);
+  assert.equal(m2, `${own}${SUFFIX('cw2', 'None')}\nError doing the fallback: ${own}`);
 });
 
 test('context_window_fallbacks not configured: the generic fallbacks are used', async () => {
@@ -164,7 +177,7 @@ test('context_window_fallbacks not configured: the generic fallbacks are used', 
 });
 
 test('default_fallbacks for a group without its own entry', async () => {
-  const r = await run(gw1, 'lonely');
+  const r = await run(gw2, 'lonely');
   assert.equal(r.status, 200, r.text);
   assert.deepEqual(r.upstream, ['up-lonely', 'up-fbok']);
 });
@@ -193,7 +206,6 @@ test('disable_fallbacks: only the group itself, and no suffix', async () => {
 // per fallback list, every group of the list is then tried, and each fallback group runs with its
 // own fallbacks at depth + 1 -- so max_fallbacks bounds nesting, not the length of one list.
 test('max_fallbacks: 1 still walks the whole fallback list, but no nested fallbacks',
-  { todo: 'moongate bug: max_fallbacks caps the number of groups tried from one list (LiteLLM caps the nesting depth)' },
   async () => {
     const r = await run(gw2, 'chain');
     assert.deepEqual(r.upstream, ['up-chain', 'up-fb500', 'up-fbok'], 'fb-500\'s own fallback (fb-429) is past the depth');
@@ -201,12 +213,21 @@ test('max_fallbacks: 1 still walks the whole fallback list, but no nested fallba
   });
 
 test('a fallback group\'s own fallbacks are tried (nested, within max_fallbacks)',
-  { todo: 'moongate bug: fallback groups never use their own fallbacks entry (LiteLLM recurses, depth + 1)' },
   async () => {
     const r = await run(gw1, 'nest-a');
     assert.deepEqual(r.upstream, ['up-nesta', 'up-nestb', 'up-fbok']);
     assert.equal(r.status, 200, r.text);
   });
+
+test('fallbacks that point at each other stop at max_fallbacks (default 5) levels deep', async () => {
+  const r = await run(gw1, 'ping');
+  // LiteLLM: ping, then pong at depth 1, its own fallback ping at depth 2, ... pong at depth 5
+  assert.deepEqual(r.upstream, ['up-ping', 'up-pong', 'up-ping', 'up-pong', 'up-ping', 'up-pong']);
+  assert.equal(r.status, 500, r.text);
+  const m = r.json.error.message;
+  assert.ok(m.startsWith('litellm.InternalServerError: '), m);
+  assert.equal(m.split('\nError doing the fallback: ').length - 1 >= 5, true, m);
+});
 
 test('a custom fallback policy that drops the failed provider is honoured', async () => {
   const info = await req(gw3.port, '/policy/info', { key: KEY });
