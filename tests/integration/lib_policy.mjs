@@ -10,8 +10,8 @@
 // Date.now() (CLOCK_REALTIME, like the mock provider's t_start_ms).
 
 import crypto from 'node:crypto';
-import http from 'node:http';
 import { waitFor } from '../lib/harness.mjs';
+import { req as registryReq } from './lib_registry.mjs';
 
 export const sha256 = (s) => crypto.createHash('sha256').update(s).digest('hex');
 
@@ -24,44 +24,18 @@ export function policySetVersion(routingHash, fallbackHash, wildcardHash) {
 }
 
 /**
- * One request on a new connection (agent: false).  Returns {status, headers,
- * text, json, worker, regVersion, polVersion, modelId, tSend, tRecv} or
- * {error, tSend, tRecv}.
+ * lib_registry's req() (a new connection unless an agent is given), plus the
+ * policy headers: {..., regVersion, polVersion, modelId}.
  */
-export function req(port, path, { method = 'GET', body, headers = {}, key, timeout = 30000, agent = false } = {}) {
-  const h = { ...headers };
-  if (key) h.authorization = `Bearer ${key}`;
-  let data = null;
-  if (body !== undefined) {
-    data = typeof body === 'string' ? body : JSON.stringify(body);
-    h['content-type'] = 'application/json';
-    h['content-length'] = Buffer.byteLength(data);
-  }
-  const tSend = Date.now();
-  return new Promise((resolve) => {
-    const r = http.request({ host: '127.0.0.1', port, path, method, headers: h, agent, timeout }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        const hd = res.headers;
-        resolve({
-          status: res.statusCode, headers: hd, text, json, tSend, tRecv: Date.now(),
-          worker: hd['x-moongate-worker'] !== undefined ? Number(hd['x-moongate-worker']) : null,
-          regVersion: hd['x-moongate-registry-version'] !== undefined ? Number(hd['x-moongate-registry-version']) : null,
-          polVersion: hd['x-moongate-policy-version'] ?? null,
-          modelId: hd['x-litellm-model-id'] ?? null,
-        });
-      });
-      res.on('error', (e) => resolve({ error: e.message, tSend, tRecv: Date.now() }));
-    });
-    r.on('timeout', () => r.destroy(new Error('client timeout')));
-    r.on('error', (e) => resolve({ error: e.message, tSend, tRecv: Date.now() }));
-    if (data !== null) r.write(data);
-    r.end();
-  });
+export async function req(port, path, opts = {}) {
+  const r = await registryReq(port, path, opts);
+  if (r.error) return r;
+  return {
+    ...r,
+    regVersion: r.version,
+    polVersion: r.headers['x-moongate-policy-version'] ?? null,
+    modelId: r.headers['x-litellm-model-id'] ?? null,
+  };
 }
 
 export const chatBody = (model, content = 'hi', extra = {}) =>

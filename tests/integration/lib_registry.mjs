@@ -29,13 +29,13 @@ process.on('exit', () => {
 export const now = () => Date.now();
 
 /**
- * One request on a new connection (agent: false, Connection: close).
+ * One request, on a new connection unless an http.Agent is given.
  * Returns {status, headers (lower-case object), text, json, worker, version,
  * tSend, tHead (response head received), tRecv} or {error, tSend, tRecv} when
  * the connection failed.  Times are Date.now() (CLOCK_REALTIME, like the mock
  * provider's t_start_ms).
  */
-export function req(port, path, { method = 'GET', body, headers = {}, key, timeout = 30000 } = {}) {
+export function req(port, path, { method = 'GET', body, headers = {}, key, timeout = 30000, agent = false } = {}) {
   const h = { ...headers };
   if (key) h.authorization = `Bearer ${key}`;
   let data = null;
@@ -46,7 +46,7 @@ export function req(port, path, { method = 'GET', body, headers = {}, key, timeo
   }
   const tSend = now();
   return new Promise((resolve) => {
-    const r = http.request({ host: '127.0.0.1', port, path, method, headers: h, agent: false, timeout }, (res) => {
+    const r = http.request({ host: '127.0.0.1', port, path, method, headers: h, agent, timeout }, (res) => {
       const tHead = now();
       let text = '';
       res.setEncoding('utf8');

@@ -279,3 +279,35 @@ export async function stopAndCollect(gw, { timeout = 60000 } = {}) {
   ]);
   return { ...res, timedOut: false, stderr: gw.output().stderr };
 }
+
+/** SIGTERM, then: the master exited by itself with code 0 and stderr has no sanitizer report. */
+export async function assertCleanStop(gw) {
+  const stopped = await stopAndCollect(gw);
+  assert.equal(stopped.timedOut, false, 'the master exited');
+  assert.equal(stopped.code, 0, `exit code (signal ${stopped.sig})`);
+  const rep = sanitizerReport(stopped.stderr);
+  assert.equal(rep, null, `sanitizer report:\n${rep}`);
+  return stopped;
+}
+
+/**
+ * After a rotation: waits until every worker (that passes `ready`) has exactly one live
+ * client, at most `maxDraining` draining ones, no idle connection on a draining client, and
+ * `busy` stream connections in all draining clients together.
+ */
+export async function waitOldClientsDraining(gw, { busy, maxDraining = Infinity, ready = () => true, what }) {
+  await waitFor(async () => {
+    const ws = await poolStates(gw);
+    let n = 0;
+    for (const w of ws) {
+      if (!ready(w)) return false;
+      const dr = w.pool.clients.filter((c) => c.draining);
+      if (w.pool.clients.length - dr.length !== 1 || dr.length > maxDraining) return false;
+      for (const c of dr) {
+        if (c.idle !== 0) return false;
+        n += c.busy;
+      }
+    }
+    return n === busy;
+  }, { timeout: 10000, interval: 100, what });
+}

@@ -19,8 +19,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMock, startGateway, waitFor } from '../lib/harness.mjs';
 import {
-  chat, byUser, streamOk, describeResult, poolStates, hitEveryWorker, waitPoolAtRest,
-  sanitizerReport, stopAndCollect, assertBurst,
+  chat, byUser, streamOk, describeResult, poolStates, hitEveryWorker, waitPoolAtRest, assertBurst,
+  assertCleanStop, waitOldClientsDraining,
 } from './lib_rotation.mjs';
 
 const N = 100;
@@ -89,19 +89,9 @@ test('POST /model/update with k2: every request that starts after it returned us
   // idle k1 connections closed at once, busy ones kept
   await waitFor(async () => (await mock.stats()).open_connections === N,
     { timeout: 10000, interval: 50, what: 'the mock to see only the 100 stream connections open' });
-  await waitFor(async () => {
-    const ws = await poolStates(gw);
-    let busy = 0;
-    for (const w of ws) {
-      const dr = w.pool.clients.filter((c) => c.draining);
-      if (w.pool.clients.filter((c) => !c.draining).length !== 1) return false;
-      for (const c of dr) {
-        if (c.idle !== 0) return false;
-        busy += c.busy;
-      }
-    }
-    return busy === N;
-  }, { timeout: 10000, interval: 100, what: 'every worker: a k2 client, the k1 client draining with its streams and no idle connection' });
+  await waitOldClientsDraining(gw, {
+    busy: N, what: 'every worker: a k2 client, the k1 client draining with its streams and no idle connection',
+  });
   assertBurst(await hitEveryWorker(gw, WORKERS, shortBody('k2')), bearer(K.k2), byUser(await mock.log()), WORKERS);
   streams2 = Array.from({ length: N2 }, (_, i) => chat(gw, streamBody('s2', i, CHUNKS2), { timeout: 120000 }));
   await waitFor(async () => (await mock.stats()).in_progress >= N + N2,
@@ -170,9 +160,5 @@ test('the k1 and k2 clients are freed after their last stream; at rest live clie
 });
 
 test('SIGTERM: the gateway exits cleanly with no sanitizer report on stderr', async () => {
-  stopped = await stopAndCollect(gw);
-  assert.equal(stopped.timedOut, false, 'the master exited');
-  assert.equal(stopped.code, 0, `exit code (signal ${stopped.sig})`);
-  const rep = sanitizerReport(stopped.stderr);
-  assert.equal(rep, null, `sanitizer report:\n${rep}`);
+  stopped = await assertCleanStop(gw);
 });

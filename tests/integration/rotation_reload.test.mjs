@@ -22,8 +22,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMock, startGateway, waitFor } from '../lib/harness.mjs';
 import {
-  chat, byUser, streamOk, describeResult, poolStates, hitEveryWorker, waitPoolAtRest,
-  sanitizerReport, stopAndCollect, assertBurst,
+  chat, byUser, streamOk, describeResult, poolStates, hitEveryWorker, waitPoolAtRest, assertBurst,
+  assertCleanStop, waitOldClientsDraining,
 } from './lib_rotation.mjs';
 
 const N = 100;
@@ -85,21 +85,10 @@ test('POST /config/reload with k2: every request that starts after it returned u
   // sees only the 100 busy connections left), its busy ones stay
   await waitFor(async () => (await mock.stats()).open_connections === N,
     { timeout: 10000, interval: 50, what: 'the mock to see only the 100 stream connections open' });
-  await waitFor(async () => {
-    const ws = await poolStates(gw);
-    let busy = 0;
-    for (const w of ws) {
-      if (w.config_generation < 1) return false;
-      const dr = w.pool.clients.filter((c) => c.draining);
-      const live = w.pool.clients.filter((c) => !c.draining);
-      if (live.length !== 1 || dr.length > 1) return false;
-      for (const c of dr) {
-        if (c.idle !== 0) return false;
-        busy += c.busy;
-      }
-    }
-    return busy === N;
-  }, { timeout: 10000, interval: 100, what: 'every worker: one k2 client, the k1 client draining with its streams busy and no idle connection' });
+  await waitOldClientsDraining(gw, {
+    busy: N, maxDraining: 1, ready: (w) => w.config_generation >= 1,
+    what: 'every worker: one k2 client, the k1 client draining with its streams busy and no idle connection',
+  });
 
   bursts.k2 = await hitEveryWorker(gw, WORKERS, shortBody('k2'));
   assertBurst(bursts.k2, bearer(K.k2), byUser(await mock.log()), WORKERS);
@@ -180,9 +169,5 @@ test('the k1 and k2 clients are freed after the last stream; at rest live client
 });
 
 test('SIGTERM: the gateway exits cleanly with no sanitizer report on stderr', async () => {
-  stopped = await stopAndCollect(gw);
-  assert.equal(stopped.timedOut, false, 'the master exited');
-  assert.equal(stopped.code, 0, `exit code (signal ${stopped.sig})`);
-  const rep = sanitizerReport(stopped.stderr);
-  assert.equal(rep, null, `sanitizer report:\n${rep}`);
+  stopped = await assertCleanStop(gw);
 });
