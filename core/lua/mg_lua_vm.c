@@ -30,6 +30,13 @@ extern const mg_lua_embedded_t mg_lua_embedded[];
 
 #define MG_LUA_HOOK_COUNT 1000
 
+/* Small blocks (tables, strings, closures of a policy call) are recycled per size
+ * class instead of going through malloc/free each time: a policy call allocates a
+ * few of them, and libc's allocator was a quarter of the call's cost. */
+#define MG_LUA_SMALL_STEP 16
+#define MG_LUA_SMALL_CLASSES 32 /* up to 512 bytes */
+#define MG_LUA_SMALL_KEEP 2048  /* blocks kept per class (the GC frees in bursts) */
+
 typedef struct {
     bool ok;
     int ref_select;
@@ -57,15 +64,20 @@ struct mg_lua_vm_s {
     int budget_ms;
     bool trusted;                   /* only built-in policies: JIT on, no hook */
     mg_lua_steps_t steps;           /* pattern-matching steps left in this call */
+    void *free_small[MG_LUA_SMALL_CLASSES]; /* freed small blocks per size class (linked) */
+    int nfree_small[MG_LUA_SMALL_CLASSES];
     uint64_t rng;
     int ref_views;
     int ref_index_of;
     int ref_ctx_proxy;
+    int ref_call;                   /* bridge.call */
     int ref_traceback;
     const mg_lua_ctx_t *cur;        /* the call's ctx, for the lazy ctx.__index */
     mg_policy_kind_t cur_kind;
     mg_lua_pol_t pol[MG_POLICY__COUNT];
     int32_t *stamp;                 /* owned: per deployment index, for subset checks */
+    int32_t *cand_idx;              /* owned: a call's candidates (deployment indices) */
+    int32_t *out_idx;               /* owned: the order the policy returned */
     int32_t seq;
     char version[16];
     bool quiet;                     /* a scratch state for checks: errors are returned, not logged */
@@ -109,20 +121,91 @@ mg_lua_now_ns(void)
 
 /* ---- allocator with a cap, hook with a deadline ---- */
 
+static size_t
+mg_lua_small_class(size_t size)
+{
+    return (size - 1) / MG_LUA_SMALL_STEP; /* size > 0 */
+}
+
+static void *
+mg_lua_small_get(mg_lua_vm_t *vm, size_t size)
+{
+    size_t k = mg_lua_small_class(size);
+    void *p = vm->free_small[k];
+    if (p != NULL) {
+        vm->free_small[k] = *(void **) p;
+        vm->nfree_small[k]--;
+        return p;
+    }
+    return malloc((k + 1) * MG_LUA_SMALL_STEP);
+}
+
+static void
+mg_lua_small_put(mg_lua_vm_t *vm, void *p, size_t size)
+{
+    size_t k = mg_lua_small_class(size);
+    if (vm->nfree_small[k] >= MG_LUA_SMALL_KEEP) {
+        free(p);
+        return;
+    }
+    *(void **) p = vm->free_small[k];
+    vm->free_small[k] = p;
+    vm->nfree_small[k]++;
+}
+
+static bool
+mg_lua_is_small(size_t size)
+{
+    return size > 0 && size <= MG_LUA_SMALL_STEP * MG_LUA_SMALL_CLASSES;
+}
+
 static void *
 mg_lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     mg_lua_vm_t *vm = ud;
+    if (ptr == NULL) {
+        osize = 0; /* for a new block Lua passes a type tag here */
+    }
     if (nsize == 0) {
-        free(ptr);
-        vm->mem_used -= osize;
+        if (ptr != NULL) {
+            if (mg_lua_is_small(osize)) {
+                mg_lua_small_put(vm, ptr, osize);
+            } else {
+                free(ptr);
+            }
+            vm->mem_used -= osize;
+        }
         return NULL;
     }
     if (nsize > osize && vm->mem_used + (nsize - osize) > vm->mem_cap) {
         vm->mem_exceeded = true;
         return NULL;
     }
-    void *p = realloc(ptr, nsize);
+    void *p;
+    if (mg_lua_is_small(nsize)) {
+        if (ptr != NULL && mg_lua_is_small(osize) &&
+            mg_lua_small_class(osize) == mg_lua_small_class(nsize)) {
+            p = ptr; /* the block already has room */
+        } else {
+            p = mg_lua_small_get(vm, nsize);
+            if (p != NULL && ptr != NULL) {
+                memcpy(p, ptr, osize < nsize ? osize : nsize);
+                if (mg_lua_is_small(osize)) {
+                    mg_lua_small_put(vm, ptr, osize);
+                } else {
+                    free(ptr);
+                }
+            }
+        }
+    } else if (ptr != NULL && mg_lua_is_small(osize)) {
+        p = malloc(nsize);
+        if (p != NULL) {
+            memcpy(p, ptr, osize);
+            mg_lua_small_put(vm, ptr, osize);
+        }
+    } else {
+        p = realloc(ptr, nsize);
+    }
     if (p != NULL) {
         vm->mem_used = vm->mem_used - osize + nsize;
     }
@@ -726,6 +809,36 @@ mg_lua_load_one(mg_lua_vm_t *vm, int bref, const mg_lua_spec_t *sp, mg_lua_pol_t
     p->ok = true;
 }
 
+/* The snapshot's deployment views, the ctx proxy and the call buffers of a state. */
+static int
+mg_lua_attach_views(mg_lua_vm_t *vm, int bref, mg_snapshot_t *snap, char *eb, size_t ebl)
+{
+    lua_State *L = vm->L;
+    mg_lua_push_bridge_fn(vm, bref, "build_views");
+    mg_lua_push_descs(L, snap);
+    if (mg_lua_bridge_call(vm, 1, 2, eb, ebl) != MG_OK) {
+        return MG_ERROR;
+    }
+    vm->ref_index_of = luaL_ref(L, LUA_REGISTRYINDEX);
+    vm->ref_views = luaL_ref(L, LUA_REGISTRYINDEX);
+    vm->ref_ctx_proxy = mg_lua_make_ctx(vm);
+    vm->snap = snap;
+    vm->stamp = mg_xcalloc(snap->ndeps + 1, sizeof(int32_t));
+    vm->cand_idx = mg_xcalloc(snap->ndeps + 1, sizeof(int32_t));
+    vm->out_idx = mg_xcalloc(snap->ndeps + 1, sizeof(int32_t));
+    mg_lua_push_bridge_fn(vm, bref, "set_buffers");
+    lua_pushlightuserdata(L, vm->cand_idx);
+    lua_pushlightuserdata(L, vm->out_idx);
+    lua_pushlightuserdata(L, vm->stamp);
+    if (mg_lua_bridge_call(vm, 3, 1, eb, ebl) != MG_OK) {
+        return MG_ERROR;
+    }
+    lua_pop(L, 1);
+    mg_lua_push_bridge_fn(vm, bref, "call");
+    vm->ref_call = luaL_ref(L, LUA_REGISTRYINDEX);
+    return MG_OK;
+}
+
 mg_lua_vm_t *
 mg_lua_vm_create(mg_snapshot_t *snap, const mg_lua_limits_t *lim, mg_err_t *err)
 {
@@ -738,18 +851,11 @@ mg_lua_vm_create(mg_snapshot_t *snap, const mg_lua_limits_t *lim, mg_err_t *err)
     }
     lua_State *L = vm->L;
     char eb[768];
-    /* views */
-    mg_lua_push_bridge_fn(vm, bref, "build_views");
-    mg_lua_push_descs(L, snap);
-    if (mg_lua_bridge_call(vm, 1, 2, eb, sizeof(eb)) != MG_OK) {
+    if (mg_lua_attach_views(vm, bref, snap, eb, sizeof(eb)) != MG_OK) {
         mg_err_set(err, MG_ERR_POLICY, "building deployment views: %s", eb);
         mg_lua_vm_destroy(vm);
         return NULL;
     }
-    vm->ref_index_of = luaL_ref(L, LUA_REGISTRYINDEX);
-    vm->ref_views = luaL_ref(L, LUA_REGISTRYINDEX);
-    vm->ref_ctx_proxy = mg_lua_make_ctx(vm);
-    vm->stamp = mg_xcalloc(snap->ndeps + 1, sizeof(int32_t));
 
     mg_lua_spec_t specs[MG_POLICY__COUNT];
     mg_err_t serr;
@@ -800,7 +906,16 @@ mg_lua_vm_destroy(mg_lua_vm_t *vm)
     if (vm->L != NULL) {
         lua_close(vm->L);
     }
+    for (int k = 0; k < MG_LUA_SMALL_CLASSES; k++) {
+        while (vm->free_small[k] != NULL) {
+            void *p = vm->free_small[k];
+            vm->free_small[k] = *(void **) p;
+            free(p);
+        }
+    }
     free(vm->stamp);
+    free(vm->cand_idx);
+    free(vm->out_idx);
     free(vm);
 }
 
@@ -840,28 +955,31 @@ mg_lua_vm_select(mg_lua_vm_t *vm, mg_policy_kind_t kind, const mg_lua_ctx_t *c,
     int32_t seq = vm->seq;
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_traceback);   /* top+1 */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_views);       /* top+2 */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_index_of);    /* top+3 */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_select);       /* top+4 fn */
-
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_call);        /* bridge.call */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_select);
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->ref_ctx_proxy);
-
-    /* candidates: a fresh table of the prebuilt views (a policy that sorts its input in
-     * place must not change what the next call receives) */
-    lua_createtable(L, n, 0);
+    /* the candidates go by index; the bridge builds a fresh table of their views (a
+     * policy that sorts its input in place must not change the next call's) */
+    int64_t minute = mg_stats_this_minute();
+    int nc = 0; /* distinct candidates: the buffers hold one entry per deployment */
     for (int i = 0; i < n; i++) {
-        vm->stamp[cands[i]->index] = seq;
-        lua_rawgeti(L, top + 2, (int) cands[i]->index + 1);
-        lua_rawseti(L, -2, i + 1);
-        mg_stats_roll(cands[i]->stats_slot); /* this minute's counters, even if idle */
+        size_t di = cands[i]->index;
+        if (vm->stamp[di] == seq) {
+            continue;
+        }
+        vm->stamp[di] = seq;
+        vm->cand_idx[nc++] = (int32_t) di;
+        mg_stats_roll(cands[i]->stats_slot, minute); /* this minute's counters, even if idle */
     }
+    lua_pushinteger(L, nc);
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_conf);
+    lua_pushinteger(L, seq);
 
     mg_lua_arm(vm, 1);
     mg_lua_current = vm;
     vm->cur = c;
     vm->cur_kind = kind;
-    int rc = lua_pcall(L, 3, 2, top + 1);
+    int rc = lua_pcall(L, 5, 2, top + 1);
     vm->cur = NULL;
     mg_lua_current = NULL;
     if (rc != 0) {
@@ -876,43 +994,23 @@ mg_lua_vm_select(mg_lua_vm_t *vm, mg_policy_kind_t kind, const mg_lua_ctx_t *c,
         }
         return MG_ERROR;
     }
-    /* results at top+4 (order) and top+5 (reason) */
-    int res = top + 4;
-    if (!lua_istable(L, res)) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "select() returned %s instead of a list of candidates%s%s",
-                 lua_typename(L, lua_type(L, res)), lua_isstring(L, res + 1) ? ": " : "",
-                 lua_isstring(L, res + 1) ? lua_tostring(L, res + 1) : "");
-        mg_lua_record_error(vm, p, kind, msg);
+    /* results at top+2 (count, or nil) and top+3 (reason or what is wrong) */
+    if (!lua_isnumber(L, top + 2)) {
+        const char *m = lua_tostring(L, top + 3);
+        mg_lua_record_error(vm, p, kind, m ? m : "select() returned an invalid result");
         lua_settop(L, top);
         return MG_ERROR;
     }
-    int m = (int) lua_objlen(L, res);
+    int m = (int) lua_tointeger(L, top + 2);
     if (m == 0) {
-        const char *why = lua_tostring(L, res + 1);
+        const char *why = lua_tostring(L, top + 3);
         snprintf(reason, reason_len, "%s", why ? why : "the policy accepted no deployment");
         p->consecutive = 0;
         lua_settop(L, top);
         return MG_DECLINED;
     }
-    for (int i = 1; i <= m; i++) {
-        lua_rawgeti(L, res, i);
-        lua_rawget(L, top + 3); /* index_of[view] */
-        bool okv = lua_isnumber(L, -1);
-        lua_Integer idx = okv ? lua_tointeger(L, -1) : -1;
-        lua_pop(L, 1);
-        if (!okv || idx < 0 || (size_t) idx >= vm->snap->ndeps || vm->stamp[idx] != seq) {
-            char msg[256];
-            snprintf(msg, sizeof(msg), "select() returned an element at position %d that is %s", i,
-                     !okv ? "not one of the candidate views"
-                          : (vm->stamp[idx] == -seq ? "a duplicate" : "not among this call's candidates"));
-            mg_lua_record_error(vm, p, kind, msg);
-            lua_settop(L, top);
-            *nout = 0;
-            return MG_ERROR;
-        }
-        vm->stamp[idx] = -seq;
-        out[(*nout)++] = &vm->snap->deps[idx];
+    for (int i = 0; i < m && i < nc; i++) {
+        out[(*nout)++] = &vm->snap->deps[vm->out_idx[i]];
     }
     p->consecutive = 0;
     lua_settop(L, top);
@@ -994,18 +1092,10 @@ mg_lua_check(mg_policy_kind_t kind, const char *source, const char *chunkname, j
             mg_registry_build(cfg, NULL, NULL, 0, NULL, &snap, err) != MG_OK) {
             rc = MG_ERROR;
         } else {
-            lua_State *L = vm->L;
-            mg_lua_push_bridge_fn(vm, bref, "build_views");
-            mg_lua_push_descs(L, snap);
             char eb[768];
-            if (mg_lua_bridge_call(vm, 1, 2, eb, sizeof(eb)) != MG_OK) {
+            if (mg_lua_attach_views(vm, bref, snap, eb, sizeof(eb)) != MG_OK) {
                 rc = mg_err_set(err, MG_ERR_POLICY, "%s", eb);
             } else {
-                vm->ref_index_of = luaL_ref(L, LUA_REGISTRYINDEX);
-                vm->ref_views = luaL_ref(L, LUA_REGISTRYINDEX);
-                vm->ref_ctx_proxy = mg_lua_make_ctx(vm);
-                vm->snap = snap;
-                vm->stamp = mg_xcalloc(snap->ndeps + 1, sizeof(int32_t));
                 vm->pol[kind] = p;
                 mg_deployment_t *cands[3];
                 int nc = 0;

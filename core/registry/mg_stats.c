@@ -69,9 +69,8 @@ mg_stats_now_minute(void)
 
 /* Resets the per-minute counters when the minute changed (first caller wins). */
 static void
-mg_stats_roll_stat(mg_stat_t *s)
+mg_stats_roll_stat(mg_stat_t *s, int64_t now)
 {
-    int64_t now = mg_stats_now_minute();
     int64_t cur = __atomic_load_n(&s->minute, __ATOMIC_ACQUIRE);
     if (cur == now) {
         return;
@@ -92,7 +91,7 @@ mg_stats_begin(int slot)
     if (s == NULL) {
         return;
     }
-    mg_stats_roll_stat(s);
+    mg_stats_roll_stat(s, mg_stats_now_minute());
     __atomic_add_fetch(&s->inflight, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->rpm, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->total_requests, 1, __ATOMIC_RELAXED);
@@ -150,7 +149,7 @@ mg_stats_success(int slot, double seconds, int64_t tokens, double ttft_s)
     if (s == NULL) {
         return;
     }
-    mg_stats_roll_stat(s);
+    mg_stats_roll_stat(s, mg_stats_now_minute());
     __atomic_add_fetch(&s->successes, 1, __ATOMIC_RELAXED);
     double per = tokens > 0 ? seconds / (double) tokens : seconds;
     mg_stats_lock(s);
@@ -169,7 +168,7 @@ mg_stats_failure(int slot, bool timeout)
     if (s == NULL) {
         return;
     }
-    mg_stats_roll_stat(s);
+    mg_stats_roll_stat(s, mg_stats_now_minute());
     __atomic_add_fetch(&s->fails, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&s->total_failures, 1, __ATOMIC_RELAXED);
     if (timeout) {
@@ -186,7 +185,7 @@ mg_stats_add_tokens(int slot, int64_t tokens)
     if (s == NULL || tokens <= 0) {
         return;
     }
-    mg_stats_roll_stat(s);
+    mg_stats_roll_stat(s, mg_stats_now_minute());
     if (tokens > INT32_MAX / 2) {
         tokens = INT32_MAX / 2;
     }
@@ -204,7 +203,7 @@ mg_stats_minute(int slot, int64_t *rpm, int64_t *tpm, int64_t *fails, int64_t *s
     if (s == NULL) {
         return;
     }
-    mg_stats_roll_stat(s);
+    mg_stats_roll_stat(s, mg_stats_now_minute());
     *rpm = __atomic_load_n(&s->rpm, __ATOMIC_RELAXED);
     *tpm = __atomic_load_n(&s->tpm, __ATOMIC_RELAXED);
     *fails = __atomic_load_n(&s->fails, __ATOMIC_RELAXED);
@@ -282,10 +281,16 @@ mg_stats_json(void)
 }
 
 void
-mg_stats_roll(int slot)
+mg_stats_roll(int slot, int64_t minute)
 {
     mg_stat_t *s = mg_stats_get(slot);
     if (s != NULL) {
-        mg_stats_roll_stat(s);
+        mg_stats_roll_stat(s, minute);
     }
+}
+
+int64_t
+mg_stats_this_minute(void)
+{
+    return mg_stats_now_minute();
 }

@@ -69,8 +69,10 @@ mg_stats_get(int slot)
 }
 
 void mg_stats_begin(int slot);                  /* inflight++, rpm++ */
-/* Resets the per-minute counters if the minute changed (before a policy reads them). */
-void mg_stats_roll(int slot);
+/* Resets the per-minute counters if the minute changed (before a policy reads them);
+ * minute is mg_stats_this_minute(), read once for a whole candidate list. */
+void mg_stats_roll(int slot, int64_t minute);
+int64_t mg_stats_this_minute(void);
 void mg_stats_end(int slot);                    /* inflight-- */
 /* A finished success: latency in seconds, output tokens (0 = unknown), ttft (< 0 = n/a). */
 void mg_stats_success(int slot, double seconds, int64_t tokens, double ttft_s);

@@ -228,11 +228,12 @@ end
 -- ---- deployment views ----
 
 local view_mt = { __newindex = ro_error, __metatable = "read-only" }
+local views, index_of -- this state's snapshot: views by index + 1, view -> index
 
 -- descs: array of plain tables from C; returns views (array, read-only proxies)
 -- and index_of (view -> deployment index, 0-based as in the snapshot).
 function _M.build_views(descs)
-    local views, index_of = {}, {}
+    views, index_of = {}, {}
     for i = 1, #descs do
         local d = descs[i]
         local slot = d.slot
@@ -249,6 +250,53 @@ function _M.build_views(descs)
         index_of[v] = d.index
     end
     return views, index_of
+end
+
+-- ---- one policy call ----
+
+local tnew = require "table.new"
+local cand_idx, out_idx, stamp -- C buffers (deployment indices; per-index call stamps)
+
+function _M.set_buffers(cand, out, st)
+    cand_idx = ffi.cast("const int32_t *", cand)
+    out_idx = ffi.cast("int32_t *", out)
+    stamp = ffi.cast("int32_t *", st)
+    return true
+end
+
+-- Calls select(ctx, candidates, conf) with a fresh candidates table of the views of
+-- cand_idx[0 .. n-1] (stamped seq by C), checks that it returned an ordered subset,
+-- and writes it to out_idx.  Returns the count (0 with the reason for a decline), or
+-- nil and what is wrong with the result.  Built here rather than through the C API
+-- so that the JIT compiles it: about a tenth of the cost for 50 candidates.
+function _M.call(select_fn, ctx, n, conf, seq)
+    local c = tnew(n, 0)
+    for i = 1, n do
+        c[i] = views[cand_idx[i - 1] + 1]
+    end
+    local order, why = select_fn(ctx, c, conf)
+    if type(order) ~= "table" then
+        return nil, "select() returned " .. type(order) .. " instead of a list of candidates"
+            .. (type(why) == "string" and (": " .. why) or "")
+    end
+    local m = #order
+    if m == 0 then
+        return 0, type(why) == "string" and why or "the policy accepted no deployment"
+    end
+    for i = 1, m do
+        local idx = index_of[rawget(order, i)]
+        if idx == nil then
+            return nil, "select() returned an element at position " .. i .. " that is not one of the candidate views"
+        end
+        local st = stamp[idx]
+        if st ~= seq then
+            return nil, "select() returned an element at position " .. i .. " that is "
+                .. (st == -seq and "a duplicate" or "not among this call's candidates")
+        end
+        stamp[idx] = -seq
+        out_idx[i - 1] = idx
+    end
+    return m
 end
 
 return _M
