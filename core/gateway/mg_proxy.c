@@ -516,15 +516,44 @@ mg_proxy_timeout_s(mg_request_t *r)
 /* ---- response rewriting ---- */
 
 /* Reads usage numbers from a JSON object text (the "usage" member of a response). */
+/* The top-level members a response or stream chunk is read for, found in one pass
+ * (each was a pass of its own, three per stream event). */
+typedef struct {
+    mg_json_member_t error, usage, model;
+    bool has_error, has_usage, has_model;
+} mg_proxy_top_t;
+
 static void
-mg_proxy_read_usage(mg_request_t *r, const char *p, size_t n)
+mg_proxy_scan_top(const char *p, size_t n, mg_proxy_top_t *t)
 {
-    mg_json_member_t u;
-    if (mg_json_obj_find(p, n, "usage", &u) != 1 || u.type != MG_JSON_OBJECT) {
+    memset(t, 0, sizeof(*t));
+    mg_json_iter_t it;
+    if (mg_json_obj_iter(&it, p, n) != MG_OK) {
+        return;
+    }
+    mg_json_member_t m;
+    while (mg_json_obj_next(&it, &m) == 1) {
+        if (!t->has_model && mg_json_key_is(&m, "model")) {
+            t->model = m;
+            t->has_model = true;
+        } else if (!t->has_usage && mg_json_key_is(&m, "usage")) {
+            t->usage = m;
+            t->has_usage = true;
+        } else if (!t->has_error && mg_json_key_is(&m, "error")) {
+            t->error = m;
+            t->has_error = true;
+        }
+    }
+}
+
+static void
+mg_proxy_read_usage(mg_request_t *r, const mg_proxy_top_t *t)
+{
+    if (!t->has_usage || t->usage.type != MG_JSON_OBJECT) {
         return;
     }
     mg_json_iter_t it;
-    if (mg_json_obj_iter(&it, u.val, u.val_len) != MG_OK) {
+    if (mg_json_obj_iter(&it, t->usage.val, t->usage.val_len) != MG_OK) {
         return;
     }
     mg_json_member_t m;
@@ -546,15 +575,14 @@ mg_proxy_read_usage(mg_request_t *r, const char *p, size_t n)
 
 /* Copies JSON object text into out with "model" set to the requested name. */
 static bool
-mg_proxy_restamp(mg_request_t *r, const char *p, size_t n, mg_buf_t *out)
+mg_proxy_restamp(mg_request_t *r, const char *p, size_t n, const mg_proxy_top_t *t, mg_buf_t *out)
 {
-    mg_json_member_t m;
-    if (mg_json_obj_find(p, n, "model", &m) != 1 || m.type != MG_JSON_STRING) {
+    if (!t->has_model || t->model.type != MG_JSON_STRING) {
         return false;
     }
-    mg_buf_append(out, p, (size_t) (m.val - p));
+    mg_buf_append(out, p, (size_t) (t->model.val - p));
     mg_buf_json_str(out, r->model, strlen(r->model));
-    mg_buf_append(out, m.end, (size_t) (p + n - m.end));
+    mg_buf_append(out, t->model.end, (size_t) (p + n - t->model.end));
     return true;
 }
 
@@ -682,8 +710,9 @@ mg_proxy_on_event(void *ud, const char *raw, size_t raw_len, const char *data, s
         return true; /* nothing after [DONE] or after an error event */
     }
     /* JSON chunk: usage, errors, and the model restamp */
-    mg_json_member_t em;
-    if (mg_json_obj_find(data, data_len, "error", &em) == 1 && em.type == MG_JSON_OBJECT) {
+    mg_proxy_top_t top;
+    mg_proxy_scan_top(data, data_len, &top);
+    if (top.has_error && top.error.type == MG_JSON_OBJECT) {
         /* an upstream error event: relay it as the last frame, and no [DONE] */
         r->stream_errored = true;
         mg_buf_t eb = MG_BUF_INIT;
@@ -694,10 +723,10 @@ mg_proxy_on_event(void *ud, const char *raw, size_t raw_len, const char *data, s
         mg_buf_free(&eb);
         return true;
     }
-    mg_proxy_read_usage(r, data, data_len);
+    mg_proxy_read_usage(r, &top);
     mg_buf_t out = MG_BUF_INIT;
     mg_buf_append_str(&out, "data: ");
-    if (!mg_proxy_restamp(r, data, data_len, &out)) {
+    if (!mg_proxy_restamp(r, data, data_len, &top, &out)) {
         mg_buf_append(&out, data, data_len);
     }
     mg_buf_append_str(&out, "\n\n");
@@ -733,6 +762,8 @@ mg_proxy_on_body(void *ud, const char *data, size_t len)
 {
     mg_request_t *r = ud;
     if (r->state == MG_ATT_STREAMING) {
+        mg_http_req_t *hr = r->hr;
+        mg_http_cork(hr); /* the events of this read go out in one write */
         if (mg_sse_feed(&r->sse, data, len, mg_proxy_on_event, r) != MG_OK) {
             mg_client_free(r->client);
             r->client = NULL;
@@ -740,6 +771,7 @@ mg_proxy_on_body(void *ud, const char *data, size_t len)
             mg_proxy_stream_error(r, 502, "moongate: upstream sent an event larger than 4 MiB",
                                   "\"None\"");
         }
+        mg_http_uncork(hr); /* may finish and free r and hr */
         return;
     }
     if ((int64_t) (mg_buf_len(&r->up_body) + len) > r->snap->config->max_response_size) {
@@ -819,10 +851,12 @@ mg_proxy_on_done(void *ud, int rc, const mg_err_t *err)
     /* success: read usage, restamp the model, answer */
     const char *b = r->up_body.data ? mg_buf_head(&r->up_body) : "";
     size_t bl = mg_buf_len(&r->up_body);
-    mg_proxy_read_usage(r, b, bl);
+    mg_proxy_top_t top;
+    mg_proxy_scan_top(b, bl, &top);
+    mg_proxy_read_usage(r, &top);
     mg_proxy_stats_end(r, true, false);
     mg_buf_t out = MG_BUF_INIT;
-    if (r->route != MG_ROUTE_EMBEDDINGS && mg_proxy_restamp(r, b, bl, &out)) {
+    if (r->route != MG_ROUTE_EMBEDDINGS && mg_proxy_restamp(r, b, bl, &top, &out)) {
         mg_proxy_respond_ok(r, mg_buf_head(&out), mg_buf_len(&out));
     } else {
         mg_proxy_respond_ok(r, b, bl);

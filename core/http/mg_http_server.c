@@ -58,6 +58,7 @@ struct mg_hconn_s {
     bool timer_on;
     bool want_drain;                /* producer paused, tell it when output drains */
     bool entered;                   /* inside a handler callback */
+    int corked;                     /* > 0: queue output, write it at mg_http_uncork() */
     bool dead;                      /* closed while entered; free on unwind */
     bool served_one;
     size_t lingered;                /* bytes discarded in MG_HC_LINGER */
@@ -725,6 +726,9 @@ static void
 mg_hc_after_queue(mg_http_req_t *req)
 {
     mg_hconn_t *hc = req->hc;
+    if (hc->corked > 0) {
+        return; /* mg_http_uncork() writes it all at once */
+    }
     if (hc->entered) {
         mg_hc_flush(hc); /* the entry point up the stack settles */
         return;
@@ -841,6 +845,21 @@ mg_http_stream_write(mg_http_req_t *req, const char *data, size_t len)
         return true;
     }
     return false;
+}
+
+void
+mg_http_cork(mg_http_req_t *req)
+{
+    req->hc->corked++;
+}
+
+void
+mg_http_uncork(mg_http_req_t *req)
+{
+    mg_hconn_t *hc = req->hc;
+    if (hc->corked > 0 && --hc->corked == 0) {
+        mg_hc_after_queue(req);
+    }
 }
 
 void

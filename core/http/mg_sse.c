@@ -13,9 +13,11 @@ mg_sse_find_end(const char *p, size_t n, size_t from)
 {
     size_t i = from > 1 ? from - 2 : 0;
     for (; i < n; i++) {
-        if (p[i] != '\n') {
-            continue;
+        const char *nl = memchr(p + i, '\n', n - i);
+        if (nl == NULL) {
+            return 0;
         }
+        i = (size_t) (nl - p);
         if (i + 1 < n && p[i + 1] == '\n') {
             return i + 2;
         }
