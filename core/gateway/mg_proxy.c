@@ -762,8 +762,6 @@ mg_proxy_on_body(void *ud, const char *data, size_t len)
 {
     mg_request_t *r = ud;
     if (r->state == MG_ATT_STREAMING) {
-        mg_http_req_t *hr = r->hr;
-        mg_http_cork(hr); /* the events of this read go out in one write */
         if (mg_sse_feed(&r->sse, data, len, mg_proxy_on_event, r) != MG_OK) {
             mg_client_free(r->client);
             r->client = NULL;
@@ -771,7 +769,6 @@ mg_proxy_on_body(void *ud, const char *data, size_t len)
             mg_proxy_stream_error(r, 502, "moongate: upstream sent an event larger than 4 MiB",
                                   "\"None\"");
         }
-        mg_http_uncork(hr); /* may finish and free r and hr */
         return;
     }
     if ((int64_t) (mg_buf_len(&r->up_body) + len) > r->snap->config->max_response_size) {

@@ -14,6 +14,12 @@
  * recursion.  A write failure inside a handler's call closes the connection
  * from a zero-delay timer, because the handler still uses the request when
  * that call returns.
+ *
+ * Output a handler queues later, from outside an entry point (an upstream
+ * callback), is written by flush_ev, activated for the end of the current
+ * round of event callbacks: the response head, the events and the end of a
+ * stream that arrived in one upstream read leave in one write instead of one
+ * each (a write to a local socket wakes the reader, which is most of the cost).
  */
 #include "mg_http_server.h"
 
@@ -58,7 +64,8 @@ struct mg_hconn_s {
     bool timer_on;
     bool want_drain;                /* producer paused, tell it when output drains */
     bool entered;                   /* inside a handler callback */
-    int corked;                     /* > 0: queue output, write it at mg_http_uncork() */
+    struct event flush_ev;          /* embedded: deferred write of output queued from outside */
+    bool flush_pending;             /* flush_ev is active */
     bool dead;                      /* closed while entered; free on unwind */
     bool served_one;
     size_t lingered;                /* bytes discarded in MG_HC_LINGER */
@@ -77,6 +84,7 @@ static void mg_hc_read(mg_hconn_t *hc);
 static void mg_hc_process(mg_hconn_t *hc);
 static void mg_hc_flush(mg_hconn_t *hc);
 static int mg_hc_settle(mg_hconn_t *hc);
+static void mg_hc_deferred_flush(evutil_socket_t fd, short what, void *arg);
 
 /* ---- small helpers ---- */
 
@@ -275,6 +283,7 @@ mg_http_server_accept(mg_http_server_t *s, int fd, const struct sockaddr *sa)
     hc->conn.on_read = mg_hc_on_read;
     hc->conn.on_write = mg_hc_on_write;
     evtimer_assign(&hc->timer, s->base, mg_hc_timeout, hc);
+    event_assign(&hc->flush_ev, s->base, -1, 0, mg_hc_deferred_flush, hc);
     hc->next = s->conns;
     if (s->conns != NULL) {
         s->conns->prev = hc;
@@ -329,6 +338,9 @@ mg_hc_close(mg_hconn_t *hc)
     }
     if (hc->timer_on) {
         evtimer_del(&hc->timer);
+    }
+    if (hc->flush_pending) {
+        event_del(&hc->flush_ev);
     }
     mg_conn_close(&hc->conn);
     mg_buf_free(&hc->in);
@@ -722,30 +734,38 @@ mg_hc_on_write(mg_conn_t *c)
 
 /* ---- responses ---- */
 
+/* flush_ev: writes what was queued from outside an entry point, then settles. */
 static void
-mg_hc_after_queue(mg_http_req_t *req)
+mg_hc_deferred_flush(evutil_socket_t fd, short what, void *arg)
 {
-    mg_hconn_t *hc = req->hc;
-    if (hc->corked > 0) {
-        return; /* mg_http_uncork() writes it all at once */
-    }
-    if (hc->entered) {
-        mg_hc_flush(hc); /* the entry point up the stack settles */
-        return;
-    }
-    /* a handler answering later (upstream callback): we are the entry point */
+    (void) fd;
+    (void) what;
+    mg_hconn_t *hc = arg;
+    hc->flush_pending = false;
     hc->entered = true;
     mg_hc_flush(hc);
     hc->entered = false;
     if (hc->dead) {
-        /* the client is gone, but the handler still uses req when this call returns:
-         * close (and call on_abort) from the event loop instead */
-        struct timeval tv = {0, 0};
-        evtimer_add(&hc->timer, &tv);
-        hc->timer_on = true;
+        hc->dead = false;
+        mg_hc_close(hc);
         return;
     }
-    (void) mg_hc_settle(hc); /* may free req: only after the call that finished it */
+    (void) mg_hc_settle(hc);
+}
+
+static void
+mg_hc_after_queue(mg_http_req_t *req)
+{
+    mg_hconn_t *hc = req->hc;
+    if (hc->entered) {
+        mg_hc_flush(hc); /* the entry point up the stack settles */
+        return;
+    }
+    /* a handler answering later (upstream callback): write at the end of this round */
+    if (!hc->flush_pending) {
+        hc->flush_pending = true;
+        event_active(&hc->flush_ev, EV_TIMEOUT, 1);
+    }
 }
 
 static void
@@ -845,21 +865,6 @@ mg_http_stream_write(mg_http_req_t *req, const char *data, size_t len)
         return true;
     }
     return false;
-}
-
-void
-mg_http_cork(mg_http_req_t *req)
-{
-    req->hc->corked++;
-}
-
-void
-mg_http_uncork(mg_http_req_t *req)
-{
-    mg_hconn_t *hc = req->hc;
-    if (hc->corked > 0 && --hc->corked == 0) {
-        mg_hc_after_queue(req);
-    }
 }
 
 void

@@ -92,6 +92,11 @@ void mg_http_server_close_idle(mg_http_server_t *s);
 /*
  * Complete response.  headers: zero or more "name: value\r\n" lines (may be
  * NULL).  Content-Length, Connection and Date are added here.  body is copied.
+ *
+ * Called from a handler, output is written when the handler returns; called
+ * later (from an upstream callback), at the end of the current round of event
+ * callbacks, so what one upstream read produced leaves in one write.  Either
+ * way req stays valid until the caller returns to the event loop.
  */
 void mg_http_respond(mg_http_req_t *req, int status, const char *headers, size_t headers_len,
                      const char *body, size_t body_len);
@@ -100,14 +105,6 @@ void mg_http_respond(mg_http_req_t *req, int status, const char *headers, size_t
 void mg_http_stream_begin(mg_http_req_t *req, int status, const char *headers, size_t headers_len);
 /* Queues one chunk; returns true when the client is behind (pause the producer until on_drain). */
 bool mg_http_stream_write(mg_http_req_t *req, const char *data, size_t len);
-/*
- * Between cork and uncork, responses and stream writes are only queued; uncork
- * writes them in one go (a stream relays many events per upstream read: one
- * write each was most of a stream's CPU).  Uncork may complete and free req when
- * the response was finished meanwhile: it must be the caller's last use of req.
- */
-void mg_http_cork(mg_http_req_t *req);
-void mg_http_uncork(mg_http_req_t *req);
 /* Ends the chunked response (terminating chunk). */
 void mg_http_stream_end(mg_http_req_t *req);
 /* Aborts a started stream: the connection is closed after what is queued. */
