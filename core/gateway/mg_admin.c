@@ -1206,6 +1206,9 @@ mg_admin_handle(mg_request_t *r, const char *m, size_t ml)
     if (post && mg_admin_path_is(r, "/moongate/pool/evict")) {
         if (mg_admin_require_admin(r)) {
             mg_upool_evict_idle(r->gw->upool);
+            if (r->gw->host.publish_state != NULL) {
+                r->gw->host.publish_state(r->gw->host.host);
+            }
             json_t *b = json_pack("{s:s,s:i}", "status", "success", "worker", r->gw->worker_id);
             mg_gw_json(r, 200, b);
             json_decref(b);

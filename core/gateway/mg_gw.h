@@ -43,6 +43,9 @@ typedef struct {
     void (*reload)(void *host, mg_gw_reload_cb cb, void *ud);
     /* This worker's state for /moongate/state (new reference). */
     json_t *(*state)(void *host);
+    /* This worker's state changed: publish it now, so that /moongate/state served by
+     * another worker shows it once the call that changed it returns (may be NULL). */
+    void (*publish_state)(void *host);
     /* Store status: {"type":..,"connected":..} (new reference). */
     json_t *(*store_status)(void *host);
     /* A deployment was cooled down here: share it with other instances (may be NULL). */

@@ -86,6 +86,8 @@ mg_wk_report_applied(mg_wk_t *w)
     json_decref(m);
 }
 
+static void mg_wk_publish_host(void *host);
+
 static json_t *
 mg_wk_state(void *host)
 {
@@ -306,6 +308,12 @@ mg_wk_poll(evutil_socket_t fd, short what, void *arg)
         w->polling = true;
         w->store->ops->get_version(w->store, mg_wk_poll_done, w);
     }
+}
+
+static void
+mg_wk_publish_host(void *host)
+{
+    mg_wk_publish_state(host);
 }
 
 static void
@@ -710,8 +718,9 @@ mg_worker_run(const mg_worker_args_t *a)
     mg_atomic_store64(&slot->started_ms, mg_time_real_ms());
     mg_atomic_store64(&slot->version, -1);
 
-    mg_gw_host_t host = {mg_wk_commit, mg_wk_reload, mg_wk_state, mg_wk_store_status,
-                         mg_wk_cooldown, w};
+    mg_gw_host_t host = {mg_wk_commit,       mg_wk_reload,       mg_wk_state,
+                         mg_wk_publish_host, mg_wk_store_status, mg_wk_cooldown,
+                         w};
     w->gw = mg_gw_create(w->base, a->index, w->config, &host);
     w->ctl = mg_ctl_create(w->base, a->ctl_fd, mg_wk_on_msg, mg_wk_on_ctl_close, w);
 

@@ -10,7 +10,7 @@
  * one record with version = last + 1, fdatasync, unlock; only then does the
  * mutation call answer.  Readers hold LOCK_SH.  A record that is incomplete
  * or fails its checksum at the end of the file (a writer killed mid-write,
- * never acknowledged) is moved to journal.torn.<time> and reported; damage
+ * never acknowledged) is moved to journal.torn.<ms>[.<n>] and reported; damage
  * followed by valid records is corruption: loading fails loudly and nothing
  * is half-applied.
  */
@@ -135,18 +135,34 @@ mg_journal_apply(mg_journal_t *j, json_t *rec, mg_err_t *err)
 static int
 mg_journal_quarantine(mg_journal_t *j, off_t from, off_t size, const char *why, mg_err_t *err)
 {
-    char qpath[PATH_MAX + 64];
-    snprintf(qpath, sizeof(qpath), "%s.torn.%lld", j->path, (long long) mg_time_real_ms());
-    int qfd = open(qpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    /* journal.torn.<ms>, or .<ms>.<n> when two repairs fall in one millisecond */
+    char qpath[PATH_MAX + 96];
+    long long ms = (long long) mg_time_real_ms();
+    int qfd = -1;
+    for (int n = 0; n < 1000 && qfd < 0; n++) {
+        if (n == 0) {
+            snprintf(qpath, sizeof(qpath), "%s.torn.%lld", j->path, ms);
+        } else {
+            snprintf(qpath, sizeof(qpath), "%s.torn.%lld.%d", j->path, ms, n);
+        }
+        qfd = open(qpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (qfd < 0 && errno != EEXIST) {
+            break;
+        }
+    }
     if (qfd < 0) {
         return mg_err_set(err, MG_ERR_INTERNAL, "open(\"%s\") failed (%d: %s)", qpath, errno,
                           strerror(errno));
     }
+    /* the tail is only cut off once its copy is safely on disk */
     char buf[65536];
     for (off_t at = from; at < size;) {
         ssize_t n = pread(j->fd, buf, sizeof(buf), at);
         if (n <= 0) {
-            break;
+            int e = n < 0 ? errno : 0;
+            close(qfd);
+            return mg_err_set(err, MG_ERR_INTERNAL, "reading \"%s\" at byte %lld failed (%s)",
+                              j->path, (long long) at, n < 0 ? strerror(e) : "file shrank");
         }
         if (write(qfd, buf, (size_t) n) != n) {
             close(qfd);
@@ -154,7 +170,12 @@ mg_journal_quarantine(mg_journal_t *j, off_t from, off_t size, const char *why, 
         }
         at += n;
     }
-    fsync(qfd);
+    if (fsync(qfd) != 0) {
+        int e = errno;
+        close(qfd);
+        return mg_err_set(err, MG_ERR_INTERNAL, "fsync(\"%s\") failed (%d: %s)", qpath, e,
+                          strerror(e));
+    }
     close(qfd);
     if (ftruncate(j->fd, from) != 0 || fdatasync(j->fd) != 0) {
         return mg_err_set(err, MG_ERR_INTERNAL, "ftruncate(\"%s\") failed (%d: %s)", j->path,

@@ -203,11 +203,21 @@ test('SIGTERM to the master: /health/readiness answers 503 while draining',
       const slow = freshChat(gw.port, { model: 'm', messages: msgs, mock: { latency_ms: 3000 } });
       await waitFor(async () => (await mock.log()).some((e) => e.outcome === 'in_progress'), { what: 'the slow request' });
       gw.child.kill('SIGTERM');
-      const ctl = new AbortController();
-      const timer = setTimeout(() => ctl.abort(), 2000);
-      const r = await tryFetch(`${gw.url}/health/readiness`, { signal: ctl.signal });
-      clearTimeout(timer);
-      await slow;
-      assert.equal(r.status, 503, r.error ? `no answer: ${r.error.name}` : r.text);
+      // the signal reaches the workers through the master: poll until they say so, while
+      // the slow request (3 s) still keeps the gateway draining
+      const seen = [];
+      let r;
+      try {
+        r = await waitFor(async () => {
+          const ctl = new AbortController();
+          const timer = setTimeout(() => ctl.abort(), 1000);
+          const x = await tryFetch(`${gw.url}/health/readiness`, { signal: ctl.signal });
+          clearTimeout(timer);
+          seen.push(x.error ? `no answer: ${x.error.name}` : x.status);
+          return x.status === 503 && x;
+        }, { timeout: 2000, interval: 20, what: 'readiness 503 after SIGTERM' });
+      } finally { await slow; }
+      assert.equal(r.status, 503, `answers seen: ${seen.join(', ')}`);
+      assert.ok(!seen.some((x) => typeof x === 'string'), `every probe was answered: ${seen.join(', ')}`);
     } finally { await gw.stop(); }
   });
