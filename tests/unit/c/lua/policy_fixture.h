@@ -202,28 +202,29 @@ pf_errors(mg_lua_vm_t *vm, mg_policy_kind_t kind)
     return e;
 }
 
+/* A string member of a policy's state ("" when absent), valid until the next call. */
 static inline const char *
-pf_last_error(mg_lua_vm_t *vm, mg_policy_kind_t kind)
+pf_state_str(mg_lua_vm_t *vm, mg_policy_kind_t kind, const char *key)
 {
     static char buf[1024];
     json_t *all;
     json_t *p = pf_pol(vm, kind, &all);
-    const char *s = json_string_value(json_object_get(p, "last_error"));
+    const char *s = json_string_value(json_object_get(p, key));
     snprintf(buf, sizeof(buf), "%s", s ? s : "");
     json_decref(all);
     return buf;
 }
 
 static inline const char *
+pf_last_error(mg_lua_vm_t *vm, mg_policy_kind_t kind)
+{
+    return pf_state_str(vm, kind, "last_error");
+}
+
+static inline const char *
 pf_load_error(mg_lua_vm_t *vm, mg_policy_kind_t kind)
 {
-    static char buf[1024];
-    json_t *all;
-    json_t *p = pf_pol(vm, kind, &all);
-    const char *s = json_string_value(json_object_get(p, "load_error"));
-    snprintf(buf, sizeof(buf), "%s", s ? s : "");
-    json_decref(all);
-    return buf;
+    return pf_state_str(vm, kind, "load_error");
 }
 
 static inline bool
