@@ -11,15 +11,15 @@
  * inside only marks the connection dead; the entry point then settles it
  * (mg_hc_settle): closes a dead connection, completes a request whose response
  * is fully written and starts the next pipelined one, in a loop, never by
- * recursion.  A write failure inside a handler's call closes the connection
- * from a zero-delay timer, because the handler still uses the request when
- * that call returns.
+ * recursion.
  *
  * Output a handler queues later, from outside an entry point (an upstream
- * callback), is written by flush_ev, activated for the end of the current
- * round of event callbacks: the response head, the events and the end of a
- * stream that arrived in one upstream read leave in one write instead of one
- * each (a write to a local socket wakes the reader, which is most of the cost).
+ * callback), is written by flush_ev, an entry point of its own, activated for
+ * the end of the current round of event callbacks.  So the handler may still
+ * use the request when its call returns, even if the write failed; and the
+ * response head, the events and the end of a stream that arrived in one
+ * upstream read leave in one write instead of one each (a write to a local
+ * socket wakes the reader, which is most of the cost).
  */
 #include "mg_http_server.h"
 
@@ -234,12 +234,6 @@ mg_hc_timeout(evutil_socket_t fd, short what, void *arg)
     (void) what;
     mg_hconn_t *hc = arg;
     hc->timer_on = false;
-    if (hc->dead) {
-        /* a write failed inside a handler's call (mg_hc_after_queue): close now */
-        hc->dead = false;
-        mg_hc_close(hc);
-        return;
-    }
     if (hc->state == MG_HC_READ_HEAD && mg_buf_len(&hc->in) == 0) {
         mg_hc_close(hc); /* idle keep-alive connection */
         return;
@@ -745,12 +739,7 @@ mg_hc_deferred_flush(evutil_socket_t fd, short what, void *arg)
     hc->entered = true;
     mg_hc_flush(hc);
     hc->entered = false;
-    if (hc->dead) {
-        hc->dead = false;
-        mg_hc_close(hc);
-        return;
-    }
-    (void) mg_hc_settle(hc);
+    (void) mg_hc_settle(hc); /* closes hc if the write failed */
 }
 
 static void
