@@ -486,14 +486,12 @@ mg_admin_commit_done(void *ud, int rc, int64_t version, json_t *row, const mg_er
         body = json_deep_copy(row);
         json_t *lp = json_object_get(body, "litellm_params");
         if (json_is_object(lp)) {
-            /* never echo credentials */
+            /* never echo credentials: the one secret list */
             const char *k;
             json_t *v;
             void *it;
             json_object_foreach_safe(lp, it, k, v) {
-                size_t kl = strlen(k);
-                if (strcmp(k, "api_key") == 0 || (kl > 4 && strcmp(k + kl - 4, "_key") == 0) ||
-                    strstr(k, "secret") || strstr(k, "password") || strcmp(k, "azure_ad_token") == 0) {
+                if (mg_registry_secret_key(k)) {
                     json_object_del(lp, k);
                 }
             }
@@ -812,7 +810,8 @@ typedef struct {
     mg_buf_t head;
     mg_buf_t body;
     mg_buf_t resp;
-    struct iovec iov[2];
+    mg_arena_t arena;           /* the probe request's pieces */
+    mg_wire_t wire;
     int status;
     bool done;
 } mg_health_probe_t;
@@ -864,6 +863,9 @@ mg_health_finish(mg_health_run_t *run)
         mg_buf_free(&run->probes[i].head);
         mg_buf_free(&run->probes[i].body);
         mg_buf_free(&run->probes[i].resp);
+        if (run->probes[i].wire != MG_WIRE_NONE) {
+            mg_arena_destroy(&run->probes[i].arena);
+        }
     }
     free(run->probes);
     json_decref(run->healthy);
@@ -917,8 +919,8 @@ mg_health_on_done(void *ud, int rc, const mg_err_t *err)
     }
     if (pr->status < 200 || pr->status >= 300) {
         mg_uperr_t e;
-        mg_errmap_http(pr->d->prov, pr->d->provider, pr->status, mg_buf_head(&pr->resp),
-                       mg_buf_len(&pr->resp), &e);
+        mg_provider_error_http(pr->d->prov, pr->d->provider, pr->wire, pr->status,
+                               mg_buf_head(&pr->resp), mg_buf_len(&pr->resp), &e);
         mg_health_result(pr, e.message);
         mg_uperr_free(&e);
         return;
@@ -991,32 +993,45 @@ mg_admin_health(mg_request_t *r)
             free(prov);
             um = owned;
         }
-        mg_err_t err;
-        if (mg_provider_request_head(d->prov, d, emb ? MG_ROUTE_EMBEDDINGS : MG_ROUTE_CHAT, um,
-                                     &pr->head, &err) != MG_OK) {
+        /* LiteLLM's probe, as a neutral request the provider writes in its own format */
+        mg_op_t op = emb ? MG_OP_EMBEDDINGS : MG_OP_CHAT;
+        const mg_provider_t *prov = d->prov;
+        mg_wire_t w = prov->ops->wire(prov, d, op);
+        if (w == MG_WIRE_NONE) {
             free(owned);
-            mg_health_result(pr, err.msg);
+            mg_health_result(pr, emb ? "this provider has no embeddings" : "this provider has no chat");
             continue;
         }
-        mg_buf_append_str(&pr->body, "{\"model\":");
-        mg_buf_json_str(&pr->body, um, strlen(um));
+        json_t *probe = emb ? json_pack("{s:[s]}", "input", "test from litellm")
+                            : json_pack("{s:[{s:s,s:s}],s:i}", "messages", "role", "user",
+                                        "content", "Hey how's it going?", "max_tokens", 1);
+        mg_arena_init(&pr->arena, 4096);
+        pr->wire = w;
+        mg_call_t c = {
+            .dep = d,
+            .op = op,
+            .wire = w,
+            .upstream_model = mg_arena_strdup(&pr->arena, um),
+            .neutral = probe,
+            .drop_params = true,
+            .arena = &pr->arena,
+            .head = &pr->head,
+        };
         free(owned);
-        if (emb) {
-            mg_buf_append_str(&pr->body, ",\"input\":[\"test from litellm\"]}");
-        } else {
-            mg_buf_append_str(&pr->body, ",\"messages\":[{\"role\":\"user\",\"content\":\"Hey "
-                                         "how's it going?\"}],\"max_tokens\":1}");
+        mg_err_t err;
+        mg_api_err_t aerr;
+        aerr.status = 0;
+        int brc = prov->ops->build(prov, &c, &err, &aerr);
+        json_decref(probe);
+        if (brc != MG_OK) {
+            mg_health_result(pr, aerr.status > 0 ? aerr.msg : err.msg);
+            continue;
         }
-        mg_buf_printf(&pr->head, "content-length: %zu\r\n\r\n", mg_buf_len(&pr->body));
-        pr->iov[0].iov_base = mg_buf_head(&pr->head);
-        pr->iov[0].iov_len = mg_buf_len(&pr->head);
-        pr->iov[1].iov_base = mg_buf_head(&pr->body);
-        pr->iov[1].iov_len = mg_buf_len(&pr->body);
         json_t *hto = json_object_get(d->model_info, "health_check_timeout");
         int tms = json_is_number(hto) ? (int) (json_number_value(hto) * 1000) : 60000;
         mg_client_timeouts_t to = {0, tms, tms};
         mg_client_cbs_t cbs = {mg_health_on_head, mg_health_on_body, mg_health_on_done};
-        pr->client = mg_client_start(d->upstream, pr->iov, 2, &to, &cbs, pr, &err);
+        pr->client = mg_client_start(d->upstream, c.body.iov, c.body.niov, &to, &cbs, pr, &err);
         if (pr->client == NULL) {
             mg_health_result(pr, err.msg);
         }

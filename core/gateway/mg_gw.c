@@ -29,6 +29,8 @@ mg_gw_attach(void *ud, mg_snapshot_t *s, mg_deployment_t *d, mg_err_t *err)
     (void) s;
     d->prov = mg_provider_find(d->provider);
     d->stats_slot = mg_stats_slot(d->id);
+    /* every credential the provider would use, the environment's too: a rotation is a new client */
+    mg_provider_cred_hash(d->prov, d, d->cred_hash);
     if (d->prov == NULL || d->mock_response != NULL) {
         return MG_OK; /* answered offline, or refused at request time with a clear error */
     }
@@ -263,11 +265,10 @@ void
 mg_gw_error_raw(mg_request_t *r, int status, const char *message, const char *type_json,
                 const char *param_json, const char *extra_headers)
 {
+    /* in the envelope of the client's protocol (OpenAI's for everything but LLM routes) */
     mg_buf_t b = MG_BUF_INIT;
-    mg_buf_append_str(&b, "{\"error\":{\"message\":");
-    mg_buf_json_str(&b, message, strlen(message));
-    mg_buf_printf(&b, ",\"type\":%s,\"param\":%s,\"code\":\"%d\"}}", type_json, param_json,
-                  status);
+    mg_api_error_body(r->api != NULL ? r->api : mg_api_get(MG_API_OPENAI_CHAT), status, message,
+                      type_json, param_json, &b);
     r->gw->failures++;
     mg_gw_send_json_text(r, status, mg_buf_head(&b), mg_buf_len(&b), extra_headers);
     mg_buf_free(&b);
@@ -492,15 +493,15 @@ mg_gw_not_found(mg_request_t *r)
 }
 
 static bool
-mg_gw_llm_route(mg_request_t *r, mg_route_t *route, const char **pm, size_t *pml)
+mg_gw_llm_route(mg_request_t *r, mg_api_id_t *api, const char **pm, size_t *pml)
 {
     static const struct {
         const char *suffix;
-        mg_route_t route;
+        mg_api_id_t api;
     } routes[] = {
-        {"/chat/completions", MG_ROUTE_CHAT},
-        {"/completions", MG_ROUTE_COMPLETIONS},
-        {"/embeddings", MG_ROUTE_EMBEDDINGS},
+        {"/chat/completions", MG_API_OPENAI_CHAT},
+        {"/completions", MG_API_OPENAI_COMPLETIONS},
+        {"/embeddings", MG_API_OPENAI_EMBEDDINGS},
     };
     *pm = NULL;
     *pml = 0;
@@ -508,18 +509,18 @@ mg_gw_llm_route(mg_request_t *r, mg_route_t *route, const char **pm, size_t *pml
         char v1[64];
         snprintf(v1, sizeof(v1), "/v1%s", routes[i].suffix);
         if (mg_gw_path_is(r, routes[i].suffix) || mg_gw_path_is(r, v1)) {
-            *route = routes[i].route;
+            *api = routes[i].api;
             return true;
         }
         if (mg_gw_match_model_path(r, "/openai/deployments/", routes[i].suffix, pm, pml) ||
             mg_gw_match_model_path(r, "/engines/", routes[i].suffix, pm, pml) ||
             mg_gw_match_model_path(r, "/v1/engines/", routes[i].suffix, pm, pml)) {
             /* "/completions" also ends "/chat/completions": keep the longest */
-            if (routes[i].route == MG_ROUTE_COMPLETIONS && *pml > 5 &&
+            if (routes[i].api == MG_API_OPENAI_COMPLETIONS && *pml > 5 &&
                 memcmp(*pm + *pml - 5, "/chat", 5) == 0) {
                 continue;
             }
-            *route = routes[i].route;
+            *api = routes[i].api;
             return true;
         }
     }
@@ -554,8 +555,7 @@ static void
 mg_gw_on_request(mg_http_req_t *hr)
 {
     mg_gw_t *gw = hr->server->conf.data;
-    mg_request_t *r = hr->ud;
-    memset(r, 0, sizeof(*r));
+    mg_request_t *r = hr->ud; /* zeroed by the server */
     r->hr = hr;
     r->gw = gw;
     r->arena = &hr->arena;
@@ -635,10 +635,13 @@ mg_gw_on_request(mg_http_req_t *hr)
         (void) mg_admin_handle(r, m, ml);
         return;
     }
-    mg_route_t route = MG_ROUTE_CHAT;
+    mg_api_id_t api = MG_API_OPENAI_CHAT;
     const char *pm;
     size_t pml;
-    bool llm = mg_gw_llm_route(r, &route, &pm, &pml);
+    bool llm = mg_gw_llm_route(r, &api, &pm, &pml);
+    if (llm) {
+        r->api = mg_api_get(api); /* errors from here on, auth's too, in its envelope */
+    }
     if (llm && !mg_gw_method_is(m, ml, "POST")) {
         mg_gw_error(r, 405, "Method Not Allowed", "invalid_request_error", NULL, NULL);
         return;
@@ -651,7 +654,7 @@ mg_gw_on_request(mg_http_req_t *hr)
         return;
     }
     if (llm) {
-        mg_proxy_handle(r, route, pm, pml);
+        mg_proxy_handle(r, pm, pml);
         return;
     }
     if (mg_admin_handle(r, m, ml)) {

@@ -14,6 +14,7 @@
 #ifndef MG_GW_H
 #define MG_GW_H
 
+#include "../api/mg_api.h"
 #include "../base/mg_arena.h"
 #include "../base/mg_buf.h"
 #include "../base/mg_err.h"
@@ -53,7 +54,6 @@ typedef struct {
     void *host;
 } mg_gw_host_t;
 
-#define MG_GW_MAX_MEMBERS 96
 
 struct mg_gw_s {
     struct event_base *base;
@@ -90,6 +90,13 @@ typedef enum {
 
 typedef struct mg_pending_s mg_pending_t;
 
+/* What only a translated or local answer needs (kept out of every request's zeroed struct). */
+typedef struct {
+    mg_dec_t dec;                   /* upstream -> neutral events */
+    mg_enc_t enc;                   /* neutral events -> client */
+    mg_mock_answer_t mock;          /* a local (mock_response) answer being delivered */
+} mg_proxy_xl_t;
+
 /*
  * One level of LiteLLM's run_async_fallback: the fallback groups of a group that
  * failed, tried in order, each with its own fallbacks one level deeper (a
@@ -118,15 +125,11 @@ struct mg_request_s {
     bool is_admin;                  /* authenticated with the master key (or open) */
 
     /* LLM request */
-    mg_route_t route;
-    const char *route_path;         /* "/chat/completions" for messages */
-    mg_json_member_t members[MG_GW_MAX_MEMBERS];
-    int nmembers;
-    bool members_overflow;
-    const char *model;              /* arena: requested model */
-    const char *path_model;         /* arena: model from the URL (Azure style) or NULL */
-    bool stream;
-    bool include_usage;
+    const mg_api_t *api;            /* static: the client protocol of an LLM route, else NULL */
+    mg_api_req_t q;                 /* the parsed client body (spans into hr->body) */
+    const char *route_path;         /* api->route_path, for messages */
+    const char *model;              /* arena: requested model (q.model) */
+    bool stream;                    /* the client asked for a stream */
     int req_num_retries;            /* -1 unset */
     bool disable_fallbacks;
     double req_timeout;             /* seconds, 0 unset */
@@ -143,6 +146,7 @@ struct mg_request_s {
     int norder;
     int order_pos;
     mg_deployment_t *dep;           /* borrowed: current attempt */
+    const mg_provider_t *prov;      /* static: the provider of the current attempt */
     char *upstream_model;           /* arena */
     int retries_left;
     int max_retries;
@@ -170,29 +174,27 @@ struct mg_request_s {
     int up_status;
     mg_buf_t up_body;               /* non-stream response body / error body */
     char up_retry_after[32];
-    char up_ctype[64];
     bool up_stream;                 /* upstream answered with an event stream */
+    mg_wire_t up_wire;              /* the wire the upstream speaks for this attempt */
+    bool translate;                 /* up_wire differs from the client's: decode and encode */
+    bool restamp;                   /* the answer's "model" may be restamped */
     mg_sse_t sse;
-    bool done_seen;
+    mg_relay_t relay;               /* same wire: bytes through */
+    mg_proxy_xl_t *xl;              /* malloc: translation and local-answer state, NULL on the
+                                     * fast path; freed in mg_proxy_cleanup() */
+    mg_buf_t out;                   /* bytes for the client produced by one upstream read */
+    char *decode_error;             /* malloc: why a translated stream event was unreadable */
     bool stream_errored;            /* the upstream sent an error event: nothing follows it */
     bool stream_paused;
     int64_t t_upstream_us;
     int64_t t_first_byte_us;
     int64_t upstream_us_total;
     bool stats_begun;
-    struct event timer;             /* backoff / mock streaming */
+    struct event timer;             /* backoff / local answers */
     bool timer_on;
 
-    /* usage */
-    int64_t prompt_tokens, completion_tokens, total_tokens;
-    bool usage_seen;
-
-    /* mock streaming */
-    const char *mock_text;
-    size_t mock_len, mock_pos;
-    bool mock_role_sent;
-    char mock_id[64];
-    int64_t mock_created;
+    /* usage: the one neutral record every path fills */
+    mg_usage_t usage;
 };
 
 /* ---- gw lifecycle (worker) ---- */
@@ -241,7 +243,7 @@ void mg_gw_finalize(mg_request_t *r);
 mg_snapshot_t *mg_gw_snapshot(mg_gw_t *gw);
 
 /* ---- LLM routes (mg_proxy.c) ---- */
-void mg_proxy_handle(mg_request_t *r, mg_route_t route, const char *path_model, size_t pm_len);
+void mg_proxy_handle(mg_request_t *r, const char *path_model, size_t pm_len);
 void mg_proxy_abort(mg_request_t *r);
 void mg_proxy_drain(mg_request_t *r);
 void mg_proxy_cleanup(mg_request_t *r);
@@ -252,29 +254,5 @@ bool mg_admin_handle(mg_request_t *r, const char *method, size_t mlen);
 void mg_admin_abort(mg_request_t *r);
 /* Whether the path names an admin/info route at all (routing happens before auth). */
 bool mg_admin_route_known(const mg_request_t *r);
-
-/* ---- upstream error mapping (mg_errmap.c) ---- */
-typedef struct {
-    int status;                 /* HTTP status for the client */
-    mg_err_class_t cls;         /* for retry/fallback/cooldown decisions */
-    const char *type_json;      /* JSON text for "type" */
-    const char *param_json;     /* JSON text for "param" */
-    char *message;              /* malloc: full LiteLLM-style message (without fallback suffix) */
-    bool context_window;
-    bool content_policy;
-    bool not_found;
-    bool auth;
-    bool rate_limit;
-    bool timeout;
-    bool connection;
-} mg_uperr_t;
-
-/* Maps an upstream HTTP error response (status, body) for provider p. */
-void mg_errmap_http(const mg_provider_t *p, const char *provider_name, int status,
-                    const char *body, size_t body_len, mg_uperr_t *out);
-/* Maps a transport failure (connect, reset, timeout). */
-void mg_errmap_transport(const mg_provider_t *p, const char *provider_name, const mg_err_t *err,
-                         const mg_deployment_t *d, mg_uperr_t *out);
-void mg_uperr_free(mg_uperr_t *e);
 
 #endif

@@ -1,13 +1,18 @@
 /*
- * mg_proxy.c -- the LLM routes: /chat/completions, /completions, /embeddings.
+ * mg_proxy.c -- the LLM routes: resolve -> order -> attempt -> retry/fallback.
  *
  * A request pins the snapshot current at its start.  It resolves the model
  * to a group (exact name, alias, deployment id, wildcard, litellm model,
  * default fallback), orders the group's deployments (mg_route.c), and tries
  * them: retries inside the group, then fallback groups, as LiteLLM does.
- * The body is forwarded as the client sent it, re-spliced from spans of the
- * original buffer: model replaced, LiteLLM-only fields and nulls dropped,
- * deployment defaults added.  Streams are relayed event by event.
+ *
+ * What a request looks like on the wire is not known here: the client's
+ * protocol (core/api/) parses the body and writes the answer back; the
+ * deployment's provider (core/providers/) builds the upstream request and
+ * reads its errors.  When the upstream speaks the client's wire, its bytes
+ * are relayed (the fast path: only "model" restamped); otherwise its answer
+ * is decoded into neutral events and encoded in the client's format.  Either
+ * way usage lands in r->usage, which spend and limits will read.
  */
 #include "mg_gw.h"
 #include "mg_route.h"
@@ -27,105 +32,7 @@
 static void mg_proxy_attempt(mg_request_t *r);
 static void mg_proxy_fail(mg_request_t *r, mg_uperr_t *e);
 
-/* ---- fields never forwarded upstream (LiteLLM's own parameters) ---- */
-
-static const char *const mg_proxy_litellm_only[] = {
-    "metadata", "litellm_metadata", "litellm_trace_id", "litellm_request_debug", "guardrails",
-    "tags", "acompletion", "aimg_generation", "atext_completion", "text_completion", "caching",
-    "mock_response", "mock_timeout", "mock_delay", "mock_tool_calls",
-    "disable_add_transform_inline_image_block", "litellm_proxy_rate_limit_response", "api_key",
-    "api_version", "prompt_id", "provider_specific_header", "prompt_variables", "prompt_version",
-    "api_base", "base_url", "force_timeout", "logger_fn", "verbose", "custom_llm_provider",
-    "model_file_id_mapping", "litellm_logging_obj", "litellm_call_id", "use_client", "id",
-    "fallbacks", "azure", "headers", "model_list", "num_retries", "context_window_fallback_dict",
-    "retry_policy", "retry_strategy", "roles", "final_prompt_value", "bos_token", "eos_token",
-    "request_timeout", "timeout", "complete_response", "self", "client", "rpm", "tpm",
-    "max_parallel_requests", "input_cost_per_token", "output_cost_per_token",
-    "input_cost_per_second", "output_cost_per_second", "hf_model_name", "model_info",
-    "proxy_server_request", "secret_fields", "preset_cache_key", "caching_groups", "ttl", "cache",
-    "no-log", "base_model", "stream_timeout", "supports_system_message", "region_name",
-    "allowed_model_region", "model_config", "fastest_response", "cooldown_time", "cache_key",
-    "max_retries", "azure_ad_token_provider", "tenant_id", "client_id", "azure_username",
-    "azure_password", "azure_scope", "client_secret", "user_continue_message",
-    "configurable_clientside_auth_params", "weight", "ensure_alternating_roles",
-    "assistant_continue_message", "fallback_depth", "max_fallbacks", "max_budget",
-    "budget_duration", "use_in_pass_through", "merge_reasoning_content_in_choices",
-    "litellm_credential_name", "allowed_openai_params", "litellm_session_id", "use_litellm_proxy",
-    "prompt_label", "shared_session", "context_window_fallbacks", "content_policy_fallbacks",
-    "original_function", "specific_deployment", "disable_fallbacks", "drop_params",
-    "additional_drop_params", "mock_testing_fallbacks", "mock_testing_context_fallbacks",
-    "mock_testing_content_policy_fallbacks", "mock_testing_rate_limit_error", "user_api_key",
-    "user_api_key_alias", "user_api_key_team_id", "user_api_key_user_id", "deployment_id",
-    "organization", "default_headers", "extra_headers", "turn_off_message_logging",
-    "azure_ad_token", "aws_region_name", "vertex_project", "vertex_location",
-    "vertex_credentials", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
-    NULL,
-};
-
-static mg_map_t mg_proxy_drop_set;
-static bool mg_proxy_drop_ready;
-
-static bool
-mg_proxy_is_litellm_only(const mg_json_member_t *m)
-{
-    if (!mg_proxy_drop_ready) {
-        mg_map_init(&mg_proxy_drop_set);
-        for (const char *const *k = mg_proxy_litellm_only; *k; k++) {
-            mg_map_put(&mg_proxy_drop_set, *k, strlen(*k), (void *) 1);
-        }
-        mg_proxy_drop_ready = true;
-    }
-    if (m->key_escaped) {
-        char buf[256];
-        if (m->key_len + 2 > sizeof(buf)) {
-            return false;
-        }
-        long n = mg_json_str_decode(m->key - 1, m->key_len + 2, buf);
-        return n >= 0 && ((n > 13 && memcmp(buf, "mock_testing_", 13) == 0) ||
-                          mg_map_get(&mg_proxy_drop_set, buf, (size_t) n) != NULL);
-    }
-    if (m->key_len > 13 && memcmp(m->key, "mock_testing_", 13) == 0) {
-        return true;
-    }
-    return mg_map_get(&mg_proxy_drop_set, m->key, m->key_len) != NULL;
-}
-
 /* ---- small helpers ---- */
-
-static const mg_json_member_t *
-mg_proxy_member(const mg_request_t *r, const char *key)
-{
-    /* the last occurrence, as Python's json (and the upstream) reads duplicate keys */
-    for (int i = r->nmembers - 1; i >= 0; i--) {
-        if (mg_json_key_is(&r->members[i], key)) {
-            return &r->members[i];
-        }
-    }
-    return NULL;
-}
-
-static char *
-mg_proxy_member_str(mg_request_t *r, const mg_json_member_t *m)
-{
-    if (m == NULL || m->type != MG_JSON_STRING) {
-        return NULL;
-    }
-    char *out = mg_arena_alloc(r->arena, m->val_len + 1);
-    if (mg_json_str_decode(m->val, m->val_len, out) < 0) {
-        return NULL;
-    }
-    return out;
-}
-
-static double
-mg_proxy_member_num(const mg_json_member_t *m, double dflt)
-{
-    double d;
-    if (m == NULL || m->type != MG_JSON_NUMBER || mg_json_num(m->val, m->val_len, &d) != MG_OK) {
-        return dflt;
-    }
-    return d;
-}
 
 static void
 mg_proxy_timer_set(mg_request_t *r, int64_t ms, event_callback_fn cb)
@@ -178,80 +85,27 @@ mg_proxy_simple_error(mg_request_t *r, int status, const char *msg, const char *
 static bool
 mg_proxy_parse(mg_request_t *r, const char *pm, size_t pml)
 {
-    const char *body = r->hr->body;
-    size_t len = r->hr->body_len;
-    static const char empty[] = "{}";
-    if (len == 0 || body == NULL) {
-        body = empty;
-        len = 2;
-    }
-    mg_json_iter_t it;
-    if (mg_json_obj_iter(&it, body, len) != MG_OK) {
-        char *msg = mg_arena_printf(r->arena, "Invalid JSON payload: %s", it.errmsg);
-        mg_proxy_simple_error(r, 400, msg, "\"invalid_request_error\"", "\"request_body\"");
+    mg_api_err_t err;
+    const char *path_model = pm != NULL ? mg_arena_strndup(r->arena, pm, pml) : NULL;
+    if (mg_api_parse(r->api, r->arena, r->hr->body, r->hr->body_len, path_model, &r->q, &err) !=
+        MG_OK) {
+        mg_proxy_simple_error(r, err.status, err.msg, err.type_json, err.param_json);
         return false;
     }
-    mg_json_member_t m;
-    int rc;
-    while ((rc = mg_json_obj_next(&it, &m)) == 1) {
-        if (r->nmembers >= MG_GW_MAX_MEMBERS) {
-            r->members_overflow = true;
-            continue;
-        }
-        r->members[r->nmembers++] = m;
-    }
-    if (rc < 0) {
-        char *msg = mg_arena_printf(r->arena, "Invalid JSON payload: %s", it.errmsg);
-        mg_proxy_simple_error(r, 400, msg, "\"invalid_request_error\"", "\"request_body\"");
-        return false;
-    }
-    /* trailing garbage after the object */
-    const char *tail = it.p;
-    while (tail < body + len && (*tail == ' ' || *tail == '\n' || *tail == '\r' || *tail == '\t')) {
-        tail++;
-    }
-    if (tail != body + len) {
-        char *msg = mg_arena_printf(r->arena, "Invalid JSON payload: Extra data: char %ld",
-                                    (long) (tail - body));
-        mg_proxy_simple_error(r, 400, msg, "\"invalid_request_error\"", "\"request_body\"");
-        return false;
-    }
-    if (r->members_overflow) {
-        mg_proxy_simple_error(r, 400, "Invalid JSON payload: more than 96 top-level fields",
-                              "\"invalid_request_error\"", "\"request_body\"");
-        return false;
-    }
-    if (pm != NULL) {
-        r->path_model = mg_arena_strndup(r->arena, pm, pml);
-        r->model = r->path_model;
-    } else {
-        const mg_json_member_t *mm = mg_proxy_member(r, "model");
-        r->model = mg_proxy_member_str(r, mm);
-        if (mm != NULL && mm->type != MG_JSON_STRING && mm->type != MG_JSON_NULL) {
-            char *msg = mg_arena_printf(r->arena, "%s: model must be a string", r->route_path);
-            mg_proxy_simple_error(r, 400, msg, "\"invalid_request_error\"", "\"model\"");
-            return false;
-        }
-    }
-    const mg_json_member_t *sm = mg_proxy_member(r, "stream");
-    r->stream = sm != NULL && sm->type == MG_JSON_TRUE;
-    const mg_json_member_t *so = mg_proxy_member(r, "stream_options");
-    if (so != NULL && so->type == MG_JSON_OBJECT) {
-        mg_json_member_t iu;
-        if (mg_json_obj_find(so->val, so->val_len, "include_usage", &iu) == 1) {
-            r->include_usage = iu.type == MG_JSON_TRUE;
-        }
-    }
-    const mg_json_member_t *nr = mg_proxy_member(r, "num_retries");
+    mg_api_req_t *q = &r->q;
+    r->model = q->model;
+    r->stream = q->stream;
+    /* LiteLLM's own parameters, whatever the client's protocol */
+    const mg_json_member_t *nr = mg_api_member(q, "num_retries");
     if (nr != NULL && nr->type == MG_JSON_NUMBER) {
-        r->req_num_retries = mg_clamp_int(mg_proxy_member_num(nr, -1));
+        r->req_num_retries = mg_clamp_int(mg_api_member_num(nr, -1));
         if (r->req_num_retries > 100) {
             r->req_num_retries = 100; /* a client cannot make us loop */
         }
     }
-    const mg_json_member_t *df = mg_proxy_member(r, "disable_fallbacks");
+    const mg_json_member_t *df = mg_api_member(q, "disable_fallbacks");
     r->disable_fallbacks = df != NULL && df->type == MG_JSON_TRUE;
-    const mg_json_member_t *md = mg_proxy_member(r, "metadata");
+    const mg_json_member_t *md = mg_api_member(q, "metadata");
     if (md != NULL && md->type == MG_JSON_OBJECT) {
         mg_json_member_t x;
         if (mg_json_obj_find(md->val, md->val_len, "disable_fallbacks", &x) == 1 &&
@@ -259,43 +113,18 @@ mg_proxy_parse(mg_request_t *r, const char *pm, size_t pml)
             r->disable_fallbacks = true;
         }
     }
-    r->req_timeout = mg_proxy_member_num(mg_proxy_member(r, "timeout"), 0);
+    r->req_timeout = mg_api_member_num(mg_api_member(q, "timeout"), 0);
     if (r->req_timeout <= 0) {
-        r->req_timeout = mg_proxy_member_num(mg_proxy_member(r, "request_timeout"), 0);
+        r->req_timeout = mg_api_member_num(mg_api_member(q, "request_timeout"), 0);
     }
-    r->req_stream_timeout = mg_proxy_member_num(mg_proxy_member(r, "stream_timeout"), 0);
-    const mg_json_member_t *fb = mg_proxy_member(r, "fallbacks");
+    r->req_stream_timeout = mg_api_member_num(mg_api_member(q, "stream_timeout"), 0);
+    const mg_json_member_t *fb = mg_api_member(q, "fallbacks");
     if (fb != NULL && fb->type == MG_JSON_ARRAY) {
         r->req_fallbacks = json_loadb(fb->val, fb->val_len, 0, NULL);
     }
-    const mg_json_member_t *mr = mg_proxy_member(r, "mock_response");
+    const mg_json_member_t *mr = mg_api_member(q, "mock_response");
     if (mr != NULL && mr->type != MG_JSON_NULL) {
         r->req_mock = json_loadb(mr->val, mr->val_len, JSON_DECODE_ANY, NULL);
-    }
-
-    /* required parameters, as LiteLLM checks them before routing */
-    const char *need = r->route == MG_ROUTE_CHAT          ? "messages"
-                       : r->route == MG_ROUTE_COMPLETIONS ? "prompt"
-                                                          : "input";
-    if (r->model == NULL || r->model[0] == '\0') {
-        char *msg = mg_arena_printf(r->arena, "%s: Missing required parameter: 'model'.",
-                                    r->route_path);
-        mg_proxy_simple_error(r, 400, msg, "\"invalid_request_error\"", "\"model\"");
-        return false;
-    }
-    const mg_json_member_t *nm = mg_proxy_member(r, need);
-    if (nm == NULL || (nm->type == MG_JSON_NULL && r->route != MG_ROUTE_COMPLETIONS)) {
-        char *msg = mg_arena_printf(r->arena, "%s: Missing required parameter: '%s'.",
-                                    r->route_path, need);
-        char *param = mg_arena_printf(r->arena, "\"%s\"", need);
-        mg_proxy_simple_error(r, 400, msg, "\"invalid_request_error\"", param);
-        return false;
-    }
-    if (r->route == MG_ROUTE_CHAT && nm->type != MG_JSON_ARRAY) {
-        char *msg = mg_arena_printf(r->arena, "%s: 'messages' must be a list of message objects.",
-                                    r->route_path);
-        mg_proxy_simple_error(r, 400, msg, "\"invalid_request_error\"", "\"messages\"");
-        return false;
     }
     return true;
 }
@@ -381,121 +210,6 @@ mg_proxy_resolve(mg_request_t *r)
     free(msg);
     return false;
 }
-
-/* ---- the upstream request ---- */
-
-static void
-mg_proxy_iov_push(mg_request_t *r, int *cap, const void *p, size_t n)
-{
-    if (n == 0) {
-        return;
-    }
-    if (r->up_niov == *cap) {
-        int ncap = *cap * 2;
-        struct iovec *nv = mg_arena_alloc(r->arena, (size_t) ncap * sizeof(struct iovec));
-        memcpy(nv, r->up_iov, (size_t) r->up_niov * sizeof(struct iovec));
-        r->up_iov = nv;
-        *cap = ncap;
-    }
-    r->up_iov[r->up_niov].iov_base = (void *) p;
-    r->up_iov[r->up_niov].iov_len = n;
-    r->up_niov++;
-}
-
-static bool
-mg_proxy_in_array(json_t *arr, const mg_json_member_t *m)
-{
-    if (arr == NULL) {
-        return false;
-    }
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v) {
-        const char *s = json_string_value(v);
-        if (s != NULL && mg_json_key_is(m, s)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Builds r->up_iov: head (with content-length) + spliced body. */
-static int
-mg_proxy_build_request(mg_request_t *r, const mg_provider_t *p, mg_err_t *err)
-{
-    mg_deployment_t *d = r->dep;
-    mg_buf_reset(&r->up_head);
-    if (mg_provider_request_head(p, d, r->route, r->upstream_model, &r->up_head, err) != MG_OK) {
-        return MG_ERROR;
-    }
-    int cap = 16 + r->nmembers * 2;
-    r->up_iov = mg_arena_alloc(r->arena, (size_t) cap * sizeof(struct iovec));
-    r->up_niov = 1; /* [0] = head, set below */
-    size_t body_len = 0;
-    bool first = true;
-    bool have_model = false;
-    mg_proxy_iov_push(r, &cap, "{", 1);
-    body_len++;
-    for (int i = 0; i < r->nmembers; i++) {
-        const mg_json_member_t *m = &r->members[i];
-        if (m->type == MG_JSON_NULL || mg_proxy_in_array(d->additional_drop_params, m)) {
-            continue;
-        }
-        bool is_model = mg_json_key_is(m, "model");
-        if (!is_model && mg_proxy_is_litellm_only(m)) {
-            continue;
-        }
-        if (!first) {
-            mg_proxy_iov_push(r, &cap, ",", 1);
-            body_len++;
-        }
-        first = false;
-        if (is_model) {
-            mg_buf_t mb = MG_BUF_INIT;
-            mg_buf_append_str(&mb, "\"model\":");
-            mg_buf_json_str(&mb, r->upstream_model, strlen(r->upstream_model));
-            char *s = mg_arena_strndup(r->arena, mg_buf_head(&mb), mg_buf_len(&mb));
-            mg_proxy_iov_push(r, &cap, s, mg_buf_len(&mb));
-            body_len += mg_buf_len(&mb);
-            mg_buf_free(&mb);
-            have_model = true;
-            continue;
-        }
-        size_t n = (size_t) (m->end - m->start);
-        mg_proxy_iov_push(r, &cap, m->start, n);
-        body_len += n;
-    }
-    mg_buf_t extra = MG_BUF_INIT;
-    if (!have_model) {
-        mg_buf_printf(&extra, "%s\"model\":", first ? "" : ",");
-        mg_buf_json_str(&extra, r->upstream_model, strlen(r->upstream_model));
-        first = false;
-    }
-    /* deployment defaults the client did not set */
-    const char *k;
-    json_t *v;
-    json_object_foreach(d->defaults, k, v) {
-        if (mg_proxy_member(r, k) != NULL) {
-            continue;
-        }
-        char *js = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        mg_buf_printf(&extra, "%s", first ? "" : ",");
-        mg_buf_json_str(&extra, k, strlen(k));
-        mg_buf_printf(&extra, ":%s", js);
-        free(js);
-        first = false;
-    }
-    mg_buf_append(&extra, "}", 1);
-    char *es = mg_arena_strndup(r->arena, mg_buf_head(&extra), mg_buf_len(&extra));
-    mg_proxy_iov_push(r, &cap, es, mg_buf_len(&extra));
-    body_len += mg_buf_len(&extra);
-    mg_buf_free(&extra);
-    mg_buf_printf(&r->up_head, "content-length: %zu\r\n\r\n", body_len);
-    r->up_iov[0].iov_base = mg_buf_head(&r->up_head);
-    r->up_iov[0].iov_len = mg_buf_len(&r->up_head);
-    return MG_OK;
-}
-
 /* ---- timeouts (LiteLLM precedence) ---- */
 
 static double
@@ -512,80 +226,6 @@ mg_proxy_timeout_s(mg_request_t *r)
     if (d->timeout > 0) return d->timeout;
     return c->request_timeout > 0 ? c->request_timeout : 6000;
 }
-
-/* ---- response rewriting ---- */
-
-/* Reads usage numbers from a JSON object text (the "usage" member of a response). */
-/* The top-level members a response or stream chunk is read for, found in one pass
- * (each was a pass of its own, three per stream event). */
-typedef struct {
-    mg_json_member_t error, usage, model;
-    bool has_error, has_usage, has_model;
-} mg_proxy_top_t;
-
-static void
-mg_proxy_scan_top(const char *p, size_t n, mg_proxy_top_t *t)
-{
-    memset(t, 0, sizeof(*t));
-    mg_json_iter_t it;
-    if (mg_json_obj_iter(&it, p, n) != MG_OK) {
-        return;
-    }
-    mg_json_member_t m;
-    while (mg_json_obj_next(&it, &m) == 1) {
-        if (!t->has_model && mg_json_key_is(&m, "model")) {
-            t->model = m;
-            t->has_model = true;
-        } else if (!t->has_usage && mg_json_key_is(&m, "usage")) {
-            t->usage = m;
-            t->has_usage = true;
-        } else if (!t->has_error && mg_json_key_is(&m, "error")) {
-            t->error = m;
-            t->has_error = true;
-        }
-    }
-}
-
-static void
-mg_proxy_read_usage(mg_request_t *r, const mg_proxy_top_t *t)
-{
-    if (!t->has_usage || t->usage.type != MG_JSON_OBJECT) {
-        return;
-    }
-    mg_json_iter_t it;
-    if (mg_json_obj_iter(&it, t->usage.val, t->usage.val_len) != MG_OK) {
-        return;
-    }
-    mg_json_member_t m;
-    while (mg_json_obj_next(&it, &m) == 1) {
-        double d;
-        if (m.type != MG_JSON_NUMBER || mg_json_num(m.val, m.val_len, &d) != MG_OK) {
-            continue;
-        }
-        if (mg_json_key_is(&m, "prompt_tokens")) {
-            r->prompt_tokens = (int64_t) d;
-        } else if (mg_json_key_is(&m, "completion_tokens")) {
-            r->completion_tokens = (int64_t) d;
-        } else if (mg_json_key_is(&m, "total_tokens")) {
-            r->total_tokens = (int64_t) d;
-        }
-    }
-    r->usage_seen = true;
-}
-
-/* Copies JSON object text into out with "model" set to the requested name. */
-static bool
-mg_proxy_restamp(mg_request_t *r, const char *p, size_t n, const mg_proxy_top_t *t, mg_buf_t *out)
-{
-    if (!t->has_model || t->model.type != MG_JSON_STRING) {
-        return false;
-    }
-    mg_buf_append(out, p, (size_t) (t->model.val - p));
-    mg_buf_json_str(out, r->model, strlen(r->model));
-    mg_buf_append(out, t->model.end, (size_t) (p + n - t->model.end));
-    return true;
-}
-
 /* ---- success ---- */
 
 static void
@@ -610,10 +250,10 @@ mg_proxy_success_headers(mg_request_t *r, mg_buf_t *h)
     if (r->retries_done > 0) {
         mg_buf_printf(h, "x-litellm-max-retries: %d\r\n", r->max_retries);
     }
-    if (d->input_cost >= 0 && d->output_cost >= 0 && r->usage_seen) {
+    if (d->input_cost >= 0 && d->output_cost >= 0 && r->usage.seen) {
         char c[64];
-        mg_fmt_pyfloat((double) r->prompt_tokens * d->input_cost +
-                           (double) r->completion_tokens * d->output_cost, c, sizeof(c));
+        mg_fmt_pyfloat((double) r->usage.prompt_tokens * d->input_cost +
+                           (double) r->usage.completion_tokens * d->output_cost, c, sizeof(c));
         mg_buf_printf(h, "x-litellm-response-cost: %s\r\n", c);
     }
 }
@@ -632,10 +272,9 @@ mg_proxy_stats_end(mg_request_t *r, bool ok, bool timeout)
         double ttft = r->stream && r->t_first_byte_us > 0
                           ? (double) (r->t_first_byte_us - r->t_upstream_us) / 1e6
                           : -1;
-        mg_stats_success(slot, secs, r->completion_tokens, ttft);
-        mg_stats_usage(slot, r->prompt_tokens, r->completion_tokens);
-        mg_stats_add_tokens(slot, r->total_tokens > 0 ? r->total_tokens
-                                                      : r->prompt_tokens + r->completion_tokens);
+        mg_stats_success(slot, secs, r->usage.completion_tokens, ttft);
+        mg_stats_usage(slot, r->usage.prompt_tokens, r->usage.completion_tokens);
+        mg_stats_add_tokens(slot, mg_usage_total(&r->usage));
     } else {
         mg_stats_failure(slot, timeout);
     }
@@ -653,7 +292,7 @@ mg_proxy_respond_ok(mg_request_t *r, const char *body, size_t len)
     mg_buf_free(&h);
 }
 
-/* ---- streaming relay ---- */
+/* ---- streaming ---- */
 
 static void
 mg_proxy_stream_begin(mg_request_t *r, int status)
@@ -676,73 +315,104 @@ mg_proxy_stream_write(mg_request_t *r, const char *p, size_t n)
     }
 }
 
-/* Ends a started stream with an error frame and no [DONE]. */
+/* Sends what one upstream read produced for the client, in one write. */
+static void
+mg_proxy_flush(mg_request_t *r)
+{
+    if (mg_buf_len(&r->out) > 0) {
+        mg_proxy_stream_write(r, mg_buf_head(&r->out), mg_buf_len(&r->out));
+        mg_buf_reset(&r->out);
+    }
+}
+
+/* Ends a started stream with an error frame in the client's format (no success end). */
 static void
 mg_proxy_stream_error(mg_request_t *r, int status, const char *msg, const char *type_json)
 {
+    mg_proxy_flush(r);
     mg_buf_t b = MG_BUF_INIT;
-    mg_buf_append_str(&b, "data: {\"error\":{\"message\":");
-    mg_buf_json_str(&b, msg, strlen(msg));
-    mg_buf_printf(&b, ",\"type\":%s,\"param\":null,\"code\":\"%d\"}}\n\n", type_json, status);
+    mg_api_stream_error(r->api, status, msg, type_json, &b);
     mg_http_stream_write(r->hr, mg_buf_head(&b), mg_buf_len(&b));
     mg_buf_free(&b);
     r->state = MG_ATT_DONE;
     mg_http_stream_end(r->hr);
 }
 
-static bool
-mg_proxy_on_event(void *ud, const char *raw, size_t raw_len, const char *data, size_t data_len)
+/* ---- the answer, relayed or translated ---- */
+
+static void
+mg_proxy_on_nev(void *ud, const mg_ev_t *ev)
 {
     mg_request_t *r = ud;
-    if (data == NULL) {
-        mg_proxy_stream_write(r, raw, raw_len); /* comments, keep-alives */
-        return true;
-    }
-    if (data_len == 6 && memcmp(data, "[DONE]", 6) == 0) {
-        if (r->stream_errored) {
-            return true;
-        }
-        r->done_seen = true;
-        mg_proxy_stream_write(r, "data: [DONE]\n\n", 14);
-        return true;
-    }
-    if (r->done_seen || r->stream_errored) {
-        return true; /* nothing after [DONE] or after an error event */
-    }
-    /* JSON chunk: usage, errors, and the model restamp */
-    mg_proxy_top_t top;
-    mg_proxy_scan_top(data, data_len, &top);
-    if (top.has_error && top.error.type == MG_JSON_OBJECT) {
-        /* an upstream error event: relay it as the last frame, and no [DONE] */
+    if (ev->kind == MG_EV_ERROR) {
         r->stream_errored = true;
-        mg_buf_t eb = MG_BUF_INIT;
-        mg_buf_append_str(&eb, "data: ");
-        mg_buf_append(&eb, data, data_len);
-        mg_buf_append_str(&eb, "\n\n");
-        mg_proxy_stream_write(r, mg_buf_head(&eb), mg_buf_len(&eb));
-        mg_buf_free(&eb);
+    }
+    mg_enc_event(&r->xl->enc, ev);
+}
+
+static bool
+mg_proxy_on_sse(void *ud, const char *raw, size_t raw_len, const char *data, size_t data_len)
+{
+    mg_request_t *r = ud;
+    if (!r->translate) {
+        mg_relay_event(&r->relay, raw, raw_len, data, data_len, &r->out);
+        r->stream_errored = r->relay.errored;
         return true;
     }
-    mg_proxy_read_usage(r, &top);
-    mg_buf_t out = MG_BUF_INIT;
-    mg_buf_append_str(&out, "data: ");
-    if (!mg_proxy_restamp(r, data, data_len, &top, &out)) {
-        mg_buf_append(&out, data, data_len);
+    if (data == NULL) {
+        return true; /* comments and keep-alives of the upstream's protocol */
     }
-    mg_buf_append_str(&out, "\n\n");
-    mg_proxy_stream_write(r, mg_buf_head(&out), mg_buf_len(&out));
-    mg_buf_free(&out);
+    mg_api_err_t err;
+    if (mg_dec_event(&r->xl->dec, data, data_len, &err) != MG_OK) {
+        free(r->decode_error);
+        r->decode_error = mg_xstrdup(err.msg);
+        return false;
+    }
     return true;
 }
 
-/* ---- upstream callbacks ---- */
+static void
+mg_proxy_uperr_from_api(const mg_api_err_t *a, mg_uperr_t *e)
+{
+    mg_uperr_set(e, a->status, a->status >= 500 ? MG_ERR_INTERNAL : MG_ERR_BAD_REQUEST, "%s",
+                 a->msg);
+    snprintf(e->type_buf, sizeof(e->type_buf), "%s", a->type_json);
+    snprintf(e->param_buf, sizeof(e->param_buf), "%s", a->param_json);
+    e->type_json = e->type_buf;
+    e->param_json = e->param_buf;
+}
+
+/* An upstream answer that cannot be read: LiteLLM's APIError, retried like a 5xx. */
+static void
+mg_proxy_unreadable(mg_request_t *r, const char *what)
+{
+    mg_uperr_t e;
+    mg_uperr_set(&e, 502, MG_ERR_UPSTREAM_5XX, "litellm.APIError: APIError: %s - %s",
+                 r->prov ? r->prov->exception_name : "UpstreamException", what);
+    mg_proxy_fail(r, &e);
+}
+
+static void
+mg_proxy_up_head(mg_request_t *r, int status, const char *ctype)
+{
+    r->up_status = status;
+    r->t_first_byte_us = mg_time_mono_us();
+    mg_framing_t f = MG_FRAMING_JSON;
+    if (r->prov != NULL && r->prov->ops->framing != NULL) {
+        f = r->prov->ops->framing(r->prov, NULL, ctype);
+    } else if (ctype != NULL && strncasecmp(ctype, "text/event-stream", 17) == 0) {
+        f = MG_FRAMING_SSE;
+    }
+    r->up_stream = f == MG_FRAMING_SSE;
+    if (r->stream && r->up_stream && status >= 200 && status < 300) {
+        mg_proxy_stream_begin(r, 200);
+    }
+}
 
 static void
 mg_proxy_on_head(void *ud, const mg_http_head_t *head)
 {
     mg_request_t *r = ud;
-    r->up_status = head->status;
-    r->t_first_byte_us = mg_time_mono_us();
     const mg_http_header_t *ra = mg_http_header_find(head, "retry-after");
     r->up_retry_after[0] = '\0';
     if (ra != NULL && ra->value_len < sizeof(r->up_retry_after)) {
@@ -750,30 +420,42 @@ mg_proxy_on_head(void *ud, const mg_http_head_t *head)
         r->up_retry_after[ra->value_len] = '\0';
     }
     const mg_http_header_t *ct = mg_http_header_find(head, "content-type");
-    r->up_stream = ct != NULL && ct->value_len >= 17 &&
-                   strncasecmp(ct->value, "text/event-stream", 17) == 0;
-    if (r->stream && r->up_stream && head->status >= 200 && head->status < 300) {
-        mg_proxy_stream_begin(r, 200);
+    char ctype[64] = "";
+    if (ct != NULL) {
+        size_t n = ct->value_len < sizeof(ctype) - 1 ? ct->value_len : sizeof(ctype) - 1;
+        memcpy(ctype, ct->value, n);
+        ctype[n] = '\0';
     }
+    mg_proxy_up_head(r, head->status, ct != NULL ? ctype : NULL);
 }
 
 static void
-mg_proxy_on_body(void *ud, const char *data, size_t len)
+mg_proxy_up_body(mg_request_t *r, const char *data, size_t len)
 {
-    mg_request_t *r = ud;
     if (r->state == MG_ATT_STREAMING) {
-        if (mg_sse_feed(&r->sse, data, len, mg_proxy_on_event, r) != MG_OK) {
-            mg_client_free(r->client);
-            r->client = NULL;
+        int rc = mg_sse_feed(&r->sse, data, len, mg_proxy_on_sse, r);
+        mg_proxy_flush(r);
+        if (rc != MG_OK || r->decode_error != NULL) {
+            if (r->client != NULL) {
+                mg_client_free(r->client);
+                r->client = NULL;
+            }
             mg_proxy_stats_end(r, false, false);
-            mg_proxy_stream_error(r, 502, "moongate: upstream sent an event larger than 4 MiB",
-                                  "\"None\"");
+            if (r->decode_error != NULL) {
+                char *msg = mg_arena_printf(r->arena, "moongate: %s", r->decode_error);
+                mg_proxy_stream_error(r, 502, msg, "\"None\"");
+            } else {
+                mg_proxy_stream_error(r, 502, "moongate: upstream sent an event larger than 4 MiB",
+                                      "\"None\"");
+            }
         }
         return;
     }
     if ((int64_t) (mg_buf_len(&r->up_body) + len) > r->snap->config->max_response_size) {
-        mg_client_free(r->client);
-        r->client = NULL;
+        if (r->client != NULL) {
+            mg_client_free(r->client);
+            r->client = NULL;
+        }
         mg_proxy_stats_end(r, false, false);
         char *msg = mg_arena_printf(r->arena, "moongate: the upstream response is larger than "
                                               "max_response_size_mb");
@@ -784,14 +466,26 @@ mg_proxy_on_body(void *ud, const char *data, size_t len)
 }
 
 static void
+mg_proxy_on_body(void *ud, const char *data, size_t len)
+{
+    mg_proxy_up_body(ud, data, len);
+}
+
+static void
 mg_proxy_finish_stream(mg_request_t *r, int rc, const mg_err_t *err)
 {
     if (rc == MG_OK && mg_sse_pending(&r->sse) == 0) {
         mg_proxy_stats_end(r, !r->stream_errored, false);
-        if (!r->done_seen && !r->stream_errored) {
-            /* upstream ended cleanly without [DONE]: LiteLLM always sends one on success */
-            mg_http_stream_write(r->hr, "data: [DONE]\n\n", 14);
+        if (r->translate) {
+            if (!r->xl->dec.ended) {
+                mg_ev_t end = {.kind = MG_EV_END};
+                mg_enc_event(&r->xl->enc, &end);
+            }
+            mg_enc_finish(&r->xl->enc);
+        } else {
+            mg_relay_end(&r->relay, &r->out);
         }
+        mg_proxy_flush(r);
         r->state = MG_ATT_DONE;
         mg_http_stream_end(r->hr);
         return;
@@ -801,27 +495,64 @@ mg_proxy_finish_stream(mg_request_t *r, int rc, const mg_err_t *err)
     if (rc == MG_OK) {
         mg_err_t e2;
         mg_err_set(&e2, MG_ERR_UPSTREAM_CONNECT, "upstream ended the stream in the middle of an event");
-        mg_errmap_transport(r->dep->prov, r->dep->provider, &e2, r->dep, &e);
+        mg_provider_error_transport(r->prov, r->dep->provider, &e2, r->dep, &e);
     } else {
-        mg_errmap_transport(r->dep->prov, r->dep->provider, err, r->dep, &e);
+        mg_provider_error_transport(r->prov, r->dep->provider, err, r->dep, &e);
     }
     mg_log_ctx_t lc = {r->call_id, r->dep->id, "relaying a stream"};
     mg_log(MG_LOG_WARN, &lc, "stream failed mid-way: %s", e.message);
     char *msg = mg_arena_printf(r->arena, "%s. Received Model Group=%s\nAvailable Model Group "
                                           "Fallbacks=None", e.message, r->group_name);
     int st = e.status;
-    const char *tj = e.type_json;
+    char tj[128];
+    snprintf(tj, sizeof(tj), "%s", e.type_json);
     mg_uperr_free(&e);
     mg_proxy_stream_error(r, st, msg, tj);
 }
 
+/* A complete non-stream answer. */
 static void
-mg_proxy_on_done(void *ud, int rc, const mg_err_t *err)
+mg_proxy_answer(mg_request_t *r, const char *b, size_t bl)
 {
-    mg_request_t *r = ud;
+    if (!r->translate) {
+        bool restamp = r->restamp && r->api->op != MG_OP_EMBEDDINGS;
+        bool rewritten = mg_relay_body(&r->relay, b, bl, restamp, &r->out);
+        mg_proxy_stats_end(r, true, false);
+        if (rewritten) {
+            mg_proxy_respond_ok(r, mg_buf_head(&r->out), mg_buf_len(&r->out));
+        } else {
+            mg_proxy_respond_ok(r, b, bl);
+        }
+        return;
+    }
+    mg_api_err_t aerr;
+    if (mg_dec_body(&r->xl->dec, b, bl, &aerr) != MG_OK) {
+        mg_proxy_stats_end(r, false, false);
+        mg_proxy_unreadable(r, aerr.msg);
+        return;
+    }
+    mg_proxy_stats_end(r, true, false);
+    if (r->stream) {
+        /* the client asked for a stream and the upstream answered in one piece */
+        mg_proxy_stream_begin(r, 200);
+        mg_enc_finish(&r->xl->enc);
+        mg_proxy_flush(r);
+        r->state = MG_ATT_DONE;
+        mg_http_stream_end(r->hr);
+        return;
+    }
+    mg_enc_finish(&r->xl->enc);
+    mg_proxy_respond_ok(r, mg_buf_head(&r->out), mg_buf_len(&r->out));
+}
+
+static void
+mg_proxy_up_done(mg_request_t *r, int rc, const mg_err_t *err)
+{
     r->upstream_us_total += mg_time_mono_us() - r->t_upstream_us;
-    mg_client_free(r->client); /* deferred by the client until we return */
-    r->client = NULL;
+    if (r->client != NULL) {
+        mg_client_free(r->client); /* deferred by the client until we return */
+        r->client = NULL;
+    }
     if (r->state == MG_ATT_DONE) {
         return;
     }
@@ -832,7 +563,7 @@ mg_proxy_on_done(void *ud, int rc, const mg_err_t *err)
     mg_uperr_t e;
     if (rc != MG_OK) {
         mg_proxy_stats_end(r, false, err->cls == MG_ERR_UPSTREAM_TIMEOUT);
-        mg_errmap_transport(r->dep->prov, r->dep->provider, err, r->dep, &e);
+        mg_provider_error_transport(r->prov, r->dep->provider, err, r->dep, &e);
         mg_log_ctx_t lc = {r->call_id, r->dep->id, "calling upstream"};
         mg_log(MG_LOG_INFO, &lc, "upstream exchange failed: %s", err->msg);
         mg_proxy_fail(r, &e);
@@ -840,202 +571,39 @@ mg_proxy_on_done(void *ud, int rc, const mg_err_t *err)
     }
     if (r->up_status < 200 || r->up_status >= 300) {
         mg_proxy_stats_end(r, false, false);
-        mg_errmap_http(r->dep->prov, r->dep->provider, r->up_status, mg_buf_head(&r->up_body),
-                       mg_buf_len(&r->up_body), &e);
+        mg_provider_error_http(r->prov, r->dep->provider, r->up_wire, r->up_status,
+                               mg_buf_head(&r->up_body), mg_buf_len(&r->up_body), &e);
         mg_proxy_fail(r, &e);
         return;
     }
-    /* success: read usage, restamp the model, answer */
     const char *b = r->up_body.data ? mg_buf_head(&r->up_body) : "";
-    size_t bl = mg_buf_len(&r->up_body);
-    mg_proxy_top_t top;
-    mg_proxy_scan_top(b, bl, &top);
-    mg_proxy_read_usage(r, &top);
-    mg_proxy_stats_end(r, true, false);
-    mg_buf_t out = MG_BUF_INIT;
-    if (r->route != MG_ROUTE_EMBEDDINGS && mg_proxy_restamp(r, b, bl, &top, &out)) {
-        mg_proxy_respond_ok(r, mg_buf_head(&out), mg_buf_len(&out));
-    } else {
-        mg_proxy_respond_ok(r, b, bl);
-    }
-    mg_buf_free(&out);
+    mg_proxy_answer(r, b, mg_buf_len(&r->up_body));
 }
 
-/* ---- mock responses (mock_response, as LiteLLM answers offline) ---- */
-
 static void
-mg_proxy_mock_error(mg_request_t *r, const char *s)
+mg_proxy_on_done(void *ud, int rc, const mg_err_t *err)
 {
-    mg_uperr_t e;
-    memset(&e, 0, sizeof(e));
-    e.type_json = "null";
-    e.param_json = "null";
-    if (strcmp(s, "litellm.RateLimitError") == 0) {
-        e.status = 429;
-        e.cls = MG_ERR_RATE_LIMITED;
-        e.rate_limit = true;
-        e.type_json = "\"throttling_error\"";
-        e.message = mg_xstrdup("litellm.RateLimitError: this is a mock rate limit error");
-    } else if (strcmp(s, "litellm.ContextWindowExceededError") == 0) {
-        e.status = 400;
-        e.cls = MG_ERR_CONTEXT_WINDOW;
-        e.context_window = true;
-        e.message = mg_xstrdup("litellm.ContextWindowExceededError: this is a mock context "
-                               "window exceeded error");
-    } else {
-        e.status = 500;
-        e.cls = MG_ERR_UPSTREAM_5XX;
-        e.message = mg_xstrdup("litellm.InternalServerError: this is a mock internal server error");
-    }
-    mg_proxy_fail(r, &e);
+    mg_proxy_up_done(ud, rc, err);
 }
 
+/* A local answer (mock_response), delivered like an upstream's from the event loop. */
 static void
-mg_proxy_mock_stream_tick(evutil_socket_t fd, short what, void *arg)
+mg_proxy_local_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void) fd;
     (void) what;
     mg_request_t *r = arg;
     r->timer_on = false;
-    mg_buf_t b = MG_BUF_INIT;
-    /* all slices at once: LiteLLM's mock stream does not pace them */
-    while (r->mock_pos < r->mock_len) {
-        size_t n = r->mock_len - r->mock_pos < 3 ? r->mock_len - r->mock_pos : 3;
-        mg_buf_printf(&b, "data: {\"id\":\"%s\",\"created\":%lld,\"model\":", r->mock_id,
-                      (long long) r->mock_created);
-        mg_buf_json_str(&b, r->model, strlen(r->model));
-        if (r->route == MG_ROUTE_COMPLETIONS) {
-            mg_buf_append_str(&b, ",\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":");
-            mg_buf_json_str(&b, r->mock_text + r->mock_pos, n);
-            mg_buf_append_str(&b, "}]}\n\n");
-        } else {
-            mg_buf_append_str(&b, ",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
-                                  "\"delta\":{\"content\":");
-            mg_buf_json_str(&b, r->mock_text + r->mock_pos, n);
-            mg_buf_append_str(&b, r->mock_role_sent ? "}}]}\n\n" : ",\"role\":\"assistant\"}}]}\n\n");
-        }
-        r->mock_role_sent = true;
-        r->mock_pos += n;
+    mg_buf_t body = r->xl->mock.body;
+    r->xl->mock.body = (mg_buf_t) MG_BUF_INIT;
+    mg_proxy_up_head(r, r->xl->mock.status, r->xl->mock.ctype);
+    if (r->state != MG_ATT_DONE) {
+        mg_proxy_up_body(r, body.data ? mg_buf_head(&body) : "", mg_buf_len(&body));
     }
-    mg_buf_printf(&b, "data: {\"id\":\"%s\",\"created\":%lld,\"model\":", r->mock_id,
-                  (long long) r->mock_created);
-    mg_buf_json_str(&b, r->model, strlen(r->model));
-    if (r->route == MG_ROUTE_COMPLETIONS) {
-        mg_buf_append_str(&b, ",\"object\":\"text_completion\",\"choices\":[{\"finish_reason\":\"stop\","
-                              "\"index\":0,\"text\":\"\"}]}\n\n");
-    } else {
-        mg_buf_append_str(&b, ",\"object\":\"chat.completion.chunk\",\"choices\":[{\"finish_reason\":"
-                              "\"stop\",\"index\":0,\"delta\":{}}]}\n\n");
+    if (r->state != MG_ATT_DONE) {
+        mg_proxy_up_done(r, MG_OK, NULL);
     }
-    if (r->include_usage) {
-        mg_buf_printf(&b, "data: {\"id\":\"%s\",\"created\":%lld,\"model\":", r->mock_id,
-                      (long long) r->mock_created);
-        mg_buf_json_str(&b, r->model, strlen(r->model));
-        mg_buf_append_str(&b, ",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":"
-                              "{\"completion_tokens\":20,\"prompt_tokens\":10,\"total_tokens\":30}}\n\n");
-    }
-    mg_buf_append_str(&b, "data: [DONE]\n\n");
-    mg_http_stream_write(r->hr, mg_buf_head(&b), mg_buf_len(&b));
-    mg_buf_free(&b);
-    r->state = MG_ATT_DONE;
-    mg_http_stream_end(r->hr);
-}
-
-static void
-mg_proxy_mock(mg_request_t *r, json_t *mock)
-{
-    r->prompt_tokens = 10;
-    r->completion_tokens = 20;
-    r->total_tokens = 30;
-    r->usage_seen = true;
-    const char *s = json_string_value(mock);
-    if (s != NULL && (strcmp(s, "litellm.RateLimitError") == 0 ||
-                      strcmp(s, "litellm.ContextWindowExceededError") == 0 ||
-                      strcmp(s, "litellm.InternalServerError") == 0)) {
-        mg_proxy_mock_error(r, s);
-        return;
-    }
-    char uuid[37];
-    mg_uuid4(uuid);
-    int64_t created = mg_time_real_ms() / 1000;
-    if (r->route == MG_ROUTE_EMBEDDINGS) {
-        mg_buf_t b = MG_BUF_INIT;
-        mg_buf_append_str(&b, "{\"object\":\"list\",\"data\":[{\"embedding\":");
-        if (json_is_array(mock)) {
-            char *d = json_dumps(mock, JSON_COMPACT);
-            mg_buf_append_str(&b, d);
-            free(d);
-        } else {
-            mg_buf_append(&b, "[", 1);
-            for (int i = 0; i < 1536; i++) {
-                mg_buf_append_str(&b, i ? ",0.0" : "0.0");
-            }
-            mg_buf_append(&b, "]", 1);
-        }
-        mg_buf_append_str(&b, ",\"index\":0,\"object\":\"embedding\"}],\"model\":");
-        mg_buf_json_str(&b, r->model, strlen(r->model));
-        mg_buf_append_str(&b, ",\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":0,"
-                              "\"total_tokens\":0}}");
-        r->total_tokens = 10;
-        mg_proxy_respond_ok(r, mg_buf_head(&b), mg_buf_len(&b));
-        mg_buf_free(&b);
-        return;
-    }
-    if (json_is_object(mock)) {
-        char *d = json_dumps(mock, JSON_COMPACT);
-        mg_proxy_respond_ok(r, d, strlen(d));
-        free(d);
-        return;
-    }
-    char *text;
-    if (s != NULL) {
-        text = mg_arena_strdup(r->arena, s);
-    } else if (json_is_null(mock) || mock == NULL) {
-        text = mg_arena_strdup(r->arena, "This is a mock request");
-    } else {
-        char *d = json_dumps(mock, JSON_COMPACT | JSON_ENCODE_ANY);
-        text = mg_arena_strdup(r->arena, d);
-        free(d);
-    }
-    if (r->stream) {
-        snprintf(r->mock_id, sizeof(r->mock_id), "%s-%s",
-                 r->route == MG_ROUTE_COMPLETIONS ? "cmpl" : "chatcmpl", uuid);
-        r->mock_created = created;
-        r->mock_text = text;
-        r->mock_len = strlen(text);
-        r->mock_pos = 0;
-        mg_proxy_stream_begin(r, 200);
-        mg_proxy_timer_set(r, 0, mg_proxy_mock_stream_tick);
-        return;
-    }
-    /* n choices, all the same text (LiteLLM's mock_completion) */
-    int nchoices = mg_clamp_int(mg_proxy_member_num(mg_proxy_member(r, "n"), 1));
-    if (nchoices < 1 || nchoices > 128) {
-        nchoices = 1;
-    }
-    mg_buf_t b = MG_BUF_INIT;
-    bool chat = r->route != MG_ROUTE_COMPLETIONS;
-    mg_buf_printf(&b, "{\"id\":\"%s-%s\",\"created\":%lld,\"model\":", chat ? "chatcmpl" : "cmpl",
-                  uuid, (long long) created);
-    mg_buf_json_str(&b, r->model, strlen(r->model));
-    mg_buf_append_str(&b, chat ? ",\"object\":\"chat.completion\",\"choices\":["
-                               : ",\"object\":\"text_completion\",\"choices\":[");
-    for (int i = 0; i < nchoices; i++) {
-        mg_buf_printf(&b, "%s{\"finish_reason\":\"stop\",\"index\":%d,", i ? "," : "", i);
-        if (chat) {
-            mg_buf_append_str(&b, "\"message\":{\"content\":");
-            mg_buf_json_str(&b, text, strlen(text));
-            mg_buf_append_str(&b, ",\"role\":\"assistant\"}}");
-        } else {
-            mg_buf_append_str(&b, "\"text\":");
-            mg_buf_json_str(&b, text, strlen(text));
-            mg_buf_append_str(&b, "}");
-        }
-    }
-    mg_buf_append_str(&b, "],\"usage\":{\"completion_tokens\":20,\"prompt_tokens\":10,"
-                          "\"total_tokens\":30}}");
-    mg_proxy_respond_ok(r, mg_buf_head(&b), mg_buf_len(&b));
-    mg_buf_free(&b);
+    mg_buf_free(&body);
 }
 
 /* ---- attempts, retries, fallbacks ---- */
@@ -1128,39 +696,65 @@ mg_proxy_current_deployment(mg_request_t *r, mg_deployment_t *d)
     return NULL;
 }
 
+/* LiteLLM's drop_params for this call: the request's, else the deployment's, else global. */
+static bool
+mg_proxy_drop_params(mg_request_t *r, const mg_deployment_t *d)
+{
+    const mg_json_member_t *m = mg_api_member(&r->q, "drop_params");
+    if (m != NULL && (m->type == MG_JSON_TRUE || m->type == MG_JSON_FALSE)) {
+        return m->type == MG_JSON_TRUE;
+    }
+    if (d->drop_params >= 0) {
+        return d->drop_params == 1;
+    }
+    return r->snap->config->drop_params;
+}
+
+/* The error for a deployment whose provider moongate cannot call. */
+static void
+mg_proxy_no_provider(mg_request_t *r, const mg_deployment_t *d)
+{
+    mg_uperr_t e;
+    if (d->provider[0] == '\0') {
+        mg_uperr_set(&e, 400, MG_ERR_BAD_REQUEST,
+                     "litellm.BadRequestError: LLM Provider NOT provided. Pass in the LLM provider "
+                     "you are trying to call. You passed model=%s", d->litellm_model);
+    } else {
+        mg_uperr_set(&e, 400, MG_ERR_BAD_REQUEST,
+                     "litellm.BadRequestError: moongate does not support provider \"%s\" yet "
+                     "(deployment %s, model=%s)", d->provider, d->id, d->litellm_model);
+    }
+    mg_proxy_fail(r, &e);
+}
+
 /* Starts the attempt on r->order[r->order_pos]. */
 static void
 mg_proxy_attempt(mg_request_t *r)
 {
     mg_deployment_t *d = mg_proxy_current_deployment(r, r->order[r->order_pos % r->norder]);
+    mg_uperr_t e;
     if (d == NULL) {
         mg_deployment_t *gone = r->order[r->order_pos % r->norder];
         r->dep = NULL; /* nothing to cool down: it no longer exists */
         r->attempts_in_group++;
-        mg_uperr_t e;
-        memset(&e, 0, sizeof(e));
-        e.status = 503;
-        e.cls = MG_ERR_UPSTREAM_5XX;
-        e.type_json = "null";
-        e.param_json = "null";
-        if (asprintf(&e.message, "litellm.ServiceUnavailableError: deployment %s of model group %s "
-                                 "was deleted while this request was being retried",
-                     gone->id, r->group_name) < 0) {
-            abort();
-        }
+        mg_uperr_set(&e, 503, MG_ERR_UPSTREAM_5XX,
+                     "litellm.ServiceUnavailableError: deployment %s of model group %s was deleted "
+                     "while this request was being retried", gone->id, r->group_name);
         mg_proxy_fail(r, &e);
         return;
     }
     r->dep = d;
     r->attempts_in_group++;
     json_t *mock = r->req_mock != NULL ? r->req_mock : d->mock_response;
-    if (mock != NULL) {
-        r->upstream_model = d->upstream_model;
-        mg_proxy_mock(r, mock);
+    const mg_provider_t *p = mock != NULL ? mg_provider_mock() : d->prov;
+    if (p == NULL) {
+        r->prov = NULL;
+        mg_proxy_no_provider(r, d);
         return;
     }
+    r->prov = p;
     /* the upstream model: wildcard captures substituted, else the deployment's */
-    if (d->wildcard && r->wild_matched != NULL) {
+    if (mock == NULL && d->wildcard && r->wild_matched != NULL) {
         char *lm = mg_registry_wildcard_model(d, r->wild_matched);
         char *prov, *um;
         mg_registry_split_model(lm, json_string_value(json_object_get(d->litellm_params,
@@ -1173,53 +767,86 @@ mg_proxy_attempt(mg_request_t *r)
     } else {
         r->upstream_model = d->upstream_model;
     }
-    const mg_provider_t *p = d->prov;
+    mg_wire_t w = p->ops->wire(p, d, r->api->op);
+    if (w == MG_WIRE_NONE) {
+        mg_uperr_set(&e, 400, MG_ERR_BAD_REQUEST, "litellm.BadRequestError: %s does not support %s",
+                     p->name, r->route_path);
+        mg_proxy_fail(r, &e);
+        return;
+    }
+    r->up_wire = w;
+    r->translate = w != r->api->wire;
+    mg_api_err_t aerr;
+    json_t *neutral = NULL;
+    if (r->translate && (neutral = mg_api_neutral(&r->q, &aerr)) == NULL) {
+        /* the client's body cannot be carried to this provider at all */
+        mg_proxy_simple_error(r, aerr.status, aerr.msg, aerr.type_json, aerr.param_json);
+        return;
+    }
+    mg_call_t c = {
+        .dep = d,
+        .op = r->api->op,
+        .wire = w,
+        .stream = r->stream,
+        .upstream_model = r->upstream_model,
+        .client = &r->q,
+        .native = !r->translate,
+        .neutral = neutral,
+        .drop_params = mg_proxy_drop_params(r, d),
+        .client_http = r->hr,
+        .arena = r->arena,
+        .head = &r->up_head,
+    };
+    /* the answer's state, fresh for each attempt */
+    memset(&r->usage, 0, sizeof(r->usage));
+    mg_buf_reset(&r->up_body);
+    mg_buf_reset(&r->out);
+    mg_sse_free(&r->sse);
+    mg_relay_init(&r->relay, r->api, r->model, &r->usage);
+    if ((r->translate || p->ops->local) && r->xl == NULL) {
+        r->xl = mg_xcalloc(1, sizeof(*r->xl));
+    }
+    if (r->translate) {
+        mg_dec_init(&r->xl->dec, w, r->api->op, &r->usage, mg_proxy_on_nev, r);
+        mg_enc_init(&r->xl->enc, r->api, r->stream, r->q.include_usage, r->model, &r->usage,
+                    &r->out);
+    }
+    r->stream_errored = false;
+    r->restamp = true;
+    r->up_status = 0;
+    r->up_retry_after[0] = '\0';
+    r->t_upstream_us = mg_time_mono_us();
+    r->t_first_byte_us = 0;
+    if (p->ops->local) {
+        mg_provider_mock_answer(&c, mock, &r->xl->mock);
+        if (r->xl->mock.is_error) {
+            r->xl->mock.is_error = false;
+            mg_proxy_fail(r, &r->xl->mock.error); /* frees its message */
+            return;
+        }
+        r->restamp = r->xl->mock.restamp;
+        r->state = MG_ATT_UPSTREAM;
+        mg_proxy_timer_set(r, 0, mg_proxy_local_tick);
+        return;
+    }
     mg_err_t err;
-    mg_uperr_t e;
-    if (p == NULL) {
-        memset(&e, 0, sizeof(e));
-        e.status = 400;
-        e.cls = MG_ERR_BAD_REQUEST;
-        e.type_json = "null";
-        e.param_json = "null";
-        if (d->provider[0] == '\0') {
-            e.message = mg_xstrdup("litellm.BadRequestError: LLM Provider NOT provided. Pass in the "
-                                   "LLM provider you are trying to call.");
-            char *m2 = NULL;
-            if (asprintf(&m2, "%s You passed model=%s", e.message, d->litellm_model) > 0) {
-                free(e.message);
-                e.message = m2;
-            }
-        } else if (asprintf(&e.message, "litellm.BadRequestError: moongate does not support "
-                                        "provider \"%s\" yet (deployment %s, model=%s)",
-                            d->provider, d->id, d->litellm_model) < 0) {
-            abort();
+    aerr.status = 0;
+    mg_buf_reset(&r->up_head);
+    if (p->ops->build(p, &c, &err, &aerr) != MG_OK) {
+        if (aerr.status > 0) {
+            mg_proxy_uperr_from_api(&aerr, &e);
+        } else {
+            mg_provider_error_transport(p, d->provider, &err, d, &e);
         }
         mg_proxy_fail(r, &e);
         return;
     }
-    if (!p->routes[r->route]) {
-        memset(&e, 0, sizeof(e));
-        e.status = 400;
-        e.cls = MG_ERR_BAD_REQUEST;
-        e.type_json = "null";
-        e.param_json = "null";
-        if (asprintf(&e.message, "litellm.BadRequestError: %s does not support %s",
-                     p->name, r->route_path) < 0) {
-            abort();
-        }
-        mg_proxy_fail(r, &e);
-        return;
-    }
-    if (mg_proxy_build_request(r, p, &err) != MG_OK) {
-        mg_errmap_transport(p, d->provider, &err, d, &e);
-        mg_proxy_fail(r, &e);
-        return;
-    }
+    r->up_iov = c.body.iov;
+    r->up_niov = c.body.niov;
     if (d->upstream == NULL) {
         mg_err_set(&err, MG_ERR_BAD_REQUEST, "deployment \"%s\": invalid api_base \"%s\"", d->id,
                    mg_provider_base(p, d) ? mg_provider_base(p, d) : "");
-        mg_errmap_transport(p, d->provider, &err, d, &e);
+        mg_provider_error_transport(p, d->provider, &err, d, &e);
         mg_proxy_fail(r, &e);
         return;
     }
@@ -1230,20 +857,13 @@ mg_proxy_attempt(mg_request_t *r)
     }
     mg_client_timeouts_t to = {0, (int) tms, (int) tms};
     mg_client_cbs_t cbs = {mg_proxy_on_head, mg_proxy_on_body, mg_proxy_on_done};
-    mg_buf_reset(&r->up_body);
-    mg_sse_free(&r->sse);
-    r->done_seen = false;
-    r->stream_errored = false;
-    r->up_status = 0;
-    r->t_upstream_us = mg_time_mono_us();
-    r->t_first_byte_us = 0;
     mg_stats_begin(d->stats_slot);
     r->stats_begun = true;
     r->state = MG_ATT_UPSTREAM;
     r->client = mg_client_start(d->upstream, r->up_iov, r->up_niov, &to, &cbs, r, &err);
     if (r->client == NULL) {
         mg_proxy_stats_end(r, false, false);
-        mg_errmap_transport(p, d->provider, &err, d, &e);
+        mg_provider_error_transport(p, d->provider, &err, d, &e);
         mg_proxy_fail(r, &e);
     }
 }
@@ -1486,7 +1106,6 @@ mg_proxy_group_failed(mg_request_t *r, const mg_uperr_t *e)
     }
     json_decref(repr);
 }
-
 static void
 mg_proxy_fail(mg_request_t *r, mg_uperr_t *e)
 {
@@ -1540,15 +1159,13 @@ mg_proxy_fail(mg_request_t *r, mg_uperr_t *e)
     }
     mg_proxy_final_error(r);
 }
-
 /* ---- entry points ---- */
 
 void
-mg_proxy_handle(mg_request_t *r, mg_route_t route, const char *pm, size_t pml)
+mg_proxy_handle(mg_request_t *r, const char *pm, size_t pml)
 {
     mg_gw_t *gw = r->gw;
-    r->route = route;
-    r->route_path = mg_route_path(route);
+    r->route_path = r->api->route_path;
     if (!gw->ready || gw->snap == NULL) {
         char *msg = mg_arena_printf(r->arena, "moongate: the model registry is not loaded on this "
                                               "worker yet (%s); retry shortly",
@@ -1617,7 +1234,18 @@ mg_proxy_cleanup(mg_request_t *r)
     mg_proxy_abort(r);
     mg_buf_free(&r->up_head);
     mg_buf_free(&r->up_body);
+    mg_buf_free(&r->out);
     mg_sse_free(&r->sse);
+    if (r->xl != NULL) {
+        mg_buf_free(&r->xl->mock.body);
+        mg_dec_free(&r->xl->dec);
+        mg_enc_free(&r->xl->enc);
+        free(r->xl);
+        r->xl = NULL;
+    }
+    mg_api_req_free(&r->q);
+    free(r->decode_error);
+    r->decode_error = NULL;
     json_decref(r->req_fallbacks);
     r->req_fallbacks = NULL;
     json_decref(r->req_mock);

@@ -4,7 +4,7 @@
  * Owns: accepted client connections, their read buffers, the request objects
  * (one at a time per connection; pipelined requests wait in the buffer and are
  * answered in order) and the output queue.  Does not own what the handler
- * hangs off a request (req->ud space is raw memory the handler manages).
+ * hangs off a request (req->ud space, zeroed, that the handler manages).
  *
  * Lifecycle of a request: the server parses head and body, then calls
  * on_request(req).  The handler answers with mg_http_respond() or
@@ -61,7 +61,7 @@ struct mg_http_req_s {
     bool keep_alive;                /* may the connection be reused after this */
     int status;                     /* status sent */
     size_t bytes_out;
-    void *ud;                       /* points at ud_size bytes after the struct */
+    void *ud;                       /* points at ud_size zeroed bytes after the struct */
 };
 
 struct mg_http_server_s {

@@ -1,55 +1,160 @@
 /*
- * mg_provider.h -- one descriptor per upstream provider.
+ * mg_provider.h -- the providers moongate calls, each a table of operations.
  *
- * A provider translates: it knows the default endpoint, where credentials
- * come from, the URL path and auth headers for each route, and the name
- * LiteLLM uses for its exceptions.  It never touches sockets.  Descriptors
- * are static and immutable.
+ * A provider translates and never touches sockets: for one deployment it
+ * says which wire format it speaks for each operation, where the endpoint is,
+ * what its credentials are (and fingerprints all of them, so a rotation gets a
+ * new upstream client), builds the whole upstream request (head and body, so
+ * that a signature over the body can be added last), names the response
+ * framing, and reads an upstream error into LiteLLM's terms.  Providers that
+ * speak OpenAI's format and differ only in base URL and auth are data rows
+ * sharing one set of operations (mg_provider_openai.c); Azure, Anthropic and
+ * the offline mock (mock_response) have their own.
+ *
+ * Descriptors are static and immutable.  Per-deployment provider state, if a
+ * provider needs any, hangs off mg_deployment_t.pstate and is released by
+ * ops->release at snapshot free.
  */
 #ifndef MG_PROVIDER_H
 #define MG_PROVIDER_H
 
+#include "../api/mg_api.h"
 #include "../base/mg_buf.h"
 #include "../base/mg_err.h"
 #include "../base/mg_types.h"
+#include "../http/mg_http_server.h"
 #include "../registry/mg_registry.h"
 
 #include <stdbool.h>
+#include <sys/uio.h>
 
-typedef enum {
-    MG_ROUTE_CHAT = 0,
-    MG_ROUTE_COMPLETIONS,
-    MG_ROUTE_EMBEDDINGS,
-    MG_ROUTE__COUNT
-} mg_route_t;
+typedef struct mg_provider_ops_s mg_provider_ops_t;
 
 struct mg_provider_s {
-    const char *name;
+    const char *name;                   /* LiteLLM's prefix: "openai" */
     const char *exception_name;         /* "OpenAIException" */
+    const mg_provider_ops_t *ops;
     const char *default_base;           /* NULL: api_base (or env) required */
     const char *env_key[3];             /* first set wins */
     const char *env_base[3];
     bool key_required;
-    bool azure;                         /* deployment path + api-version + api-key header */
-    bool routes[MG_ROUTE__COUNT];
+    bool ops_supported[MG_OP__COUNT];   /* data rows: which operations the provider has */
+    const char *const *forward_headers; /* client headers it wants (lowercase), NULL-terminated */
 };
+
+typedef enum {
+    MG_FRAMING_JSON = 0,                /* one JSON body */
+    MG_FRAMING_SSE,                     /* text/event-stream */
+} mg_framing_t;
+
+/* One upstream call, as the gateway asks a provider to build it. */
+typedef struct {
+    const mg_deployment_t *dep;         /* borrowed */
+    mg_op_t op;
+    mg_wire_t wire;                     /* the provider's wire for op (ops->wire) */
+    bool stream;                        /* the client asked for a stream */
+    const char *upstream_model;
+    /* the body: exactly one of spliced (same wire as the client) or neutral */
+    const mg_api_req_t *client;         /* borrowed: the client's request (splice source) */
+    bool native;                        /* wire == the client's wire: splice */
+    json_t *neutral;                    /* borrowed: the neutral request when translating */
+    bool drop_params;                   /* LiteLLM's drop_params for this call */
+    const mg_http_req_t *client_http;   /* borrowed: client headers (allow-listed), may be NULL */
+    mg_arena_t *arena;                  /* borrowed: the request's */
+    /* out */
+    mg_buf_t *head;                     /* borrowed: request line + headers + blank line */
+    mg_iovs_t body;                     /* [0] is reserved for the head */
+} mg_call_t;
+
+struct mg_provider_ops_s {
+    /* The wire the provider speaks for op on d; MG_WIRE_NONE: op unsupported. */
+    mg_wire_t (*wire)(const mg_provider_t *p, const mg_deployment_t *d, mg_op_t op);
+    /* The base URL (no trailing '/'), or NULL when none is configured. */
+    const char *(*base)(const mg_provider_t *p, const mg_deployment_t *d);
+    /* Adds every credential the provider would use for d (also those from the
+     * environment) to a fingerprint text. */
+    void (*fingerprint)(const mg_provider_t *p, const mg_deployment_t *d, mg_buf_t *fp);
+    /* Builds the request (c->head and c->body).  Errors carry a class and status. */
+    int (*build)(const mg_provider_t *p, mg_call_t *c, mg_err_t *err, mg_api_err_t *aerr);
+    /* Framing of a successful response. */
+    mg_framing_t (*framing)(const mg_provider_t *p, const mg_call_t *c, const char *ctype);
+    /* Answers offline (mock_response); NULL for real providers. */
+    bool local;
+};
+
+/* An upstream failure in LiteLLM's terms (mg_provider_error.c). */
+typedef struct {
+    int status;                 /* HTTP status for the client */
+    mg_err_class_t cls;         /* for retry/fallback/cooldown decisions */
+    const char *type_json;      /* JSON text for "type" (static, or type_buf) */
+    const char *param_json;     /* JSON text for "param" (static, or param_buf) */
+    char *message;              /* malloc: full LiteLLM-style message (without fallback suffix) */
+    bool context_window;
+    bool content_policy;
+    bool not_found;
+    bool auth;
+    bool rate_limit;
+    bool timeout;
+    bool connection;
+    char type_buf[128];
+    char param_buf[128];
+} mg_uperr_t;
+
+/* Maps an upstream HTTP error response (status, body in wire's shape) for provider p
+ * (NULL: an unknown provider named provider_name). */
+void mg_provider_error_http(const mg_provider_t *p, const char *provider_name, mg_wire_t wire,
+                            int status, const char *body, size_t body_len, mg_uperr_t *out);
+/* Maps a transport failure (connect, reset, timeout) or a build error. */
+void mg_provider_error_transport(const mg_provider_t *p, const char *provider_name,
+                                 const mg_err_t *err, const mg_deployment_t *d, mg_uperr_t *out);
+void mg_uperr_free(mg_uperr_t *e);
+/* Fills e with a fresh message (type_json/param_json "null"). */
+void mg_uperr_set(mg_uperr_t *e, int status, mg_err_class_t cls, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---- the offline mock (mock_response) ---- */
+
+/* What the mock answers: an upstream-like response in OpenAI's wire, or an error. */
+typedef struct {
+    bool is_error;
+    mg_uperr_t error;           /* when is_error */
+    int status;
+    const char *ctype;          /* static */
+    mg_buf_t body;              /* owned: free with mg_buf_free */
+    bool restamp;               /* "model" may be restamped (false for a verbatim object) */
+} mg_mock_answer_t;
+
+/* The mock's answer to c for mock (the deployment's or the request's mock_response). */
+void mg_provider_mock_answer(const mg_call_t *c, json_t *mock, mg_mock_answer_t *out);
 
 /* NULL when moongate does not speak to this provider. */
 const mg_provider_t *mg_provider_find(const char *name);
+/* The offline mock provider (mock_response). */
+const mg_provider_t *mg_provider_mock(void);
 
 /* The deployment's base URL (api_base, else env, else default), without a trailing '/'. */
 const char *mg_provider_base(const mg_provider_t *p, const mg_deployment_t *d);
 /* The deployment's key (api_key, else env); may be NULL. */
 const char *mg_provider_key(const mg_provider_t *p, const mg_deployment_t *d);
+/* The credential fingerprint of d (sha256 hex of every credential and endpoint field). */
+void mg_provider_cred_hash(const mg_provider_t *p, const mg_deployment_t *d, char out[65]);
 
-/*
- * Appends the request line and headers (without the blank line and without
- * content-length) for a call to route with upstream_model.
- */
-int mg_provider_request_head(const mg_provider_t *p, const mg_deployment_t *d, mg_route_t route,
-                             const char *upstream_model, mg_buf_t *out, mg_err_t *err);
+/* ---- helpers shared by providers (mg_provider.c) ---- */
 
-/* Route path as LiteLLM names it in errors ("/chat/completions"). */
-const char *mg_route_path(mg_route_t r);
+/* "POST <base path><suffix> HTTP/1.1\r\nhost: <host>\r\n" + content-type, accept, user-agent. */
+void mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix,
+                            const char *query);
+/* Percent-encodes what cannot appear raw in a path segment. */
+void mg_provider_path_segment(mg_buf_t *out, const char *s);
+/* Appends the deployment's extra_headers (never framing headers). */
+void mg_provider_extra_headers(const mg_deployment_t *d, mg_buf_t *out);
+/* Appends the client headers p wants (its allow-list), after the deployment's own. */
+void mg_provider_client_headers(const mg_provider_t *p, const mg_call_t *c, mg_buf_t *out);
+/* The body for c in wire c->wire: spliced when native, else built from c->neutral.
+ * extra_members: JSON text appended to the object (",\"k\":v") or NULL. */
+int mg_provider_body(mg_call_t *c, const char *model, const char *extra_members,
+                     mg_api_err_t *aerr);
+/* Ends the head (content-length + blank line) and puts it in c->body.iov[0]. */
+void mg_provider_head_end(mg_call_t *c);
 
 #endif

@@ -1,136 +1,40 @@
 /*
  * mg_provider_openai.c -- OpenAI and the providers that speak its wire format
- * and differ only in base URL and auth (hosted_vllm, openrouter, groq, ...),
- * plus Azure OpenAI (deployment in the path, api-version, api-key header).
+ * and differ only in base URL and auth (hosted_vllm, openrouter, groq, ...):
+ * data rows sharing one set of operations; and Azure OpenAI, the same wire
+ * with its own URL (deployment in the path, api-version) and api-key header.
  */
 #include "mg_provider.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#define MG_ALL_ROUTES {true, true, true}
-#define MG_CHAT_ONLY {true, true, false}
+/* ---- OpenAI-compatible ---- */
 
-static const mg_provider_t mg_providers[] = {
-    {"openai", "OpenAIException", "https://api.openai.com/v1", {"OPENAI_API_KEY"},
-     {"OPENAI_API_BASE", "OPENAI_BASE_URL"}, true, false, MG_ALL_ROUTES},
-    {"text-completion-openai", "OpenAIException", "https://api.openai.com/v1", {"OPENAI_API_KEY"},
-     {"OPENAI_API_BASE", "OPENAI_BASE_URL"}, true, false, MG_ALL_ROUTES},
-    {"custom_openai", "OpenAIException", NULL, {"OPENAI_API_KEY"}, {"OPENAI_API_BASE"}, false,
-     false, MG_ALL_ROUTES},
-    {"openai_like", "OpenAIException", NULL, {NULL}, {NULL}, false, false, MG_ALL_ROUTES},
-    {"azure", "AzureException", NULL, {"AZURE_API_KEY", "AZURE_OPENAI_API_KEY"},
-     {"AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"}, true, true, MG_ALL_ROUTES},
-    {"hosted_vllm", "Hosted_vllmException", NULL, {"HOSTED_VLLM_API_KEY"},
-     {"HOSTED_VLLM_API_BASE"}, false, false, MG_ALL_ROUTES},
-    {"vllm", "VllmException", NULL, {"HOSTED_VLLM_API_KEY"}, {"HOSTED_VLLM_API_BASE"}, false,
-     false, MG_ALL_ROUTES},
-    {"openrouter", "OpenrouterException", "https://openrouter.ai/api/v1",
-     {"OPENROUTER_API_KEY", "OR_API_KEY"}, {"OPENROUTER_API_BASE"}, true, false, MG_CHAT_ONLY},
-    {"groq", "GroqException", "https://api.groq.com/openai/v1", {"GROQ_API_KEY"},
-     {"GROQ_API_BASE"}, true, false, MG_CHAT_ONLY},
-    {"deepseek", "DeepseekException", "https://api.deepseek.com/v1", {"DEEPSEEK_API_KEY"},
-     {"DEEPSEEK_API_BASE"}, true, false, MG_CHAT_ONLY},
-    {"mistral", "MistralException", "https://api.mistral.ai/v1", {"MISTRAL_API_KEY"},
-     {"MISTRAL_API_BASE"}, true, false, MG_ALL_ROUTES},
-    {"together_ai", "Together_aiException", "https://api.together.xyz/v1",
-     {"TOGETHERAI_API_KEY", "TOGETHER_API_KEY", "TOGETHER_AI_TOKEN"}, {"TOGETHERAI_API_BASE"},
-     true, false, MG_ALL_ROUTES},
-    {"fireworks_ai", "Fireworks_aiException", "https://api.fireworks.ai/inference/v1",
-     {"FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY", "FIREWORKSAI_API_KEY"},
-     {"FIREWORKS_AI_API_BASE"}, true, false, MG_ALL_ROUTES},
-    {"xai", "XaiException", "https://api.x.ai/v1", {"XAI_API_KEY"}, {"XAI_API_BASE"}, true,
-     false, MG_CHAT_ONLY},
-    {"lm_studio", "Lm_studioException", "http://localhost:1234/v1", {"LM_STUDIO_API_KEY"},
-     {"LM_STUDIO_API_BASE"}, false, false, MG_ALL_ROUTES},
-};
-
-const mg_provider_t *
-mg_provider_find(const char *name)
+static mg_wire_t
+mg_oai_wire(const mg_provider_t *p, const mg_deployment_t *d, mg_op_t op)
 {
-    if (name == NULL) {
-        return NULL;
-    }
-    for (size_t i = 0; i < sizeof(mg_providers) / sizeof(mg_providers[0]); i++) {
-        if (strcmp(mg_providers[i].name, name) == 0) {
-            return &mg_providers[i];
-        }
-    }
-    return NULL;
+    (void) d;
+    return p->ops_supported[op] ? MG_WIRE_OPENAI : MG_WIRE_NONE;
 }
 
 static const char *
-mg_provider_env(const char *const names[3])
+mg_oai_op_path(mg_op_t op)
 {
-    for (int i = 0; i < 3 && names[i] != NULL; i++) {
-        const char *v = getenv(names[i]);
-        if (v != NULL && v[0] != '\0') {
-            return v;
-        }
-    }
-    return NULL;
-}
-
-const char *
-mg_provider_base(const mg_provider_t *p, const mg_deployment_t *d)
-{
-    if (d->api_base != NULL && d->api_base[0] != '\0') {
-        return d->api_base;
-    }
-    const char *e = mg_provider_env(p->env_base);
-    return e != NULL ? e : p->default_base;
-}
-
-const char *
-mg_provider_key(const mg_provider_t *p, const mg_deployment_t *d)
-{
-    if (d->api_key != NULL && d->api_key[0] != '\0') {
-        return d->api_key;
-    }
-    return mg_provider_env(p->env_key);
-}
-
-const char *
-mg_route_path(mg_route_t r)
-{
-    switch (r) {
-    case MG_ROUTE_CHAT: return "/chat/completions";
-    case MG_ROUTE_COMPLETIONS: return "/completions";
-    case MG_ROUTE_EMBEDDINGS: return "/embeddings";
+    switch (op) {
+    case MG_OP_CHAT: return "/chat/completions";
+    case MG_OP_COMPLETION: return "/completions";
+    case MG_OP_EMBEDDINGS: return "/embeddings";
     default: return "/";
     }
 }
 
-/* Percent-encodes characters that cannot appear raw in a path segment. */
-static void
-mg_provider_path_segment(mg_buf_t *out, const char *s)
+/* The key, or the error LiteLLM's OpenAI client raises without one. */
+static int
+mg_oai_key(const mg_provider_t *p, const mg_deployment_t *d, const char **key, mg_err_t *err)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            strchr("-._~:@!$&'()*+,;=", *p) != NULL) {
-            mg_buf_append(out, (const char *) p, 1);
-        } else {
-            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            mg_buf_append(out, e, 3);
-        }
-    }
-}
-
-int
-mg_provider_request_head(const mg_provider_t *p, const mg_deployment_t *d, mg_route_t route,
-                         const char *upstream_model, mg_buf_t *out, mg_err_t *err)
-{
-    const char *base = mg_provider_base(p, d);
-    if (base == NULL) {
-        return mg_err_set(err, MG_ERR_BAD_REQUEST,
-                          "deployment \"%s\": api_base is required for provider %s (set "
-                          "litellm_params.api_base or %s)", d->id, p->name,
-                          p->env_base[0] ? p->env_base[0] : "api_base");
-    }
-    const char *key = mg_provider_key(p, d);
-    if (key == NULL && p->key_required) {
+    *key = mg_provider_key(p, d);
+    if (*key == NULL && p->key_required) {
         mg_err_set(err, MG_ERR_AUTH,
                    "AuthenticationError: %s - The api_key client option must be set either by "
                    "passing api_key to the client or by setting the %s environment variable",
@@ -138,58 +42,169 @@ mg_provider_request_head(const mg_provider_t *p, const mg_deployment_t *d, mg_ro
         err->status = 401;
         return MG_ERROR;
     }
-    /* split base into host part and path prefix */
-    const char *hp = strstr(base, "://");
-    hp = hp ? hp + 3 : base;
-    const char *path = hp + strcspn(hp, "/?#");
-    size_t hostlen = (size_t) (path - hp);
-    size_t plen = strlen(path);
-    while (plen > 0 && path[plen - 1] == '/') {
-        plen--;
-    }
-    mg_buf_append_str(out, "POST ");
-    mg_buf_append(out, path, plen);
-    if (p->azure) {
-        mg_buf_append_str(out, "/openai/deployments/");
-        mg_provider_path_segment(out, upstream_model);
-        mg_buf_append_str(out, mg_route_path(route));
-        const char *ver = d->api_version;
-        if (ver == NULL || ver[0] == '\0') {
-            ver = getenv("AZURE_API_VERSION");
-        }
-        if (ver == NULL || ver[0] == '\0') {
-            ver = "2025-02-01-preview";
-        }
-        mg_buf_append_str(out, "?api-version=");
-        mg_provider_path_segment(out, ver);
-    } else {
-        mg_buf_append_str(out, mg_route_path(route));
-    }
-    mg_buf_append_str(out, " HTTP/1.1\r\nhost: ");
-    mg_buf_append(out, hp, hostlen);
-    mg_buf_append_str(out, "\r\ncontent-type: application/json\r\naccept: application/json\r\n"
-                           "user-agent: moongate/" MG_VERSION "\r\n");
-    if (key != NULL && key[0] != '\0') {
-        if (p->azure) {
-            mg_buf_printf(out, "api-key: %s\r\n", key);
-        } else {
-            mg_buf_printf(out, "authorization: Bearer %s\r\n", key);
-        }
-    }
-    if (d->organization != NULL && d->organization[0] != '\0' && !p->azure) {
-        mg_buf_printf(out, "openai-organization: %s\r\n", d->organization);
-    }
-    if (d->extra_headers != NULL) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(d->extra_headers, k, v) {
-            if (!json_is_string(v) || strcasecmp(k, "host") == 0 ||
-                strcasecmp(k, "content-length") == 0 || strcasecmp(k, "transfer-encoding") == 0 ||
-                strcasecmp(k, "connection") == 0) {
-                continue;
-            }
-            mg_buf_printf(out, "%s: %s\r\n", k, json_string_value(v));
-        }
+    return MG_OK;
+}
+
+static int
+mg_oai_base(const mg_provider_t *p, const mg_deployment_t *d, const char **base, mg_err_t *err)
+{
+    *base = mg_provider_base(p, d);
+    if (*base == NULL) {
+        return mg_err_set(err, MG_ERR_BAD_REQUEST,
+                          "deployment \"%s\": api_base is required for provider %s (set "
+                          "litellm_params.api_base or %s)", d->id, p->name,
+                          p->env_base[0] ? p->env_base[0] : "api_base");
     }
     return MG_OK;
 }
+
+static int
+mg_oai_body(mg_call_t *c, mg_err_t *err, mg_api_err_t *aerr)
+{
+    if (mg_provider_body(c, c->upstream_model, NULL, aerr) != MG_OK) {
+        mg_err_set(err, MG_ERR_BAD_REQUEST, "%s", aerr->msg);
+        err->status = aerr->status;
+        return MG_ERROR;
+    }
+    return MG_OK;
+}
+
+static int
+mg_oai_build(const mg_provider_t *p, mg_call_t *c, mg_err_t *err, mg_api_err_t *aerr)
+{
+    const mg_deployment_t *d = c->dep;
+    const char *base, *key;
+    if (mg_oai_base(p, d, &base, err) != MG_OK || mg_oai_key(p, d, &key, err) != MG_OK) {
+        return MG_ERROR;
+    }
+    if (mg_oai_body(c, err, aerr) != MG_OK) {
+        return MG_ERROR;
+    }
+    mg_buf_t *h = c->head;
+    mg_provider_head_start(h, base, mg_oai_op_path(c->op), NULL);
+    if (key != NULL && key[0] != '\0') {
+        mg_buf_printf(h, "authorization: Bearer %s\r\n", key);
+    }
+    if (d->organization != NULL && d->organization[0] != '\0') {
+        mg_buf_printf(h, "openai-organization: %s\r\n", d->organization);
+    }
+    mg_provider_extra_headers(d, h);
+    mg_provider_client_headers(p, c, h);
+    mg_provider_head_end(c);
+    return MG_OK;
+}
+
+static mg_framing_t
+mg_oai_framing(const mg_provider_t *p, const mg_call_t *c, const char *ctype)
+{
+    (void) p;
+    (void) c;
+    return ctype != NULL && strncasecmp(ctype, "text/event-stream", 17) == 0 ? MG_FRAMING_SSE
+                                                                            : MG_FRAMING_JSON;
+}
+
+static const mg_provider_ops_t mg_oai_ops = {
+    .wire = mg_oai_wire,
+    .build = mg_oai_build,
+    .framing = mg_oai_framing,
+};
+
+/* ---- Azure OpenAI ---- */
+
+static int
+mg_azure_build(const mg_provider_t *p, mg_call_t *c, mg_err_t *err, mg_api_err_t *aerr)
+{
+    const mg_deployment_t *d = c->dep;
+    const char *base, *key;
+    if (mg_oai_base(p, d, &base, err) != MG_OK || mg_oai_key(p, d, &key, err) != MG_OK) {
+        return MG_ERROR;
+    }
+    if (mg_oai_body(c, err, aerr) != MG_OK) {
+        return MG_ERROR;
+    }
+    mg_buf_t path = MG_BUF_INIT, query = MG_BUF_INIT;
+    mg_buf_append_str(&path, "/openai/deployments/");
+    mg_provider_path_segment(&path, c->upstream_model);
+    mg_buf_append_str(&path, mg_oai_op_path(c->op));
+    const char *ver = d->api_version;
+    if (ver == NULL || ver[0] == '\0') {
+        ver = getenv("AZURE_API_VERSION");
+    }
+    if (ver == NULL || ver[0] == '\0') {
+        ver = "2025-02-01-preview";
+    }
+    mg_buf_append_str(&query, "?api-version=");
+    mg_provider_path_segment(&query, ver);
+    mg_buf_t *h = c->head;
+    mg_provider_head_start(h, base, mg_buf_cstr(&path), mg_buf_cstr(&query));
+    mg_buf_free(&path);
+    mg_buf_free(&query);
+    if (key != NULL && key[0] != '\0') {
+        mg_buf_printf(h, "api-key: %s\r\n", key);
+    }
+    mg_provider_extra_headers(d, h);
+    mg_provider_client_headers(p, c, h);
+    mg_provider_head_end(c);
+    return MG_OK;
+}
+
+static void
+mg_azure_fingerprint(const mg_provider_t *p, const mg_deployment_t *d, mg_buf_t *fp)
+{
+    (void) p;
+    const char *ver = d->api_version;
+    if (ver == NULL || ver[0] == '\0') {
+        ver = getenv("AZURE_API_VERSION");
+    }
+    mg_buf_append_str(fp, ver ? ver : "");
+}
+
+static const mg_provider_ops_t mg_azure_ops = {
+    .wire = mg_oai_wire,
+    .fingerprint = mg_azure_fingerprint,
+    .build = mg_azure_build,
+    .framing = mg_oai_framing,
+};
+
+/* ---- the rows ---- */
+
+#define MG_ALL_OPS {true, true, true, false}
+#define MG_CHAT_ONLY {true, true, false, false}
+
+const mg_provider_t mg_provider_openai_rows[] = {
+    {"openai", "OpenAIException", &mg_oai_ops, "https://api.openai.com/v1", {"OPENAI_API_KEY"},
+     {"OPENAI_API_BASE", "OPENAI_BASE_URL"}, true, MG_ALL_OPS, NULL},
+    {"text-completion-openai", "OpenAIException", &mg_oai_ops, "https://api.openai.com/v1",
+     {"OPENAI_API_KEY"}, {"OPENAI_API_BASE", "OPENAI_BASE_URL"}, true, MG_ALL_OPS, NULL},
+    {"custom_openai", "OpenAIException", &mg_oai_ops, NULL, {"OPENAI_API_KEY"},
+     {"OPENAI_API_BASE"}, false, MG_ALL_OPS, NULL},
+    {"openai_like", "OpenAIException", &mg_oai_ops, NULL, {NULL}, {NULL}, false, MG_ALL_OPS,
+     NULL},
+    {"azure", "AzureException", &mg_azure_ops, NULL, {"AZURE_API_KEY", "AZURE_OPENAI_API_KEY"},
+     {"AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"}, true, MG_ALL_OPS, NULL},
+    {"hosted_vllm", "Hosted_vllmException", &mg_oai_ops, NULL, {"HOSTED_VLLM_API_KEY"},
+     {"HOSTED_VLLM_API_BASE"}, false, MG_ALL_OPS, NULL},
+    {"vllm", "VllmException", &mg_oai_ops, NULL, {"HOSTED_VLLM_API_KEY"},
+     {"HOSTED_VLLM_API_BASE"}, false, MG_ALL_OPS, NULL},
+    {"openrouter", "OpenrouterException", &mg_oai_ops, "https://openrouter.ai/api/v1",
+     {"OPENROUTER_API_KEY", "OR_API_KEY"}, {"OPENROUTER_API_BASE"}, true, MG_CHAT_ONLY, NULL},
+    {"groq", "GroqException", &mg_oai_ops, "https://api.groq.com/openai/v1", {"GROQ_API_KEY"},
+     {"GROQ_API_BASE"}, true, MG_CHAT_ONLY, NULL},
+    {"deepseek", "DeepseekException", &mg_oai_ops, "https://api.deepseek.com/v1",
+     {"DEEPSEEK_API_KEY"}, {"DEEPSEEK_API_BASE"}, true, MG_CHAT_ONLY, NULL},
+    {"mistral", "MistralException", &mg_oai_ops, "https://api.mistral.ai/v1",
+     {"MISTRAL_API_KEY"}, {"MISTRAL_API_BASE"}, true, MG_ALL_OPS, NULL},
+    {"together_ai", "Together_aiException", &mg_oai_ops, "https://api.together.xyz/v1",
+     {"TOGETHERAI_API_KEY", "TOGETHER_API_KEY", "TOGETHER_AI_TOKEN"}, {"TOGETHERAI_API_BASE"},
+     true, MG_ALL_OPS, NULL},
+    {"fireworks_ai", "Fireworks_aiException", &mg_oai_ops, "https://api.fireworks.ai/inference/v1",
+     {"FIREWORKS_AI_API_KEY", "FIREWORKS_API_KEY", "FIREWORKSAI_API_KEY"},
+     {"FIREWORKS_AI_API_BASE"}, true, MG_ALL_OPS, NULL},
+    {"xai", "XaiException", &mg_oai_ops, "https://api.x.ai/v1", {"XAI_API_KEY"}, {"XAI_API_BASE"},
+     true, MG_CHAT_ONLY, NULL},
+    {"lm_studio", "Lm_studioException", &mg_oai_ops, "http://localhost:1234/v1",
+     {"LM_STUDIO_API_KEY"}, {"LM_STUDIO_API_BASE"}, false, MG_ALL_OPS, NULL},
+};
+
+const size_t mg_provider_openai_nrows = sizeof(mg_provider_openai_rows) /
+                                        sizeof(mg_provider_openai_rows[0]);

@@ -853,12 +853,16 @@ mg_registry_wildcard_model(const mg_deployment_t *d, const char *requested)
     return res;
 }
 
-static bool
+bool
 mg_registry_secret_key(const char *k)
 {
-    static const char *const exact[] = {"api_key", "azure_ad_token", "vertex_credentials",
-                                        "aws_access_key_id", "aws_secret_access_key",
-                                        "aws_session_token", "client_secret", "credentials", NULL};
+    /* every provider's secret fields (tokens by name: "*_token" would catch
+     * input_cost_per_token) */
+    static const char *const exact[] = {
+        "api_key", "azure_ad_token", "vertex_credentials", "aws_access_key_id",
+        "aws_secret_access_key", "aws_session_token", "aws_bearer_token", "aws_web_identity_token",
+        "client_secret", "credentials", "api_token", "access_token", "refresh_token", "id_token",
+        "auth_token", "token", "password", "service_account_json", NULL};
     if (mg_registry_in(k, exact)) {
         return true;
     }

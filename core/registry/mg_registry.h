@@ -145,6 +145,10 @@ void mg_registry_model_id(const char *model_name, json_t *litellm_params, char o
 void mg_registry_split_model(const char *litellm_model, const char *custom_provider,
                              char **provider, char **model);
 
+/* Whether a litellm_params key holds a secret: the one list the admin API, /model/info,
+ * logs and errors redact by. */
+bool mg_registry_secret_key(const char *k);
+
 /* A deployment as the API shows it (credentials removed). New reference. */
 json_t *mg_registry_deployment_json(const mg_deployment_t *d, bool with_secrets);
 

@@ -19,263 +19,21 @@
  *     jansson's strings, numbers read as jansson's numbers, obj_find() finds the first member
  *     of a key.  An object the iterator walks without error and without trailing bytes is
  *     valid JSON (the gateway validates through the iterator alone).
- *  3. The gateway's own parse and re-splice: core/gateway/mg_proxy.c is included to reach
- *     its static mg_proxy_parse() and mg_proxy_build_request().  The gateway symbols it
- *     needs and that would drag in the event loop are weak stubs below (if mg_proxy.c grows
- *     a new dependency, the libFuzzer build fails to link and the stub list needs it).
- *     Invariants: a body the gateway accepts is a valid JSON object; a refusal is one 400
- *     whose error body is valid JSON; the forwarded body is valid JSON equal to the client's
- *     object minus nulls and LiteLLM-only keys, with model replaced and deployment defaults
- *     added, and content-length is its exact size.  Bodies with duplicate top-level keys are
+ *  3. The client protocols' parse and the same-wire splice (core/api/mg_api.c:
+ *     mg_api_parse() and mg_api_splice(), what the gateway runs before it forwards a body).
+ *     Invariants: a body a protocol accepts is a valid JSON object; a refusal is a 400
+ *     whose error body (in that protocol's envelope) is valid JSON; the forwarded body is
+ *     valid JSON equal to the client's object minus nulls and LiteLLM-only keys, with model
+ *     replaced and deployment defaults added.  Bodies with duplicate top-level keys are
  *     not compared (see the README: the gateway reads the first, upstreams the last).
  */
 #include "fuzz_common.h"
 
-#include "gateway/mg_proxy.c"
+#include "api/mg_api.h"
 
 #include <jansson.h>
 
 #define FUZZ_JSON_MAX_INPUT (256 * 1024)
-
-/* ---- weak stubs for what mg_proxy.c calls outside the code under test ---- */
-
-static int fuzz_errors_sent;
-static int fuzz_last_status;
-
-__attribute__((weak)) void
-mg_gw_error_raw(mg_request_t *r, int status, const char *message, const char *type_json,
-                const char *param_json, const char *extra_headers)
-{
-    (void) r;
-    (void) extra_headers;
-    /* the body exactly as mg_gw.c builds it: it must be valid JSON */
-    mg_buf_t b = MG_BUF_INIT;
-    mg_buf_append_str(&b, "{\"error\":{\"message\":");
-    mg_buf_json_str(&b, message, strlen(message));
-    mg_buf_printf(&b, ",\"type\":%s,\"param\":%s,\"code\":\"%d\"}}", type_json, param_json,
-                  status);
-    json_error_t je;
-    json_t *j = json_loadb(mg_buf_head(&b), mg_buf_len(&b), 0, &je);
-    FUZZ_ASSERT(j != NULL, "error body is not JSON (%s): %.*s", je.text, (int) mg_buf_len(&b),
-                mg_buf_head(&b));
-    json_decref(j);
-    mg_buf_free(&b);
-    fuzz_errors_sent++;
-    fuzz_last_status = status;
-}
-
-__attribute__((weak)) void
-mg_gw_common_headers(mg_request_t *r, mg_buf_t *h)
-{
-    (void) r;
-    (void) h;
-}
-
-__attribute__((weak)) char *
-mg_gw_pyrepr_dict_error(const char *msg)
-{
-    return mg_xstrdup(msg);
-}
-
-__attribute__((weak)) int
-mg_provider_request_head(const mg_provider_t *p, const mg_deployment_t *d, mg_route_t route,
-                         const char *upstream_model, mg_buf_t *out, mg_err_t *err)
-{
-    (void) p;
-    (void) d;
-    (void) route;
-    (void) upstream_model;
-    (void) err;
-    mg_buf_append_str(out, "POST /v1/chat/completions HTTP/1.1\r\nhost: upstream.invalid\r\n");
-    return MG_OK;
-}
-
-#define FUZZ_UNREACHED(what)                                                                       \
-    do {                                                                                           \
-        fprintf(stderr, "fuzz stub %s called: the target reached code it does not set up\n",      \
-                what);                                                                             \
-        abort();                                                                                   \
-    } while (0)
-
-__attribute__((weak)) const char *
-mg_provider_base(const mg_provider_t *p, const mg_deployment_t *d)
-{
-    (void) p;
-    (void) d;
-    FUZZ_UNREACHED("mg_provider_base");
-}
-
-__attribute__((weak)) const char *
-mg_route_path(mg_route_t r)
-{
-    return r == MG_ROUTE_CHAT ? "/chat/completions"
-           : r == MG_ROUTE_COMPLETIONS ? "/completions" : "/embeddings";
-}
-
-__attribute__((weak)) void
-mg_route_order(mg_request_t *r, mg_route_result_t *rr)
-{
-    (void) r;
-    (void) rr;
-    FUZZ_UNREACHED("mg_route_order");
-}
-
-__attribute__((weak)) char *
-mg_route_no_deployments_message(mg_request_t *r, const mg_route_result_t *rr)
-{
-    (void) r;
-    (void) rr;
-    FUZZ_UNREACHED("mg_route_no_deployments_message");
-}
-
-__attribute__((weak)) void
-mg_route_on_failure(mg_request_t *r, mg_deployment_t *d, const mg_uperr_t *e)
-{
-    (void) r;
-    (void) d;
-    (void) e;
-    FUZZ_UNREACHED("mg_route_on_failure");
-}
-
-__attribute__((weak)) bool
-mg_route_should_retry(mg_request_t *r, const mg_uperr_t *e, int64_t *wait_ms)
-{
-    (void) r;
-    (void) e;
-    (void) wait_ms;
-    FUZZ_UNREACHED("mg_route_should_retry");
-}
-
-__attribute__((weak)) void
-mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e, char **msg, json_t **groups, json_t **repr,
-                   uint8_t **allowed, bool *raised)
-{
-    (void) raised;
-    (void) r;
-    (void) e;
-    (void) msg;
-    (void) groups;
-    (void) repr;
-    (void) allowed;
-    FUZZ_UNREACHED("mg_route_fallbacks");
-}
-
-__attribute__((weak)) mg_group_t *
-mg_route_wildcard(mg_request_t *r, const char *name, char *matched, size_t mlen)
-{
-    (void) r;
-    (void) name;
-    (void) matched;
-    (void) mlen;
-    FUZZ_UNREACHED("mg_route_wildcard");
-}
-
-__attribute__((weak)) void
-mg_errmap_http(const mg_provider_t *p, const char *provider_name, int status, const char *body,
-               size_t body_len, mg_uperr_t *out)
-{
-    (void) p;
-    (void) provider_name;
-    (void) status;
-    (void) body;
-    (void) body_len;
-    (void) out;
-    FUZZ_UNREACHED("mg_errmap_http");
-}
-
-__attribute__((weak)) void
-mg_errmap_transport(const mg_provider_t *p, const char *provider_name, const mg_err_t *err,
-                    const mg_deployment_t *d, mg_uperr_t *out)
-{
-    (void) p;
-    (void) provider_name;
-    (void) err;
-    (void) d;
-    (void) out;
-    FUZZ_UNREACHED("mg_errmap_transport");
-}
-
-__attribute__((weak)) void
-mg_uperr_free(mg_uperr_t *e)
-{
-    (void) e;
-    FUZZ_UNREACHED("mg_uperr_free");
-}
-
-__attribute__((weak)) mg_client_t *
-mg_client_start(mg_upstream_t *u, const struct iovec *iov, int iovcnt,
-                const mg_client_timeouts_t *to, const mg_client_cbs_t *cbs, void *ud,
-                mg_err_t *err)
-{
-    (void) u;
-    (void) iov;
-    (void) iovcnt;
-    (void) to;
-    (void) cbs;
-    (void) ud;
-    (void) err;
-    FUZZ_UNREACHED("mg_client_start");
-}
-
-__attribute__((weak)) void
-mg_client_pause(mg_client_t *c)
-{
-    (void) c;
-    FUZZ_UNREACHED("mg_client_pause");
-}
-
-__attribute__((weak)) void
-mg_client_resume(mg_client_t *c)
-{
-    (void) c;
-    FUZZ_UNREACHED("mg_client_resume");
-}
-
-__attribute__((weak)) void
-mg_client_free(mg_client_t *c)
-{
-    (void) c;
-    FUZZ_UNREACHED("mg_client_free");
-}
-
-__attribute__((weak)) void
-mg_http_respond(mg_http_req_t *req, int status, const char *headers, size_t headers_len,
-                const char *body, size_t body_len)
-{
-    (void) req;
-    (void) status;
-    (void) headers;
-    (void) headers_len;
-    (void) body;
-    (void) body_len;
-    FUZZ_UNREACHED("mg_http_respond");
-}
-
-__attribute__((weak)) void
-mg_http_stream_begin(mg_http_req_t *req, int status, const char *headers, size_t headers_len)
-{
-    (void) req;
-    (void) status;
-    (void) headers;
-    (void) headers_len;
-    FUZZ_UNREACHED("mg_http_stream_begin");
-}
-
-__attribute__((weak)) bool
-mg_http_stream_write(mg_http_req_t *req, const char *data, size_t len)
-{
-    (void) req;
-    (void) data;
-    (void) len;
-    FUZZ_UNREACHED("mg_http_stream_write");
-}
-
-__attribute__((weak)) void
-mg_http_stream_end(mg_http_req_t *req)
-{
-    (void) req;
-    FUZZ_UNREACHED("mg_http_stream_end");
-}
 
 /* ---- helpers ---- */
 
@@ -510,144 +268,95 @@ fuzz_iterate(const char *buf, size_t size, int v_rc, mg_json_type_t v_type, json
     mg_buf_free(&splice);
 }
 
-/* ---- 3. mg_proxy_parse and mg_proxy_build_request ---- */
+/* ---- 3. mg_api_parse and mg_api_splice ---- */
 
-static mg_gw_t fuzz_gw;
-static const mg_provider_t fuzz_provider = {
-    "openai", "OpenAIException", "https://upstream.invalid/v1", {NULL}, {NULL}, false, false,
-    {true, true, true},
-};
-
-/* Is the (decoded) key one LiteLLM does not forward?  escaped: written with \u escapes. */
+/* Is the (decoded) key one LiteLLM does not forward? */
 static bool
-fuzz_is_dropped_key(const char *k, bool escaped)
+fuzz_is_dropped_key(const char *k)
 {
-    for (const char *const *d = mg_proxy_litellm_only; *d; d++) {
-        if (strcmp(*d, k) == 0) {
-            return true;
-        }
-    }
-    (void) escaped;
-    return strncmp(k, "mock_testing_", 13) == 0 && strlen(k) > 13;
-}
-
-/* Decoded keys of the top-level members that were written with escapes (object of true). */
-static json_t *
-fuzz_escaped_keys(const char *buf, size_t size)
-{
-    json_t *set = json_object();
-    mg_json_iter_t it;
-    mg_json_member_t m;
-    if (mg_json_obj_iter(&it, buf, size) != MG_OK) {
-        return set;
-    }
-    while (mg_json_obj_next(&it, &m) == 1) {
-        if (!m.key_escaped) {
-            continue;
-        }
-        char *key = malloc(m.key_len + 3);
-        long kl = mg_json_str_decode(m.key - 1, m.key_len + 2, key);
-        if (kl >= 0) {
-            json_object_setn_new(set, key, (size_t) kl, json_true());
-        }
-        free(key);
-    }
-    return set;
+    return mg_api_is_litellm_param_str(k);
 }
 
 static void
 fuzz_proxy(const char *data, size_t size, int v_rc, mg_json_type_t v_type, json_t *j)
 {
-    static const mg_route_t routes[] = {MG_ROUTE_CHAT, MG_ROUTE_COMPLETIONS, MG_ROUTE_EMBEDDINGS};
-    for (size_t ri = 0; ri < 3; ri++) {
-        static mg_http_req_t hr;
-        static mg_request_t r;
-        memset(&hr, 0, sizeof(hr));
-        memset(&r, 0, sizeof(r));
-        mg_arena_init(&hr.arena, 4096);
-        hr.body = fuzz_dupz(data, size); /* the server's body: malloc'd, NUL-terminated */
-        hr.body_len = size;
-        r.hr = &hr;
-        r.gw = &fuzz_gw;
-        r.arena = &hr.arena;
-        r.route = routes[ri];
-        r.route_path = mg_route_path(routes[ri]);
-        r.req_num_retries = -1;
-        fuzz_errors_sent = 0;
-        bool ok = mg_proxy_parse(&r, NULL, 0);
+    static const mg_api_id_t apis[] = {MG_API_OPENAI_CHAT, MG_API_OPENAI_COMPLETIONS,
+                                       MG_API_OPENAI_EMBEDDINGS};
+    for (size_t ri = 0; ri < sizeof(apis) / sizeof(apis[0]); ri++) {
+        const mg_api_t *api = mg_api_get(apis[ri]);
+        mg_arena_t arena;
+        mg_arena_init(&arena, 4096);
+        char *body = fuzz_dupz(data, size); /* the server's body: malloc'd, NUL-terminated */
+        static mg_api_req_t q;
+        mg_api_err_t err;
+        bool ok = mg_api_parse(api, &arena, body, size, NULL, &q, &err) == MG_OK;
         if (!ok) {
-            FUZZ_ASSERT(fuzz_errors_sent == 1 && fuzz_last_status == 400,
-                        "refusal sent %d errors, status %d", fuzz_errors_sent, fuzz_last_status);
+            FUZZ_ASSERT(err.status == 400, "refusal with status %d", err.status);
+            mg_buf_t eb = MG_BUF_INIT;
+            mg_api_error_body(api, err.status, err.msg, err.type_json, err.param_json, &eb);
+            json_error_t je;
+            json_t *ej = json_loadb(mg_buf_head(&eb), mg_buf_len(&eb), 0, &je);
+            FUZZ_ASSERT(ej != NULL, "error body is not JSON (%s): %.*s", je.text,
+                        (int) mg_buf_len(&eb), mg_buf_head(&eb));
+            json_decref(ej);
+            mg_buf_free(&eb);
         } else {
-            FUZZ_ASSERT(fuzz_errors_sent == 0, "accepted and answered an error");
             FUZZ_ASSERT(size == 0 || (v_rc == MG_OK && v_type == MG_JSON_OBJECT),
                         "the gateway accepts a body that is not a JSON object");
-            FUZZ_ASSERT(r.model != NULL && r.model[0] != '\0', "accepted without a model");
-            FUZZ_ASSERT(r.nmembers <= MG_GW_MAX_MEMBERS && !r.members_overflow, "members");
+            FUZZ_ASSERT(q.model != NULL && q.model[0] != '\0', "accepted without a model");
+            FUZZ_ASSERT(q.nmembers <= MG_API_MAX_MEMBERS, "members");
             if (j != NULL) {
                 /* with duplicate keys the gateway reads the last, as upstreams (and LiteLLM's
                  * Python json) do */
-                FUZZ_ASSERT(r.stream == json_is_true(json_object_get(j, "stream")),
-                            "gateway stream=%d, the body says %d", r.stream,
+                FUZZ_ASSERT(q.stream == json_is_true(json_object_get(j, "stream")),
+                            "gateway stream=%d, the body says %d", q.stream,
                             json_is_true(json_object_get(j, "stream")));
                 const char *jm = json_string_value(json_object_get(j, "model"));
-                FUZZ_ASSERT(jm == NULL || strcmp(jm, r.model) == 0,
-                            "gateway model \"%s\", the body says \"%s\"", r.model, jm);
+                FUZZ_ASSERT(jm == NULL || strcmp(jm, q.model) == 0,
+                            "gateway model \"%s\", the body says \"%s\"", q.model, jm);
             }
         }
         if (ok && ri == 0) {
             /* forward it: a deployment with defaults and a drop list */
-            mg_deployment_t d;
-            memset(&d, 0, sizeof(d));
-            d.id = "fuzz-deployment";
-            d.defaults = json_pack("{s:f,s:i,s:s}", "temperature", 0.25, "seed", 7, "user",
-                                   "from-defaults");
-            d.additional_drop_params = json_pack("[s,s]", "logit_bias", "user");
-            r.dep = &d;
-            r.upstream_model = "up/model \"quoted\"";
-            mg_err_t err;
-            FUZZ_ASSERT(mg_proxy_build_request(&r, &fuzz_provider, &err) == MG_OK,
-                        "build_request failed: %s", err.msg);
+            json_t *defaults = json_pack("{s:f,s:i,s:s}", "temperature", 0.25, "seed", 7, "user",
+                                         "from-defaults");
+            json_t *drop = json_pack("[s,s]", "logit_bias", "user");
+            const char *upstream_model = "up/model \"quoted\"";
+            mg_body_opts_t o = {.model = upstream_model, .defaults = defaults,
+                                .additional_drop = drop};
+            mg_iovs_t v = {0};
+            mg_api_splice(&q, &o, &arena, &v);
             mg_buf_t out = MG_BUF_INIT;
-            for (int i = 1; i < r.up_niov; i++) {
-                mg_buf_append(&out, r.up_iov[i].iov_base, r.up_iov[i].iov_len);
+            for (int i = 0; i < v.niov; i++) {
+                mg_buf_append(&out, v.iov[i].iov_base, v.iov[i].iov_len);
             }
-            /* content-length is the body's size */
-            char want_cl[64];
-            snprintf(want_cl, sizeof(want_cl), "content-length: %zu\r\n\r\n", mg_buf_len(&out));
-            const char *head = mg_buf_cstr(&r.up_head);
-            size_t hlen = strlen(head), wl = strlen(want_cl);
-            FUZZ_ASSERT(r.up_iov[0].iov_len == mg_buf_len(&r.up_head) && hlen >= wl &&
-                            strcmp(head + hlen - wl, want_cl) == 0,
-                        "content-length does not match the body");
-            char *body = fuzz_dup(mg_buf_head(&out), mg_buf_len(&out));
+            FUZZ_ASSERT(v.len == mg_buf_len(&out), "splice length %zu, pieces %zu", v.len,
+                        mg_buf_len(&out));
+            char *fwd = fuzz_dup(mg_buf_head(&out), mg_buf_len(&out));
             mg_json_type_t bt;
-            FUZZ_ASSERT(mg_json_validate(body, mg_buf_len(&out), &bt, NULL, 0) == MG_OK &&
+            FUZZ_ASSERT(mg_json_validate(fwd, mg_buf_len(&out), &bt, NULL, 0) == MG_OK &&
                             bt == MG_JSON_OBJECT,
                         "forwarded body is not a JSON object: %.*s", (int) mg_buf_len(&out),
-                        body);
+                        fwd);
             json_error_t je;
-            json_t *got = fuzz_jansson(body, mg_buf_len(&out), &je);
+            json_t *got = fuzz_jansson(fwd, mg_buf_len(&out), &je);
             if (j != NULL && !fuzz_has_dup_keys(j, data, size)) {
                 FUZZ_ASSERT(got != NULL, "forwarded body refused by jansson: %s", je.text);
                 json_t *want = json_deep_copy(j);
-                json_t *escaped = fuzz_escaped_keys(data, size);
                 const char *k;
-                json_t *v;
+                json_t *val;
                 void *tmp;
-                json_object_foreach_safe(want, tmp, k, v) {
-                    bool esc = json_object_get(escaped, k) != NULL;
-                    if (json_is_null(v) || strcmp(k, "logit_bias") == 0 ||
+                json_object_foreach_safe(want, tmp, k, val) {
+                    if (json_is_null(val) || strcmp(k, "logit_bias") == 0 ||
                         strcmp(k, "user") == 0 ||
-                        (fuzz_is_dropped_key(k, esc) && strcmp(k, "model") != 0)) {
+                        (fuzz_is_dropped_key(k) && strcmp(k, "model") != 0)) {
                         json_object_del(want, k);
                     }
                 }
-                json_decref(escaped);
-                json_object_set_new(want, "model", json_string(r.upstream_model));
-                json_object_foreach(d.defaults, k, v) {
+                json_object_set_new(want, "model", json_string(upstream_model));
+                json_object_foreach(defaults, k, val) {
                     if (json_object_get(j, k) == NULL) {
-                        json_object_set(want, k, v);
+                        json_object_set(want, k, val);
                     }
                 }
                 /* the drop list applies to the client's keys, not to the defaults */
@@ -660,16 +369,14 @@ fuzz_proxy(const char *data, size_t size, int v_rc, mg_json_type_t v_type, json_
                 json_decref(want);
             }
             json_decref(got);
-            free(body);
+            free(fwd);
             mg_buf_free(&out);
-            json_decref(d.defaults);
-            json_decref(d.additional_drop_params);
+            json_decref(defaults);
+            json_decref(drop);
         }
-        mg_buf_free(&r.up_head);
-        json_decref(r.req_fallbacks);
-        json_decref(r.req_mock);
-        mg_arena_destroy(&hr.arena);
-        free(hr.body);
+        mg_api_req_free(&q);
+        mg_arena_destroy(&arena);
+        free(body);
     }
 }
 

@@ -1,20 +1,23 @@
 /*
- * mg_errmap.c -- upstream failures mapped to LiteLLM's exception classes,
- * statuses and message shapes (litellm exception_mapping_utils for
- * OpenAI-compatible providers), so clients that match on them keep working.
+ * mg_provider_error.c -- upstream failures mapped to LiteLLM's exception
+ * classes, statuses and message shapes (litellm exception_mapping_utils), so
+ * clients and fallback rules that match on them keep working.  The upstream's
+ * error body is read in its wire's shape (mg_api_wire_error); the
+ * classification from status and text is shared by every provider.
  */
-#include "mg_gw.h"
+#include "mg_provider.h"
 
 #include "../base/mg_log.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 static bool
-mg_errmap_icontains(const char *hay, const char *needle)
+mg_provider_error_icontains(const char *hay, const char *needle)
 {
     size_t nl = strlen(needle);
     for (const char *p = hay; *p; p++) {
@@ -27,7 +30,7 @@ mg_errmap_icontains(const char *hay, const char *needle)
 
 /* \b429\b */
 static bool
-mg_errmap_has_429(const char *s)
+mg_provider_error_has_429(const char *s)
 {
     for (const char *p = strstr(s, "429"); p != NULL; p = strstr(p + 1, "429")) {
         bool left = p == s || !isalnum((unsigned char) p[-1]);
@@ -41,7 +44,7 @@ mg_errmap_has_429(const char *s)
 
 /* rate[\s_\-]*limit, case-insensitive */
 static bool
-mg_errmap_rate_limit_text(const char *s)
+mg_provider_error_rate_limit_text(const char *s)
 {
     for (const char *p = s; *p; p++) {
         if (strncasecmp(p, "rate", 4) != 0) {
@@ -55,11 +58,11 @@ mg_errmap_rate_limit_text(const char *s)
             return true;
         }
     }
-    return mg_errmap_icontains(s, "service tier capacity exceeded");
+    return mg_provider_error_icontains(s, "service tier capacity exceeded");
 }
 
 static bool
-mg_errmap_context_window_text(const char *s)
+mg_provider_error_context_window_text(const char *s)
 {
     static const char *const pats[] = {
         "exceed context limit", "this model's maximum context length is",
@@ -68,7 +71,7 @@ mg_errmap_context_window_text(const char *s)
         "context_length_exceeded", NULL,
     };
     for (const char *const *p = pats; *p; p++) {
-        if (mg_errmap_icontains(s, *p)) {
+        if (mg_provider_error_icontains(s, *p)) {
             return true;
         }
     }
@@ -76,10 +79,10 @@ mg_errmap_context_window_text(const char *s)
 }
 
 static char *
-mg_errmap_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+mg_provider_error_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static char *
-mg_errmap_fmt(const char *fmt, ...)
+mg_provider_error_fmt(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -102,7 +105,7 @@ mg_uperr_free(mg_uperr_t *e)
 }
 
 static const char *
-mg_errmap_exc(const mg_provider_t *p, const char *provider_name, char *buf, size_t len)
+mg_provider_error_exc(const mg_provider_t *p, const char *provider_name, char *buf, size_t len)
 {
     if (p != NULL) {
         return p->exception_name;
@@ -113,34 +116,20 @@ mg_errmap_exc(const mg_provider_t *p, const char *provider_name, char *buf, size
 }
 
 void
-mg_errmap_http(const mg_provider_t *p, const char *provider_name, int status, const char *body,
-               size_t body_len, mg_uperr_t *out)
+mg_provider_error_http(const mg_provider_t *p, const char *provider_name, mg_wire_t wire,
+                       int status, const char *body, size_t body_len, mg_uperr_t *out)
 {
     memset(out, 0, sizeof(*out));
     char excbuf[96];
-    const char *exc = mg_errmap_exc(p, provider_name, excbuf, sizeof(excbuf));
-    /* the upstream's error.message, else its raw text */
-    json_t *j = body_len > 0 ? json_loadb(body, body_len, 0, NULL) : NULL;
-    json_t *eobj = json_object_get(j, "error");
-    const char *umsg = NULL;
-    char *owned = NULL;
-    if (json_is_object(eobj) && json_is_string(json_object_get(eobj, "message"))) {
-        umsg = json_string_value(json_object_get(eobj, "message"));
-    } else if (json_is_string(eobj)) {
-        umsg = json_string_value(eobj);
-    } else if (json_is_string(json_object_get(j, "message"))) {
-        umsg = json_string_value(json_object_get(j, "message"));
-    } else if (json_is_string(json_object_get(j, "detail"))) {
-        umsg = json_string_value(json_object_get(j, "detail"));
-    } else {
-        size_t n = body_len > 2000 ? 2000 : body_len;
-        owned = mg_errmap_fmt("Error code: %d - %.*s", status, (int) n, body ? body : "");
-        umsg = owned;
-    }
-    const char *etype = json_string_value(json_object_get(eobj, "type"));
-    const char *ecode = json_string_value(json_object_get(eobj, "code"));
+    const char *exc = mg_provider_error_exc(p, provider_name, excbuf, sizeof(excbuf));
+    /* the upstream's error message (else its raw text), type, code and param */
+    mg_wire_err_t we;
+    mg_api_wire_error(wire, status, body, body_len, &we);
+    const char *umsg = we.message;
+    const char *etype = we.type;
+    const char *ecode = we.code;
     /* the text LiteLLM tests substrings on: "Error code: N - {body}" */
-    char *probe = mg_errmap_fmt("Error code: %d - %.*s", status,
+    char *probe = mg_provider_error_fmt("Error code: %d - %.*s", status,
                                 (int) (body_len > 8000 ? 8000 : body_len), body ? body : "");
     out->type_json = "null";
     out->param_json = "null";
@@ -153,48 +142,50 @@ mg_errmap_http(const mg_provider_t *p, const char *provider_name, int status, co
         out->status = 408;
         out->cls = MG_ERR_UPSTREAM_TIMEOUT;
         out->timeout = true;
-        out->message = mg_errmap_fmt("litellm.Timeout: APITimeoutError - Request timed out. "
+        out->message = mg_provider_error_fmt("litellm.Timeout: APITimeoutError - Request timed out. "
                                      "Error_str: %s", umsg);
-    } else if (mg_errmap_has_429(probe) ||
-               mg_errmap_rate_limit_text(probe) || status == 429) {
+    } else if (mg_provider_error_has_429(probe) ||
+               mg_provider_error_rate_limit_text(probe) || status == 429) {
         out->status = 429;
         out->cls = MG_ERR_RATE_LIMITED;
         out->rate_limit = true;
         out->type_json = "\"throttling_error\"";
-        out->message = mg_errmap_fmt("litellm.RateLimitError: RateLimitError: %s - %s", exc, umsg);
-    } else if (mg_errmap_context_window_text(probe) ||
+        out->message = mg_provider_error_fmt("litellm.RateLimitError: RateLimitError: %s - %s", exc, umsg);
+    } else if (mg_provider_error_context_window_text(probe) ||
                (ecode && strcmp(ecode, "context_length_exceeded") == 0)) {
         out->status = 400;
         out->cls = MG_ERR_CONTEXT_WINDOW;
         out->context_window = true;
-        out->message = mg_errmap_fmt("litellm.ContextWindowExceededError: "
+        out->message = mg_provider_error_fmt("litellm.ContextWindowExceededError: "
                                      "ContextWindowExceededError: %s - %s", exc, umsg);
     } else if (invalid_req && strstr(probe, "model_not_found")) {
         out->status = 404;
         out->cls = MG_ERR_UPSTREAM_4XX;
         out->not_found = true;
-        out->message = mg_errmap_fmt("litellm.NotFoundError: %s - %s", exc, umsg);
+        out->message = mg_provider_error_fmt("litellm.NotFoundError: %s - %s", exc, umsg);
     } else if ((invalid_req && strstr(probe, "content_policy_violation")) ||
                (strstr(probe, "Invalid prompt") && strstr(probe, "violating our usage policy")) ||
                strstr(probe, "request was rejected as a result of the safety system")) {
         out->status = 400;
         out->cls = MG_ERR_CONTENT_POLICY;
         out->content_policy = true;
-        out->message = mg_errmap_fmt("litellm.ContentPolicyViolationError: "
+        out->message = mg_provider_error_fmt("litellm.ContentPolicyViolationError: "
                                      "ContentPolicyViolationError: %s - %s", exc, umsg);
     } else if (invalid_req && status < 500 && !strstr(probe, "Incorrect API key provided")) {
         out->status = 400;
         out->cls = MG_ERR_BAD_REQUEST;
-        out->message = mg_errmap_fmt("litellm.BadRequestError: %s - %s", exc, umsg);
+        out->message = mg_provider_error_fmt("litellm.BadRequestError: %s - %s", exc, umsg);
         /* with a body, LiteLLM passes the upstream's type and param through */
-        static char tbuf[128], pbuf[128];
-        const char *param = json_string_value(json_object_get(eobj, "param"));
-        snprintf(tbuf, sizeof(tbuf), "\"%s\"", etype ? etype : "invalid_request_error");
-        out->type_json = tbuf;
+        const char *param = we.param;
+        const char *t = etype ? etype : "invalid_request_error";
+        if (strlen(t) < 100 && strchr(t, '"') == NULL && strchr(t, '\\') == NULL) {
+            snprintf(out->type_buf, sizeof(out->type_buf), "\"%s\"", t);
+            out->type_json = out->type_buf;
+        }
         if (param != NULL && strlen(param) < 100 && strchr(param, '"') == NULL &&
             strchr(param, '\\') == NULL) {
-            snprintf(pbuf, sizeof(pbuf), "\"%s\"", param);
-            out->param_json = pbuf;
+            snprintf(out->param_buf, sizeof(out->param_buf), "\"%s\"", param);
+            out->param_json = out->param_buf;
         }
     } else {
         switch (status) {
@@ -202,70 +193,69 @@ mg_errmap_http(const mg_provider_t *p, const char *provider_name, int status, co
         case 422:
             out->status = 400;
             out->cls = MG_ERR_BAD_REQUEST;
-            out->message = mg_errmap_fmt("litellm.BadRequestError: %s - %s", exc, umsg);
+            out->message = mg_provider_error_fmt("litellm.BadRequestError: %s - %s", exc, umsg);
             break;
         case 401:
             out->status = 401;
             out->cls = MG_ERR_AUTH;
             out->auth = true;
-            out->message = mg_errmap_fmt("litellm.AuthenticationError: AuthenticationError: %s - %s",
+            out->message = mg_provider_error_fmt("litellm.AuthenticationError: AuthenticationError: %s - %s",
                                          exc, umsg);
             break;
         case 404:
             out->status = 404;
             out->cls = MG_ERR_UPSTREAM_4XX;
             out->not_found = true;
-            out->message = mg_errmap_fmt("litellm.NotFoundError: NotFoundError: %s - %s", exc, umsg);
+            out->message = mg_provider_error_fmt("litellm.NotFoundError: NotFoundError: %s - %s", exc, umsg);
             break;
         case 408:
             out->status = 408;
             out->cls = MG_ERR_UPSTREAM_TIMEOUT;
             out->timeout = true;
-            out->message = mg_errmap_fmt("litellm.Timeout: Timeout Error: %s - %s", exc, umsg);
+            out->message = mg_provider_error_fmt("litellm.Timeout: Timeout Error: %s - %s", exc, umsg);
             break;
         case 500:
             out->status = 500;
             out->cls = MG_ERR_UPSTREAM_5XX;
-            out->message = mg_errmap_fmt("litellm.InternalServerError: InternalServerError: %s - %s",
+            out->message = mg_provider_error_fmt("litellm.InternalServerError: InternalServerError: %s - %s",
                                          exc, umsg);
             break;
         case 502:
             out->status = 502;
             out->cls = MG_ERR_UPSTREAM_5XX;
-            out->message = mg_errmap_fmt("litellm.BadGatewayError: BadGatewayError: %s - %s", exc,
+            out->message = mg_provider_error_fmt("litellm.BadGatewayError: BadGatewayError: %s - %s", exc,
                                          umsg);
             break;
         case 503:
             out->status = 503;
             out->cls = MG_ERR_UPSTREAM_5XX;
-            out->message = mg_errmap_fmt("litellm.ServiceUnavailableError: "
+            out->message = mg_provider_error_fmt("litellm.ServiceUnavailableError: "
                                          "ServiceUnavailableError: %s - %s", exc, umsg);
             break;
         case 504:
             out->status = 504;
             out->cls = MG_ERR_UPSTREAM_TIMEOUT;
             out->timeout = true;
-            out->message = mg_errmap_fmt("litellm.Timeout: Timeout Error: %s - %s", exc, umsg);
+            out->message = mg_provider_error_fmt("litellm.Timeout: Timeout Error: %s - %s", exc, umsg);
             break;
         default:
             out->status = status >= 400 && status <= 599 ? status : 500;
             out->cls = status >= 500 ? MG_ERR_UPSTREAM_5XX : MG_ERR_UPSTREAM_4XX;
-            out->message = mg_errmap_fmt("litellm.APIError: APIError: %s - %s", exc, umsg);
+            out->message = mg_provider_error_fmt("litellm.APIError: APIError: %s - %s", exc, umsg);
             break;
         }
     }
     free(probe);
-    free(owned);
-    json_decref(j);
+    mg_wire_err_free(&we);
 }
 
 void
-mg_errmap_transport(const mg_provider_t *p, const char *provider_name, const mg_err_t *err,
-                    const mg_deployment_t *d, mg_uperr_t *out)
+mg_provider_error_transport(const mg_provider_t *p, const char *provider_name,
+                            const mg_err_t *err, const mg_deployment_t *d, mg_uperr_t *out)
 {
     memset(out, 0, sizeof(*out));
     char excbuf[96];
-    const char *exc = mg_errmap_exc(p, provider_name, excbuf, sizeof(excbuf));
+    const char *exc = mg_provider_error_exc(p, provider_name, excbuf, sizeof(excbuf));
     out->type_json = "null";
     out->param_json = "null";
     if (err->cls == MG_ERR_UPSTREAM_TIMEOUT) {
@@ -281,7 +271,7 @@ mg_errmap_transport(const mg_provider_t *p, const char *provider_name, const mg_
         if (json_is_number(v)) {
             snprintf(to, sizeof(to), "%g", json_number_value(v));
         }
-        out->message = mg_errmap_fmt("litellm.Timeout: APITimeoutError - Request timed out. "
+        out->message = mg_provider_error_fmt("litellm.Timeout: APITimeoutError - Request timed out. "
                                      "Error_str: Request timed out. (%s)\n\nDeployment Info: "
                                      "request_timeout: %s\ntimeout: %s", err->msg, rt, to);
         return;
@@ -289,7 +279,7 @@ mg_errmap_transport(const mg_provider_t *p, const char *provider_name, const mg_
     if (err->status == 502) {
         out->status = 502;
         out->cls = MG_ERR_UPSTREAM_5XX;
-        out->message = mg_errmap_fmt("litellm.BadGatewayError: BadGatewayError: %s - %s", exc,
+        out->message = mg_provider_error_fmt("litellm.BadGatewayError: BadGatewayError: %s - %s", exc,
                                      err->msg);
         return;
     }
@@ -297,18 +287,34 @@ mg_errmap_transport(const mg_provider_t *p, const char *provider_name, const mg_
         out->status = 401;
         out->cls = MG_ERR_AUTH;
         out->auth = true;
-        out->message = mg_errmap_fmt("litellm.%s", err->msg);
+        out->message = mg_provider_error_fmt("litellm.%s", err->msg);
         return;
     }
     if (err->cls == MG_ERR_BAD_REQUEST || err->cls == MG_ERR_CONFIG) {
         out->status = 400;
         out->cls = MG_ERR_BAD_REQUEST;
-        out->message = mg_errmap_fmt("litellm.BadRequestError: %s", err->msg);
+        out->message = mg_provider_error_fmt("litellm.BadRequestError: %s", err->msg);
         return;
     }
     out->status = 500;
     out->cls = MG_ERR_UPSTREAM_CONNECT;
     out->connection = true;
-    out->message = mg_errmap_fmt("litellm.InternalServerError: InternalServerError: %s - "
+    out->message = mg_provider_error_fmt("litellm.InternalServerError: InternalServerError: %s - "
                                  "Connection error. (%s)", exc, err->msg);
+}
+
+void
+mg_uperr_set(mg_uperr_t *e, int status, mg_err_class_t cls, const char *fmt, ...)
+{
+    memset(e, 0, sizeof(*e));
+    e->status = status;
+    e->cls = cls;
+    e->type_json = "null";
+    e->param_json = "null";
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&e->message, fmt, ap) < 0) {
+        abort();
+    }
+    va_end(ap);
 }

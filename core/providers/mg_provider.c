@@ -1,0 +1,237 @@
+/*
+ * mg_provider.c -- the provider table, credentials from params and the
+ * environment, the credential fingerprint, and the pieces of an upstream
+ * request every provider builds the same way.
+ */
+#include "mg_provider.h"
+
+#include "../base/mg_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+extern const mg_provider_t mg_provider_openai_rows[];
+extern const size_t mg_provider_openai_nrows;
+extern const mg_provider_t mg_provider_mock_row;
+
+const mg_provider_t *
+mg_provider_find(const char *name)
+{
+    if (name == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < mg_provider_openai_nrows; i++) {
+        if (strcmp(mg_provider_openai_rows[i].name, name) == 0) {
+            return &mg_provider_openai_rows[i];
+        }
+    }
+    return NULL;
+}
+
+const mg_provider_t *
+mg_provider_mock(void)
+{
+    return &mg_provider_mock_row;
+}
+
+static const char *
+mg_provider_env(const char *const names[3])
+{
+    for (int i = 0; i < 3 && names[i] != NULL; i++) {
+        const char *v = getenv(names[i]);
+        if (v != NULL && v[0] != '\0') {
+            return v;
+        }
+    }
+    return NULL;
+}
+
+const char *
+mg_provider_base(const mg_provider_t *p, const mg_deployment_t *d)
+{
+    if (p->ops->base != NULL) {
+        return p->ops->base(p, d);
+    }
+    if (d->api_base != NULL && d->api_base[0] != '\0') {
+        return d->api_base;
+    }
+    const char *e = mg_provider_env(p->env_base);
+    return e != NULL ? e : p->default_base;
+}
+
+const char *
+mg_provider_key(const mg_provider_t *p, const mg_deployment_t *d)
+{
+    if (d->api_key != NULL && d->api_key[0] != '\0') {
+        return d->api_key;
+    }
+    return mg_provider_env(p->env_key);
+}
+
+/* litellm_params that do not change who we talk to or as whom (routing, pricing,
+ * request defaults): everything else, unknown keys included, is fingerprinted. */
+static const char *const mg_provider_not_credentials[] = {
+    "rpm", "tpm", "weight", "order", "timeout", "stream_timeout", "request_timeout",
+    "num_retries", "max_retries", "cooldown_time", "tags", "max_parallel_requests",
+    "mock_response", "input_cost_per_token", "output_cost_per_token", "input_cost_per_second",
+    "output_cost_per_second", "drop_params", "additional_drop_params", "temperature",
+    "max_tokens", "top_p", "seed", NULL,
+};
+
+void
+mg_provider_cred_hash(const mg_provider_t *p, const mg_deployment_t *d, char out[65])
+{
+    mg_buf_t b = MG_BUF_INIT;
+    mg_buf_printf(&b, "%s|", d->provider);
+    json_t *lp = json_copy(d->litellm_params);
+    for (const char *const *k = mg_provider_not_credentials; *k; k++) {
+        json_object_del(lp, *k);
+    }
+    char *s = json_dumps(lp, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(lp);
+    if (s != NULL) {
+        mg_buf_append_str(&b, s);
+        free(s);
+    }
+    if (p != NULL) {
+        /* what the provider takes from the environment counts too */
+        mg_buf_append(&b, "|", 1);
+        const char *base = mg_provider_base(p, d);
+        mg_buf_append_str(&b, base ? base : "");
+        mg_buf_append(&b, "|", 1);
+        const char *key = mg_provider_key(p, d);
+        mg_buf_append_str(&b, key ? key : "");
+        if (p->ops->fingerprint != NULL) {
+            mg_buf_append(&b, "|", 1);
+            p->ops->fingerprint(p, d, &b);
+        }
+    }
+    mg_sha256_hex(mg_buf_head(&b), mg_buf_len(&b), out);
+    mg_buf_free(&b);
+}
+
+/* ---- request pieces ---- */
+
+void
+mg_provider_path_segment(mg_buf_t *out, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~:@!$&'()*+,;=", *p) != NULL) {
+            mg_buf_append(out, (const char *) p, 1);
+        } else {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            mg_buf_append(out, e, 3);
+        }
+    }
+}
+
+void
+mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, const char *query)
+{
+    /* split base into host part and path prefix */
+    const char *hp = strstr(base, "://");
+    hp = hp ? hp + 3 : base;
+    const char *path = hp + strcspn(hp, "/?#");
+    size_t hostlen = (size_t) (path - hp);
+    size_t plen = strlen(path);
+    while (plen > 0 && path[plen - 1] == '/') {
+        plen--;
+    }
+    mg_buf_append_str(out, "POST ");
+    mg_buf_append(out, path, plen);
+    mg_buf_append_str(out, suffix);
+    if (query != NULL) {
+        mg_buf_append_str(out, query);
+    }
+    mg_buf_append_str(out, " HTTP/1.1\r\nhost: ");
+    mg_buf_append(out, hp, hostlen);
+    mg_buf_append_str(out, "\r\ncontent-type: application/json\r\naccept: application/json\r\n"
+                           "user-agent: moongate/" MG_VERSION "\r\n");
+}
+
+void
+mg_provider_extra_headers(const mg_deployment_t *d, mg_buf_t *out)
+{
+    if (d->extra_headers == NULL) {
+        return;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(d->extra_headers, k, v) {
+        if (!json_is_string(v) || strcasecmp(k, "host") == 0 ||
+            strcasecmp(k, "content-length") == 0 || strcasecmp(k, "transfer-encoding") == 0 ||
+            strcasecmp(k, "connection") == 0) {
+            continue;
+        }
+        mg_buf_printf(out, "%s: %s\r\n", k, json_string_value(v));
+    }
+}
+
+void
+mg_provider_client_headers(const mg_provider_t *p, const mg_call_t *c, mg_buf_t *out)
+{
+    if (p->forward_headers == NULL || c->client_http == NULL) {
+        return;
+    }
+    for (const char *const *h = p->forward_headers; *h; h++) {
+        /* the deployment's own extra_headers win over the client's */
+        if (c->dep->extra_headers != NULL) {
+            bool own = false;
+            const char *k;
+            json_t *v;
+            json_object_foreach(c->dep->extra_headers, k, v) {
+                own = own || strcasecmp(k, *h) == 0;
+            }
+            if (own) {
+                continue;
+            }
+        }
+        size_t vl;
+        const char *v = mg_http_req_header(c->client_http, *h, &vl);
+        if (v != NULL) {
+            mg_buf_printf(out, "%s: %.*s\r\n", *h, (int) vl, v);
+        }
+    }
+}
+
+int
+mg_provider_body(mg_call_t *c, const char *model, const char *extra_members, mg_api_err_t *aerr)
+{
+    const mg_deployment_t *d = c->dep;
+    mg_body_opts_t o = {
+        .model = model,
+        .stream = c->stream,
+        .drop_params = c->drop_params,
+        .defaults = d->defaults,
+        .additional_drop = d->additional_drop_params,
+        .provider = d->provider,
+        .extra_members = extra_members,
+    };
+    /* [0] is the head, filled by mg_provider_head_end */
+    mg_iovs_push(&c->body, c->arena, "", 1);
+    c->body.len = 0;
+    if (c->native) {
+        mg_api_splice(c->client, &o, c->arena, &c->body);
+        return MG_OK;
+    }
+    mg_buf_t b = MG_BUF_INIT;
+    if (mg_api_build(c->wire, c->op, c->neutral, &o, &b, aerr) != MG_OK) {
+        mg_buf_free(&b);
+        return MG_ERROR;
+    }
+    char *s = mg_arena_strndup(c->arena, mg_buf_head(&b), mg_buf_len(&b));
+    mg_iovs_push(&c->body, c->arena, s, mg_buf_len(&b));
+    mg_buf_free(&b);
+    return MG_OK;
+}
+
+void
+mg_provider_head_end(mg_call_t *c)
+{
+    mg_buf_printf(c->head, "content-length: %zu\r\n\r\n", c->body.len);
+    c->body.iov[0].iov_base = mg_buf_head(c->head);
+    c->body.iov[0].iov_len = mg_buf_len(c->head);
+}
