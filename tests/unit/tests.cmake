@@ -21,6 +21,8 @@ set(MG_UNIT_C_TESTS
   registry/test_registry
   registry/test_stats
   store/test_crypto
+  providers/test_sigv4
+  providers/test_eventstream
   store/test_store_journal
 )
 
