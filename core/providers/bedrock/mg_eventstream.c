@@ -14,6 +14,7 @@
 #include "../../base/mg_err.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -19,7 +19,6 @@
 #include "../../base/mg_buf.h"
 #include "../../base/mg_types.h"
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #define MG_EVENTSTREAM_PRELUDE 12               /* total, headers length, prelude CRC */

@@ -10,11 +10,12 @@
 #include "../../base/mg_arena.h"
 #include "../../base/mg_buf.h"
 #include "../../base/mg_err.h"
+#include "../../base/mg_log.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -355,7 +356,7 @@ mg_sigv4_payload_hash(const struct iovec *iov, size_t n, char out[65])
     EVP_MD_CTX_free(ctx);
     if (!ok) {
         /* SHA-256 cannot fail short of a broken libcrypto or no memory */
-        fprintf(stderr, "mg_sigv4: EVP SHA-256 failed, aborting\n");
+        mg_log_write(MG_LOG_ERROR, NULL, "EVP_Digest*(sha256) failed in sigv4, aborting");
         abort();
     }
     mg_sigv4_hex(md, 32, out);
@@ -369,7 +370,7 @@ mg_sigv4_hmac(const unsigned char *key, size_t keylen, const char *data, size_t 
     if (HMAC(EVP_sha256(), key, (int) keylen, (const unsigned char *) data, n, out, &len) ==
             NULL ||
         len != 32) {
-        fprintf(stderr, "mg_sigv4: HMAC-SHA256 failed, aborting\n");
+        mg_log_write(MG_LOG_ERROR, NULL, "HMAC(sha256) failed in sigv4, aborting");
         abort();
     }
 }

@@ -39,7 +39,6 @@
 
 #include "../../base/mg_types.h"
 
-#include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
