@@ -1,8 +1,9 @@
 /*
  * mg_sigv4.h -- AWS Signature Version 4 (header form) over OpenSSL; computes bytes only.
  *
- * Owns nothing.  Every input is borrowed for the duration of the call; every string result
- * lives in the caller's arena (the request arena on the request path) or in the fixed
+ * Owns nothing.  Every input is borrowed for the duration of the call; every string result,
+ * and the canonicalisation's temporaries (about twice the size of the headers and query),
+ * live in the caller's arena (the request arena on the request path) or in the fixed
  * arrays of mg_sigv4_out_t.  The secret access key is used only as HMAC key material:
  * it never reaches a result or an error message, and the derived keys are wiped from the
  * stack before returning.  No I/O, no global state: safe from any thread.
@@ -33,6 +34,9 @@
  * which the signer adds).  Names are lower-cased; values trimmed, with runs of spaces and
  * tabs collapsed to one space (inside quotes too, as the test suite's
  * get-header-value-trim shows); repeated names are joined with ',' in the given order.
+ * Sign host, content-type and the x-amz-* / x-amzn-* headers the request sends (what
+ * botocore signs for Bedrock); leave out hop-by-hop headers a proxy may rewrite
+ * (connection, user-agent, expect).
  */
 #ifndef MG_SIGV4_H
 #define MG_SIGV4_H
