@@ -34,9 +34,9 @@
  * which the signer adds).  Names are lower-cased; values trimmed, with runs of spaces and
  * tabs collapsed to one space (inside quotes too, as the test suite's
  * get-header-value-trim shows); repeated names are joined with ',' in the given order.
- * Sign host, content-type and the x-amz-* / x-amzn-* headers the request sends (what
- * botocore signs for Bedrock); leave out hop-by-hop headers a proxy may rewrite
- * (connection, user-agent, expect).
+ * Which to list: botocore (LiteLLM's signer) signs every header it sends except
+ * connection, expect, keep-alive, proxy-authenticate, proxy-authorization, te, trailer,
+ * transfer-encoding, upgrade, user-agent and x-amzn-trace-id; do the same.
  */
 #ifndef MG_SIGV4_H
 #define MG_SIGV4_H
