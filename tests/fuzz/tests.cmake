@@ -5,12 +5,13 @@
 # tests/fuzz/corpus/<target>/ -- the regression replay.
 #
 # With -DMG_FUZZ=ON and clang: the libFuzzer binaries <target> as well (target "fuzz" builds
-# all four).  They link their own instrumented copy of the core files they reach
-# (mg_fuzz_core: core/base, core/registry, the HTTP parser and the SSE splitter), compiled
+# all of them).  They link their own instrumented copy of the core files they reach
+# (mg_fuzz_core: core/base, core/registry, the HTTP parser, the SSE splitter and the AWS
+# event-stream decoder), compiled
 # with the project's warnings minus the GCC-only -Wno-format-truncation, so
 # "cmake --build <dir> --target fuzz" works with clang whatever the top-level flags are.
 
-set(MG_FUZZ_TARGETS fuzz_http_request fuzz_json_request fuzz_config fuzz_sse)
+set(MG_FUZZ_TARGETS fuzz_http_request fuzz_json_request fuzz_config fuzz_sse fuzz_eventstream)
 set(MG_FUZZ_DIR ${CMAKE_CURRENT_LIST_DIR})
 
 foreach(t ${MG_FUZZ_TARGETS})
@@ -44,7 +45,8 @@ if(MG_FUZZ)
     set(MG_FUZZ_CORE_SOURCES "")
     foreach(s ${MG_CORE_SOURCES})
       if(s MATCHES "^core/(base|registry)/[^/]*\\.c$" OR
-         s MATCHES "^core/http/mg_(http_parse|sse)\\.c$")
+         s MATCHES "^core/http/mg_(http_parse|sse)\\.c$" OR
+         s MATCHES "^core/providers/bedrock/mg_eventstream\\.c$")
         list(APPEND MG_FUZZ_CORE_SOURCES ${CMAKE_SOURCE_DIR}/${s})
       endif()
     endforeach()

@@ -21,6 +21,10 @@ set(MG_UNIT_C_TESTS
   registry/test_registry
   registry/test_stats
   store/test_crypto
+  providers/test_sigv4
+  providers/test_eventstream
+  providers/test_oauth
+  providers/test_google_auth
   store/test_store_journal
 )
 
