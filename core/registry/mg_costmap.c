@@ -22,6 +22,10 @@
 #include <string.h>
 #include <strings.h>
 
+/* generated from core/registry/mg_costmap_default.json by cmake/mg_embed_blob.cmake */
+extern const char mg_costmap_default_json[];
+extern const size_t mg_costmap_default_json_len;
+
 /* Top-level keys of LiteLLM's file that are not models. */
 static const char *const mg_costmap_non_models[] = {
     "sample_spec",              /* the schema, documented with strings where numbers go */
@@ -584,6 +588,13 @@ mg_costmap_load_file(const char *path, mg_costmap_t **out, mg_err_t *err)
                               err);
     mg_buf_free(&b);
     return rc;
+}
+
+int
+mg_costmap_default(mg_costmap_t **out, mg_err_t *err)
+{
+    return mg_costmap_parse(mg_costmap_default_json, mg_costmap_default_json_len, "builtin", out,
+                            err);
 }
 
 mg_costmap_t *

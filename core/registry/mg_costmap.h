@@ -130,6 +130,13 @@ int mg_costmap_parse(const char *data, size_t len, const char *source, mg_costma
 /* Reads a file ("file://" prefix allowed) and parses it; source is the path. */
 int mg_costmap_load_file(const char *path, mg_costmap_t **out, mg_err_t *err);
 
+/*
+ * moongate's own small map (core/registry/mg_costmap_default.json, compiled into the
+ * binary), for offline use and LITELLM_LOCAL_MODEL_COST_MAP=True.  Parsed on each call;
+ * returns one reference.  Fails only if the shipped file is broken (a test guards that).
+ */
+int mg_costmap_default(mg_costmap_t **out, mg_err_t *err);
+
 mg_costmap_t *mg_costmap_ref(mg_costmap_t *m);
 /* Accepts NULL; frees at zero; logs and aborts on underflow. */
 void mg_costmap_unref(mg_costmap_t *m);
