@@ -19,6 +19,7 @@ set(MG_UNIT_C_TESTS
   registry/test_yaml
   registry/test_config
   registry/test_registry
+  registry/test_costmap
   registry/test_stats
   store/test_crypto
   providers/test_sigv4
