@@ -9,8 +9,10 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libevent-dev libluajit2-5.1-dev libhiredis-dev
             libpq-dev libpcre2-dev libyaml-dev libjansson-dev libssl-dev ca-certificates)
+# prometheus: its promtool parses /metrics as the Prometheus server does;
+# python3-prometheus-client: the reference client's parser reads values back (test_metrics)
 test_pkgs=(redis-server postgresql nodejs npm nginx wrk clang libclang-rt-14-dev curl procps
-           iproute2 openssl)
+           iproute2 openssl prometheus python3-prometheus-client)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then
@@ -44,7 +46,7 @@ if apt-get install -s --no-install-recommends "${missing[@]}" | grep -q '^Remv '
 fi
 apt-get install -y -q --no-install-recommends --no-remove "${missing[@]}" >/dev/null
 # the test suite starts its own servers; the packaged services are not needed
-for svc in redis-server postgresql nginx; do
+for svc in redis-server postgresql nginx prometheus; do
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
   service "$svc" stop >/dev/null 2>&1 || true
 done
