@@ -5,6 +5,9 @@
 
 #include <string.h>
 
+#define MG_HTTP_XSTR(x) #x
+#define MG_HTTP_STR(x) MG_HTTP_XSTR(x)
+
 /* RFC 9110 tchar */
 static const unsigned char mg_http_tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
@@ -78,6 +81,40 @@ mg_http_head_end(const char *buf, size_t len)
     return 0;
 }
 
+/*
+ * Finds the end of a request head, where every line must end with CRLF: a bare LF or CR
+ * is an error, not a line end (RFC 9112 2.2 lets a server accept a bare LF; we do not,
+ * because a proxy in front of us that disagrees about where a line ends is a smuggling
+ * vector).  Scans at most max bytes.  Returns the length including the blank line, 0 if
+ * more is needed, -1 with *why on a bare CR or LF.
+ */
+static ssize_t
+mg_http_head_end_crlf(const char *buf, size_t len, size_t max, const char **why)
+{
+    size_t n = len < max ? len : max;
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\n') {
+            *why = "bare LF in the request head (lines must end with CRLF)";
+            return -1;
+        }
+        if (buf[i] != '\r') {
+            continue;
+        }
+        if (i + 1 == len) {
+            return 0;
+        }
+        if (buf[i + 1] != '\n') {
+            *why = "bare CR in the request head";
+            return -1;
+        }
+        if (i >= 2 && buf[i - 2] == '\r' && buf[i - 1] == '\n') {
+            return (ssize_t) (i + 2);
+        }
+        i++;
+    }
+    return 0;
+}
+
 /* Reads one line [p, eol) ending at LF (CR stripped); returns pointer after LF. */
 static const char *
 mg_http_line(const char *p, const char *end, const char **eol)
@@ -136,9 +173,11 @@ mg_http_parse_fields(const char *p, const char *end, mg_http_head_t *h, int *sta
                 return -1;
             }
         }
-        if (h->nheaders >= MG_HTTP_MAX_HEADERS) {
+        if (h->nheaders >= (is_request ? MG_HTTP_MAX_REQUEST_HEADERS : MG_HTTP_MAX_HEADERS)) {
             *status = 431;
-            *why = "too many header fields";
+            *why = is_request ? "too many header fields (more than "
+                                MG_HTTP_STR(MG_HTTP_MAX_REQUEST_HEADERS) ")"
+                              : "too many header fields";
             return -1;
         }
         mg_http_header_t *f = &h->headers[h->nheaders++];
@@ -199,6 +238,12 @@ mg_http_parse_fields(const char *p, const char *end, mg_http_head_t *h, int *sta
         *why = "both Content-Length and Transfer-Encoding";
         return -1;
     }
+    if (is_request && have_te && h->version_minor == 0) {
+        /* RFC 9112 6.1: the framing of such a message is faulty; an HTTP/1.0 hop in front
+         * of us would not have decoded it as chunked */
+        *why = "Transfer-Encoding in an HTTP/1.0 request";
+        return -1;
+    }
     if (h->version_minor == 0) {
         h->keep_alive = conn_keep && !conn_close;
     } else {
@@ -238,12 +283,16 @@ mg_http_parse_request(const char *buf, size_t len, mg_http_head_t *h, int *statu
     mg_http_head_init(h);
     *status = 400;
     *why = "bad request";
-    /* tolerate empty lines before the request line (RFC 9112 2.2) */
+    /* ignore a few empty lines (CRLF) before the request line (RFC 9112 2.2) */
     size_t skip = 0;
-    while (skip < len && (buf[skip] == '\r' || buf[skip] == '\n') && skip < 16) {
-        skip++;
+    while (skip + 1 < len && buf[skip] == '\r' && buf[skip + 1] == '\n' && skip < 16) {
+        skip += 2;
     }
-    size_t hl = mg_http_head_end(buf + skip, len - skip);
+    ssize_t end_or_err = mg_http_head_end_crlf(buf + skip, len - skip, MG_HTTP_MAX_HEAD + 1, why);
+    if (end_or_err < 0) {
+        return -1;
+    }
+    size_t hl = (size_t) end_or_err;
     if (hl == 0) {
         if (len > MG_HTTP_MAX_HEAD) {
             *status = 431;
@@ -368,22 +417,41 @@ mg_http_header_find(const mg_http_head_t *h, const char *lower_name)
 
 enum {
     MG_CK_SIZE = 0,     /* reading hex digits */
-    MG_CK_EXT,          /* chunk extension until LF */
+    MG_CK_SIZE_WS,      /* strict: whitespace after the size, which only ";" may follow */
+    MG_CK_EXT,          /* chunk extension until the line end */
+    MG_CK_LINE_LF,      /* strict: CR ended the size line, LF must follow */
     MG_CK_DATA,
-    MG_CK_DATA_CR,      /* expecting CR or LF after data */
+    MG_CK_DATA_CR,      /* expecting CR (or, lenient, LF) after data */
     MG_CK_DATA_LF,
     MG_CK_TRAILER_START,
     MG_CK_TRAILER_LINE,
+    MG_CK_TRAILER_LF,   /* strict: CR ended a trailer line, LF must follow */
+    MG_CK_END_LF,       /* strict: CR of the final empty line, LF must follow */
     MG_CK_DONE,
 };
 
 #define MG_CK_MAX_EXT 4096
 
+/* A byte an extension or trailer line may hold in strict mode: no control but HTAB. */
+static inline bool
+mg_http_ck_text(char ch)
+{
+    unsigned char u = (unsigned char) ch;
+    return (u >= 0x20 && u != 0x7f) || u == '\t';
+}
+
+/* The size line ended: data follows, or the trailer section after the last chunk. */
+static inline void
+mg_http_ck_line_done(mg_http_chunked_t *c)
+{
+    c->ext_len = 0;
+    c->state = c->remaining == 0 ? MG_CK_TRAILER_START : MG_CK_DATA;
+}
+
 int
 mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *consumed)
 {
     size_t in = 0, out = 0, n = *len;
-    int digits = 0;
     while (in < n) {
         char ch = buf[in];
         switch (c->state) {
@@ -400,7 +468,6 @@ mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *con
                 }
                 c->remaining = c->remaining * 16 + (uint64_t) v;
                 c->ext_len++;
-                digits++;
                 if (c->ext_len > 16) {
                     return -1;
                 }
@@ -410,33 +477,60 @@ mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *con
             if (c->ext_len == 0) {
                 return -1; /* no digits */
             }
-            if (ch == ';' || ch == ' ' || ch == '\t') {
+            c->ext_len = 0;
+            if (ch == ';') {
                 c->state = MG_CK_EXT;
-                c->ext_len = 0;
-                in++;
-                break;
+            } else if (ch == ' ' || ch == '\t') {
+                c->state = c->lenient ? MG_CK_EXT : MG_CK_SIZE_WS;
+            } else if (ch == '\r') {
+                c->state = c->lenient ? MG_CK_EXT : MG_CK_LINE_LF;
+            } else if (ch == '\n' && c->lenient) {
+                mg_http_ck_line_done(c);
+            } else {
+                return -1; /* "5x", "5\n" (strict), ... */
             }
-            if (ch == '\r') {
-                c->state = MG_CK_EXT;
-                c->ext_len = 0;
-                in++;
-                break;
-            }
-            if (ch == '\n') {
-                in++;
-                c->ext_len = 0;
-                c->state = c->remaining == 0 ? MG_CK_TRAILER_START : MG_CK_DATA;
-                break;
-            }
-            return -1;
+            in++;
+            break;
         }
-        case MG_CK_EXT:
-            if (ch == '\n') {
-                c->ext_len = 0;
-                c->state = c->remaining == 0 ? MG_CK_TRAILER_START : MG_CK_DATA;
-            } else if (++c->ext_len > MG_CK_MAX_EXT || ch == '\0') {
+        case MG_CK_SIZE_WS:
+            /* RFC 9112: chunk-ext = *( BWS ";" ... ): whitespace, then an extension.
+             * "5 \r\n" is refused: parsers disagree on what such a size means.  Bytes
+             * are counted as the lenient EXT state counts them, so strict accepts a
+             * subset of what lenient accepts */
+            if ((ch != ';' && ch != ' ' && ch != '\t') || ++c->ext_len > MG_CK_MAX_EXT) {
                 return -1;
             }
+            if (ch == ';') {
+                c->state = MG_CK_EXT;
+            }
+            in++;
+            break;
+        case MG_CK_EXT:
+            if (ch == '\n') {
+                if (!c->lenient) {
+                    return -1; /* LF without CR */
+                }
+                mg_http_ck_line_done(c);
+                in++;
+                break;
+            }
+            if (++c->ext_len > MG_CK_MAX_EXT || ch == '\0') {
+                return -1;
+            }
+            if (!c->lenient) {
+                if (ch == '\r') {
+                    c->state = MG_CK_LINE_LF;
+                } else if (!mg_http_ck_text(ch)) {
+                    return -1;
+                }
+            }
+            in++;
+            break;
+        case MG_CK_LINE_LF:
+            if (ch != '\n') {
+                return -1; /* bare CR */
+            }
+            mg_http_ck_line_done(c);
             in++;
             break;
         case MG_CK_DATA: {
@@ -456,14 +550,13 @@ mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *con
         case MG_CK_DATA_CR:
             if (ch == '\r') {
                 c->state = MG_CK_DATA_LF;
-                in++;
-            } else if (ch == '\n') {
+            } else if (ch == '\n' && c->lenient) {
                 c->state = MG_CK_SIZE;
                 c->ext_len = 0;
-                in++;
             } else {
                 return -1;
             }
+            in++;
             break;
         case MG_CK_DATA_LF:
             if (ch != '\n') {
@@ -475,10 +568,16 @@ mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *con
             break;
         case MG_CK_TRAILER_START:
             if (ch == '\r') {
+                if (!c->lenient) {
+                    c->state = MG_CK_END_LF;
+                }
                 in++;
                 break;
             }
             if (ch == '\n') {
+                if (!c->lenient) {
+                    return -1;
+                }
                 in++;
                 c->state = MG_CK_DONE;
                 c->done = true;
@@ -491,19 +590,48 @@ mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *con
             break;
         case MG_CK_TRAILER_LINE:
             if (ch == '\n') {
+                if (!c->lenient) {
+                    return -1;
+                }
                 c->state = MG_CK_TRAILER_START;
-            } else if (++c->ext_len > MG_CK_MAX_EXT) {
+                in++;
+                break;
+            }
+            if (++c->ext_len > MG_CK_MAX_EXT) {
                 return -1;
+            }
+            if (!c->lenient) {
+                if (ch == '\r') {
+                    c->state = MG_CK_TRAILER_LF;
+                } else if (!mg_http_ck_text(ch)) {
+                    return -1;
+                }
             }
             in++;
             break;
+        case MG_CK_TRAILER_LF:
+            if (ch != '\n') {
+                return -1;
+            }
+            c->state = MG_CK_TRAILER_START;
+            in++;
+            break;
+        case MG_CK_END_LF:
+            if (ch != '\n') {
+                return -1;
+            }
+            in++;
+            c->state = MG_CK_DONE;
+            c->done = true;
+            *len = out;
+            *consumed = in;
+            return 1;
         case MG_CK_DONE:
             *len = out;
             *consumed = in;
             return 1;
         }
     }
-    (void) digits;
     *len = out;
     *consumed = in;
     return c->state == MG_CK_DONE ? 1 : 0;

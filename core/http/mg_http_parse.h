@@ -6,6 +6,16 @@
  * strictness prevents request smuggling: Content-Length together with
  * Transfer-Encoding, duplicate Content-Length, codings other than "chunked",
  * obs-fold, and whitespace before the colon are all rejected.
+ *
+ * Requests (what clients send) are read strictly: lines end with CRLF (a bare
+ * LF or CR is a 400), at most MG_HTTP_MAX_REQUEST_HEADERS fields (431),
+ * Transfer-Encoding in HTTP/1.0 is a 400, and chunked framing must be exact
+ * (CRLF line ends, nothing but ";extension" after a chunk size).  Responses
+ * (what configured upstreams send) keep the RFC's tolerance for bare LF, as
+ * their peer is one we chose, not any client on the network.
+ *
+ * Also here: the check every head we write must pass (mg_http_fields_valid,
+ * mg_http_head_valid), the second line of defence against header injection.
  */
 #ifndef MG_HTTP_PARSE_H
 #define MG_HTTP_PARSE_H
@@ -15,7 +25,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#define MG_HTTP_MAX_HEADERS 128
+#define MG_HTTP_MAX_HEADERS 128           /* fields of a response head */
+#define MG_HTTP_MAX_REQUEST_HEADERS 100   /* fields of a request head: more get 431 */
 #define MG_HTTP_MAX_HEAD (64 * 1024)
 
 typedef struct {
@@ -69,6 +80,8 @@ typedef struct {
     uint64_t remaining;         /* bytes left in the current chunk */
     size_t ext_len;             /* guards against endless chunk extensions/trailers */
     bool done;
+    bool lenient;               /* set before the first call: tolerate LF-only line ends and
+                                 * whitespace after the size (upstream responses) */
 } mg_http_chunked_t;
 
 /*
@@ -76,6 +89,11 @@ typedef struct {
  * return buf[0..*len) holds the decoded payload bytes and *consumed the number
  * of raw bytes used.  Returns 1 when the terminating chunk (and trailers) has
  * been read, 0 when more input is needed, -1 on a framing error.
+ *
+ * A zeroed mg_http_chunked_t is strict (RFC 9112 7.1): every line ends with CRLF, a
+ * chunk size is followed by CRLF or by optional whitespace and ";" (an extension), and
+ * extensions and trailers carry no control characters but HTAB.  "5 \r\n" and "5\n"
+ * are errors.
  */
 int mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *consumed);
 

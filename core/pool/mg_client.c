@@ -394,6 +394,7 @@ mg_client_process(mg_client_t *c)
             } else if (c->head.chunked) {
                 c->body_left = -1;
                 memset(&c->ck, 0, sizeof(c->ck));
+                c->ck.lenient = true; /* an upstream we chose: RFC 9112 tolerance */
             } else if (c->head.content_length >= 0) {
                 c->body_left = c->head.content_length;
             } else {

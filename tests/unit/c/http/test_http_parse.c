@@ -83,9 +83,9 @@ test_request_ok(void)
         }
     }
 
-    /* bare LF line endings, OWS around values, leading empty lines */
-    const char *lf = "\r\n\nPOST /x HTTP/1.1\nX-A:   spaced value \t\nContent-Length:0\n\n";
-    CHECK_INT(t_req(lf), strlen(lf));
+    /* OWS around values, leading empty lines (CRLF) */
+    const char *ows = "\r\n\r\nPOST /x HTTP/1.1\r\nX-A:   spaced value \t\r\nContent-Length:0\r\n\r\n";
+    CHECK_INT(t_req(ows), strlen(ows));
     CHECK_MEM(t_r.h.headers[0].value, t_r.h.headers[0].value_len, "spaced value");
     CHECK_INT(t_r.h.content_length, 0);
     CHECK_MEM(t_r.h.method, t_r.h.method_len, "POST");
@@ -110,15 +110,19 @@ test_request_ok(void)
     t_req("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n");
     CHECK(t_r.rc > 0 && t_r.h.chunked && t_r.h.content_length == -1);
 
-    /* 128 headers are fine */
+    /* MG_HTTP_MAX_REQUEST_HEADERS (100) fields are fine */
     static char many[128 * 16 + 64];
     size_t o = (size_t) sprintf(many, "GET / HTTP/1.1\r\n");
-    for (int i = 0; i < 128; i++) {
+    for (int i = 0; i < MG_HTTP_MAX_REQUEST_HEADERS; i++) {
         o += (size_t) sprintf(many + o, "X-H%03d: v\r\n", i);
     }
     sprintf(many + o, "\r\n");
     CHECK(t_req(many) > 0);
-    CHECK_INT(t_r.h.nheaders, 128);
+    CHECK_INT(t_r.h.nheaders, 100);
+
+    /* HTTP/1.0 with Content-Length (no Transfer-Encoding) is fine */
+    CHECK(t_req("POST / HTTP/1.0\r\nContent-Length: 2\r\n\r\n") > 0);
+    CHECK_INT(t_r.h.content_length, 2);
 }
 
 static void
@@ -139,7 +143,7 @@ test_request_errors(void)
     t_reject("GET / HTTP/1.1\r\n: empty-name\r\n\r\n", 400, "header name");
     t_reject("GET / HTTP/1.1\r\nBad Name: v\r\n\r\n", 400, "header name");
     t_reject("GET / HTTP/1.1\r\nX-A: a\x01b\r\n\r\n", 400, "header value");
-    t_reject("GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n", 400, "header value");
+    t_reject("GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n", 400, "bare CR");
     t_reject("GET / HTTP/1.1\r\nX-A: a\x7f\r\n\r\n", 400, "header value");
 
     /* request smuggling */
@@ -169,14 +173,49 @@ test_request_errors(void)
     t_reject("POST / HTTP/1.1\r\nX-A: a\r\n\tfolded\r\n\r\n", 400, "folding");
     t_reject("POST / HTTP/1.1\r\n Transfer-Encoding: chunked\r\n\r\n", 400, "folding");
 
-    /* too many header fields: 431 */
+    /* too many header fields: 431 from the 101st on */
     static char many[200 * 16 + 64];
     size_t o = (size_t) sprintf(many, "GET / HTTP/1.1\r\n");
-    for (int i = 0; i < 129; i++) {
+    for (int i = 0; i < MG_HTTP_MAX_REQUEST_HEADERS + 1; i++) {
         o += (size_t) sprintf(many + o, "X-H%03d: v\r\n", i);
     }
     sprintf(many + o, "\r\n");
-    t_reject(many, 431, "too many");
+    t_reject(many, 431, "too many header fields (more than 100)");
+
+    /* HTTP/1.0 with Transfer-Encoding: faulty framing (RFC 9112 6.1) */
+    t_reject("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "HTTP/1.0");
+    t_reject("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400,
+             NULL);
+}
+
+static void
+test_request_line_ends(void)
+{
+    MG_T_CASE("request heads: CRLF only");
+    /* a bare LF anywhere in the head, or a bare CR, is a 400 */
+    t_reject("GET / HTTP/1.1\nHost: a\r\n\r\n", 400, "bare LF");
+    t_reject("GET / HTTP/1.1\r\nHost: a\n\r\n", 400, "bare LF");
+    t_reject("GET / HTTP/1.1\r\nHost: a\r\n\n", 400, "bare LF");
+    t_reject("GET / HTTP/1.1\n\n", 400, "bare LF");
+    t_reject("POST /x HTTP/1.1\nX-A: v\nContent-Length:0\n\n", 400, "bare LF");
+    t_reject("\nGET / HTTP/1.1\r\n\r\n", 400, "bare LF");  /* nor before the request line */
+    t_reject("\r\n\nGET / HTTP/1.1\r\n\r\n", 400, "bare LF");
+    t_reject("GET / HTTP/1.1\r\r\n\r\n", 400, "bare CR");
+    /* refused as soon as the bare LF arrives, without waiting for the rest */
+    t_reject("GET / HTTP/1.1\nHost: a", 400, "bare LF");
+    /* a CR at the very end of what arrived so far: need more */
+    CHECK_INT(t_req("GET / HTTP/1.1\r"), 0);
+    CHECK_INT(t_req("GET / HTTP/1.1\r\nHost: a\r\n\r"), 0);
+    /* the body after the head may hold anything */
+    const char *post = "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\na\nb";
+    CHECK_INT(t_req(post), strlen(post) - 3);
+
+    /* responses from upstreams keep the tolerance for bare LF */
+    CHECK(t_resp("HTTP/1.1 200 OK\nContent-Length: 0\n\n") > 0);
+    CHECK_INT(t_r.h.content_length, 0);
+    /* and an upstream's HTTP/1.0 chunked response is decoded as chunked */
+    CHECK(t_resp("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n") > 0);
+    CHECK(t_r.h.chunked);
 
     /* head larger than 64 KiB: 431, complete or not */
     static char big[MG_HTTP_MAX_HEAD + 200];
@@ -223,6 +262,16 @@ test_response(void)
     CHECK(t_r.h.chunked);
     CHECK_INT(t_resp("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"), 0);
 
+    /* a response head may carry up to MG_HTTP_MAX_HEADERS (128) fields */
+    static char many[130 * 16 + 64];
+    size_t o = (size_t) sprintf(many, "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < MG_HTTP_MAX_HEADERS; i++) {
+        o += (size_t) sprintf(many + o, "X-H%03d: v\r\n", i);
+    }
+    sprintf(many + o, "\r\n");
+    CHECK(t_resp(many) > 0);
+    CHECK_INT(t_r.h.nheaders, 128);
+
     const char *bad[] = {
         "HTTP/1.1 20 OK\r\n\r\n",        "HTTP/1.1 099 Low\r\n\r\n",
         "HTTP/1.1 2000 OK\r\n\r\n",      "HTTP/2 200 OK\r\n\r\n",
@@ -249,12 +298,15 @@ typedef struct {
     size_t consumed;
 } t_ck_t;
 
+static bool t_lenient; /* decode as the upstream client does */
+
 /* Decodes s in pieces of at most step bytes (0 = all at once), as the server feeds it. */
 static void
 t_chunked(const char *s, size_t len, size_t step, t_ck_t *res)
 {
     mg_http_chunked_t c;
     memset(&c, 0, sizeof(c));
+    c.lenient = t_lenient;
     memset(res, 0, sizeof(*res));
     size_t off = 0;
     res->rc = 0;
@@ -285,7 +337,8 @@ t_chunked_okn(const char *s, size_t len, const char *payload, size_t plen, size_
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         t_ck_t r;
         t_chunked(s, len, steps[i], &r);
-        CHECK(r.rc == 1, "chunked %s (step %zu): rc %d", s, steps[i], r.rc);
+        CHECK(r.rc == 1, "chunked %s (step %zu%s): rc %d", s, steps[i],
+              t_lenient ? ", lenient" : "", r.rc);
         CHECK(r.out_len == plen && memcmp(r.out, payload, r.out_len) == 0,
               "chunked %s (step %zu): payload \"%.*s\"", s, steps[i], (int) r.out_len, r.out);
         CHECK(r.consumed == consumed, "chunked %s (step %zu): consumed %zu, expected %zu", s,
@@ -306,7 +359,8 @@ t_chunked_bad(const char *s)
     for (size_t i = 0; i < 2; i++) {
         t_ck_t r;
         t_chunked(s, strlen(s), steps[i], &r);
-        CHECK(r.rc == -1, "chunked %s (step %zu): rc %d, expected -1", s, steps[i], r.rc);
+        CHECK(r.rc == -1, "chunked %s (step %zu%s): rc %d, expected -1", s, steps[i],
+              t_lenient ? ", lenient" : "", r.rc);
     }
 }
 
@@ -322,8 +376,6 @@ test_chunked(void)
     t_chunked_ok(ext, "helloworld", strlen(ext));
     const char *trailers = "2\r\nok\r\n0\r\nX-Trailer: 1\r\nX-Other: two\r\n\r\n";
     t_chunked_ok(trailers, "ok", strlen(trailers));
-    const char *lf = "2\nok\n0\n\n";
-    t_chunked_ok(lf, "ok", strlen(lf));
     const char *zeros = "0000000000000002\r\nok\r\n0\r\n\r\n"; /* 16 digits: the maximum */
     t_chunked_ok(zeros, "ok", strlen(zeros));
     t_chunked_ok("0\r\n\r\n", "", 5);
@@ -391,12 +443,72 @@ test_chunked(void)
     t_chunked_ok(longext, "x", strlen(longext));
 }
 
+/* Each case: strict (requests) refuses it, lenient (upstream responses) decodes it. */
+static void
+t_chunked_lenient_only(const char *s, const char *payload)
+{
+    t_chunked_bad(s);
+    t_lenient = true;
+    t_chunked_ok(s, payload, strlen(s));
+    t_lenient = false;
+}
+
+static void
+test_chunked_strict(void)
+{
+    MG_T_CASE("chunked decoding: strict for requests, lenient for upstream responses");
+    /* LF-only line ends: size line, after data, trailers, final line */
+    t_chunked_lenient_only("2\nok\n0\n\n", "ok");
+    t_chunked_lenient_only("2\nok\r\n0\r\n\r\n", "ok");
+    t_chunked_lenient_only("2\r\nok\n0\r\n\r\n", "ok");
+    t_chunked_lenient_only("2\r\nok\r\n0\n\r\n", "ok");
+    t_chunked_lenient_only("2\r\nok\r\n0\r\n\n", "ok");
+    t_chunked_lenient_only("2\r\nok\r\n0\r\nX-T: 1\n\r\n", "ok");
+    t_chunked_lenient_only("2;ext\nok\r\n0\r\n\r\n", "ok");
+    /* whitespace after the size with no extension: "5 " */
+    t_chunked_lenient_only("2 \r\nok\r\n0\r\n\r\n", "ok");
+    t_chunked_lenient_only("2\t\r\nok\r\n0\r\n\r\n", "ok");
+    t_chunked_lenient_only("2 garbage\r\nok\r\n0\r\n\r\n", "ok");
+    t_chunked_lenient_only("0 \r\n\r\n", "");
+    /* bare CR in an extension or a trailer, control characters in them */
+    t_chunked_lenient_only("2;a\rb\r\nok\r\n0\r\n\r\n", "ok");
+    t_chunked_lenient_only("2;a\x01\r\nok\r\n0\r\n\r\n", "ok");
+    t_chunked_lenient_only("2\r\nok\r\n0\r\nX-T: a\rb\r\n\r\n", "ok");
+    t_chunked_lenient_only("2\r\nok\r\n0\r\nX-T: a\x7f\r\n\r\n", "ok");
+    /* strict still takes what RFC 9112 allows: BWS before ";", HTAB in extensions */
+    const char *bws = "2 ;a=1\r\nok\r\n2\t \t;b\t=\t\"x y\"\r\nOK\r\n0\r\nT: v\tw\r\n\r\n";
+    t_chunked_ok(bws, "okOK", strlen(bws));
+    /* whitespace runs after the size are bounded like extensions */
+    static char ws[4200 + 32];
+    ws[0] = '1';
+    memset(ws + 1, ' ', 4100);
+    strcpy(ws + 4101, ";x\r\nx\r\n0\r\n\r\n");
+    t_chunked_bad(ws);
+    /* a CR at the end of the input is "need more" in strict mode too */
+    mg_http_chunked_t c;
+    memset(&c, 0, sizeof(c));
+    char b[] = "2\r";
+    size_t l = 2, cons = 0;
+    CHECK_INT(mg_http_chunked_decode(&c, b, &l, &cons), 0);
+    CHECK_INT(cons, 2);
+    char b2[] = "\nok\r\n0\r\n\r";
+    l = strlen(b2);
+    CHECK_INT(mg_http_chunked_decode(&c, b2, &l, &cons), 0);
+    char b3[] = "\nNEXT";
+    l = strlen(b3);
+    CHECK_INT(mg_http_chunked_decode(&c, b3, &l, &cons), 1);
+    CHECK_INT(cons, 1);
+    CHECK_INT(l, 0);
+}
+
 int
 main(void)
 {
     test_request_ok();
     test_request_errors();
+    test_request_line_ends();
     test_response();
     test_chunked();
+    test_chunked_strict();
     return mg_test_done();
 }
