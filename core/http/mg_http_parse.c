@@ -3,6 +3,9 @@
  */
 #include "mg_http_parse.h"
 
+#include "../base/mg_buf.h"
+#include "../base/mg_err.h"
+
 #include <string.h>
 
 #define MG_HTTP_XSTR(x) #x
@@ -401,6 +404,193 @@ mg_http_parse_response(const char *buf, size_t len, mg_http_head_t *h, int *stat
     }
     h->head_len = hl;
     return (ssize_t) hl;
+}
+
+/* ---- heads we write ---- */
+
+#define MG_HV_NAME_MAX 64 /* longest header name quoted in an error */
+
+/* A value byte that may be sent: VCHAR, obs-text, SP, HTAB (RFC 9110 5.5). */
+static inline bool
+mg_http_value_byte_ok(unsigned char c)
+{
+    return c >= 0x20 ? c != 0x7f : c == '\t';
+}
+
+/* Error for a bad byte at p in the line of header name[0..nl) (nl 0: the request line). */
+static int
+mg_http_hv_bad_byte(const char *base, const char *p, const char *name, size_t nl,
+                    mg_err_t *err)
+{
+    unsigned char c = (unsigned char) *p;
+    const char *what = c == '\r' || c == '\n' || c == '\0' ? "a raw CR/LF/NUL"
+                                                         : "a control character";
+    if (name == NULL) {
+        return mg_err_set(err, MG_ERR_INTERNAL, "%s in the request line (byte 0x%02x at offset %zu)",
+                          what, c, (size_t) (p - base));
+    }
+    return mg_err_set(err, MG_ERR_INTERNAL, "%s in header \"%.*s%s\" (byte 0x%02x at offset %zu)",
+                      what, (int) (nl > MG_HV_NAME_MAX ? MG_HV_NAME_MAX : nl), name,
+                      nl > MG_HV_NAME_MAX ? "..." : "", c, (size_t) (p - base));
+}
+
+typedef struct {
+    int host, content_length, transfer_encoding;
+} mg_http_hv_counts_t;
+
+/*
+ * Checks field lines from p up to the empty line (head: true; it must end exactly at
+ * end) or up to end (head: false; no empty line allowed).  base is for offsets.
+ */
+static int
+mg_http_hv_fields(const char *base, const char *p, const char *end, bool head, mg_err_t *err)
+{
+    mg_http_hv_counts_t n = {0, 0, 0};
+    while (p < end) {
+        if (*p == '\r' && end - p >= 2 && p[1] == '\n') {
+            if (!head) {
+                return mg_err_set(err, MG_ERR_INTERNAL, "an empty line inside the header block "
+                                  "(offset %zu): it would end the head there", (size_t) (p - base));
+            }
+            if (end - p != 2) {
+                return mg_err_set(err, MG_ERR_INTERNAL, "%zu bytes after the empty line that "
+                                  "ends the head (offset %zu)", (size_t) (end - p - 2),
+                                  (size_t) (p - base));
+            }
+            if (n.content_length > 0 && n.transfer_encoding > 0) {
+                return mg_err_set(err, MG_ERR_INTERNAL,
+                                  "both content-length and transfer-encoding headers");
+            }
+            return MG_OK;
+        }
+        const char *name = p;
+        while (p < end && mg_http_tchar[(unsigned char) *p]) {
+            p++;
+        }
+        size_t nl = (size_t) (p - name);
+        if (nl == 0 || p >= end || *p != ':') {
+            /* the name is not quoted: what precedes a bad byte on a line without a colon
+             * may be the rest of a value split by an injected line end */
+            if (p < end && (*p == '\r' || *p == '\n' || *p == '\0')) {
+                return mg_err_set(err, MG_ERR_INTERNAL, "a raw CR/LF/NUL in a header line "
+                                  "without a colon (byte 0x%02x at offset %zu)",
+                                  (unsigned char) *p, (size_t) (p - base));
+            }
+            return mg_err_set(err, MG_ERR_INTERNAL, "a header name that is not an RFC 9110 "
+                              "token (offset %zu)", (size_t) (name - base));
+        }
+        for (p++; p < end && *p != '\r'; p++) {
+            if (!mg_http_value_byte_ok((unsigned char) *p)) {
+                return mg_http_hv_bad_byte(base, p, name, nl, err);
+            }
+        }
+        if (p + 1 >= end) {
+            return mg_err_set(err, MG_ERR_INTERNAL, "header \"%.*s%s\" without a CRLF line end",
+                              (int) (nl > MG_HV_NAME_MAX ? MG_HV_NAME_MAX : nl), name,
+                              nl > MG_HV_NAME_MAX ? "..." : "");
+        }
+        if (p[1] != '\n') {
+            return mg_http_hv_bad_byte(base, p, name, nl, err);
+        }
+        p += 2;
+        const char *dup = NULL;
+        if (mg_http_ieq(name, nl, "content-length")) {
+            dup = head ? (n.content_length++ > 0 ? "content-length" : NULL) : "content-length";
+        } else if (mg_http_ieq(name, nl, "transfer-encoding")) {
+            dup = head ? (n.transfer_encoding++ > 0 ? "transfer-encoding" : NULL)
+                       : "transfer-encoding";
+        } else if (mg_http_ieq(name, nl, "host")) {
+            dup = head && n.host++ > 0 ? "host" : NULL;
+        } else if (!head && mg_http_ieq(name, nl, "connection")) {
+            dup = "connection";
+        }
+        if (dup != NULL) {
+            return mg_err_set(err, MG_ERR_INTERNAL, head ? "a second \"%s\" header"
+                                                         : "a \"%s\" header (the server writes "
+                                                           "the framing headers itself)",
+                              dup);
+        }
+    }
+    if (head) {
+        return mg_err_set(err, MG_ERR_INTERNAL, "no empty line at the end of the head");
+    }
+    return MG_OK;
+}
+
+int
+mg_http_fields_valid(const char *p, size_t n, mg_err_t *err)
+{
+    return mg_http_hv_fields(p, p, p + n, false, err);
+}
+
+int
+mg_http_head_valid(const char *p, size_t n, mg_err_t *err)
+{
+    const char *end = p + n;
+    const char *q = p;
+    while (q < end && mg_http_tchar[(unsigned char) *q]) {
+        q++;
+    }
+    bool ok = q > p && q < end && *q == ' ';
+    const char *t = q + 1;
+    if (ok) {
+        for (q = t; q < end && *q != ' '; q++) {
+            unsigned char c = (unsigned char) *q;
+            if (c == '\r' && q + 1 < end && q[1] == '\n') {
+                break; /* the line ends without a version: malformed, below */
+            }
+            if (c < 0x20 || c == 0x7f) {
+                return mg_http_hv_bad_byte(p, q, NULL, 0, err);
+            }
+        }
+        int minor;
+        ok = q > t && end - q >= 11 && *q == ' ' && mg_http_version(q + 1, 8, &minor) &&
+             q[9] == '\r' && q[10] == '\n';
+    }
+    if (!ok) {
+        /* say where it broke, without quoting the line */
+        for (q = p; q < end && *q != '\r' && *q != '\n' && *q != '\0'; q++) {
+        }
+        if (q < end && !(*q == '\r' && q + 1 < end && q[1] == '\n')) {
+            return mg_http_hv_bad_byte(p, q, NULL, 0, err);
+        }
+        /* a CRLF injected into the target ends the line before its version */
+        return mg_err_set(err, MG_ERR_INTERNAL, "a raw CR/LF/NUL in the request line or a "
+                          "malformed one (not \"METHOD target HTTP/1.x\" and CRLF)");
+    }
+    return mg_http_hv_fields(p, q + 11, end, true, err);
+}
+
+int
+mg_http_field_append(mg_buf_t *b, const char *name, const char *value, size_t value_len,
+                     mg_err_t *err)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < nl; i++) {
+        if (!mg_http_tchar[(unsigned char) name[i]]) {
+            return mg_err_set(err, MG_ERR_INTERNAL, "a header name that is not an RFC 9110 "
+                              "token (byte 0x%02x at %zu)", (unsigned char) name[i], i);
+        }
+    }
+    if (nl == 0) {
+        return mg_err_set(err, MG_ERR_INTERNAL, "an empty header name");
+    }
+    for (size_t i = 0; i < value_len; i++) {
+        if (!mg_http_value_byte_ok((unsigned char) value[i])) {
+            unsigned char c = (unsigned char) value[i];
+            return mg_err_set(err, MG_ERR_INTERNAL, "%s in header \"%.*s%s\" (byte 0x%02x at "
+                              "offset %zu of the value)",
+                              c == '\r' || c == '\n' || c == '\0' ? "a raw CR/LF/NUL"
+                                                                : "a control character",
+                              (int) (nl > MG_HV_NAME_MAX ? MG_HV_NAME_MAX : nl), name,
+                              nl > MG_HV_NAME_MAX ? "..." : "", c, i);
+        }
+    }
+    mg_buf_append(b, name, nl);
+    mg_buf_append(b, ": ", 2);
+    mg_buf_append(b, value, value_len);
+    mg_buf_append(b, "\r\n", 2);
+    return MG_OK;
 }
 
 const mg_http_header_t *

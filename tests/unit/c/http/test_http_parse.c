@@ -4,6 +4,8 @@
  */
 #include "mg_test.h"
 
+#include "base/mg_buf.h"
+#include "base/mg_err.h"
 #include "http/mg_http_parse.h"
 
 typedef struct {
@@ -501,6 +503,190 @@ test_chunked_strict(void)
     CHECK_INT(l, 0);
 }
 
+/* ---- validating heads we write ---- */
+
+static mg_err_t t_err;
+
+static int
+t_fields(const char *s)
+{
+    mg_err_clear(&t_err);
+    return mg_http_fields_valid(s, strlen(s), &t_err);
+}
+
+static int
+t_head(const char *s)
+{
+    mg_err_clear(&t_err);
+    return mg_http_head_valid(s, strlen(s), &t_err);
+}
+
+/* Expects a refusal whose message contains want and never the secret. */
+static void
+t_refused(int rc, const char *what, const char *want, const char *secret)
+{
+    CHECK(rc == MG_ERROR, "%s: accepted", what);
+    CHECK(t_err.cls == MG_ERR_INTERNAL, "%s: class %d", what, (int) t_err.cls);
+    CHECK(strstr(t_err.msg, want) != NULL, "%s: message \"%s\" lacks \"%s\"", what, t_err.msg,
+          want);
+    if (secret != NULL) {
+        CHECK(strstr(t_err.msg, secret) == NULL, "%s: message \"%s\" quotes the value", what,
+              t_err.msg);
+    }
+}
+
+static void
+test_fields_valid(void)
+{
+    MG_T_CASE("mg_http_fields_valid: response header blocks");
+    CHECK_INT(t_fields(""), MG_OK);
+    CHECK_INT(t_fields("content-type: application/json\r\nx-litellm-call-id: abc\r\n"), MG_OK);
+    CHECK_INT(t_fields("x-empty:\r\nx-tab: a\tb\r\nx-utf8: h\xc3\xa9\r\nx-sp:  lead\r\n"), MG_OK);
+    CHECK_INT(t_fields("!#$%&'*+-.^_`|~09AZaz: v\r\n"), MG_OK); /* every tchar */
+
+    t_refused(t_fields("x-key: sk-secret\nx: y\r\n"), "bare LF",
+              "a raw CR/LF/NUL in header \"x-key\" (byte 0x0a at offset 16)", "sk-secret");
+    t_refused(t_fields("x-key: sk-secret\rx: y\r\n"), "bare CR",
+              "a raw CR/LF/NUL in header \"x-key\" (byte 0x0d at offset 16)", "sk-secret");
+    {
+        const char nul[] = "x-key: sk-se\0cret\r\n";
+        mg_err_clear(&t_err);
+        t_refused(mg_http_fields_valid(nul, sizeof(nul) - 1, &t_err), "NUL",
+                  "a raw CR/LF/NUL in header \"x-key\" (byte 0x00 at offset 12)", "sk-se");
+    }
+    t_refused(t_fields("x-a: b\x01\r\n"), "control byte", "a control character in header \"x-a\"",
+              NULL);
+    t_refused(t_fields("x-a: b\x7f\r\n"), "DEL", "a control character in header \"x-a\"", NULL);
+    t_refused(t_fields("x-a: b"), "no line end", "header \"x-a\" without a CRLF line end", NULL);
+    t_refused(t_fields("x-a: b\r"), "CR at the end", "without a CRLF line end", NULL);
+    /* response splitting: an empty line would end the head and start a body */
+    t_refused(t_fields("x-model: m\r\n\r\n<html>\r\n"), "empty line",
+              "an empty line inside the header block (offset 12)", NULL);
+    t_refused(t_fields("\r\nx: y\r\n"), "leading empty line", "an empty line", NULL);
+    t_refused(t_fields("bad name: v\r\n"), "space in name", "not an RFC 9110 token (offset 0)",
+              NULL);
+    t_refused(t_fields("x: 1\r\n: v\r\n"), "empty name", "not an RFC 9110 token (offset 6)",
+              NULL);
+    t_refused(t_fields("x-a : v\r\n"), "space before colon", "not an RFC 9110 token", NULL);
+    t_refused(t_fields("x\xc3\xa9: v\r\n"), "non-ASCII name", "not an RFC 9110 token", NULL);
+    /* a line without a colon: what precedes the line end may be a split value, so it is
+     * not quoted */
+    t_refused(t_fields("x-key: sk\r\nsecretpart\r\n"), "no colon",
+              "a raw CR/LF/NUL in a header line without a colon (byte 0x0d at offset 21)",
+              "secretpart");
+    /* the server writes framing itself: a caller's copy would be a second one */
+    t_refused(t_fields("Content-Length: 0\r\n"), "content-length",
+              "a \"content-length\" header (the server writes the framing headers itself)", NULL);
+    t_refused(t_fields("x: y\r\ntransfer-encoding: chunked\r\n"), "transfer-encoding",
+              "\"transfer-encoding\" header", NULL);
+    t_refused(t_fields("Connection: keep-alive\r\n"), "connection", "\"connection\" header", NULL);
+    /* long names are cut in the message */
+    static char longname[200];
+    memset(longname, 'n', 100);
+    strcpy(longname + 100, ": a\nb\r\n");
+    CHECK_INT(t_fields(longname), MG_ERROR);
+    CHECK(strlen(t_err.msg) < 200 && strstr(t_err.msg, "...\"") != NULL, "%s", t_err.msg);
+
+    /* the limit of a block check: a whole line injected with proper CRLF is well formed
+     * (mg_http_field_append is what catches it) */
+    CHECK_INT(t_fields("x-litellm-model-group: inj\r\nX-Injected: yes\r\n"), MG_OK);
+}
+
+static void
+test_head_valid(void)
+{
+    MG_T_CASE("mg_http_head_valid: upstream request heads");
+    const char *ok = "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n"
+                     "content-type: application/json\r\nauthorization: Bearer sk-1\r\n"
+                     "content-length: 2\r\n\r\n";
+    CHECK_INT(t_head(ok), MG_OK);
+    CHECK_INT(t_head("GET /?a=b&c=%20 HTTP/1.0\r\n\r\n"), MG_OK);
+    CHECK_INT(t_head("POST /openai/deployments/x/chat/completions?api-version=1 HTTP/1.1\r\n"
+                     "host: a\r\ntransfer-encoding: chunked\r\n\r\n"),
+              MG_OK);
+
+    /* issue 15: api_base "http://h/v1\r\nX-Up: 1" spliced into the request line */
+    t_refused(t_head("POST /v1\r\nX-Up: 1/chat/completions HTTP/1.1\r\nhost: h\r\n\r\n"),
+              "api_base", "a raw CR/LF/NUL in the request line or a malformed one", "X-Up");
+    t_refused(t_head("POST /v1?key=sk-secret\n/chat HTTP/1.1\r\nhost: h\r\n\r\n"), "LF in target",
+              "in the request line (byte 0x0a at offset 22)", "sk-secret");
+    {
+        const char nul[] = "POST /v1\0/chat HTTP/1.1\r\nhost: h\r\n\r\n";
+        mg_err_clear(&t_err);
+        t_refused(mg_http_head_valid(nul, sizeof(nul) - 1, &t_err), "NUL in target",
+                  "a raw CR/LF/NUL in the request line (byte 0x00 at offset 8)", NULL);
+    }
+    t_refused(t_head("POST /v1\x7f HTTP/1.1\r\n\r\n"), "DEL in target",
+              "a control character in the request line", NULL);
+    t_refused(t_head("POST / HTTP/1.1\nhost: h\r\n\r\n"), "LF ends the request line",
+              "a raw CR/LF/NUL in the request line (byte 0x0a at offset 15)", NULL);
+    t_refused(t_head("POST / HTTP/1.1\rhost: h\r\n\r\n"), "CR in the request line",
+              "byte 0x0d at offset 15", NULL);
+    const char *malformed[] = {
+        "",
+        "POST\r\n\r\n",
+        "POST  / HTTP/1.1\r\n\r\n",
+        "POST / HTTP/2.0\r\n\r\n",
+        "POST / HTTP/1.1 \r\n\r\n",
+        "POST /\r\n\r\n",
+        "PO@ST / HTTP/1.1\r\n\r\n",
+        " POST / HTTP/1.1\r\n\r\n",
+        "POST / HTTP/1.1",
+    };
+    for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+        t_refused(t_head(malformed[i]), malformed[i], "malformed one (not \"METHOD target "
+                  "HTTP/1.x\" and CRLF)", NULL);
+    }
+    /* an api_key with a bare LF: authorization is named, the key is not quoted */
+    t_refused(t_head("POST / HTTP/1.1\r\nhost: h\r\nauthorization: Bearer sk-secret\nX-Up: 1\r\n\r\n"),
+              "api_key", "a raw CR/LF/NUL in header \"authorization\"", "sk-secret");
+    /* smuggling a second request behind the head */
+    t_refused(t_head("POST / HTTP/1.1\r\nhost: h\r\n\r\nGET /admin HTTP/1.1\r\n\r\n"),
+              "second request", "bytes after the empty line that ends the head", NULL);
+    t_refused(t_head("POST / HTTP/1.1\r\nhost: h\r\n"), "no end", "no empty line at the end", NULL);
+    t_refused(t_head("POST / HTTP/1.1\r\nhost: h\r\nHost: evil\r\n\r\n"), "two hosts",
+              "a second \"host\" header", NULL);
+    t_refused(t_head("POST / HTTP/1.1\r\ncontent-length: 2\r\nContent-Length: 0\r\n\r\n"),
+              "two content-lengths", "a second \"content-length\" header", NULL);
+    t_refused(t_head("POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ntransfer-encoding: x\r\n\r\n"),
+              "two transfer-encodings", "a second \"transfer-encoding\" header", NULL);
+    t_refused(t_head("POST / HTTP/1.1\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n"),
+              "CL and TE", "both content-length and transfer-encoding", NULL);
+    t_refused(t_head("POST / HTTP/1.1\r\nbad name: v\r\n\r\n"), "bad name",
+              "not an RFC 9110 token (offset 17)", NULL);
+}
+
+static void
+test_field_append(void)
+{
+    MG_T_CASE("mg_http_field_append");
+    mg_buf_t b = MG_BUF_INIT;
+    mg_err_t err;
+    CHECK_INT(mg_http_field_append(&b, "x-model", "gpt-4o", 6, &err), MG_OK);
+    CHECK_INT(mg_http_field_append(&b, "x-empty", "", 0, &err), MG_OK);
+    CHECK_MEM(mg_buf_head(&b), mg_buf_len(&b), "x-model: gpt-4o\r\nx-empty: \r\n");
+    CHECK_INT(mg_http_fields_valid(mg_buf_head(&b), mg_buf_len(&b), &err), MG_OK);
+    size_t before = mg_buf_len(&b);
+    /* the injection a block check cannot see: refused here, nothing appended */
+    const char *inj = "inj\r\nX-Injected: yes";
+    CHECK_INT(mg_http_field_append(&b, "x-model", inj, strlen(inj), &err), MG_ERROR);
+    CHECK_CONTAINS(err.msg, "a raw CR/LF/NUL in header \"x-model\" (byte 0x0d at offset 3 of "
+                            "the value)");
+    CHECK(strstr(err.msg, "Injected") == NULL);
+    CHECK_INT(err.cls, MG_ERR_INTERNAL);
+    CHECK_INT(mg_buf_len(&b), before);
+    const char nul[] = "a\0b";
+    CHECK_INT(mg_http_field_append(&b, "x", nul, 3, &err), MG_ERROR);
+    CHECK_INT(mg_http_field_append(&b, "x", "a\x01", 2, &err), MG_ERROR);
+    CHECK_CONTAINS(err.msg, "a control character");
+    CHECK_INT(mg_http_field_append(&b, "bad name", "v", 1, &err), MG_ERROR);
+    CHECK_CONTAINS(err.msg, "not an RFC 9110 token (byte 0x20 at 3)");
+    CHECK_INT(mg_http_field_append(&b, "", "v", 1, &err), MG_ERROR);
+    CHECK_INT(mg_http_field_append(&b, "x", "tab\tand h\xc3\xa9", 11, &err), MG_OK);
+    CHECK_INT(mg_buf_len(&b), before + strlen("x: tab\tand h\xc3\xa9\r\n"));
+    mg_buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -510,5 +696,8 @@ main(void)
     test_response();
     test_chunked();
     test_chunked_strict();
+    test_fields_valid();
+    test_head_valid();
+    test_field_append();
     return mg_test_done();
 }
