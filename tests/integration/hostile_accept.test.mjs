@@ -11,6 +11,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { startMock, startGateway, mockModel, waitFor } from '../lib/harness.mjs';
+import { rawConnect, rawRequest } from './lib_extra.mjs';
 
 const KEY = 'sk-test-master';
 const NOFILE = 128;
@@ -61,9 +62,10 @@ test('EMFILE on accept: bounded CPU and log volume, counted in /moongate/state, 
   await waitFor(() => /accept4\(\) failed \(24: /.test(gw.output().stderr),
     { what: 'the worker to hit EMFILE', timeout: 10000 });
 
-  // a request sent now waits in the backlog; it must be answered once descriptors free up
-  const queued = fetch(`${gw.url}/health/liveliness`, { signal: AbortSignal.timeout(30000) })
-    .then(async (r) => ({ status: r.status, text: await r.text() }), (e) => ({ error: e }));
+  // a request sent now, on a new connection, waits in the backlog; it must be answered
+  // once descriptors free up
+  const queued = await rawConnect(gw.port);
+  await queued.send(rawRequest('GET', '/health/liveliness'));
 
   // the measurement window: the worker is out of descriptors for all of it
   const cpu0 = cpuSeconds(pid);
@@ -77,13 +79,17 @@ test('EMFILE on accept: bounded CPU and log volume, counted in /moongate/state, 
   assert.ok(cpu < wall * 0.25, `worker used ${cpu.toFixed(2)}s CPU in ${wall.toFixed(2)}s while out of descriptors`);
   assert.ok(lines <= 5, `${lines} accept4() log lines in ${wall.toFixed(2)}s`);
 
+  assert.equal(queued.bytesIn, 0, 'nothing answered while out of descriptors');
+  assert.equal(queued.ended, false, 'the waiting connection was not closed');
+
   // free the descriptors: the worker accepts again without outside help
   for (const s of idle) s.destroy();
   idle.length = 0;
-  const q = await queued;
-  assert.equal(q.error, undefined, `the request queued in the backlog failed: ${q.error}`);
-  assert.equal(q.status, 200);
-  assert.equal(JSON.parse(q.text), "I'm alive!");
+  try {
+    const q = await queued.response({ timeout: 15000 });
+    assert.equal(q.status, 200);
+    assert.equal(JSON.parse(q.body), "I'm alive!");
+  } finally { queued.destroy(); }
   const r = await waitFor(async () => {
     const res = await fetch(`${gw.url}/health/liveliness`, { signal: AbortSignal.timeout(2000) });
     return res.status === 200 && res;
