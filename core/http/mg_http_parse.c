@@ -426,8 +426,9 @@ mg_http_hv_bad_byte(const char *base, const char *p, const char *name, size_t nl
     const char *what = c == '\r' || c == '\n' || c == '\0' ? "a raw CR/LF/NUL"
                                                          : "a control character";
     if (name == NULL) {
-        return mg_err_set(err, MG_ERR_INTERNAL, "%s in the request line (byte 0x%02x at offset %zu)",
-                          what, c, (size_t) (p - base));
+        return mg_err_set(err, MG_ERR_INTERNAL,
+                          "%s in the request line (byte 0x%02x at offset %zu)", what, c,
+                          (size_t) (p - base));
     }
     return mg_err_set(err, MG_ERR_INTERNAL, "%s in header \"%.*s%s\" (byte 0x%02x at offset %zu)",
                       what, (int) (nl > MG_HV_NAME_MAX ? MG_HV_NAME_MAX : nl), name,

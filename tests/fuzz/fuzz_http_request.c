@@ -344,7 +344,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_ASSERT(once.rc == 1 && once.out_len == strict.out_len &&
                                 memcmp(once.out, strict.out, once.out_len) == 0 &&
                                 once.consumed == strict.consumed,
-                            "strict decodes (%zu bytes of %zu), lenient differs (rc %d, %zu of %zu)",
+                            "strict decodes (%zu bytes of %zu), lenient differs "
+                            "(rc %d, %zu of %zu)",
                             strict.out_len, strict.consumed, once.rc, once.out_len,
                             once.consumed);
             }

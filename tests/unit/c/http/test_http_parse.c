@@ -86,7 +86,8 @@ test_request_ok(void)
     }
 
     /* OWS around values, leading empty lines (CRLF) */
-    const char *ows = "\r\n\r\nPOST /x HTTP/1.1\r\nX-A:   spaced value \t\r\nContent-Length:0\r\n\r\n";
+    const char *ows = "\r\n\r\nPOST /x HTTP/1.1\r\nX-A:   spaced value \t\r\n"
+                      "Content-Length:0\r\n\r\n";
     CHECK_INT(t_req(ows), strlen(ows));
     CHECK_MEM(t_r.h.headers[0].value, t_r.h.headers[0].value_len, "spaced value");
     CHECK_INT(t_r.h.content_length, 0);
@@ -638,7 +639,8 @@ test_head_valid(void)
                   "HTTP/1.x\" and CRLF)", NULL);
     }
     /* an api_key with a bare LF: authorization is named, the key is not quoted */
-    t_refused(t_head("POST / HTTP/1.1\r\nhost: h\r\nauthorization: Bearer sk-secret\nX-Up: 1\r\n\r\n"),
+    t_refused(t_head("POST / HTTP/1.1\r\nhost: h\r\n"
+                     "authorization: Bearer sk-secret\nX-Up: 1\r\n\r\n"),
               "api_key", "a raw CR/LF/NUL in header \"authorization\"", "sk-secret");
     /* smuggling a second request behind the head */
     t_refused(t_head("POST / HTTP/1.1\r\nhost: h\r\n\r\nGET /admin HTTP/1.1\r\n\r\n"),
@@ -648,7 +650,8 @@ test_head_valid(void)
               "a second \"host\" header", NULL);
     t_refused(t_head("POST / HTTP/1.1\r\ncontent-length: 2\r\nContent-Length: 0\r\n\r\n"),
               "two content-lengths", "a second \"content-length\" header", NULL);
-    t_refused(t_head("POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\ntransfer-encoding: x\r\n\r\n"),
+    t_refused(t_head("POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n"
+                     "transfer-encoding: x\r\n\r\n"),
               "two transfer-encodings", "a second \"transfer-encoding\" header", NULL);
     t_refused(t_head("POST / HTTP/1.1\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n"),
               "CL and TE", "both content-length and transfer-encoding", NULL);
