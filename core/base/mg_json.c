@@ -1,6 +1,7 @@
 /*
- * mg_json.c -- validating JSON scanner (see mg_json.h).  Recursion depth is
- * capped so hostile nesting cannot exhaust the stack.
+ * mg_json.c -- validating JSON scanner (see mg_json.h).  Nesting is capped at
+ * MG_JSON_MAX_DEPTH levels, so hostile nesting cannot exhaust the stack and a
+ * body no upstream would take is refused here with a message that says why.
  */
 #include "mg_json.h"
 
@@ -14,7 +15,6 @@
 #include <emmintrin.h>
 #endif
 
-#define MG_JSON_MAX_DEPTH 200
 
 typedef struct {
     const char *base;
@@ -271,13 +271,14 @@ static const char *
 mg_json_skip_value(mg_json_ctx_t *c, const char *p, int depth, mg_json_type_t *type)
 {
     const char *end = c->end;
-    if (depth > MG_JSON_MAX_DEPTH) {
-        mg_json_error(c, p, "Nesting too deep");
-        return NULL;
-    }
     p = mg_json_ws(p, end);
     if (p >= end) {
         mg_json_error(c, p, "Expecting value");
+        return NULL;
+    }
+    /* depth: containers around this value; one more would open level depth + 1 */
+    if ((*p == '{' || *p == '[') && depth >= MG_JSON_MAX_DEPTH) {
+        mg_json_error(c, p, "Nesting deeper than " MG_JSON_STR(MG_JSON_MAX_DEPTH) " levels");
         return NULL;
     }
     mg_json_type_t t;

@@ -14,6 +14,16 @@
 
 #include <stdbool.h>
 
+/*
+ * Objects and arrays nest at most this deep ("[[1]]" is 2 levels); the 201st opening
+ * bracket is refused: "Nesting deeper than 200 levels: line 1 column 201 (char 200)".
+ * Python's json (LiteLLM) fails near 1000 with a RecursionError; no chat request needs
+ * a tenth of 200.
+ */
+#define MG_JSON_MAX_DEPTH 200
+#define MG_JSON_XSTR(x) #x
+#define MG_JSON_STR(x) MG_JSON_XSTR(x)
+
 typedef enum {
     MG_JSON_INVALID = 0,
     MG_JSON_OBJECT,

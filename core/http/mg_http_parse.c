@@ -3,7 +3,13 @@
  */
 #include "mg_http_parse.h"
 
+#include "../base/mg_buf.h"
+#include "../base/mg_err.h"
+
 #include <string.h>
+
+#define MG_HTTP_XSTR(x) #x
+#define MG_HTTP_STR(x) MG_HTTP_XSTR(x)
 
 /* RFC 9110 tchar */
 static const unsigned char mg_http_tchar[256] = {
@@ -78,6 +84,40 @@ mg_http_head_end(const char *buf, size_t len)
     return 0;
 }
 
+/*
+ * Finds the end of a request head, where every line must end with CRLF: a bare LF or CR
+ * is an error, not a line end (RFC 9112 2.2 lets a server accept a bare LF; we do not,
+ * because a proxy in front of us that disagrees about where a line ends is a smuggling
+ * vector).  Scans at most max bytes.  Returns the length including the blank line, 0 if
+ * more is needed, -1 with *why on a bare CR or LF.
+ */
+static ssize_t
+mg_http_head_end_crlf(const char *buf, size_t len, size_t max, const char **why)
+{
+    size_t n = len < max ? len : max;
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\n') {
+            *why = "bare LF in the request head (lines must end with CRLF)";
+            return -1;
+        }
+        if (buf[i] != '\r') {
+            continue;
+        }
+        if (i + 1 == len) {
+            return 0;
+        }
+        if (buf[i + 1] != '\n') {
+            *why = "bare CR in the request head";
+            return -1;
+        }
+        if (i >= 2 && buf[i - 2] == '\r' && buf[i - 1] == '\n') {
+            return (ssize_t) (i + 2);
+        }
+        i++;
+    }
+    return 0;
+}
+
 /* Reads one line [p, eol) ending at LF (CR stripped); returns pointer after LF. */
 static const char *
 mg_http_line(const char *p, const char *end, const char **eol)
@@ -136,9 +176,11 @@ mg_http_parse_fields(const char *p, const char *end, mg_http_head_t *h, int *sta
                 return -1;
             }
         }
-        if (h->nheaders >= MG_HTTP_MAX_HEADERS) {
+        if (h->nheaders >= (is_request ? MG_HTTP_MAX_REQUEST_HEADERS : MG_HTTP_MAX_HEADERS)) {
             *status = 431;
-            *why = "too many header fields";
+            *why = is_request ? "too many header fields (more than "
+                                MG_HTTP_STR(MG_HTTP_MAX_REQUEST_HEADERS) ")"
+                              : "too many header fields";
             return -1;
         }
         mg_http_header_t *f = &h->headers[h->nheaders++];
@@ -199,6 +241,12 @@ mg_http_parse_fields(const char *p, const char *end, mg_http_head_t *h, int *sta
         *why = "both Content-Length and Transfer-Encoding";
         return -1;
     }
+    if (is_request && have_te && h->version_minor == 0) {
+        /* RFC 9112 6.1: the framing of such a message is faulty; an HTTP/1.0 hop in front
+         * of us would not have decoded it as chunked */
+        *why = "Transfer-Encoding in an HTTP/1.0 request";
+        return -1;
+    }
     if (h->version_minor == 0) {
         h->keep_alive = conn_keep && !conn_close;
     } else {
@@ -238,12 +286,16 @@ mg_http_parse_request(const char *buf, size_t len, mg_http_head_t *h, int *statu
     mg_http_head_init(h);
     *status = 400;
     *why = "bad request";
-    /* tolerate empty lines before the request line (RFC 9112 2.2) */
+    /* ignore a few empty lines (CRLF) before the request line (RFC 9112 2.2) */
     size_t skip = 0;
-    while (skip < len && (buf[skip] == '\r' || buf[skip] == '\n') && skip < 16) {
-        skip++;
+    while (skip + 1 < len && buf[skip] == '\r' && buf[skip + 1] == '\n' && skip < 16) {
+        skip += 2;
     }
-    size_t hl = mg_http_head_end(buf + skip, len - skip);
+    ssize_t end_or_err = mg_http_head_end_crlf(buf + skip, len - skip, MG_HTTP_MAX_HEAD + 1, why);
+    if (end_or_err < 0) {
+        return -1;
+    }
+    size_t hl = (size_t) end_or_err;
     if (hl == 0) {
         if (len > MG_HTTP_MAX_HEAD) {
             *status = 431;
@@ -354,6 +406,194 @@ mg_http_parse_response(const char *buf, size_t len, mg_http_head_t *h, int *stat
     return (ssize_t) hl;
 }
 
+/* ---- heads we write ---- */
+
+#define MG_HV_NAME_MAX 64 /* longest header name quoted in an error */
+
+/* A value byte that may be sent: VCHAR, obs-text, SP, HTAB (RFC 9110 5.5). */
+static inline bool
+mg_http_value_byte_ok(unsigned char c)
+{
+    return c >= 0x20 ? c != 0x7f : c == '\t';
+}
+
+/* Error for a bad byte at p in the line of header name[0..nl) (nl 0: the request line). */
+static int
+mg_http_hv_bad_byte(const char *base, const char *p, const char *name, size_t nl,
+                    mg_err_t *err)
+{
+    unsigned char c = (unsigned char) *p;
+    const char *what = c == '\r' || c == '\n' || c == '\0' ? "a raw CR/LF/NUL"
+                                                         : "a control character";
+    if (name == NULL) {
+        return mg_err_set(err, MG_ERR_INTERNAL,
+                          "%s in the request line (byte 0x%02x at offset %zu)", what, c,
+                          (size_t) (p - base));
+    }
+    return mg_err_set(err, MG_ERR_INTERNAL, "%s in header \"%.*s%s\" (byte 0x%02x at offset %zu)",
+                      what, (int) (nl > MG_HV_NAME_MAX ? MG_HV_NAME_MAX : nl), name,
+                      nl > MG_HV_NAME_MAX ? "..." : "", c, (size_t) (p - base));
+}
+
+typedef struct {
+    int host, content_length, transfer_encoding;
+} mg_http_hv_counts_t;
+
+/*
+ * Checks field lines from p up to the empty line (head: true; it must end exactly at
+ * end) or up to end (head: false; no empty line allowed).  base is for offsets.
+ */
+static int
+mg_http_hv_fields(const char *base, const char *p, const char *end, bool head, mg_err_t *err)
+{
+    mg_http_hv_counts_t n = {0, 0, 0};
+    while (p < end) {
+        if (*p == '\r' && end - p >= 2 && p[1] == '\n') {
+            if (!head) {
+                return mg_err_set(err, MG_ERR_INTERNAL, "an empty line inside the header block "
+                                  "(offset %zu): it would end the head there", (size_t) (p - base));
+            }
+            if (end - p != 2) {
+                return mg_err_set(err, MG_ERR_INTERNAL, "%zu bytes after the empty line that "
+                                  "ends the head (offset %zu)", (size_t) (end - p - 2),
+                                  (size_t) (p - base));
+            }
+            if (n.content_length > 0 && n.transfer_encoding > 0) {
+                return mg_err_set(err, MG_ERR_INTERNAL,
+                                  "both content-length and transfer-encoding headers");
+            }
+            return MG_OK;
+        }
+        const char *name = p;
+        while (p < end && mg_http_tchar[(unsigned char) *p]) {
+            p++;
+        }
+        size_t nl = (size_t) (p - name);
+        if (nl == 0 || p >= end || *p != ':') {
+            /* the name is not quoted: what precedes a bad byte on a line without a colon
+             * may be the rest of a value split by an injected line end */
+            if (p < end && (*p == '\r' || *p == '\n' || *p == '\0')) {
+                return mg_err_set(err, MG_ERR_INTERNAL, "a raw CR/LF/NUL in a header line "
+                                  "without a colon (byte 0x%02x at offset %zu)",
+                                  (unsigned char) *p, (size_t) (p - base));
+            }
+            return mg_err_set(err, MG_ERR_INTERNAL, "a header name that is not an RFC 9110 "
+                              "token (offset %zu)", (size_t) (name - base));
+        }
+        for (p++; p < end && *p != '\r'; p++) {
+            if (!mg_http_value_byte_ok((unsigned char) *p)) {
+                return mg_http_hv_bad_byte(base, p, name, nl, err);
+            }
+        }
+        if (p + 1 >= end) {
+            return mg_err_set(err, MG_ERR_INTERNAL, "header \"%.*s%s\" without a CRLF line end",
+                              (int) (nl > MG_HV_NAME_MAX ? MG_HV_NAME_MAX : nl), name,
+                              nl > MG_HV_NAME_MAX ? "..." : "");
+        }
+        if (p[1] != '\n') {
+            return mg_http_hv_bad_byte(base, p, name, nl, err);
+        }
+        p += 2;
+        const char *dup = NULL;
+        if (mg_http_ieq(name, nl, "content-length")) {
+            dup = head ? (n.content_length++ > 0 ? "content-length" : NULL) : "content-length";
+        } else if (mg_http_ieq(name, nl, "transfer-encoding")) {
+            dup = head ? (n.transfer_encoding++ > 0 ? "transfer-encoding" : NULL)
+                       : "transfer-encoding";
+        } else if (mg_http_ieq(name, nl, "host")) {
+            dup = head && n.host++ > 0 ? "host" : NULL;
+        } else if (!head && mg_http_ieq(name, nl, "connection")) {
+            dup = "connection";
+        }
+        if (dup != NULL) {
+            return mg_err_set(err, MG_ERR_INTERNAL, head ? "a second \"%s\" header"
+                                                         : "a \"%s\" header (the server writes "
+                                                           "the framing headers itself)",
+                              dup);
+        }
+    }
+    if (head) {
+        return mg_err_set(err, MG_ERR_INTERNAL, "no empty line at the end of the head");
+    }
+    return MG_OK;
+}
+
+int
+mg_http_fields_valid(const char *p, size_t n, mg_err_t *err)
+{
+    return mg_http_hv_fields(p, p, p + n, false, err);
+}
+
+int
+mg_http_head_valid(const char *p, size_t n, mg_err_t *err)
+{
+    const char *end = p + n;
+    const char *q = p;
+    while (q < end && mg_http_tchar[(unsigned char) *q]) {
+        q++;
+    }
+    bool ok = q > p && q < end && *q == ' ';
+    const char *t = q + 1;
+    if (ok) {
+        for (q = t; q < end && *q != ' '; q++) {
+            unsigned char c = (unsigned char) *q;
+            if (c == '\r' && q + 1 < end && q[1] == '\n') {
+                break; /* the line ends without a version: malformed, below */
+            }
+            if (c < 0x20 || c == 0x7f) {
+                return mg_http_hv_bad_byte(p, q, NULL, 0, err);
+            }
+        }
+        int minor;
+        ok = q > t && end - q >= 11 && *q == ' ' && mg_http_version(q + 1, 8, &minor) &&
+             q[9] == '\r' && q[10] == '\n';
+    }
+    if (!ok) {
+        /* say where it broke, without quoting the line */
+        for (q = p; q < end && *q != '\r' && *q != '\n' && *q != '\0'; q++) {
+        }
+        if (q < end && !(*q == '\r' && q + 1 < end && q[1] == '\n')) {
+            return mg_http_hv_bad_byte(p, q, NULL, 0, err);
+        }
+        /* a CRLF injected into the target ends the line before its version */
+        return mg_err_set(err, MG_ERR_INTERNAL, "a raw CR/LF/NUL in the request line or a "
+                          "malformed one (not \"METHOD target HTTP/1.x\" and CRLF)");
+    }
+    return mg_http_hv_fields(p, q + 11, end, true, err);
+}
+
+int
+mg_http_field_append(mg_buf_t *b, const char *name, const char *value, size_t value_len,
+                     mg_err_t *err)
+{
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < nl; i++) {
+        if (!mg_http_tchar[(unsigned char) name[i]]) {
+            return mg_err_set(err, MG_ERR_INTERNAL, "a header name that is not an RFC 9110 "
+                              "token (byte 0x%02x at %zu)", (unsigned char) name[i], i);
+        }
+    }
+    if (nl == 0) {
+        return mg_err_set(err, MG_ERR_INTERNAL, "an empty header name");
+    }
+    for (size_t i = 0; i < value_len; i++) {
+        if (!mg_http_value_byte_ok((unsigned char) value[i])) {
+            unsigned char c = (unsigned char) value[i];
+            return mg_err_set(err, MG_ERR_INTERNAL, "%s in header \"%.*s%s\" (byte 0x%02x at "
+                              "offset %zu of the value)",
+                              c == '\r' || c == '\n' || c == '\0' ? "a raw CR/LF/NUL"
+                                                                : "a control character",
+                              (int) (nl > MG_HV_NAME_MAX ? MG_HV_NAME_MAX : nl), name,
+                              nl > MG_HV_NAME_MAX ? "..." : "", c, i);
+        }
+    }
+    mg_buf_append(b, name, nl);
+    mg_buf_append(b, ": ", 2);
+    mg_buf_append(b, value, value_len);
+    mg_buf_append(b, "\r\n", 2);
+    return MG_OK;
+}
+
 const mg_http_header_t *
 mg_http_header_find(const mg_http_head_t *h, const char *lower_name)
 {
@@ -368,22 +608,41 @@ mg_http_header_find(const mg_http_head_t *h, const char *lower_name)
 
 enum {
     MG_CK_SIZE = 0,     /* reading hex digits */
-    MG_CK_EXT,          /* chunk extension until LF */
+    MG_CK_SIZE_WS,      /* strict: whitespace after the size, which only ";" may follow */
+    MG_CK_EXT,          /* chunk extension until the line end */
+    MG_CK_LINE_LF,      /* strict: CR ended the size line, LF must follow */
     MG_CK_DATA,
-    MG_CK_DATA_CR,      /* expecting CR or LF after data */
+    MG_CK_DATA_CR,      /* expecting CR (or, lenient, LF) after data */
     MG_CK_DATA_LF,
     MG_CK_TRAILER_START,
     MG_CK_TRAILER_LINE,
+    MG_CK_TRAILER_LF,   /* strict: CR ended a trailer line, LF must follow */
+    MG_CK_END_LF,       /* strict: CR of the final empty line, LF must follow */
     MG_CK_DONE,
 };
 
 #define MG_CK_MAX_EXT 4096
 
+/* A byte an extension or trailer line may hold in strict mode: no control but HTAB. */
+static inline bool
+mg_http_ck_text(char ch)
+{
+    unsigned char u = (unsigned char) ch;
+    return (u >= 0x20 && u != 0x7f) || u == '\t';
+}
+
+/* The size line ended: data follows, or the trailer section after the last chunk. */
+static inline void
+mg_http_ck_line_done(mg_http_chunked_t *c)
+{
+    c->ext_len = 0;
+    c->state = c->remaining == 0 ? MG_CK_TRAILER_START : MG_CK_DATA;
+}
+
 int
 mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *consumed)
 {
     size_t in = 0, out = 0, n = *len;
-    int digits = 0;
     while (in < n) {
         char ch = buf[in];
         switch (c->state) {
@@ -400,7 +659,6 @@ mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *con
                 }
                 c->remaining = c->remaining * 16 + (uint64_t) v;
                 c->ext_len++;
-                digits++;
                 if (c->ext_len > 16) {
                     return -1;
                 }
@@ -410,33 +668,60 @@ mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *con
             if (c->ext_len == 0) {
                 return -1; /* no digits */
             }
-            if (ch == ';' || ch == ' ' || ch == '\t') {
+            c->ext_len = 0;
+            if (ch == ';') {
                 c->state = MG_CK_EXT;
-                c->ext_len = 0;
-                in++;
-                break;
+            } else if (ch == ' ' || ch == '\t') {
+                c->state = c->lenient ? MG_CK_EXT : MG_CK_SIZE_WS;
+            } else if (ch == '\r') {
+                c->state = c->lenient ? MG_CK_EXT : MG_CK_LINE_LF;
+            } else if (ch == '\n' && c->lenient) {
+                mg_http_ck_line_done(c);
+            } else {
+                return -1; /* "5x", "5\n" (strict), ... */
             }
-            if (ch == '\r') {
-                c->state = MG_CK_EXT;
-                c->ext_len = 0;
-                in++;
-                break;
-            }
-            if (ch == '\n') {
-                in++;
-                c->ext_len = 0;
-                c->state = c->remaining == 0 ? MG_CK_TRAILER_START : MG_CK_DATA;
-                break;
-            }
-            return -1;
+            in++;
+            break;
         }
-        case MG_CK_EXT:
-            if (ch == '\n') {
-                c->ext_len = 0;
-                c->state = c->remaining == 0 ? MG_CK_TRAILER_START : MG_CK_DATA;
-            } else if (++c->ext_len > MG_CK_MAX_EXT || ch == '\0') {
+        case MG_CK_SIZE_WS:
+            /* RFC 9112: chunk-ext = *( BWS ";" ... ): whitespace, then an extension.
+             * "5 \r\n" is refused: parsers disagree on what such a size means.  Bytes
+             * are counted as the lenient EXT state counts them, so strict accepts a
+             * subset of what lenient accepts */
+            if ((ch != ';' && ch != ' ' && ch != '\t') || ++c->ext_len > MG_CK_MAX_EXT) {
                 return -1;
             }
+            if (ch == ';') {
+                c->state = MG_CK_EXT;
+            }
+            in++;
+            break;
+        case MG_CK_EXT:
+            if (ch == '\n') {
+                if (!c->lenient) {
+                    return -1; /* LF without CR */
+                }
+                mg_http_ck_line_done(c);
+                in++;
+                break;
+            }
+            if (++c->ext_len > MG_CK_MAX_EXT || ch == '\0') {
+                return -1;
+            }
+            if (!c->lenient) {
+                if (ch == '\r') {
+                    c->state = MG_CK_LINE_LF;
+                } else if (!mg_http_ck_text(ch)) {
+                    return -1;
+                }
+            }
+            in++;
+            break;
+        case MG_CK_LINE_LF:
+            if (ch != '\n') {
+                return -1; /* bare CR */
+            }
+            mg_http_ck_line_done(c);
             in++;
             break;
         case MG_CK_DATA: {
@@ -456,14 +741,13 @@ mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *con
         case MG_CK_DATA_CR:
             if (ch == '\r') {
                 c->state = MG_CK_DATA_LF;
-                in++;
-            } else if (ch == '\n') {
+            } else if (ch == '\n' && c->lenient) {
                 c->state = MG_CK_SIZE;
                 c->ext_len = 0;
-                in++;
             } else {
                 return -1;
             }
+            in++;
             break;
         case MG_CK_DATA_LF:
             if (ch != '\n') {
@@ -475,10 +759,16 @@ mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *con
             break;
         case MG_CK_TRAILER_START:
             if (ch == '\r') {
+                if (!c->lenient) {
+                    c->state = MG_CK_END_LF;
+                }
                 in++;
                 break;
             }
             if (ch == '\n') {
+                if (!c->lenient) {
+                    return -1;
+                }
                 in++;
                 c->state = MG_CK_DONE;
                 c->done = true;
@@ -491,19 +781,48 @@ mg_http_chunked_decode(mg_http_chunked_t *c, char *buf, size_t *len, size_t *con
             break;
         case MG_CK_TRAILER_LINE:
             if (ch == '\n') {
+                if (!c->lenient) {
+                    return -1;
+                }
                 c->state = MG_CK_TRAILER_START;
-            } else if (++c->ext_len > MG_CK_MAX_EXT) {
+                in++;
+                break;
+            }
+            if (++c->ext_len > MG_CK_MAX_EXT) {
                 return -1;
+            }
+            if (!c->lenient) {
+                if (ch == '\r') {
+                    c->state = MG_CK_TRAILER_LF;
+                } else if (!mg_http_ck_text(ch)) {
+                    return -1;
+                }
             }
             in++;
             break;
+        case MG_CK_TRAILER_LF:
+            if (ch != '\n') {
+                return -1;
+            }
+            c->state = MG_CK_TRAILER_START;
+            in++;
+            break;
+        case MG_CK_END_LF:
+            if (ch != '\n') {
+                return -1;
+            }
+            in++;
+            c->state = MG_CK_DONE;
+            c->done = true;
+            *len = out;
+            *consumed = in;
+            return 1;
         case MG_CK_DONE:
             *len = out;
             *consumed = in;
             return 1;
         }
     }
-    (void) digits;
     *len = out;
     *consumed = in;
     return c->state == MG_CK_DONE ? 1 : 0;

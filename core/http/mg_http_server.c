@@ -779,6 +779,46 @@ mg_http_head_out(mg_http_req_t *req, int status, const char *headers, size_t hea
     req->head_sent = true;
 }
 
+/*
+ * The second line of defence against header injection: a handler's header block that
+ * fails mg_http_fields_valid() is never written.  The client gets a 500 that says a
+ * response head was refused and why (header names and offsets, never values), the log
+ * says the same at error level, and the connection closes after it.  Returns true if it
+ * answered so (the request is then finished).
+ */
+static bool
+mg_http_refuse_head(mg_http_req_t *req, int status, const char *headers, size_t headers_len)
+{
+    mg_err_t err;
+    if (headers == NULL || headers_len == 0 ||
+        mg_http_fields_valid(headers, headers_len, &err) == MG_OK) {
+        return false;
+    }
+    mg_log(MG_LOG_ERROR, NULL, "request %llu from %s: refusing to send a %d response head with "
+                               "%s; answering 500 instead",
+           (unsigned long long) req->seq, req->peer, status, err.msg);
+    char msg[MG_ERR_MSG_MAX + 64];
+    snprintf(msg, sizeof(msg), "moongate refused to send a response head with %s", err.msg);
+    mg_buf_t body = MG_BUF_INIT;
+    mg_buf_append_str(&body, "{\"error\":{\"message\":");
+    mg_buf_json_str(&body, msg, strlen(msg));
+    mg_buf_append_str(&body, ",\"type\":\"internal_error\",\"param\":null,\"code\":\"500\"}}");
+    char framing[64];
+    snprintf(framing, sizeof(framing), "content-length: %zu\r\n", mg_buf_len(&body));
+    static const char ct[] = "content-type: application/json\r\n";
+    req->keep_alive = false;
+    req->streaming = false;
+    mg_http_head_out(req, 500, ct, sizeof(ct) - 1, framing);
+    if (!(req->head.method_len == 4 && memcmp(req->head.method, "HEAD", 4) == 0)) {
+        mg_buf_append(&req->hc->out, mg_buf_head(&body), mg_buf_len(&body));
+    }
+    req->bytes_out += mg_buf_len(&body);
+    req->finished = true;
+    mg_buf_free(&body);
+    mg_hc_after_queue(req);
+    return true;
+}
+
 void
 mg_http_respond(mg_http_req_t *req, int status, const char *headers, size_t headers_len,
                 const char *body, size_t body_len)
@@ -786,6 +826,9 @@ mg_http_respond(mg_http_req_t *req, int status, const char *headers, size_t head
     mg_hconn_t *hc = req->hc;
     if (req->finished || req->head_sent) {
         mg_log(MG_LOG_ERROR, NULL, "response sent twice for request %llu", (unsigned long long) req->seq);
+        return;
+    }
+    if (mg_http_refuse_head(req, status, headers, headers_len)) {
         return;
     }
     char framing[64];
@@ -822,6 +865,9 @@ mg_http_respond(mg_http_req_t *req, int status, const char *headers, size_t head
 void
 mg_http_stream_begin(mg_http_req_t *req, int status, const char *headers, size_t headers_len)
 {
+    if (mg_http_refuse_head(req, status, headers, headers_len)) {
+        return; /* finished: the handler's stream_write/stream_end calls are no-ops */
+    }
     req->streaming = true;
     if (req->head.version_minor == 0) {
         /* HTTP/1.0 has no chunked encoding: delimit by close */

@@ -93,6 +93,12 @@ void mg_http_server_close_idle(mg_http_server_t *s);
  * Complete response.  headers: zero or more "name: value\r\n" lines (may be
  * NULL).  Content-Length, Connection and Date are added here.  body is copied.
  *
+ * headers must pass mg_http_fields_valid() (no raw CR/LF/NUL, token names, no
+ * framing headers); if they do not, nothing of them is sent: the client gets a 500
+ * naming the refused header, the connection closes, and the refusal is logged at
+ * error level.  The same holds for mg_http_stream_begin(), after which the
+ * request is finished (stream_write/stream_end do nothing).
+ *
  * Called from a handler, output is written when the handler returns; called
  * later (from an upstream callback), at the end of the current round of event
  * callbacks, so what one upstream read produced leaves in one write.  Either

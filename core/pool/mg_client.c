@@ -187,6 +187,16 @@ mg_client_t *
 mg_client_start(mg_upstream_t *u, const struct iovec *iov, int iovcnt,
                 const mg_client_timeouts_t *to, const mg_client_cbs_t *cbs, void *ud, mg_err_t *err)
 {
+    /* the second line of defence against header injection: a head with a raw CR/LF/NUL,
+     * a bad name or a second request behind it never reaches the upstream */
+    if (iovcnt < 1) {
+        mg_err_set(err, MG_ERR_INTERNAL, "an upstream request without a head");
+        return NULL;
+    }
+    if (mg_http_head_valid(iov[0].iov_base, iov[0].iov_len, err) != MG_OK) {
+        mg_err_prefix(err, "refusing to send an upstream request head with ");
+        return NULL;
+    }
     mg_client_t *c = mg_xcalloc(1, sizeof(*c));
     c->u = mg_upstream_ref(u);
     c->req_iov = iov;
@@ -394,6 +404,7 @@ mg_client_process(mg_client_t *c)
             } else if (c->head.chunked) {
                 c->body_left = -1;
                 memset(&c->ck, 0, sizeof(c->ck));
+                c->ck.lenient = true; /* an upstream we chose: RFC 9112 tolerance */
             } else if (c->head.content_length >= 0) {
                 c->body_left = c->head.content_length;
             } else {

@@ -34,7 +34,14 @@ typedef struct {
     int idle_timeout_ms;        /* between body reads; 0 = none */
 } mg_client_timeouts_t;
 
-/* Starts an exchange; never calls back synchronously.  NULL + err if it cannot start. */
+/*
+ * Starts an exchange; never calls back synchronously.  NULL + err if it cannot start.
+ * iov[0] is the complete request head (request line, fields, empty line) and nothing
+ * else; the body, if any, follows in iov[1..].  A head that fails mg_http_head_valid()
+ * (raw CR/LF/NUL, bad name, second Host/Content-Length, bytes after the empty line) is
+ * refused with an internal-class err: "refusing to send an upstream request head with
+ * a raw CR/LF/NUL in header "authorization" (byte 0x0a at offset 91)".
+ */
 mg_client_t *mg_client_start(mg_upstream_t *u, const struct iovec *iov, int iovcnt,
                              const mg_client_timeouts_t *to, const mg_client_cbs_t *cbs, void *ud,
                              mg_err_t *err);

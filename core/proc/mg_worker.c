@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,6 +35,25 @@ typedef struct mg_wop_s {
     json_t *row;                    /* owned */
     int64_t version;
 } mg_wop_t;
+
+/* accepting stops this long when accept4() fails for want of descriptors or memory */
+#define MG_WK_ACCEPT_PAUSE_MS 100
+/* at most one line about failing accept4() calls per this interval */
+#define MG_WK_ACCEPT_LOG_MS 5000
+
+/* accept4() failures, for the log and /moongate/state ("accept") */
+typedef struct {
+    int64_t resource_errors;        /* EMFILE, ENFILE, ENOBUFS, ENOMEM: accepting paused */
+    int64_t other_errors;           /* the rest (errors of one pending connection, mostly) */
+    int64_t pauses;                 /* times accepting stopped for MG_WK_ACCEPT_PAUSE_MS */
+    bool paused;                    /* accept_ev is off; accept_pause_ev turns it back on */
+    int64_t episode_start_ms;       /* monotonic: first failure since the last accept, or 0 */
+    int64_t episode_failures;       /* failures since episode_start_ms */
+    bool announced;                 /* this episode's start was logged: log its end too */
+    int64_t suppressed;             /* failures not logged since the last line */
+    int64_t last_log_ms;            /* monotonic: last line about failures, 0 = none yet */
+    char last_error[128];           /* "accept4() failed (24: Too many open files)" */
+} mg_wk_accept_t;
 
 typedef struct {
     const mg_worker_args_t *args;
@@ -59,7 +79,8 @@ typedef struct {
     int64_t drain_deadline;
     int64_t accept_until;           /* monotonic ms: still accepting while draining */
     bool accepting;
-    struct event accept_ev, poll_ev, state_ev, retry_ev, sig_term, drain_ev;
+    mg_wk_accept_t acc;
+    struct event accept_ev, accept_pause_ev, poll_ev, state_ev, retry_ev, sig_term, drain_ev;
     bool retry_on;
     int64_t hints_master, hints_redis, hints_store, polls;
     bool polling;                   /* a version check is pending (never queue a second) */
@@ -123,6 +144,13 @@ mg_wk_state(void *host)
     json_object_set_new(st, "last_load_error", w->last_error[0] ? json_string(w->last_error) : json_null());
     json_object_set_new(st, "load_failures", json_integer((json_int_t) w->load_failures));
     json_object_set_new(st, "pool", mg_upool_state(gw->upool));
+    json_object_set_new(st, "accept",
+                        json_pack("{s:I,s:I,s:I,s:b,s:s?}", "resource_errors",
+                                  (json_int_t) w->acc.resource_errors, "other_errors",
+                                  (json_int_t) w->acc.other_errors, "pauses",
+                                  (json_int_t) w->acc.pauses, "paused", w->acc.paused,
+                                  "last_error",
+                                  w->acc.last_error[0] ? w->acc.last_error : NULL));
     json_object_set_new(st, "connections", json_integer(gw->http->nconns));
     json_object_set_new(st, "in_flight", json_integer(gw->http->nactive));
     return st;
@@ -599,6 +627,89 @@ mg_wk_on_ctl_close(void *ud)
 
 /* ---- accept and drain ---- */
 
+/* Is the worker taking new connections (not stopped by a drain)? */
+static bool
+mg_wk_accept_wanted(const mg_wk_t *w)
+{
+    return !w->draining || w->accepting;
+}
+
+/* accept_pause_ev: the pause is over; the listening socket's event fires again at once if
+ * connections waited in the backlog meanwhile */
+static void
+mg_wk_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    mg_wk_t *w = arg;
+    w->acc.paused = false;
+    if (mg_wk_accept_wanted(w)) {
+        event_add(&w->accept_ev, NULL);
+    }
+}
+
+/*
+ * Counts a failed accept4() and logs at most one line per MG_WK_ACCEPT_LOG_MS.  Returns
+ * true if accepting must pause: the failure is not about one pending connection, so the
+ * listening socket stays readable and calling again at once would spin.  EMFILE/ENFILE
+ * (descriptors) and ENOBUFS/ENOMEM (memory) pass when something is closed or freed.
+ */
+static bool
+mg_wk_accept_failed(mg_wk_t *w, int e)
+{
+    bool resource = e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+    /* Linux hands pending network errors of the new connection to accept(): that
+     * connection is gone, the next one may be fine (accept(2), "Error handling") */
+    bool per_conn = e == ENETDOWN || e == EPROTO || e == ENOPROTOOPT || e == EHOSTDOWN ||
+                    e == ENONET || e == EHOSTUNREACH || e == EOPNOTSUPP || e == ENETUNREACH ||
+                    e == EPERM;
+    bool pause = !per_conn;
+    int64_t now = mg_time_mono_ms();
+    if (resource) {
+        w->acc.resource_errors++;
+    } else {
+        w->acc.other_errors++;
+    }
+    if (pause) {
+        if (w->acc.episode_start_ms == 0) {
+            w->acc.episode_start_ms = now;
+        }
+        w->acc.episode_failures++;
+    }
+    snprintf(w->acc.last_error, sizeof(w->acc.last_error), "accept4() failed (%d: %s)", e,
+             strerror(e));
+    if (w->acc.last_log_ms != 0 && now - w->acc.last_log_ms < MG_WK_ACCEPT_LOG_MS) {
+        w->acc.suppressed++;
+        return pause;
+    }
+    char why[160] = "";
+    if (e == EMFILE) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            snprintf(why, sizeof(why), ": out of file descriptors (RLIMIT_NOFILE %llu, %d client "
+                                       "connections open)",
+                     (unsigned long long) rl.rlim_cur, w->gw->http->nconns);
+        }
+    } else if (e == ENFILE) {
+        snprintf(why, sizeof(why), ": the system-wide file table is full");
+    }
+    char then[96] = "";
+    if (pause) {
+        snprintf(then, sizeof(then), "; not accepting for %dms at a time until this passes",
+                 MG_WK_ACCEPT_PAUSE_MS);
+    }
+    char more[96] = "";
+    if (w->acc.suppressed > 0) {
+        snprintf(more, sizeof(more), " (%lld more failures since the last report)",
+                 (long long) w->acc.suppressed);
+    }
+    mg_log(MG_LOG_WARN, NULL, "%s%s%s%s", w->acc.last_error, why, then, more);
+    w->acc.announced = w->acc.announced || pause;
+    w->acc.last_log_ms = now;
+    w->acc.suppressed = 0;
+    return pause;
+}
+
 static void
 mg_wk_accept(evutil_socket_t fd, short what, void *arg)
 {
@@ -609,13 +720,40 @@ mg_wk_accept(evutil_socket_t fd, short what, void *arg)
         socklen_t sl = sizeof(ss);
         int c = accept4(fd, (struct sockaddr *) &ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) {
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED) {
                 continue;
             }
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                mg_log(MG_LOG_WARN, NULL, "accept4() failed (%d: %s)", errno, strerror(errno));
+            if (e == EAGAIN || e == EWOULDBLOCK) {
+                return;
             }
+            if (!mg_wk_accept_failed(w, e)) {
+                continue;
+            }
+            /* leave the waiting connections in the backlog: a sibling worker sharing the
+             * socket, or this one after the pause, serves them */
+            event_del(&w->accept_ev);
+            struct timeval tv = {0, MG_WK_ACCEPT_PAUSE_MS * 1000};
+            evtimer_add(&w->accept_pause_ev, &tv);
+            w->acc.paused = true;
+            w->acc.pauses++;
             return;
+        }
+        if (w->acc.episode_start_ms != 0) {
+            /* logged at the level of its start, so whoever saw that sees this.  An
+             * episode whose start was not logged (within MG_WK_ACCEPT_LOG_MS of the last
+             * line) ends silently too: a worker hovering at its limit logs two lines per
+             * interval, not two per pause */
+            if (w->acc.announced) {
+                mg_log(MG_LOG_WARN, NULL, "accepting connections again after %lld failed "
+                                          "accept4() calls over %lldms (%s)",
+                       (long long) w->acc.episode_failures,
+                       (long long) (mg_time_mono_ms() - w->acc.episode_start_ms),
+                       w->acc.last_error);
+            }
+            w->acc.episode_start_ms = 0;
+            w->acc.episode_failures = 0;
+            w->acc.announced = false;
         }
         mg_http_server_accept(w->gw->http, c, (struct sockaddr *) &ss);
     }
@@ -767,6 +905,7 @@ mg_worker_run(const mg_worker_args_t *a)
 
     event_assign(&w->accept_ev, w->base, a->listen_fd, EV_READ | EV_PERSIST, mg_wk_accept, w);
     event_add(&w->accept_ev, NULL);
+    evtimer_assign(&w->accept_pause_ev, w->base, mg_wk_accept_resume, w);
     event_assign(&w->poll_ev, w->base, -1, EV_PERSIST, mg_wk_poll, w);
     struct timeval ptv = {w->config->registry_poll_ms / 1000, (w->config->registry_poll_ms % 1000) * 1000};
     event_add(&w->poll_ev, &ptv);
@@ -790,6 +929,8 @@ mg_worker_run(const mg_worker_args_t *a)
     if (w->retry_on) {
         event_del(&w->retry_ev);
     }
+    event_del(&w->accept_ev);
+    event_del(&w->accept_pause_ev);
     mg_ctl_flush_blocking(w->ctl);
     mg_gw_destroy(w->gw);
     if (w->redis != NULL) {

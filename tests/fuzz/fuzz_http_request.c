@@ -12,8 +12,12 @@
  *     Content-Length, at most one Transfer-Encoding, never both (no smuggling);
  *   - a prefix of the input never claims more bytes than it has, and once the head is
  *     complete every longer prefix gives the same head length;
+ *   - a request head is all CRLF (no bare CR or LF), has at most
+ *     MG_HTTP_MAX_REQUEST_HEADERS fields and no Transfer-Encoding in HTTP/1.0;
  *   - decoding in pieces gives exactly the bytes, consumed count and result of decoding at
- *     once, and the decoder never reports more output than input.
+ *     once, and the decoder never reports more output than input; in both modes (strict,
+ *     for requests, and lenient, for upstream responses), and what strict decodes lenient
+ *     decodes the same way.
  * Every buffer handed to the parser is an exact-size heap copy, so ASan sees over-reads.
  */
 #include "fuzz_common.h"
@@ -71,6 +75,18 @@ fuzz_check_head(const char *buf, size_t hl, const mg_http_head_t *h, bool reques
     FUZZ_ASSERT(h->version_minor == 0 || h->version_minor == 1, "version %d", h->version_minor);
     FUZZ_ASSERT(h->nheaders <= MG_HTTP_MAX_HEADERS, "%zu headers", h->nheaders);
     if (request) {
+        FUZZ_ASSERT(h->nheaders <= MG_HTTP_MAX_REQUEST_HEADERS, "%zu request headers",
+                    h->nheaders);
+        FUZZ_ASSERT(!(h->chunked && h->version_minor == 0), "HTTP/1.0 chunked request");
+        for (size_t i = 0; i < hl; i++) {
+            if (buf[i] == '\n') {
+                FUZZ_ASSERT(i > 0 && buf[i - 1] == '\r', "bare LF at %zu in a request head", i);
+            }
+            if (buf[i] == '\r') {
+                FUZZ_ASSERT(i + 1 < hl && buf[i + 1] == '\n', "bare CR at %zu in a request head",
+                            i);
+            }
+        }
         FUZZ_ASSERT(h->method_len > 0 && fuzz_inside(h->method, h->method_len, buf, hl),
                     "method outside the head");
         for (size_t i = 0; i < h->method_len; i++) {
@@ -225,10 +241,11 @@ typedef struct {
 } fuzz_ck_t;
 
 static void
-fuzz_chunked_at_once(const char *in, size_t n, fuzz_ck_t *res)
+fuzz_chunked_at_once(const char *in, size_t n, bool lenient, fuzz_ck_t *res)
 {
     mg_http_chunked_t c;
     memset(&c, 0, sizeof(c));
+    c.lenient = lenient;
     char *b = fuzz_dup(in, n);
     size_t len = n, consumed = 0;
     res->rc = mg_http_chunked_decode(&c, b, &len, &consumed);
@@ -249,10 +266,11 @@ fuzz_chunked_at_once(const char *in, size_t n, fuzz_ck_t *res)
 }
 
 static void
-fuzz_chunked_pieces(const char *in, size_t n, fuzz_rng_t *rng, fuzz_ck_t *res)
+fuzz_chunked_pieces(const char *in, size_t n, bool lenient, fuzz_rng_t *rng, fuzz_ck_t *res)
 {
     mg_http_chunked_t c;
     memset(&c, 0, sizeof(c));
+    c.lenient = lenient;
     res->rc = 0;
     res->out = malloc(n ? n : 1);
     res->out_len = 0;
@@ -303,19 +321,38 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the body after the head, or the whole input when there is no head */
     const char *body = hl > 0 ? in + hl : in;
     size_t blen = hl > 0 ? size - (size_t) hl : size;
-    fuzz_ck_t once, pieces;
-    fuzz_chunked_at_once(body, blen, &once);
-    fuzz_chunked_pieces(body, blen, &rng, &pieces);
-    FUZZ_ASSERT(once.rc == pieces.rc, "rc at once %d, in pieces %d", once.rc, pieces.rc);
-    if (once.rc >= 0) {
-        FUZZ_ASSERT(once.out_len == pieces.out_len &&
-                        memcmp(once.out, pieces.out, once.out_len) == 0,
-                    "decoded bytes differ: %zu at once, %zu in pieces", once.out_len,
-                    pieces.out_len);
-        FUZZ_ASSERT(once.consumed == pieces.consumed, "consumed %zu at once, %zu in pieces",
-                    once.consumed, pieces.consumed);
+    fuzz_ck_t strict = {0, NULL, 0, 0};
+    for (int lenient = 0; lenient <= 1; lenient++) {
+        fuzz_ck_t once, pieces;
+        fuzz_chunked_at_once(body, blen, lenient, &once);
+        fuzz_chunked_pieces(body, blen, lenient, &rng, &pieces);
+        FUZZ_ASSERT(once.rc == pieces.rc, "rc at once %d, in pieces %d (lenient %d)", once.rc,
+                    pieces.rc, lenient);
+        if (once.rc >= 0) {
+            FUZZ_ASSERT(once.out_len == pieces.out_len &&
+                            memcmp(once.out, pieces.out, once.out_len) == 0,
+                        "decoded bytes differ: %zu at once, %zu in pieces (lenient %d)",
+                        once.out_len, pieces.out_len, lenient);
+            FUZZ_ASSERT(once.consumed == pieces.consumed,
+                        "consumed %zu at once, %zu in pieces (lenient %d)", once.consumed,
+                        pieces.consumed, lenient);
+        }
+        if (!lenient) {
+            strict = once;
+        } else {
+            if (strict.rc == 1) {
+                FUZZ_ASSERT(once.rc == 1 && once.out_len == strict.out_len &&
+                                memcmp(once.out, strict.out, once.out_len) == 0 &&
+                                once.consumed == strict.consumed,
+                            "strict decodes (%zu bytes of %zu), lenient differs "
+                            "(rc %d, %zu of %zu)",
+                            strict.out_len, strict.consumed, once.rc, once.out_len,
+                            once.consumed);
+            }
+            free(once.out);
+        }
+        free(pieces.out);
     }
-    free(once.out);
-    free(pieces.out);
+    free(strict.out);
     return 0;
 }

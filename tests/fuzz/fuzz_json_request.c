@@ -10,7 +10,7 @@
  *       - lone surrogate escapes like "\ud800" (jansson: "invalid Unicode");
  *       - integers beyond int64 and reals beyond DBL_MAX (jansson: "too big" / "overflow");
  *       - "\u0000" inside an object key (jansson: "NUL byte in object key not supported");
- *     and where the scanner is stricter: nesting deeper than 200 ("Nesting too deep";
+ *     and where the scanner is stricter: nesting deeper than 200 levels ("Nesting deeper than";
  *     jansson allows 2048).  Error messages must locate the error consistently: the
  *     "line L column C (char N)" triple describes the same byte.
  *  2. Iterating a valid object: every member span lies inside the input, each value span
@@ -142,7 +142,7 @@ fuzz_validate(const char *buf, size_t size, bool utf8, int *v_rc, mg_json_type_t
                         je.position);
         }
         if (rc != MG_OK && j != NULL) {
-            FUZZ_ASSERT(strstr(msg, "Nesting too deep") != NULL,
+            FUZZ_ASSERT(strstr(msg, "Nesting deeper than 200 levels") != NULL,
                         "scanner rejects (%s), jansson accepts", msg);
         }
     }

@@ -8,3 +8,6 @@ mg_node_test(integration.upstream integration/upstream.test.mjs integration TIME
 mg_node_test(integration.errors_retries integration/errors_retries.test.mjs integration TIMEOUT 120)
 mg_node_test(integration.process integration/process.test.mjs integration TIMEOUT 180)
 mg_node_test(integration.cli_config integration/cli_config.test.mjs integration TIMEOUT 120)
+mg_node_test(integration.hostile_accept integration/hostile_accept.test.mjs integration TIMEOUT 120)
+mg_node_test(integration.hostile_http integration/hostile_http.test.mjs integration TIMEOUT 120)
+mg_node_test(integration.hostile_heads integration/hostile_heads.test.mjs integration TIMEOUT 120)

@@ -139,7 +139,7 @@ export async function startMock({ tls = null, args = [] } = {}) {
  */
 export async function startGateway({
   config = {}, workers = 1, env = {}, args = [], stateDir = null, waitReady = true,
-  dir = null, configName = 'config.yaml', port = 0,
+  dir = null, configName = 'config.yaml', port = 0, wrap = [],
 } = {}) {
   const d = dir || tmpDir('mg-gw-');
   const cfgPath = path.join(d, configName);
@@ -147,7 +147,10 @@ export async function startGateway({
   const sd = stateDir || path.join(d, 'state');
   const a = ['--config', cfgPath, '--host', '127.0.0.1', '--port', String(port),
     '--num_workers', String(workers), '--state_dir', sd, ...args];
-  const child = track(spawn(moongateBin, a, {
+  // wrap: a command line the binary runs under, e.g. ['prlimit', '--nofile=128:128', '--']
+  const cmd = wrap.length > 0 ? wrap[0] : moongateBin;
+  const cmdArgs = wrap.length > 0 ? [...wrap.slice(1), moongateBin, ...a] : a;
+  const child = track(spawn(cmd, cmdArgs, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, LITELLM_LOG: process.env.MG_TEST_LOG || 'WARNING', ...env },
   }), 'moongate');

@@ -61,19 +61,65 @@ test_validate_valid(void)
     /* raw UTF-8 (and any byte >= 0x20) passes through strings */
     t_valid("\"h\xc3\xa9llo \xe2\x82\xac\"", MG_JSON_STRING);
 
-    /* depth: 201 nested arrays are accepted, 202 are not, 100000 do not crash */
+    /* depth: 200 nested arrays are accepted, 201 are not, 100000 do not crash */
     char deep[100001];
-    for (int n = 0; n < 201; n++) {
+    for (int n = 0; n < 200; n++) {
         deep[n] = '[';
-        deep[201 + n] = ']';
+        deep[200 + n] = ']';
     }
-    deep[402] = '\0';
+    deep[400] = '\0';
     t_valid(deep, MG_JSON_ARRAY);
     memset(deep, '[', 100000);
     deep[100000] = '\0';
     char msg[160];
     CHECK(t_validate(deep, NULL, msg, sizeof(msg)) == MG_ERROR);
-    CHECK_CONTAINS(msg, "Nesting too deep");
+    CHECK_STR(msg, "Nesting deeper than 200 levels: line 1 column 201 (char 200)");
+}
+
+/* Objects and arrays mixed, through the iterator the gateway uses. */
+static void
+test_depth_limit(void)
+{
+    MG_T_CASE("nesting depth limit: 200 levels");
+    /* {"a":[{"a":[ ... 1 ... ]}]}: n levels of alternating objects and arrays */
+    static char buf[8192];
+    for (int levels = 199; levels <= 201; levels++) {
+        size_t o = 0;
+        for (int i = 0; i < levels; i++) {
+            o += (size_t) sprintf(buf + o, i % 2 == 0 ? "{\"a\":" : "[");
+        }
+        buf[o++] = '1';
+        for (int i = levels - 1; i >= 0; i--) {
+            buf[o++] = i % 2 == 0 ? '}' : ']';
+        }
+        buf[o] = '\0';
+        char msg[160] = "";
+        int rc = t_validate(buf, NULL, msg, sizeof(msg));
+        mg_json_iter_t it;
+        mg_json_member_t m;
+        CHECK_INT(mg_json_obj_iter(&it, buf, o), MG_OK);
+        int r = mg_json_obj_next(&it, &m);
+        if (levels <= 200) {
+            CHECK(rc == MG_OK, "%d levels: %s", levels, msg);
+            CHECK(r == 1, "%d levels: iterator says %s", levels, it.errmsg);
+        } else {
+            CHECK_INT(rc, MG_ERROR);
+            CHECK_CONTAINS(msg, "Nesting deeper than 200 levels");
+            CHECK_INT(r, -1);
+            /* the offset names the bracket that opens level 201: "{"a":" is 5 bytes, "[" 1 */
+            char want[96];
+            snprintf(want, sizeof(want), "(char %d)", 100 * 5 + 100 * 1);
+            CHECK_CONTAINS(it.errmsg, "Nesting deeper than 200 levels");
+            CHECK_CONTAINS(it.errmsg, want);
+        }
+    }
+    /* a scalar at depth 200 is fine: only containers count */
+    static char s[1024];
+    memset(s, '[', 200);
+    memcpy(s + 200, "\"x\"", 3);
+    memset(s + 203, ']', 200);
+    s[403] = '\0';
+    CHECK_INT(t_validate(s, NULL, NULL, 0), MG_OK);
 }
 
 static void
@@ -292,6 +338,7 @@ main(void)
 {
     test_validate_valid();
     test_validate_python_messages();
+    test_depth_limit();
     test_iter();
     test_find();
     test_str_decode();
