@@ -31,7 +31,7 @@ static const mg_api_t mg_apis[MG_API__COUNT] = {
 static const mg_wire_ops_t *const mg_wires[MG_WIRE__COUNT] = {
     NULL,
     &mg_wire_openai,
-    NULL, /* anthropic: its wire module comes with the Anthropic provider */
+    &mg_wire_anthropic,
 };
 
 const mg_api_t *

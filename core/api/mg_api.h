@@ -126,6 +126,14 @@ void mg_api_req_free(mg_api_req_t *q);
 /* The neutral request (OpenAI chat JSON, or the embeddings body), built and cached in q. */
 json_t *mg_api_neutral(mg_api_req_t *q, mg_api_err_t *err);
 
+/*
+ * /v1/messages/count_tokens without an Anthropic upstream: an estimate, not a
+ * tokenizer: the UTF-8 bytes of every text (system, messages, tool inputs and
+ * results, the tool definitions as JSON) / 4, rounded up, + 3 per message,
+ * + 1600 per image or document.
+ */
+int64_t mg_api_estimate_input_tokens(const mg_api_req_t *q);
+
 /* ---- upstream bodies ---- */
 
 /* What a provider asks of the body it sends. */
@@ -137,6 +145,11 @@ typedef struct {
     json_t *additional_drop;    /* borrowed: array of top-level names always dropped, or NULL */
     const char *provider;       /* for messages ("anthropic does not support ...") */
     const char *extra_members;  /* JSON text of members appended as they are (",\"a\":1"), or NULL */
+    const char *client_model;   /* the name the client asked for (decides model-specific rules) */
+    /* out, may be NULL: the answer's tool calls named json_tool_call are the content */
+    bool *json_mode;
+    /* out, may be NULL: anthropic-beta values the body needs (static strings, ","-joined) */
+    const char **betas;
 } mg_body_opts_t;
 
 /* A body as pieces: spans of the client's buffer and arena strings, never copied twice. */
@@ -218,6 +231,7 @@ typedef struct {
     int block_kind[64];         /* anthropic: content block index -> kind */
     int block_tool[64];         /* anthropic: content block index -> tool index */
     int ntools;
+    bool json_mode;             /* tool calls named json_tool_call are content (response_format) */
     bool started;
     bool ended;
     mg_finish_t finish;

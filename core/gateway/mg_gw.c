@@ -503,8 +503,23 @@ mg_gw_llm_route(mg_request_t *r, mg_api_id_t *api, const char **pm, size_t *pml)
         {"/completions", MG_API_OPENAI_COMPLETIONS},
         {"/embeddings", MG_API_OPENAI_EMBEDDINGS},
     };
+    static const struct {
+        const char *path;
+        mg_api_id_t api;
+    } anthropic[] = {
+        {"/v1/messages", MG_API_ANTHROPIC_MESSAGES},
+        {"/anthropic/v1/messages", MG_API_ANTHROPIC_MESSAGES},
+        {"/v1/messages/count_tokens", MG_API_ANTHROPIC_COUNT_TOKENS},
+        {"/anthropic/v1/messages/count_tokens", MG_API_ANTHROPIC_COUNT_TOKENS},
+    };
     *pm = NULL;
     *pml = 0;
+    for (size_t i = 0; i < sizeof(anthropic) / sizeof(anthropic[0]); i++) {
+        if (mg_gw_path_is(r, anthropic[i].path)) {
+            *api = anthropic[i].api;
+            return true;
+        }
+    }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         char v1[64];
         snprintf(v1, sizeof(v1), "/v1%s", routes[i].suffix);

@@ -136,6 +136,9 @@ struct mg_request_s {
     double req_stream_timeout;
     json_t *req_fallbacks;          /* owned: request-level fallbacks */
     json_t *req_mock;               /* owned: request-level mock_response */
+    json_t *req_drop;               /* owned: request-level additional_drop_params */
+    json_t *req_drop_all;           /* owned: req_drop + req_drop_for's list */
+    const mg_deployment_t *req_drop_for; /* borrowed: the deployment req_drop_all is for */
 
     /* routing */
     mg_group_t *group;              /* borrowed: r->snap */
@@ -164,6 +167,9 @@ struct mg_request_s {
     char *grp_error;                /* malloc: first failure of the fallback group being tried */
     char *last_fb_error;            /* malloc: last fallback failure message */
     bool first_no_suffix;           /* the first error is LiteLLM's suffix-less "No deployments" */
+    int first_up_status;            /* the upstream's own error for a same-wire client (0: none) */
+    const char *first_up_type;      /* arena: its type as JSON text */
+    const char *first_up_message;   /* arena */
     mg_att_state_t state;
 
     /* upstream exchange */

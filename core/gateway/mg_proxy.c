@@ -122,6 +122,10 @@ mg_proxy_parse(mg_request_t *r, const char *pm, size_t pml)
     if (fb != NULL && fb->type == MG_JSON_ARRAY) {
         r->req_fallbacks = json_loadb(fb->val, fb->val_len, 0, NULL);
     }
+    const mg_json_member_t *ad = mg_api_member(q, "additional_drop_params");
+    if (ad != NULL && ad->type == MG_JSON_ARRAY) {
+        r->req_drop = json_loadb(ad->val, ad->val_len, 0, NULL);
+    }
     const mg_json_member_t *mr = mg_api_member(q, "mock_response");
     if (mr != NULL && mr->type != MG_JSON_NULL) {
         r->req_mock = json_loadb(mr->val, mr->val_len, JSON_DECODE_ANY, NULL);
@@ -710,6 +714,39 @@ mg_proxy_drop_params(mg_request_t *r, const mg_deployment_t *d)
     return r->snap->config->drop_params;
 }
 
+/* count_tokens for a deployment whose provider has no counting endpoint: an estimate. */
+static void
+mg_proxy_count_tokens(mg_request_t *r)
+{
+    char body[64];
+    int n = snprintf(body, sizeof(body), "{\"input_tokens\":%lld}",
+                     (long long) mg_api_estimate_input_tokens(&r->q));
+    mg_buf_t h = MG_BUF_INIT;
+    mg_buf_append_str(&h, "content-type: application/json\r\nx-moongate-token-count: estimate\r\n");
+    mg_gw_common_headers(r, &h);
+    mg_proxy_success_headers(r, &h);
+    r->state = MG_ATT_DONE;
+    mg_http_respond(r->hr, 200, mg_buf_head(&h), mg_buf_len(&h), body, (size_t) n);
+    mg_buf_free(&h);
+}
+
+/* LiteLLM's additional_drop_params: the request's and the deployment's lists together
+ * (NULL: the deployment's alone). */
+static json_t *
+mg_proxy_additional_drop(mg_request_t *r, const mg_deployment_t *d)
+{
+    if (r->req_drop == NULL) {
+        return NULL;
+    }
+    if (r->req_drop_for != d) {
+        json_decref(r->req_drop_all);
+        r->req_drop_all = json_copy(r->req_drop);
+        json_array_extend(r->req_drop_all, d->additional_drop_params);
+        r->req_drop_for = d;
+    }
+    return r->req_drop_all;
+}
+
 /* The error for a deployment whose provider moongate cannot call. */
 static void
 mg_proxy_no_provider(mg_request_t *r, const mg_deployment_t *d)
@@ -768,6 +805,10 @@ mg_proxy_attempt(mg_request_t *r)
         r->upstream_model = d->upstream_model;
     }
     mg_wire_t w = p->ops->wire(p, d, r->api->op);
+    if (w == MG_WIRE_NONE && r->api->op == MG_OP_COUNT_TOKENS) {
+        mg_proxy_count_tokens(r);
+        return;
+    }
     if (w == MG_WIRE_NONE) {
         mg_uperr_set(&e, 400, MG_ERR_BAD_REQUEST, "litellm.BadRequestError: %s does not support %s",
                      p->name, r->route_path);
@@ -793,6 +834,7 @@ mg_proxy_attempt(mg_request_t *r)
         .native = !r->translate,
         .neutral = neutral,
         .drop_params = mg_proxy_drop_params(r, d),
+        .additional_drop = mg_proxy_additional_drop(r, d),
         .client_http = r->hr,
         .arena = r->arena,
         .head = &r->up_head,
@@ -843,6 +885,9 @@ mg_proxy_attempt(mg_request_t *r)
     }
     r->up_iov = c.body.iov;
     r->up_niov = c.body.niov;
+    if (r->translate) {
+        r->xl->dec.json_mode = c.json_mode;
+    }
     if (d->upstream == NULL) {
         mg_err_set(&err, MG_ERR_BAD_REQUEST, "deployment \"%s\": invalid api_base \"%s\"", d->id,
                    mg_provider_base(p, d) ? mg_provider_base(p, d) : "");
@@ -913,12 +958,21 @@ mg_proxy_final_error(mg_request_t *r)
     }
     mg_buf_t h = MG_BUF_INIT;
     mg_proxy_error_headers(r, &h);
-    if (r->first_status == 429 && r->up_retry_after[0] != '\0') {
+    int status = r->first_status;
+    if (r->first_up_status > 0) {
+        status = r->first_up_status; /* e.g. Anthropic's 529 overloaded_error, unchanged */
+    }
+    if ((status == 429 || status == 529 || status == 503) && r->up_retry_after[0] != '\0') {
         mg_buf_printf(&h, "retry-after: %s\r\n", r->up_retry_after);
     }
     r->state = MG_ATT_DONE;
-    mg_gw_error_raw(r, r->first_status, mg_buf_cstr(&m), r->first_type, r->first_param,
-                    mg_buf_cstr(&h));
+    if (r->first_up_status > 0) {
+        mg_gw_error_raw(r, status, r->first_up_message, r->first_up_type, "null",
+                        mg_buf_cstr(&h));
+    } else {
+        mg_gw_error_raw(r, status, mg_buf_cstr(&m), r->first_type, r->first_param,
+                        mg_buf_cstr(&h));
+    }
     mg_buf_free(&m);
     mg_buf_free(&h);
 }
@@ -1122,6 +1176,12 @@ mg_proxy_fail(mg_request_t *r, mg_uperr_t *e)
         r->first_status = e->status;
         r->first_type = mg_arena_strdup(r->arena, e->type_json);
         r->first_param = mg_arena_strdup(r->arena, e->param_json);
+        if (e->up_status > 0 && e->up_message != NULL && r->api->wire == r->up_wire) {
+            /* a client of the upstream's own wire gets the upstream's error as it was */
+            r->first_up_status = e->up_status;
+            r->first_up_type = mg_arena_printf(r->arena, "\"%s\"", e->up_type);
+            r->first_up_message = mg_arena_strdup(r->arena, e->up_message);
+        }
     } else if (r->fb_top != NULL && r->grp_error == NULL) {
         r->grp_error = mg_xstrdup(e->message);
     }
@@ -1250,6 +1310,10 @@ mg_proxy_cleanup(mg_request_t *r)
     r->req_fallbacks = NULL;
     json_decref(r->req_mock);
     r->req_mock = NULL;
+    json_decref(r->req_drop);
+    r->req_drop = NULL;
+    json_decref(r->req_drop_all);
+    r->req_drop_all = NULL;
     while (r->fb_top != NULL) {
         mg_fb_frame_t *f = r->fb_top;
         r->fb_top = f->up;

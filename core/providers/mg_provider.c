@@ -13,6 +13,7 @@
 
 extern const mg_provider_t mg_provider_openai_rows[];
 extern const size_t mg_provider_openai_nrows;
+extern const mg_provider_t mg_provider_anthropic_row;
 extern const mg_provider_t mg_provider_mock_row;
 
 const mg_provider_t *
@@ -25,6 +26,9 @@ mg_provider_find(const char *name)
         if (strcmp(mg_provider_openai_rows[i].name, name) == 0) {
             return &mg_provider_openai_rows[i];
         }
+    }
+    if (strcmp(mg_provider_anthropic_row.name, name) == 0) {
+        return &mg_provider_anthropic_row;
     }
     return NULL;
 }
@@ -170,29 +174,74 @@ mg_provider_extra_headers(const mg_deployment_t *d, mg_buf_t *out)
     }
 }
 
+/* Client headers never forwarded, whatever a list says: framing, and our own credentials. */
+static bool
+mg_provider_never_forwarded(const char *h)
+{
+    static const char *const deny[] = {
+        "host", "content-length", "transfer-encoding", "connection", "authorization",
+        "proxy-authorization", "x-api-key", "api-key", "x-litellm-api-key", "x-goog-api-key",
+        "ocp-apim-subscription-key", "cookie", "upgrade", "te", "keep-alive", NULL,
+    };
+    for (const char *const *d = deny; *d; d++) {
+        if (strcasecmp(*d, h) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void
+mg_provider_forward_one(const mg_call_t *c, const char *h, mg_buf_t *out)
+{
+    if (mg_provider_never_forwarded(h)) {
+        return;
+    }
+    /* the deployment's own extra_headers win over the client's */
+    if (c->dep->extra_headers != NULL) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(c->dep->extra_headers, k, v) {
+            if (strcasecmp(k, h) == 0) {
+                return;
+            }
+        }
+    }
+    char lower[128];
+    size_t n = strlen(h);
+    if (n >= sizeof(lower)) {
+        return;
+    }
+    for (size_t i = 0; i <= n; i++) {
+        lower[i] = (char) (h[i] >= 'A' && h[i] <= 'Z' ? h[i] + 32 : h[i]);
+    }
+    size_t vl;
+    const char *v = mg_http_req_header(c->client_http, lower, &vl);
+    if (v != NULL) {
+        mg_buf_printf(out, "%s: %.*s\r\n", lower, (int) vl, v);
+    }
+}
+
 void
 mg_provider_client_headers(const mg_provider_t *p, const mg_call_t *c, mg_buf_t *out)
 {
-    if (p->forward_headers == NULL || c->client_http == NULL) {
+    if (c->client_http == NULL) {
         return;
     }
-    for (const char *const *h = p->forward_headers; *h; h++) {
-        /* the deployment's own extra_headers win over the client's */
-        if (c->dep->extra_headers != NULL) {
-            bool own = false;
-            const char *k;
-            json_t *v;
-            json_object_foreach(c->dep->extra_headers, k, v) {
-                own = own || strcasecmp(k, *h) == 0;
-            }
-            if (own) {
-                continue;
-            }
+    for (const char *const *h = p->forward_headers; h != NULL && *h; h++) {
+        mg_provider_forward_one(c, *h, out);
+    }
+    /* what the deployment adds to its provider's list (litellm_params.forward_client_headers) */
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(c->dep->litellm_params, "forward_client_headers"), i, v) {
+        const char *h = json_string_value(v);
+        bool listed = false;
+        for (const char *const *ph = p->forward_headers; h && ph && *ph; ph++) {
+            listed = listed || strcasecmp(*ph, h) == 0;
         }
-        size_t vl;
-        const char *v = mg_http_req_header(c->client_http, *h, &vl);
-        if (v != NULL) {
-            mg_buf_printf(out, "%s: %.*s\r\n", *h, (int) vl, v);
+        if (h != NULL && !listed) {
+            mg_provider_forward_one(c, h, out);
         }
     }
 }
@@ -206,9 +255,13 @@ mg_provider_body(mg_call_t *c, const char *model, const char *extra_members, mg_
         .stream = c->stream,
         .drop_params = c->drop_params,
         .defaults = d->defaults,
-        .additional_drop = d->additional_drop_params,
+        .additional_drop = c->additional_drop != NULL ? c->additional_drop
+                                                      : d->additional_drop_params,
         .provider = d->provider,
         .extra_members = extra_members,
+        .client_model = c->client != NULL ? c->client->model : NULL,
+        .json_mode = &c->json_mode,
+        .betas = &c->betas,
     };
     /* [0] is the head, filled by mg_provider_head_end */
     mg_iovs_push(&c->body, c->arena, "", 1);

@@ -30,6 +30,29 @@
 
 typedef struct mg_provider_ops_s mg_provider_ops_t;
 
+/* An upstream failure in LiteLLM's terms (mg_provider_error.c). */
+typedef struct {
+    int status;                 /* HTTP status for the client */
+    mg_err_class_t cls;         /* for retry/fallback/cooldown decisions */
+    const char *type_json;      /* JSON text for "type" (static, or type_buf) */
+    const char *param_json;     /* JSON text for "param" (static, or param_buf) */
+    char *message;              /* malloc: full LiteLLM-style message (without fallback suffix) */
+    bool context_window;
+    bool content_policy;
+    bool not_found;
+    bool auth;
+    bool rate_limit;
+    bool timeout;
+    bool connection;
+    char type_buf[128];
+    char param_buf[128];
+    /* the upstream's own error, for clients of the same wire (Anthropic's pass-through) */
+    int up_status;              /* 0: none */
+    char up_type[64];           /* the upstream's error type, "" if none */
+    char *up_message;           /* malloc or NULL */
+} mg_uperr_t;
+
+
 struct mg_provider_s {
     const char *name;                   /* LiteLLM's prefix: "openai" */
     const char *exception_name;         /* "OpenAIException" */
@@ -59,11 +82,15 @@ typedef struct {
     bool native;                        /* wire == the client's wire: splice */
     json_t *neutral;                    /* borrowed: the neutral request when translating */
     bool drop_params;                   /* LiteLLM's drop_params for this call */
+    json_t *additional_drop;            /* borrowed: names always dropped (request's and
+                                         * deployment's), NULL: the deployment's */
     const mg_http_req_t *client_http;   /* borrowed: client headers (allow-listed), may be NULL */
     mg_arena_t *arena;                  /* borrowed: the request's */
     /* out */
     mg_buf_t *head;                     /* borrowed: request line + headers + blank line */
     mg_iovs_t body;                     /* [0] is reserved for the head */
+    bool json_mode;                     /* the answer's json_tool_call is the content */
+    const char *betas;                  /* static: anthropic-beta values the body needs */
 } mg_call_t;
 
 struct mg_provider_ops_s {
@@ -78,27 +105,12 @@ struct mg_provider_ops_s {
     int (*build)(const mg_provider_t *p, mg_call_t *c, mg_err_t *err, mg_api_err_t *aerr);
     /* Framing of a successful response. */
     mg_framing_t (*framing)(const mg_provider_t *p, const mg_call_t *c, const char *ctype);
+    /* Maps an upstream HTTP error (NULL: the shared OpenAI-style classification). */
+    void (*map_error)(const mg_provider_t *p, int status, const char *body, size_t len,
+                      mg_uperr_t *out);
     /* Answers offline (mock_response); NULL for real providers. */
     bool local;
 };
-
-/* An upstream failure in LiteLLM's terms (mg_provider_error.c). */
-typedef struct {
-    int status;                 /* HTTP status for the client */
-    mg_err_class_t cls;         /* for retry/fallback/cooldown decisions */
-    const char *type_json;      /* JSON text for "type" (static, or type_buf) */
-    const char *param_json;     /* JSON text for "param" (static, or param_buf) */
-    char *message;              /* malloc: full LiteLLM-style message (without fallback suffix) */
-    bool context_window;
-    bool content_policy;
-    bool not_found;
-    bool auth;
-    bool rate_limit;
-    bool timeout;
-    bool connection;
-    char type_buf[128];
-    char param_buf[128];
-} mg_uperr_t;
 
 /* Maps an upstream HTTP error response (status, body in wire's shape) for provider p
  * (NULL: an unknown provider named provider_name). */

@@ -102,6 +102,8 @@ mg_uperr_free(mg_uperr_t *e)
 {
     free(e->message);
     e->message = NULL;
+    free(e->up_message);
+    e->up_message = NULL;
 }
 
 static const char *
@@ -119,6 +121,10 @@ void
 mg_provider_error_http(const mg_provider_t *p, const char *provider_name, mg_wire_t wire,
                        int status, const char *body, size_t body_len, mg_uperr_t *out)
 {
+    if (p != NULL && p->ops->map_error != NULL) {
+        p->ops->map_error(p, status, body, body_len, out);
+        return;
+    }
     memset(out, 0, sizeof(*out));
     char excbuf[96];
     const char *exc = mg_provider_error_exc(p, provider_name, excbuf, sizeof(excbuf));
