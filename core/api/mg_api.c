@@ -8,7 +8,9 @@
 
 #include "../base/mg_map.h"
 
+#include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +193,76 @@ mg_api_member_num(const mg_json_member_t *m, double dflt)
 
 /* ---- parsing ---- */
 
+bool
+mg_api_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        size_t k;
+        uint32_t cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            k = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            k = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            k = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + k >= n) {
+            return false; /* truncated */
+        }
+        for (size_t j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xC0) != 0x80) {
+                return false;
+            }
+            cp = (cp << 6) | (p[i + j] & 0x3F);
+        }
+        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF)) {
+            return false;
+        }
+        i += k + 1;
+    }
+    return true;
+}
+
+int
+mg_api_check_int(const mg_api_req_t *q, const char *key, double min, double max,
+                 mg_api_err_t *err)
+{
+    const mg_json_member_t *m = mg_api_member(q, key);
+    if (m == NULL || m->type == MG_JSON_NULL) {
+        return MG_OK;
+    }
+    double v;
+    if (m->type != MG_JSON_NUMBER || mg_json_num(m->val, m->val_len, &v) != MG_OK ||
+        !isfinite(v) || v != floor(v)) {
+        return mg_api_err(err, 400, "invalid_request_error", key,
+                          "%s: Invalid type for '%s': expected an integer", q->api->route_path,
+                          key);
+    }
+    if (v < min) {
+        return mg_api_err(err, 400, "invalid_request_error", key,
+                          "%s: Invalid '%s': integer below minimum value. Expected a value >= %.0f, "
+                          "but got %.0f instead.", q->api->route_path, key, min, v);
+    }
+    if (v > max) {
+        return mg_api_err(err, 400, "invalid_request_error", key,
+                          "%s: Invalid '%s': integer above maximum value. Expected a value <= "
+                          "%.0f, but got %.17g instead.", q->api->route_path, key, max, v);
+    }
+    return MG_OK;
+}
+
 int
 mg_api_parse(const mg_api_t *api, mg_arena_t *a, const char *body, size_t len,
              const char *path_model, mg_api_req_t *q, mg_api_err_t *err)
@@ -203,6 +275,7 @@ mg_api_parse(const mg_api_t *api, mg_arena_t *a, const char *body, size_t len,
     q->stream = false;
     q->include_usage = false;
     q->neutral = NULL;
+    q->late.status = 0;
     if (len == 0 || body == NULL) {
         body = empty;
         len = 2;
@@ -246,13 +319,36 @@ mg_api_parse(const mg_api_t *api, mg_arena_t *a, const char *body, size_t len,
         q->model = path_model;
     } else {
         const mg_json_member_t *mm = mg_api_member(q, "model");
-        q->model = mg_api_member_str(a, mm);
         if (mm != NULL && mm->type != MG_JSON_STRING && mm->type != MG_JSON_NULL) {
             return mg_api_err(err, 400, "invalid_request_error", "model",
                               "%s: model must be a string", api->route_path);
         }
+        if (mm != NULL && mm->type == MG_JSON_STRING) {
+            char *name = mg_arena_alloc(a, mm->val_len + 1);
+            long n = mg_json_str_decode(mm->val, mm->val_len, name);
+            /* names are compared byte for byte with their length: a NUL would cut one short */
+            if (n < 0 || (size_t) n != strlen(name)) {
+                return mg_api_err(err, 400, "invalid_request_error", "model",
+                                  "%s: model must not contain a NUL character", api->route_path);
+            }
+            if (!mg_api_utf8_valid(name, (size_t) n)) {
+                return mg_api_err(err, 400, "invalid_request_error", "model",
+                                  "%s: model must be valid UTF-8", api->route_path);
+            }
+            q->model = name;
+        }
+    }
+    if (path_model != NULL && (strlen(path_model) == 0 ||
+                               !mg_api_utf8_valid(path_model, strlen(path_model)))) {
+        return mg_api_err(err, 400, "invalid_request_error", "model",
+                          "%s: model must be valid UTF-8", api->route_path);
     }
     const mg_json_member_t *sm = mg_api_member(q, "stream");
+    if (sm != NULL && sm->type != MG_JSON_TRUE && sm->type != MG_JSON_FALSE &&
+        sm->type != MG_JSON_NULL) {
+        return mg_api_err(err, 400, "invalid_request_error", "stream",
+                          "%s: Invalid type for 'stream': expected a boolean", api->route_path);
+    }
     q->stream = sm != NULL && sm->type == MG_JSON_TRUE;
     const mg_json_member_t *so = mg_api_member(q, "stream_options");
     if (so != NULL && so->type == MG_JSON_OBJECT) {
@@ -263,6 +359,16 @@ mg_api_parse(const mg_api_t *api, mg_arena_t *a, const char *body, size_t len,
     }
     const mg_wire_ops_t *w = mg_api_wire(api->wire);
     return w->validate(q, a, err);
+}
+
+int
+mg_api_check_late(const mg_api_req_t *q, mg_api_err_t *err)
+{
+    if (q->late.status == 0) {
+        return MG_OK;
+    }
+    *err = q->late;
+    return MG_ERROR;
 }
 
 json_t *
@@ -279,6 +385,7 @@ mg_api_req_free(mg_api_req_t *q)
 {
     json_decref(q->neutral);
     q->neutral = NULL;
+    q->late.status = 0;
 }
 
 /* ---- the same-wire body ---- */

@@ -102,6 +102,7 @@ typedef struct {
     bool stream;
     bool include_usage;         /* stream_options.include_usage */
     json_t *neutral;            /* owned: the neutral request, built once on first need */
+    mg_api_err_t late;          /* a refusal that waits until the model resolved (status 0: none) */
 } mg_api_req_t;
 
 /*
@@ -112,6 +113,9 @@ typedef struct {
  */
 int mg_api_parse(const mg_api_t *api, mg_arena_t *a, const char *body, size_t len,
                  const char *path_model, mg_api_req_t *q, mg_api_err_t *err);
+/* What parse found wrong but LiteLLM reports only after the model resolved (an empty
+ * messages list: an unknown model is still "Invalid model name"). MG_ERROR fills err. */
+int mg_api_check_late(const mg_api_req_t *q, mg_api_err_t *err);
 /* The last member named key (as Python's json reads duplicates), or NULL. */
 const mg_json_member_t *mg_api_member(const mg_api_req_t *q, const char *key);
 /* A string member decoded into the arena, or NULL. */
@@ -122,6 +126,11 @@ double mg_api_member_num(const mg_json_member_t *m, double dflt);
 bool mg_api_is_litellm_param(const mg_json_member_t *m);
 bool mg_api_is_litellm_param_str(const char *k);
 void mg_api_req_free(mg_api_req_t *q);
+/* Whether s[0..n) is well-formed UTF-8. */
+bool mg_api_utf8_valid(const char *s, size_t n);
+/* A member that, when present and not null, must be an integer in [min, max]. */
+int mg_api_check_int(const mg_api_req_t *q, const char *key, double min, double max,
+                     mg_api_err_t *err);
 
 /* The neutral request (OpenAI chat JSON, or the embeddings body), built and cached in q. */
 json_t *mg_api_neutral(mg_api_req_t *q, mg_api_err_t *err);

@@ -163,6 +163,14 @@ mg_an_validate(mg_api_req_t *q, mg_arena_t *a, mg_api_err_t *err)
         return mg_api_err(err, 400, "invalid_request_error", "messages",
                           "messages: Input should be a valid list");
     }
+    const char *e = m->val + 1;
+    while (e < m->val + m->val_len && (*e == ' ' || *e == '\n' || *e == '\r' || *e == '\t')) {
+        e++;
+    }
+    if (*e == ']') {
+        mg_api_err(&q->late, 400, "invalid_request_error", "messages",
+                   "messages: List should have at least 1 item after validation, not 0");
+    }
     const mg_json_member_t *st = mg_api_member(q, "stream");
     if (st != NULL && st->type != MG_JSON_TRUE && st->type != MG_JSON_FALSE &&
         st->type != MG_JSON_NULL) {
@@ -178,13 +186,17 @@ mg_an_validate(mg_api_req_t *q, mg_arena_t *a, mg_api_err_t *err)
                           "max_tokens: Field required");
     }
     double v = mg_api_member_num(mt, -1);
-    if (mt->type != MG_JSON_NUMBER || v != floor(v) || v > 9007199254740992.0) {
+    if (mt->type != MG_JSON_NUMBER || !isfinite(v) || v != floor(v)) {
         return mg_api_err(err, 400, "invalid_request_error", "max_tokens",
                           "max_tokens: Input should be a valid integer");
     }
     if (v < 1) {
         return mg_api_err(err, 400, "invalid_request_error", "max_tokens",
                           "max_tokens: Input should be greater than or equal to 1");
+    }
+    if (v > 2147483647.0) {
+        return mg_api_err(err, 400, "invalid_request_error", "max_tokens",
+                          "max_tokens: Input should be less than or equal to 2147483647");
     }
     return MG_OK;
 }

@@ -92,6 +92,25 @@ mg_oa_validate(mg_api_req_t *q, mg_arena_t *a, mg_api_err_t *err)
         return mg_api_err(err, 400, "invalid_request_error", "messages",
                           "%s: 'messages' must be a list of message objects.", api->route_path);
     }
+    if (api->op == MG_OP_CHAT) {
+        /* "[" then only whitespace and "]" */
+        const char *p = nm->val + 1;
+        while (p < nm->val + nm->val_len && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
+            p++;
+        }
+        if (*p == ']') {
+            /* refused once the model is known to exist (mg_api_check_late) */
+            mg_api_err(&q->late, 400, "invalid_request_error", "messages",
+                       "%s: Invalid 'messages': empty array. Expected an array with minimum "
+                       "length 1, but got an empty array instead.", api->route_path);
+        }
+    }
+    /* limits a client may not bend: OpenAI's own bounds */
+    if (mg_api_check_int(q, "max_tokens", 1, 2147483647.0, err) != MG_OK ||
+        mg_api_check_int(q, "max_completion_tokens", 1, 2147483647.0, err) != MG_OK ||
+        mg_api_check_int(q, "n", 1, 128, err) != MG_OK) {
+        return MG_ERROR;
+    }
     return MG_OK;
 }
 

@@ -3,6 +3,8 @@
  */
 #include "mg_buf.h"
 
+#include <stdint.h>
+
 #include "mg_arena.h"
 
 #include <stdio.h>
@@ -98,6 +100,41 @@ mg_buf_free(mg_buf_t *b)
     b->start = b->end = b->cap = 0;
 }
 
+/* Length of the well-formed UTF-8 sequence at s[0..n) (1..4), or 0 if it is not one. */
+static size_t
+mg_buf_utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t k;
+    uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+        k = 1;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        k = 2;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        k = 3;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < k + 1) {
+        return 0;
+    }
+    for (size_t j = 1; j <= k; j++) {
+        if ((s[j] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[j] & 0x3F);
+    }
+    if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return k + 1;
+}
+
 void
 mg_buf_json_str(mg_buf_t *b, const char *s, size_t n)
 {
@@ -107,7 +144,19 @@ mg_buf_json_str(mg_buf_t *b, const char *s, size_t n)
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char) s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            continue;
+        }
+        if (c >= 0x80) {
+            /* well-formed UTF-8 passes; anything else is U+FFFD, so the text stays JSON */
+            size_t k = mg_buf_utf8_len((const unsigned char *) s + i, n - i);
+            if (k > 0) {
+                i += k - 1;
+                continue;
+            }
+            mg_buf_append(b, s + run, i - run);
+            run = i + 1;
+            mg_buf_append(b, "\\ufffd", 6);
             continue;
         }
         mg_buf_append(b, s + run, i - run);

@@ -1240,6 +1240,11 @@ mg_proxy_handle(mg_request_t *r, const char *pm, size_t pml)
     if (!mg_proxy_resolve(r)) {
         return;
     }
+    mg_api_err_t late;
+    if (mg_api_check_late(&r->q, &late) != MG_OK) {
+        mg_proxy_simple_error(r, late.status, late.msg, late.type_json, late.param_json);
+        return;
+    }
     r->primary_group = r->group_name;
     r->max_retries = mg_proxy_group_retries(r);
     r->retries_left = r->max_retries;

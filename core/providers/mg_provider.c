@@ -135,20 +135,29 @@ mg_provider_path_segment(mg_buf_t *out, const char *s)
 void
 mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, const char *query)
 {
-    /* split base into host part and path prefix */
+    /* base as a URL: authority, path, query (the config loader refused userinfo and
+     * fragments); the route goes after the path, the query after the route */
     const char *hp = strstr(base, "://");
     hp = hp ? hp + 3 : base;
     const char *path = hp + strcspn(hp, "/?#");
     size_t hostlen = (size_t) (path - hp);
-    size_t plen = strlen(path);
+    size_t plen = strcspn(path, "?#");
+    const char *bq = path[plen] == '?' ? path + plen + 1 : NULL;
+    size_t bql = bq != NULL ? strcspn(bq, "#") : 0;
     while (plen > 0 && path[plen - 1] == '/') {
         plen--;
     }
     mg_buf_append_str(out, "POST ");
     mg_buf_append(out, path, plen);
     mg_buf_append_str(out, suffix);
-    if (query != NULL) {
-        mg_buf_append_str(out, query);
+    bool q = false;
+    if (query != NULL && query[0] != '\0') {
+        mg_buf_append_str(out, query); /* given with its '?' */
+        q = true;
+    }
+    if (bql > 0) {
+        mg_buf_append(out, q ? "&" : "?", 1);
+        mg_buf_append(out, bq, bql);
     }
     mg_buf_append_str(out, " HTTP/1.1\r\nhost: ");
     mg_buf_append(out, hp, hostlen);

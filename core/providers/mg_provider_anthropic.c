@@ -41,7 +41,7 @@ mg_anth_fingerprint(const mg_provider_t *p, const mg_deployment_t *d, mg_buf_t *
 static void
 mg_anth_path(const char *base, mg_op_t op, mg_buf_t *out)
 {
-    size_t bl = strlen(base);
+    size_t bl = strcspn(base, "?#");
     while (bl > 0 && base[bl - 1] == '/') {
         bl--;
     }

@@ -2,6 +2,7 @@
  * mg_config.c -- config.yaml loading and validation (see mg_config.h).
  */
 #include "mg_config.h"
+#include "mg_registry.h"
 
 #include "../base/mg_arena.h"
 #include "../base/mg_buf.h"
@@ -253,6 +254,181 @@ static const char *const mg_cfg_string_params[] = {
     "litellm_credential_name", "base_model", NULL,
 };
 
+/* litellm_params that reach a request line, a header or a URL (besides every secret). */
+static const char *const mg_cfg_header_params[] = {
+    "model", "api_base", "api_key", "api_version", "custom_llm_provider", "region_name",
+    "aws_region_name", "aws_bedrock_runtime_endpoint", "vertex_project", "vertex_location",
+    "tenant_id", "client_id", "azure_scope", "litellm_credential_name", "base_model",
+    "azure_username", NULL,
+};
+
+/*
+ * A value that reaches a header, a request line or a URL: no CR, LF, NUL or other
+ * control byte (issue 15: "inj\r\nX-Injected: yes" from /model/new went out raw).
+ * The message names the field and the offset, never the value (it may be a secret).
+ */
+static int
+mg_cfg_header_safe(mg_cfg_ctx_t *c, const char *path, const char *field, json_t *v)
+{
+    if (!json_is_string(v)) {
+        return MG_OK;
+    }
+    const unsigned char *s = (const unsigned char *) json_string_value(v);
+    size_t n = json_string_length(v);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < 0x20 || s[i] == 0x7f) {
+            const char *what = s[i] == '\r' ? "a CR" : s[i] == '\n' ? "a LF" : s[i] == 0 ? "a NUL"
+                                                                                        : "a control";
+            return mg_cfg_fail(c, path, "%s must not contain control characters: %s byte at "
+                                        "offset %zu", field, what, i);
+        }
+    }
+    return MG_OK;
+}
+
+/* An RFC 9110 token (header names). */
+static bool
+mg_cfg_token(const char *s)
+{
+    if (s == NULL || s[0] == '\0') {
+        return false;
+    }
+    for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *p) != NULL)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * api_base as a URL: http(s), a host, an optional port, a path and a query (kept and
+ * sent after the route); user:password@ is refused (it is a credential in a URL:
+ * use api_key), and so is a fragment.
+ */
+static int
+mg_cfg_check_api_base(mg_cfg_ctx_t *c, const char *path, const char *base)
+{
+    if (base == NULL || base[0] == '\0') {
+        return MG_OK;
+    }
+    if (strncasecmp(base, "http://", 7) != 0 && strncasecmp(base, "https://", 8) != 0) {
+        return mg_cfg_fail(c, path, "api_base \"%s\" must start with http:// or https://", base);
+    }
+    const char *hp = strstr(base, "://") + 3;
+    size_t authority = strcspn(hp, "/?#");
+    const char *at = memchr(hp, '@', authority);
+    if (at != NULL) {
+        return mg_cfg_fail(c, path, "api_base must not carry credentials (user:password@host): "
+                                    "put the key in api_key");
+    }
+    if (authority == 0) {
+        return mg_cfg_fail(c, path, "api_base has no host");
+    }
+    for (size_t i = 0; i < authority; i++) {
+        unsigned char ch = (unsigned char) hp[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              strchr("-._~:[]%", ch) != NULL)) {
+            return mg_cfg_fail(c, path, "api_base host has an invalid character at offset %zu",
+                               (size_t) (hp - base) + i);
+        }
+    }
+    const char *colon = NULL;
+    for (size_t i = 0; i < authority; i++) {
+        if (hp[i] == ']') {
+            colon = NULL; /* an IPv6 literal's colons are not the port */
+        } else if (hp[i] == ':') {
+            colon = hp + i;
+        }
+    }
+    if (colon != NULL) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (end == colon + 1 || end != hp + authority || port < 1 || port > 65535) {
+            return mg_cfg_fail(c, path, "api_base has an invalid port");
+        }
+    }
+    if (strchr(base, '#') != NULL) {
+        return mg_cfg_fail(c, path, "api_base must not have a #fragment");
+    }
+    for (const unsigned char *q = (const unsigned char *) hp + authority; *q; q++) {
+        if (*q <= 0x20 || *q == 0x7f) {
+            return mg_cfg_fail(c, path, "api_base must not contain spaces or control characters "
+                                        "(offset %zu)", (size_t) ((const char *) q - base));
+        }
+    }
+    return MG_OK;
+}
+
+static int
+mg_cfg_model_safe(mg_cfg_ctx_t *c, json_t *e, const char *path)
+{
+    char p[640];
+    snprintf(p, sizeof(p), "%s.model_name", path);
+    if (mg_cfg_header_safe(c, p, "model_name", json_object_get(e, "model_name")) != MG_OK) {
+        return MG_ERROR;
+    }
+    json_t *id = json_object_get(json_object_get(e, "model_info"), "id");
+    snprintf(p, sizeof(p), "%s.model_info.id", path);
+    if (mg_cfg_header_safe(c, p, "model_info.id", id) != MG_OK) {
+        return MG_ERROR;
+    }
+    json_t *lp = json_object_get(e, "litellm_params");
+    const char *k;
+    json_t *v;
+    json_object_foreach(lp, k, v) {
+        snprintf(p, sizeof(p), "%s.litellm_params.%s", path, k);
+        bool bound = mg_registry_secret_key(k);
+        for (const char *const *h = mg_cfg_header_params; !bound && *h; h++) {
+            bound = strcmp(*h, k) == 0;
+        }
+        if (strcmp(k, "organization") == 0) {
+            if (json_is_array(v)) {
+                size_t i;
+                json_t *o;
+                json_array_foreach(v, i, o) {
+                    if (mg_cfg_header_safe(c, p, "organization", o) != MG_OK) {
+                        return MG_ERROR;
+                    }
+                }
+                continue;
+            }
+            bound = true;
+        }
+        if (bound && mg_cfg_header_safe(c, p, k, v) != MG_OK) {
+            return MG_ERROR;
+        }
+        if ((strcmp(k, "extra_headers") == 0 || strcmp(k, "headers") == 0) && json_is_object(v)) {
+            const char *hn;
+            json_t *hv;
+            json_object_foreach(v, hn, hv) {
+                char hp[768];
+                snprintf(hp, sizeof(hp), "%s.%s", p, hn);
+                if (!mg_cfg_token(hn)) {
+                    return mg_cfg_fail(c, p, "%s: header name \"%s\" is not a valid token", k, hn);
+                }
+                if (mg_cfg_header_safe(c, hp, "a header value", hv) != MG_OK) {
+                    return MG_ERROR;
+                }
+            }
+        }
+        if (strcmp(k, "forward_client_headers") == 0) {
+            if (!json_is_array(v)) {
+                return mg_cfg_fail(c, p, "forward_client_headers must be a list of header names");
+            }
+            size_t i;
+            json_t *hn;
+            json_array_foreach(v, i, hn) {
+                if (!mg_cfg_token(json_string_value(hn))) {
+                    return mg_cfg_fail(c, p, "forward_client_headers[%zu] is not a header name", i);
+                }
+            }
+        }
+    }
+    return MG_OK;
+}
+
 static int
 mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
 {
@@ -326,10 +502,10 @@ mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
         }
     }
     const char *base = json_string_value(json_object_get(lp, "api_base"));
-    if (base != NULL && base[0] != '\0' && strncasecmp(base, "http://", 7) != 0 &&
-        strncasecmp(base, "https://", 8) != 0) {
-        snprintf(mp, sizeof(mp), "%s.api_base", p);
-                rc = mg_cfg_fail(c, mp, "api_base \"%s\" must start with http:// or https://", base);
+    snprintf(mp, sizeof(mp), "%s.api_base", p);
+    if (mg_cfg_header_safe(c, mp, "api_base", json_object_get(lp, "api_base")) != MG_OK ||
+        mg_cfg_check_api_base(c, mp, base) != MG_OK) {
+        rc = MG_ERROR;
         goto fail;
     }
     bool b;
@@ -399,6 +575,10 @@ mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
         }
     } else {
         json_object_set_new(e, "model_info", json_object());
+    }
+    if (mg_cfg_model_safe(c, e, path) != MG_OK) {
+        rc = MG_ERROR;
+        goto fail;
     }
     /* LiteLLM also accepts rpm/tpm at the deployment's top level */
     const char *top[] = {"rpm", "tpm"};

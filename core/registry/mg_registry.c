@@ -874,11 +874,48 @@ mg_registry_secret_key(const char *k)
     return strstr(k, "secret") != NULL || strstr(k, "password") != NULL;
 }
 
+/* api_base with its query values hidden: a query can carry a key (?key=...). */
+static json_t *
+mg_registry_redact_query(const char *base)
+{
+    const char *q = strchr(base, '?');
+    if (q == NULL) {
+        return json_string(base);
+    }
+    mg_buf_t b = MG_BUF_INIT;
+    mg_buf_append(&b, base, (size_t) (q - base) + 1);
+    const char *p = q + 1;
+    while (*p != '\0' && *p != '#') {
+        size_t n = strcspn(p, "&#");
+        const char *eq = memchr(p, '=', n);
+        if (b.end > 0 && mg_buf_head(&b)[mg_buf_len(&b) - 1] != '?') {
+            mg_buf_append(&b, "&", 1);
+        }
+        if (eq != NULL) {
+            mg_buf_append(&b, p, (size_t) (eq - p));
+            mg_buf_append_str(&b, "=<redacted>");
+        } else {
+            mg_buf_append(&b, p, n);
+        }
+        p += n;
+        if (*p == '&') {
+            p++;
+        }
+    }
+    json_t *j = json_string(mg_buf_cstr(&b));
+    mg_buf_free(&b);
+    return j;
+}
+
 json_t *
 mg_registry_deployment_json(const mg_deployment_t *d, bool with_secrets)
 {
     json_t *lp = json_deep_copy(d->litellm_params);
     if (!with_secrets) {
+        const char *ab = json_string_value(json_object_get(lp, "api_base"));
+        if (ab != NULL) {
+            json_object_set_new(lp, "api_base", mg_registry_redact_query(ab));
+        }
         const char *k;
         json_t *v;
         void *tmp;

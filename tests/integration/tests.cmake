@@ -11,3 +11,4 @@ mg_node_test(integration.cli_config integration/cli_config.test.mjs integration 
 mg_node_test(integration.hostile_accept integration/hostile_accept.test.mjs integration TIMEOUT 120)
 mg_node_test(integration.hostile_http integration/hostile_http.test.mjs integration TIMEOUT 120)
 mg_node_test(integration.hostile_heads integration/hostile_heads.test.mjs integration TIMEOUT 120)
+mg_node_test(integration.hostile_fields integration/hostile_fields.test.mjs integration TIMEOUT 180)

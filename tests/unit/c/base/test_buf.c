@@ -133,11 +133,40 @@ test_json_str(void)
     mg_buf_free(&b);
 }
 
+/* Bytes that are not UTF-8 (issue 15: a 400 echoing them was neither UTF-8 nor JSON). */
+static void
+test_json_str_utf8(void)
+{
+    MG_T_CASE("json_str invalid utf-8");
+    static const struct {
+        const char *in;
+        const char *want;
+    } t[] = {
+        {"a\xff" "b", "\"a\\ufffdb\""},                     /* not a lead byte */
+        {"\xc3", "\"\\ufffd\""},                             /* truncated 2-byte */
+        {"\xc0\xaf", "\"\\ufffd\\ufffd\""},               /* overlong '/' */
+        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},   /* a surrogate */
+        {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* above U+10FFFF */
+        {"\xe2\x82\xac \xf0\x9f\x98\x80", "\"\xe2\x82\xac \xf0\x9f\x98\x80\""}, /* kept */
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        mg_buf_t b = MG_BUF_INIT;
+        mg_buf_json_str(&b, t[i].in, strlen(t[i].in));
+        CHECK_STR(mg_buf_cstr(&b), t[i].want);
+        json_error_t je;
+        json_t *v = json_loadb(mg_buf_head(&b), mg_buf_len(&b), JSON_DECODE_ANY, &je);
+        CHECK(v != NULL, "case %zu: not JSON: %s", i, je.text);
+        json_decref(v);
+        mg_buf_free(&b);
+    }
+}
+
 int
 main(void)
 {
     test_append_consume();
     test_printf_cstr();
     test_json_str();
+    test_json_str_utf8();
     return mg_test_done();
 }
