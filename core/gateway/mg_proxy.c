@@ -1165,7 +1165,9 @@ mg_proxy_fail(mg_request_t *r, mg_uperr_t *e)
 {
     mg_deployment_t *d = r->dep;
     mg_log_ctx_t lc = {r->call_id, d ? d->id : NULL, NULL};
-    mg_log(MG_LOG_INFO, &lc, "attempt failed with %d: %s", e->status, e->message);
+    /* our own refusals (a head we would not send) are errors; upstream failures are routine */
+    mg_log(e->cls == MG_ERR_INTERNAL ? MG_LOG_ERROR : MG_LOG_INFO, &lc, "attempt failed with %d: %s",
+           e->status, e->message);
     /* cooldown bookkeeping (shared by all workers) */
     if (d != NULL) {
         mg_route_on_failure(r, d, e);

@@ -252,8 +252,8 @@ mg_route_should_retry(mg_request_t *r, const mg_uperr_t *e, int64_t *wait_ms)
     if (e->content_policy && mg_route_has_cfg(r, "content_policy_fallbacks")) {
         return false;
     }
-    if (e->not_found) {
-        return false;
+    if (e->not_found || e->cls == MG_ERR_INTERNAL) {
+        return false; /* the same request would fail the same way (e.g. a refused head) */
     }
     bool have_fb = mg_route_has_cfg(r, "fallbacks") || r->req_fallbacks != NULL ||
                    mg_route_has_cfg(r, "default_fallbacks");
@@ -307,6 +307,9 @@ mg_route_on_failure(mg_request_t *r, mg_deployment_t *d, const mg_uperr_t *e)
     }
     int st = e->status;
     bool eligible = st == 429 || st == 401 || st == 408 || st == 404 || st >= 500;
+    if (e->cls == MG_ERR_INTERNAL) {
+        eligible = false; /* our own refusal says nothing about the deployment's health */
+    }
     if (!eligible) {
         return;
     }

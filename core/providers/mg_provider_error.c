@@ -296,6 +296,13 @@ mg_provider_error_transport(const mg_provider_t *p, const char *provider_name,
         out->message = mg_provider_error_fmt("litellm.%s", err->msg);
         return;
     }
+    if (err->cls == MG_ERR_INTERNAL) {
+        out->status = 500;
+        out->cls = MG_ERR_INTERNAL;
+        out->message = mg_provider_error_fmt("litellm.InternalServerError: %s - moongate: %s", exc,
+                                             err->msg);
+        return;
+    }
     if (err->cls == MG_ERR_BAD_REQUEST || err->cls == MG_ERR_CONFIG) {
         out->status = 400;
         out->cls = MG_ERR_BAD_REQUEST;
