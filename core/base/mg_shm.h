@@ -48,6 +48,8 @@ typedef struct {
     int32_t draining;           /* instance is shutting down */
     int64_t started_ms;
     char instance_id[40];
+    int32_t requests_inflight;  /* every worker's requests being handled (--limit_concurrency) */
+    int32_t pad2;
     mg_shm_worker_t workers[MG_SHM_MAX_WORKERS];
     size_t arena_size;
     size_t arena_used;          /* only the master allocates (before fork) */

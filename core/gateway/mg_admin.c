@@ -1069,6 +1069,9 @@ mg_admin_policy_info(mg_request_t *r)
     char *with_src = mg_admin_query(r, "source");
     json_t *data = json_array();
     for (int k = 0; k < MG_POLICY__COUNT; k++) {
+        if (specs[k].source == NULL) {
+            continue; /* an optional kind nobody configured */
+        }
         json_t *e = json_pack("{s:s,s:s,s:s,s:s}", "kind", mg_policy_kind_name((mg_policy_kind_t) k),
                               "name", specs[k].name, "origin", specs[k].origin, "sha256", specs[k].hash);
         if (with_src != NULL) {

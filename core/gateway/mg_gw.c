@@ -626,6 +626,20 @@ mg_gw_on_request(mg_http_req_t *hr)
 
     const char *m = hr->head.method;
     size_t ml = hr->head.method_len;
+    int lim = gw->config->limit_concurrency;
+    if (lim > 0 && mg_shm != NULL && strncmp(r->path, "/health", 7) != 0) {
+        /* LiteLLM's --limit_concurrency (uvicorn): 503 past N requests in flight, counted for
+         * the whole instance; health probes are never refused */
+        int32_t now = __atomic_add_fetch(&mg_shm->requests_inflight, 1, __ATOMIC_ACQ_REL);
+        r->counted = true;
+        if (now > lim) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "Service Unavailable: more than %d requests in flight "
+                                       "(--limit_concurrency)", lim);
+            mg_gw_error_raw(r, 503, msg, "\"service_unavailable\"", "null", NULL);
+            return;
+        }
+    }
     if (mg_gw_method_is(m, ml, "OPTIONS")) {
         mg_buf_t h = MG_BUF_INIT;
         mg_gw_common_headers(r, &h);
@@ -681,6 +695,10 @@ mg_gw_on_request(mg_http_req_t *hr)
 void
 mg_gw_finalize(mg_request_t *r)
 {
+    if (r->counted) {
+        r->counted = false;
+        __atomic_sub_fetch(&mg_shm->requests_inflight, 1, __ATOMIC_ACQ_REL);
+    }
     mg_proxy_cleanup(r);
     if (r->att_snap != NULL) {
         mg_snapshot_unref(r->att_snap);

@@ -123,6 +123,7 @@ struct mg_request_s {
     const char *path;               /* after the root path */
     size_t path_len;
     bool is_admin;                  /* authenticated with the master key (or open) */
+    bool counted;                   /* in mg_shm->requests_inflight until finalised */
 
     /* LLM request */
     const mg_api_t *api;            /* static: the client protocol of an LLM route, else NULL */
@@ -136,6 +137,9 @@ struct mg_request_s {
     double req_stream_timeout;
     json_t *req_fallbacks;          /* owned: request-level fallbacks */
     json_t *req_mock;               /* owned: request-level mock_response */
+    const char **tags;              /* arena: the request's tags (body tags, metadata.tags) */
+    int ntags;
+    const char *filter_denied;      /* arena: why the filter policy refused every deployment */
     json_t *req_drop;               /* owned: request-level additional_drop_params */
     json_t *req_drop_all;           /* owned: req_drop + req_drop_for's list */
     const mg_deployment_t *req_drop_for; /* borrowed: the deployment req_drop_all is for */

@@ -122,6 +122,28 @@ mg_proxy_parse(mg_request_t *r, const char *pm, size_t pml)
     if (fb != NULL && fb->type == MG_JSON_ARRAY) {
         r->req_fallbacks = json_loadb(fb->val, fb->val_len, 0, NULL);
     }
+    /* tags (LiteLLM moves body tags into metadata.tags): what tag routing reads */
+    json_t *tags = NULL;
+    const mg_json_member_t *tm = mg_api_member(q, "tags");
+    if (tm != NULL && tm->type == MG_JSON_ARRAY) {
+        tags = json_loadb(tm->val, tm->val_len, 0, NULL);
+    } else if (md != NULL && md->type == MG_JSON_OBJECT) {
+        mg_json_member_t x;
+        if (mg_json_obj_find(md->val, md->val_len, "tags", &x) == 1 && x.type == MG_JSON_ARRAY) {
+            tags = json_loadb(x.val, x.val_len, 0, NULL);
+        }
+    }
+    if (json_array_size(tags) > 0) {
+        r->tags = mg_arena_alloc(r->arena, json_array_size(tags) * sizeof(char *));
+        size_t i;
+        json_t *t;
+        json_array_foreach(tags, i, t) {
+            if (json_is_string(t)) {
+                r->tags[r->ntags++] = mg_arena_strdup(r->arena, json_string_value(t));
+            }
+        }
+    }
+    json_decref(tags);
     const mg_json_member_t *ad = mg_api_member(q, "additional_drop_params");
     if (ad != NULL && ad->type == MG_JSON_ARRAY) {
         r->req_drop = json_loadb(ad->val, ad->val_len, 0, NULL);
@@ -902,7 +924,17 @@ mg_proxy_attempt(mg_request_t *r)
     }
     mg_client_timeouts_t to = {0, (int) tms, (int) tms};
     mg_client_cbs_t cbs = {mg_proxy_on_head, mg_proxy_on_body, mg_proxy_on_done};
-    mg_stats_begin(d->stats_slot);
+    int mp = mg_route_max_parallel(r->snap, d);
+    if (!mg_stats_try_begin(d->stats_slot, mp)) {
+        /* another worker took the last slot since the candidates were ordered */
+        mg_uperr_set(&e, 429, MG_ERR_RATE_LIMITED,
+                     "litellm.RateLimitError: deployment %s of model group %s is at its "
+                     "max_parallel_requests (%d)", d->id, r->group_name, mp);
+        e.rate_limit = true;
+        e.local = true;
+        mg_proxy_fail(r, &e);
+        return;
+    }
     r->stats_begun = true;
     r->state = MG_ATT_UPSTREAM;
     r->client = mg_client_start(d->upstream, r->up_iov, r->up_niov, &to, &cbs, r, &err);
@@ -1251,6 +1283,11 @@ mg_proxy_handle(mg_request_t *r, const char *pm, size_t pml)
     r->max_retries = mg_proxy_group_retries(r);
     r->retries_left = r->max_retries;
     if (!mg_proxy_route_group(r, false)) {
+        if (r->filter_denied != NULL) {
+            /* tag routing: LiteLLM forces its "no deployments with tag routing" to 401 */
+            mg_proxy_simple_error(r, 401, r->filter_denied, "\"None\"", "\"None\"");
+            return;
+        }
         /* every deployment is cooling down: LiteLLM raises inside its fallback logic,
          * so configured fallbacks still apply; the message carries no group suffix */
         mg_route_result_t rr;

@@ -45,6 +45,16 @@ mg_route_cooldown_cfg_s(const mg_snapshot_t *s, const mg_deployment_t *d)
     return v > 0 ? v : 5; /* router-level 0 means the default, as in LiteLLM */
 }
 
+int
+mg_route_max_parallel(const mg_snapshot_t *s, const mg_deployment_t *d)
+{
+    if (d->max_parallel_requests > 0) {
+        return d->max_parallel_requests;
+    }
+    json_t *v = mg_config_router_get(s->config, "default_max_parallel_requests");
+    return json_is_number(v) && json_number_value(v) >= 1 ? mg_clamp_int(json_number_value(v)) : 0;
+}
+
 void
 mg_route_order(mg_request_t *r, mg_route_result_t *rr)
 {
@@ -83,19 +93,49 @@ mg_route_order(mg_request_t *r, mg_route_result_t *rr)
         if (r->fallback_allowed != NULL && r->fallback_depth > 0 && !r->fallback_allowed[d->index]) {
             continue; /* the fallback policy dropped it */
         }
+        int mp = mg_route_max_parallel(r->snap, d);
+        if (mp > 0) {
+            mg_stat_t *st = mg_stats_get(d->stats_slot);
+            if (st != NULL && __atomic_load_n(&st->inflight, __ATOMIC_RELAXED) >= mp) {
+                rr->busy++;
+                continue; /* at its max_parallel_requests: LiteLLM's semaphore is full */
+            }
+        }
         r->order[n++] = d;
     }
     r->norder = n;
     r->order_pos = 0;
     rr->n = n;
     mg_lua_vm_t *vm = mg_gw_vm(r->snap);
-    if (vm == NULL || n == 0) {
-        return; /* the configured order */
-    }
     mg_deployment_t *out[sizeof(r->order) / sizeof(r->order[0])];
     int nout = 0;
     mg_lua_ctx_t ctx = {r->model, g->name, r->stream, r->attempts_in_group + 1,
-                        (int64_t) (r->hr->body_len / 4), NULL, 0, NULL};
+                        (int64_t) (r->hr->body_len / 4), NULL, 0, NULL, r->tags, r->ntags};
+    if (n > 0 && mg_lua_configured(r->snap, MG_POLICY_FILTER)) {
+        /* the filter (tag routing) decides who may serve at all: it fails closed */
+        int frc = vm != NULL && mg_lua_vm_has(vm, MG_POLICY_FILTER)
+                      ? mg_lua_vm_select(vm, MG_POLICY_FILTER, &ctx, r->order, n, out, &nout,
+                                         rr->reason, sizeof(rr->reason))
+                      : MG_ERROR;
+        if (frc == MG_OK) {
+            memcpy(r->order, out, (size_t) nout * sizeof(out[0]));
+            n = r->norder = rr->n = nout;
+        } else {
+            if (frc == MG_ERROR) {
+                r->gw->policy_errors++;
+                snprintf(rr->reason, sizeof(rr->reason), "the filter policy failed: no deployment "
+                                                         "may be chosen without it");
+            }
+            r->norder = rr->n = 0;
+            rr->declined = true;
+            rr->filtered = true;
+            r->filter_denied = mg_arena_strdup(r->arena, rr->reason);
+            return;
+        }
+    }
+    if (vm == NULL || n == 0) {
+        return; /* the configured order */
+    }
     int rc = mg_lua_vm_select(vm, MG_POLICY_ROUTING, &ctx, r->order, n, out, &nout, rr->reason,
                               sizeof(rr->reason));
     if (rc == MG_OK) {
@@ -146,7 +186,8 @@ mg_route_wildcard(mg_request_t *r, const char *name, char *matched, size_t mlen)
         }
         int nout = 0;
         char why[256];
-        mg_lua_ctx_t ctx = {try_name, NULL, r->stream, 1, (int64_t) (r->hr->body_len / 4), NULL, 0, NULL};
+        mg_lua_ctx_t ctx = {try_name, NULL, r->stream, 1, (int64_t) (r->hr->body_len / 4),
+                            NULL, 0, NULL, r->tags, r->ntags};
         int rc = mg_lua_vm_select(vm, MG_POLICY_WILDCARD, &ctx, cands, n, out, &nout, why, sizeof(why));
         if (rc == MG_ERROR) {
             r->gw->policy_errors++;
@@ -307,7 +348,7 @@ mg_route_on_failure(mg_request_t *r, mg_deployment_t *d, const mg_uperr_t *e)
     }
     int st = e->status;
     bool eligible = st == 429 || st == 401 || st == 408 || st == 404 || st >= 500;
-    if (e->cls == MG_ERR_INTERNAL) {
+    if (e->cls == MG_ERR_INTERNAL || e->local) {
         eligible = false; /* our own refusal says nothing about the deployment's health */
     }
     if (!eligible) {
@@ -491,7 +532,8 @@ mg_route_fallback_policy(mg_request_t *r, const mg_uperr_t *e, json_t **groups, 
     int nout = 0;
     char why[256];
     mg_lua_ctx_t ctx = {r->model, r->group_name, r->stream, r->attempts_in_group,
-                        (int64_t) (r->hr->body_len / 4), mg_err_class_name(e->cls), e->status, r->dep};
+                        (int64_t) (r->hr->body_len / 4), mg_err_class_name(e->cls), e->status,
+                        r->dep, r->tags, r->ntags};
     int rc = mg_lua_vm_select(vm, MG_POLICY_FALLBACK, &ctx, cands, n, out, &nout, why, sizeof(why));
     if (rc == MG_ERROR) {
         r->gw->policy_errors++;

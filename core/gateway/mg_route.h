@@ -13,6 +13,8 @@ typedef struct {
     int cooled;                 /* candidates skipped for cooldown */
     double min_cooldown_s;      /* smallest configured cooldown among them */
     bool declined;              /* the routing policy accepted none; reason says why */
+    bool filtered;              /* the filter policy (tag routing) accepted none */
+    int busy;                   /* candidates skipped at their max_parallel_requests */
     char reason[256];
 } mg_route_result_t;
 
@@ -36,6 +38,9 @@ bool mg_route_should_retry(mg_request_t *r, const mg_uperr_t *e, int64_t *wait_m
  */
 void mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e, char **msg, json_t **groups,
                         json_t **repr, uint8_t **allowed, bool *raised);
+/* A deployment's max_parallel_requests (router default_max_parallel_requests when it has
+ * none); 0 = unlimited. */
+int mg_route_max_parallel(const mg_snapshot_t *s, const mg_deployment_t *d);
 /* Uniform [0,1) from the worker's generator. */
 double mg_route_rand(void);
 

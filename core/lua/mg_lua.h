@@ -30,6 +30,7 @@ typedef enum {
     MG_POLICY_ROUTING = 0,
     MG_POLICY_FALLBACK,
     MG_POLICY_WILDCARD,
+    MG_POLICY_FILTER,           /* before routing, only when configured (tag filtering) */
     MG_POLICY__COUNT
 } mg_policy_kind_t;
 
@@ -57,6 +58,8 @@ typedef struct {
     const char *failure_class;
     int failure_status;
     const mg_deployment_t *failure_deployment;
+    const char *const *tags;    /* the request's tags (borrowed), ntags of them */
+    int ntags;
 } mg_lua_ctx_t;
 
 typedef struct {
@@ -89,6 +92,11 @@ void mg_lua_vm_destroy(mg_lua_vm_t *vm);
 int mg_lua_vm_select(mg_lua_vm_t *vm, mg_policy_kind_t kind, const mg_lua_ctx_t *ctx,
                      mg_deployment_t *const *cands, int n, mg_deployment_t **out, int *nout,
                      char *reason, size_t reason_len);
+
+/* Whether the state has a usable policy of kind (the filter kind is optional). */
+bool mg_lua_vm_has(const mg_lua_vm_t *vm, mg_policy_kind_t kind);
+/* Whether the snapshot's config asks for a policy of kind (the filter kind is optional). */
+bool mg_lua_configured(const mg_snapshot_t *s, mg_policy_kind_t kind);
 
 /* Policy names, hashes, origins and error counts, for /moongate/state. */
 json_t *mg_lua_vm_state(const mg_lua_vm_t *vm);

@@ -88,7 +88,7 @@ static mg_lua_vm_t *mg_lua_current; /* the state running a call (single-threaded
 const char *
 mg_policy_kind_name(mg_policy_kind_t k)
 {
-    static const char *names[] = {"routing", "fallback", "wildcard"};
+    static const char *names[] = {"routing", "fallback", "wildcard", "filter"};
     return (int) k >= 0 && k < MG_POLICY__COUNT ? names[k] : "?";
 }
 
@@ -373,6 +373,14 @@ mg_lua_c_ctx_index(lua_State *L)
     case 't':
         if (c != NULL && strcmp(k, "tokens") == 0) {
             lua_pushnumber(L, (lua_Number) c->tokens);
+            return 1;
+        }
+        if (c != NULL && strcmp(k, "tags") == 0) {
+            lua_createtable(L, c->ntags, 0);
+            for (int i = 0; i < c->ntags; i++) {
+                lua_pushstring(L, c->tags[i]);
+                lua_rawseti(L, -2, i + 1);
+            }
             return 1;
         }
         break;
@@ -731,6 +739,10 @@ mg_lua_specs(const mg_snapshot_t *s, mg_lua_spec_t specs[MG_POLICY__COUNT], mg_e
         const char *kn = mg_policy_kind_name((mg_policy_kind_t) k);
         json_t *st = s->store_policies != NULL ? json_object_get(s->store_policies, kn) : NULL;
         json_t *ce = json_object_get(cp, kn);
+        if (k == MG_POLICY_FILTER && ce == NULL && st == NULL) {
+            snprintf(sp->name, sizeof(sp->name), "none"); /* no filter: nothing runs */
+            continue;
+        }
         sp->conf = json_object_get(ce, "conf");
         if (st != NULL && json_is_string(json_object_get(st, "source"))) {
             const char *nm = json_string_value(json_object_get(st, "display_name"));
@@ -869,6 +881,11 @@ mg_lua_vm_create(mg_snapshot_t *snap, const mg_lua_limits_t *lim, mg_err_t *err)
             snprintf(p->load_error, sizeof(p->load_error), "%s", serr.msg);
             continue;
         }
+        if (specs[k].source == NULL) {
+            snprintf(p->name, sizeof(p->name), "none"); /* an optional kind, not configured */
+            snprintf(p->origin, sizeof(p->origin), "none");
+            continue;
+        }
         mg_lua_load_one(vm, bref, &specs[k], p);
         mg_buf_append_str(&vb, p->hash);
         if (!p->ok) {
@@ -887,7 +904,8 @@ mg_lua_vm_create(mg_snapshot_t *snap, const mg_lua_limits_t *lim, mg_err_t *err)
      * keeps it interpreted under the budget. */
     vm->trusted = specs_ok;
     for (int k = 0; k < MG_POLICY__COUNT && vm->trusted; k++) {
-        vm->trusted = vm->pol[k].ok && strcmp(vm->pol[k].origin, "builtin") == 0;
+        vm->trusted = (vm->pol[k].ok && strcmp(vm->pol[k].origin, "builtin") == 0) ||
+                      strcmp(vm->pol[k].origin, "none") == 0;
     }
     if (vm->trusted) {
         lua_sethook(L, NULL, 0, 0);
@@ -1023,6 +1041,9 @@ mg_lua_vm_state(const mg_lua_vm_t *vm)
     json_t *list = json_array();
     for (int k = 0; k < MG_POLICY__COUNT; k++) {
         const mg_lua_pol_t *p = &vm->pol[k];
+        if (strcmp(p->origin, "none") == 0) {
+            continue; /* an optional kind nobody configured */
+        }
         json_t *e = json_pack("{s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:b}", "kind",
                               mg_policy_kind_name((mg_policy_kind_t) k), "name", p->name, "origin",
                               p->origin, "hash", p->hash, "loaded", p->ok, "calls",
@@ -1036,6 +1057,23 @@ mg_lua_vm_state(const mg_lua_vm_t *vm)
     return json_pack("{s:s,s:b,s:I,s:I,s:o}", "version", vm->version, "jit", vm->trusted,
                      "memory_bytes", (json_int_t) vm->mem_used, "registry_version",
                      (json_int_t) (vm->snap ? vm->snap->version : -1), "policies", list);
+}
+
+bool
+mg_lua_vm_has(const mg_lua_vm_t *vm, mg_policy_kind_t kind)
+{
+    return vm != NULL && vm->pol[kind].ok;
+}
+
+bool
+mg_lua_configured(const mg_snapshot_t *s, mg_policy_kind_t kind)
+{
+    if (kind != MG_POLICY_FILTER) {
+        return true;
+    }
+    const char *kn = mg_policy_kind_name(kind);
+    return json_object_get(s->config->policies, kn) != NULL ||
+           (s->store_policies != NULL && json_object_get(s->store_policies, kn) != NULL);
 }
 
 const char *
@@ -1107,7 +1145,7 @@ mg_lua_check(mg_policy_kind_t kind, const char *source, const char *chunkname, j
                 mg_deployment_t *outv[3];
                 int no;
                 char why[256];
-                mg_lua_ctx_t ctx = {"sample/x", "sample", false, 1, 10, "rate_limited", 429, NULL};
+                mg_lua_ctx_t ctx = {"sample/x", "sample", false, 1, 10, "rate_limited", 429, NULL, NULL, 0};
                 int r = mg_lua_vm_select(vm, kind, &ctx, cands, nc, outv, &no, why, sizeof(why));
                 if (r == MG_ERROR) {
                     rc = mg_err_set(err, MG_ERR_POLICY, "%s", vm->pol[kind].last_error);
@@ -1128,6 +1166,9 @@ mg_lua_check_config(const mg_config_t *cfg, mg_err_t *err)
     for (int k = 0; k < MG_POLICY__COUNT; k++) {
         const char *kn = mg_policy_kind_name((mg_policy_kind_t) k);
         json_t *e = json_object_get(pol, kn);
+        if (e == NULL && k == MG_POLICY_FILTER) {
+            continue; /* optional */
+        }
         const char *name = json_string_value(json_object_get(e, "name"));
         const char *origin = json_string_value(json_object_get(e, "origin"));
         const char *src = NULL;
@@ -1157,7 +1198,7 @@ int
 mg_lua_cli(int argc, char **argv)
 {
     if (argc < 3 || strcmp(argv[1], "check") != 0) {
-        fprintf(stderr, "usage: moongate policy check FILE.lua [--kind routing|fallback|wildcard] "
+        fprintf(stderr, "usage: moongate policy check FILE.lua [--kind routing|fallback|wildcard|filter] "
                         "[--conf JSON]\n");
         return 2;
     }
@@ -1191,16 +1232,20 @@ mg_lua_cli(int argc, char **argv)
     mg_policy_kind_t kind = MG_POLICY_ROUTING;
     const char *kn = kind_s;
     if (kn == NULL) {
-        kn = strstr(src, "kind = \"fallback\"") ? "fallback"
+        kn = strstr(src, "kind = \"fallback\"")   ? "fallback"
              : strstr(src, "kind = \"wildcard\"") ? "wildcard"
+             : strstr(src, "kind = \"filter\"")   ? "filter"
                                                    : "routing";
     }
     if (strcmp(kn, "fallback") == 0) {
         kind = MG_POLICY_FALLBACK;
     } else if (strcmp(kn, "wildcard") == 0) {
         kind = MG_POLICY_WILDCARD;
+    } else if (strcmp(kn, "filter") == 0) {
+        kind = MG_POLICY_FILTER;
     } else if (strcmp(kn, "routing") != 0) {
-        fprintf(stderr, "moongate policy check: --kind must be routing, fallback or wildcard\n");
+        fprintf(stderr, "moongate policy check: --kind must be routing, fallback, wildcard or "
+                        "filter\n");
         mg_buf_free(&b);
         return 2;
     }

@@ -24,6 +24,7 @@ mg_usage(FILE *f)
     fprintf(f,
             "usage: moongate [--config PATH] [--host HOST] [--port PORT] [--num_workers N]\n"
             "                [--state_dir DIR] [--debug] [--detailed_debug] [--keepalive_timeout S]\n"
+            "                [--limit_concurrency N]\n"
             "                [--validate_config] [--version]\n"
             "       moongate policy check FILE.lua [--kind routing|fallback|wildcard] [--conf JSON]\n"
             "\n"
@@ -41,7 +42,7 @@ mg_usage(FILE *f)
 /* Flags that take a value and are harmless to ignore. */
 static const char *const mg_ignored_value_flags[] = {
     "--log_config", "--max_requests_before_restart", "--max_requests_before_restart_jitter",
-    "--timeout_worker_healthcheck", "--granian_threads", "--limit_concurrency", "--ciphers",
+    "--timeout_worker_healthcheck", "--granian_threads", "--ciphers",
     "--num_requests", NULL,
 };
 /* Boolean flags that are harmless to ignore. */
@@ -157,6 +158,10 @@ mg_main(int argc, char **argv)
             if ((state_dir = MG_VALUE()) == NULL) return 1;
         } else if (strcmp(f, "--keepalive_timeout") == 0) {
             if ((keepalive = MG_VALUE()) == NULL) return 1;
+        } else if (strcmp(f, "--limit_concurrency") == 0) {
+            const char *v = MG_VALUE();
+            if (v == NULL) return 1;
+            setenv("LIMIT_CONCURRENCY", v, 1); /* read by every process's config */
         } else if (strcmp(f, "--debug") == 0) {
             debug = true;
         } else if (strcmp(f, "--detailed_debug") == 0) {
@@ -216,6 +221,9 @@ mg_main(int argc, char **argv)
         config = NULL;
     }
 
+    if (keepalive != NULL) {
+        setenv("KEEPALIVE_TIMEOUT", keepalive, 1); /* every process's config reads it */
+    }
     mg_config_opts_t opts = {state_dir, false};
     mg_config_t *cfg = NULL;
     mg_err_t err;
@@ -224,12 +232,6 @@ mg_main(int argc, char **argv)
         fprintf(stderr, "moongate: config error: %s\n", err.msg);
         mg_config_unref(cfg);
         return 1;
-    }
-    if (keepalive != NULL) {
-        double s = atof(keepalive);
-        if (s > 0) {
-            cfg->keepalive_timeout_ms = (int) (s * 1000);
-        }
     }
     if (validate) {
         printf("moongate: config OK (%zu models)\n", cfg->nmodels);

@@ -44,6 +44,7 @@ typedef struct {
     bool rate_limit;
     bool timeout;
     bool connection;
+    bool local;                 /* decided here, not by the upstream: no cooldown */
     char type_buf[128];
     char param_buf[128];
     /* the upstream's own error, for clients of the same wire (Anthropic's pass-through) */

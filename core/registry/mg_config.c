@@ -764,6 +764,7 @@ static const char *const mg_cfg_router_known[] = {
     "stream_timeout", "model_group_alias", "enable_pre_call_checks", "redis_host", "redis_port",
     "redis_password", "redis_url", "redis_db", "redis_username", "cache_kwargs",
     "default_litellm_params", "routing_policy", "fallback_policy", "wildcard_policy",
+    "filter_policy",
     "policy_args", "enable_tag_filtering", "tag_filtering_match_any",
     "default_max_parallel_requests", "client_ttl", "cache_responses", "caching_groups",
     "optional_pre_call_checks", "provider_budget_config", "ignore_invalid_deployments",
@@ -895,7 +896,9 @@ mg_cfg_router(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls, json_t *rs)
     }
     bool b;
     if (mg_cfg_bool(c, router, "disable_cooldowns", rsp, &b) != MG_OK ||
-        mg_cfg_bool(c, router, "enable_pre_call_checks", rsp, &b) != MG_OK) {
+        mg_cfg_bool(c, router, "enable_pre_call_checks", rsp, &b) != MG_OK ||
+        mg_cfg_bool(c, router, "enable_tag_filtering", rsp, &b) != MG_OK ||
+        mg_cfg_bool(c, router, "tag_filtering_match_any", rsp, &b) != MG_OK) {
         return MG_ERROR;
     }
     static const char *const fb[] = {"fallbacks", "context_window_fallbacks",
@@ -942,7 +945,8 @@ mg_cfg_router(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls, json_t *rs)
             }
         }
     }
-    static const char *const pol[] = {"routing_policy", "fallback_policy", "wildcard_policy", NULL};
+    static const char *const pol[] = {"routing_policy", "fallback_policy", "wildcard_policy",
+                                      "filter_policy", NULL};
     for (const char *const *k = pol; *k; k++) {
         if (mg_cfg_string(c, router, *k, rsp, &s) != MG_OK) {
             return MG_ERROR;
@@ -1099,11 +1103,20 @@ mg_cfg_policies(mg_cfg_ctx_t *c, mg_config_t *cfg)
     };
     json_t *pol = json_object();
     json_t *args = mg_config_router_get(cfg, "policy_args");
-    const char *kinds[] = {"routing", "fallback", "wildcard"};
-    const char *keys[] = {"routing_policy", "fallback_policy", "wildcard_policy"};
-    const char *dflt[] = {"simple_shuffle", "ordered", "litellm"};
-    for (int k = 0; k < 3; k++) {
+    const char *kinds[] = {"routing", "fallback", "wildcard", "filter"};
+    const char *keys[] = {"routing_policy", "fallback_policy", "wildcard_policy", "filter_policy"};
+    const char *dflt[] = {"simple_shuffle", "ordered", "litellm", NULL};
+    for (int k = 0; k < 4; k++) {
         const char *name = dflt[k];
+        if (k == 3) {
+            /* the filter runs only when asked for: LiteLLM's enable_tag_filtering is ours */
+            if (json_is_true(mg_config_router_get(cfg, "enable_tag_filtering"))) {
+                name = "tags";
+            }
+            if (name == NULL && mg_config_router_get(cfg, keys[k]) == NULL) {
+                continue;
+            }
+        }
         if (k == 0) {
             const char *st = json_string_value(mg_config_router_get(cfg, "routing_strategy"));
             for (size_t i = 0; st != NULL && i < sizeof(strat) / sizeof(strat[0]); i++) {
@@ -1114,6 +1127,10 @@ mg_cfg_policies(mg_cfg_ctx_t *c, mg_config_t *cfg)
         }
         const char *given = json_string_value(mg_config_router_get(cfg, keys[k]));
         json_t *conf = json_object();
+        json_t *tma = mg_config_router_get(cfg, "tag_filtering_match_any");
+        if (k == 3 && json_is_boolean(tma)) {
+            json_object_set(conf, "match_any", tma);
+        }
         if (k == 0 && json_is_object(mg_config_router_get(cfg, "routing_strategy_args"))) {
             json_object_update(conf, mg_config_router_get(cfg, "routing_strategy_args"));
         }
@@ -1354,6 +1371,21 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
     if (opts != NULL && opts->state_dir != NULL) {
         free(cfg->state_dir);
         cfg->state_dir = mg_xstrdup(opts->state_dir);
+    }
+    /* LiteLLM's CLI/env settings: the environment reaches every process and every reload */
+    const char *ka = getenv("KEEPALIVE_TIMEOUT");
+    if (ka != NULL && atof(ka) > 0) {
+        cfg->keepalive_timeout_ms = (int) (atof(ka) * 1000);
+    }
+    const char *lc = getenv("LIMIT_CONCURRENCY");
+    if (lc != NULL && lc[0] != '\0') {
+        char *end;
+        long n = strtol(lc, &end, 10);
+        if (*end != '\0' || n < 1 || n > 10000000) {
+            return mg_cfg_fail(c, "LIMIT_CONCURRENCY", "--limit_concurrency must be a positive "
+                                                       "integer, got \"%s\"", lc);
+        }
+        cfg->limit_concurrency = (int) n;
     }
 
     /* credentials: name -> values merged into deployments that reference them */

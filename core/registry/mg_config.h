@@ -67,6 +67,7 @@ struct mg_config_s {
     int body_timeout_ms;        /* idle time allowed between request body reads */
     int policy_budget_ms;
     int policy_memory_mb;
+    int limit_concurrency;      /* --limit_concurrency / LIMIT_CONCURRENCY: 503 past it, 0 = none */
 
     int nwarnings;
 };

@@ -98,6 +98,28 @@ mg_stats_begin(int slot)
     __atomic_store_n(&s->last_used_ms, mg_time_real_ms(), __ATOMIC_RELAXED);
 }
 
+bool
+mg_stats_try_begin(int slot, int32_t max_inflight)
+{
+    mg_stat_t *s = mg_stats_get(slot);
+    if (s == NULL || max_inflight <= 0) {
+        mg_stats_begin(slot);
+        return true;
+    }
+    int32_t cur = __atomic_load_n(&s->inflight, __ATOMIC_RELAXED);
+    do {
+        if (cur >= max_inflight) {
+            return false;
+        }
+    } while (!__atomic_compare_exchange_n(&s->inflight, &cur, cur + 1, true, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_RELAXED));
+    mg_stats_roll_stat(s, mg_stats_now_minute());
+    __atomic_add_fetch(&s->rpm, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&s->total_requests, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->last_used_ms, mg_time_real_ms(), __ATOMIC_RELAXED);
+    return true;
+}
+
 void
 mg_stats_end(int slot)
 {

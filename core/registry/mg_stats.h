@@ -69,6 +69,9 @@ mg_stats_get(int slot)
 }
 
 void mg_stats_begin(int slot);                  /* inflight++, rpm++ */
+/* mg_stats_begin unless max_inflight (> 0) requests are in flight already, counted by every
+ * worker at once (a CAS: the limit holds exactly); false: nothing was counted. */
+bool mg_stats_try_begin(int slot, int32_t max_inflight);
 /* Resets the per-minute counters if the minute changed (before a policy reads them);
  * minute is mg_stats_this_minute(), read once for a whole candidate list. */
 void mg_stats_roll(int slot, int64_t minute);

@@ -56,7 +56,7 @@ main(int argc, char **argv)
     mg_deployment_t *out[256];
     int nout;
     char why[128];
-    mg_lua_ctx_t ctx = {"g", "g", false, 1, 100, NULL, 0, NULL};
+    mg_lua_ctx_t ctx = {"g", "g", false, 1, 100, NULL, 0, NULL, NULL, 0};
     for (int i = 0; i < 1000; i++) {
         mg_lua_vm_select(vm, MG_POLICY_ROUTING, &ctx, g->deps, (int) g->ndeps, out, &nout, why, sizeof(why));
     }

@@ -158,7 +158,7 @@ pf_select(mg_lua_vm_t *vm, mg_policy_kind_t kind, const mg_lua_ctx_t *ctx, mg_de
 static inline mg_lua_ctx_t
 pf_ctx(const char *group)
 {
-    mg_lua_ctx_t c = {group, group, false, 1, 10, NULL, 0, NULL};
+    mg_lua_ctx_t c = {group, group, false, 1, 10, NULL, 0, NULL, NULL, 0};
     return c;
 }
 

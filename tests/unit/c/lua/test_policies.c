@@ -699,7 +699,7 @@ test_fallback_ordered(void)
     CHECK(pf_jit(vm));
     /* candidates as the gateway builds them: grouped by fallback group, in order */
     mg_deployment_t *c[4] = {pf_dep(s, "fo-c1"), pf_dep(s, "fo-c2"), pf_dep(s, "fo-b1"), pf_dep(s, "fo-a2")};
-    mg_lua_ctx_t ctx = {"fa", "fa", false, 1, 10, "RateLimitError", 429, pf_dep(s, "fo-a1")};
+    mg_lua_ctx_t ctx = {"fa", "fa", false, 1, 10, "RateLimitError", 429, pf_dep(s, "fo-a1"), NULL, 0};
     mg_deployment_t *out[8];
     int nout;
     for (int n = 0; n <= 4; n++) {
@@ -741,7 +741,7 @@ wc_expect(mg_lua_vm_t *vm, mg_snapshot_t *s, const char *model, const char *cons
 {
     mg_deployment_t *c[32], *out[32];
     int n = wc_cands(s, c);
-    mg_lua_ctx_t ctx = {model, NULL, false, 1, 10, NULL, 0, NULL};
+    mg_lua_ctx_t ctx = {model, NULL, false, 1, 10, NULL, 0, NULL, NULL, 0};
     int nout = -1;
     int rc = pf_select(vm, WILDCARD, &ctx, c, n, out, &nout);
     if (nwant == 0) {

@@ -63,7 +63,7 @@ static int sb_nout;
 static int
 sb_call(sb_t *t, const char *model)
 {
-    mg_lua_ctx_t c = {model, "sb", false, 1, 10, NULL, 0, NULL};
+    mg_lua_ctx_t c = {model, "sb", false, 1, 10, NULL, 0, NULL, NULL, 0};
     return pf_select(t->vm, ROUTING, &c, t->g->deps, (int) t->g->ndeps, sb_out, &sb_nout);
 }
 
@@ -438,7 +438,7 @@ test_results(void)
     t = sb_new("local saved\nlocal _M = {}\nfunction _M.select(ctx, c)\n"
                "  if saved == nil then saved = c[#c] end\n  return { saved }\nend\nreturn _M\n", 5, 64);
     CHECK(sb_call(&t, "x") == MG_OK && sb_out[0] == t.g->deps[2]);
-    mg_lua_ctx_t c = {"x", "sb", false, 1, 10, NULL, 0, NULL};
+    mg_lua_ctx_t c = {"x", "sb", false, 1, 10, NULL, 0, NULL, NULL, 0};
     rc = pf_select(t.vm, ROUTING, &c, t.g->deps, 2, sb_out, &sb_nout); /* sb-c not offered */
     CHECK_INT(rc, MG_ERROR);
     CHECK_CONTAINS(pf_last_error(t.vm, ROUTING), "not among this call's candidates");
@@ -506,7 +506,7 @@ test_readonly(void)
                       "local r = ctx.rand(); assert(r >= 0 and r < 1)\n"
                       "assert(ctx.failure == nil)\n"
                       "return c"), 5, 64);
-    mg_lua_ctx_t c = {"m1", "sb", true, 2, 77, NULL, 0, NULL};
+    mg_lua_ctx_t c = {"m1", "sb", true, 2, 77, NULL, 0, NULL, NULL, 0};
     int rc = pf_select(t.vm, ROUTING, &c, t.g->deps, 3, sb_out, &sb_nout);
     CHECK(rc == MG_OK, "ctx fields: %s", pf_last_error(t.vm, ROUTING));
     sb_free(&t);
@@ -739,7 +739,7 @@ test_jit(void)
         json_decref(all);
         if (k == 0) {
             mg_group_t *g = pf_group(s, "sb");
-            mg_lua_ctx_t c = {"spin", "sb", false, 1, 10, NULL, 0, NULL};
+            mg_lua_ctx_t c = {"spin", "sb", false, 1, 10, NULL, 0, NULL, NULL, 0};
             int nout;
             int64_t t0 = pf_now_ns();
             CHECK_INT(pf_select(vm, ROUTING, &c, g->deps, 3, sb_out, &nout), MG_ERROR);
