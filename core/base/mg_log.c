@@ -93,8 +93,7 @@ mg_log_write(mg_log_level_t level, const mg_log_ctx_t *ctx, const char *fmt, ...
     bool cut = n >= (int) sizeof(line) - 1;
     size_t len = cut ? sizeof(line) - 1 : (size_t) n;
     char out[sizeof(line)];
-    size_t m = mg_scrub_fixed(mg_scrub_global(), line, len, cut ? MG_SCRUB_CUT_END : 0, out,
-                              sizeof(out) - 1);
+    size_t m = mg_scrub_fixed_global(line, len, cut ? MG_SCRUB_CUT_END : 0, out, sizeof(out) - 1);
     out[m++] = '\n';
     ssize_t w = write(STDERR_FILENO, out, m);
     (void) w; /* nowhere to report a failed log write */

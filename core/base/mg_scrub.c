@@ -60,6 +60,13 @@ struct mg_scrub_set_s {
 
 static mg_scrub_set_t *mg_scrub_global_set; /* ref: dropped by the next mg_scrub_set_global() */
 
+/* Sets that were global before and that someone else (an old snapshot serving in-flight
+ * requests) still references: the logger keeps scrubbing with them, so a rotated-out key
+ * echoed in a late reply is not logged.  One ref each, dropped once ours is the last. */
+#define MG_SCRUB_RETIRED 4
+static mg_scrub_set_t *mg_scrub_retired[MG_SCRUB_RETIRED];
+static size_t mg_scrub_nretired;
+
 static inline uint64_t
 mg_scrub_key6(const char *p)
 {
@@ -484,12 +491,53 @@ mg_scrub_set_ignored(const mg_scrub_set_t *set)
     return set != NULL ? set->ignored : 0;
 }
 
+static void
+mg_scrub_retired_prune(void)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < mg_scrub_nretired; i++) {
+        if (mg_scrub_retired[i]->refs <= 1) {
+            mg_scrub_set_unref(mg_scrub_retired[i]);
+        } else {
+            mg_scrub_retired[w++] = mg_scrub_retired[i];
+        }
+    }
+    mg_scrub_nretired = w;
+}
+
 void
 mg_scrub_set_global(mg_scrub_set_t *set)
 {
     mg_scrub_set_t *old = mg_scrub_global_set;
     mg_scrub_global_set = mg_scrub_set_ref(set);
-    mg_scrub_set_unref(old);
+    if (set == NULL) {
+        /* cleared: nothing is kept */
+        for (size_t i = 0; i < mg_scrub_nretired; i++) {
+            mg_scrub_set_unref(mg_scrub_retired[i]);
+        }
+        mg_scrub_nretired = 0;
+        mg_scrub_set_unref(old);
+        return;
+    }
+    if (old != NULL && old != set) {
+        if (mg_scrub_nretired == MG_SCRUB_RETIRED) {
+            mg_scrub_set_unref(mg_scrub_retired[0]);
+            memmove(mg_scrub_retired, mg_scrub_retired + 1,
+                    (MG_SCRUB_RETIRED - 1) * sizeof(mg_scrub_retired[0]));
+            mg_scrub_nretired--;
+        }
+        mg_scrub_retired[mg_scrub_nretired++] = old; /* our reference moves here */
+    } else {
+        mg_scrub_set_unref(old);
+    }
+    mg_scrub_retired_prune();
+}
+
+size_t
+mg_scrub_global_retired(void)
+{
+    mg_scrub_retired_prune();
+    return mg_scrub_nretired;
 }
 
 const mg_scrub_set_t *
@@ -1052,8 +1100,10 @@ mg_scrub_rule_colon_name(const char *in, size_t n, size_t i, mg_scrub_spans_t *s
     while (k > 0 && i - k < 4 && (in[k - 1] == ' ' || in[k - 1] == '\t')) {
         k--;
     }
-    if (k > 0 && in[k - 1] == '"') {
+    bool name_quoted = false; /* "name": or 'name': (JSON, Python repr) */
+    if (k > 0 && (in[k - 1] == '"' || in[k - 1] == '\'')) {
         k--;
+        name_quoted = true;
         if (k > 0 && in[k - 1] == '\\') {
             k--;
         }
@@ -1107,13 +1157,20 @@ mg_scrub_rule_colon_name(const char *in, size_t n, size_t i, mg_scrub_spans_t *s
                 m += 2;
                 continue;
             }
-            if ((c == '"' && q != '\'') || (c == '\'' && q == '\'') || c == '\n' || c == '\r') {
+            /* a '"' ends even a '...' value: in JSON text it ends the enclosing string */
+            if (c == '"' || (c == '\'' && q == '\'') || c == '\n' || c == '\r') {
                 break;
             }
             m++;
         }
         if (m > lim) {
             m = lim;
+        }
+        bool closed = m < lim && in[m] != '\n' && in[m] != '\r';
+        /* after an unquoted name (a header line inside a JSON string, say) the quote may be
+         * the end of the enclosing string: only a closed, key-like value is one */
+        if (!name_quoted && !(closed && mg_scrub_keyish(in + j, m - j))) {
+            return;
         }
         if (m > j && !mg_scrub_at(in, m, j, "os.environ/") && !mg_scrub_has_dots(in + j, m - j)) {
             mg_scrub_add(sp, j, m, vflags);
@@ -1191,14 +1248,39 @@ static const unsigned char mg_scrub_trigger[256] = {
 static void
 mg_scrub_scan_shapes(const char *in, size_t n, mg_scrub_spans_t *sp)
 {
+    /* the second byte rejects most triggers before a rule is called ('s' is common) */
     for (size_t i = 0; i < n; i++) {
-        switch (mg_scrub_trigger[(unsigned char) in[i]]) {
-        case 0: break;
-        case 1: mg_scrub_rule_sk(in, n, i, sp); break;
-        case 2: mg_scrub_rule_scheme(in, n, i, sp); break;
-        case 3: mg_scrub_rule_a(in, n, i, sp); break;
-        case 4: mg_scrub_rule_jwt(in, n, i, sp); break;
-        case 5: mg_scrub_rule_pem(in, n, i, sp); break;
+        unsigned t = mg_scrub_trigger[(unsigned char) in[i]];
+        if (t == 0) {
+            continue;
+        }
+        unsigned char c2 = i + 1 < n ? (unsigned char) in[i + 1] : 0;
+        switch (t) {
+        case 1:
+            if (c2 == 'k') {
+                mg_scrub_rule_sk(in, n, i, sp);
+            }
+            break;
+        case 2:
+            if ((c2 | 0x20) == 'e' || (c2 | 0x20) == 'a') {
+                mg_scrub_rule_scheme(in, n, i, sp);
+            }
+            break;
+        case 3:
+            if (c2 == 'I' || c2 == 'K' || c2 == 'S') {
+                mg_scrub_rule_a(in, n, i, sp);
+            }
+            break;
+        case 4:
+            if (c2 == 'y') {
+                mg_scrub_rule_jwt(in, n, i, sp);
+            }
+            break;
+        case 5:
+            if (c2 == '-') {
+                mg_scrub_rule_pem(in, n, i, sp);
+            }
+            break;
         case 6: mg_scrub_rule_query(in, n, i, sp); break;
         case 7:
             mg_scrub_rule_colon_name(in, n, i, sp);
@@ -1242,6 +1324,13 @@ mg_scrub_widen(const char *in, size_t n, mg_scrub_span_t *sp)
             break;
         }
     }
+    /* never split a UTF-8 sequence (an escape's character or a length cap may end inside one) */
+    for (int d = 0; d < 3 && sp->s > 0 && ((unsigned char) in[sp->s] & 0xC0) == 0x80; d++) {
+        sp->s--;
+    }
+    for (int d = 0; d < 3 && sp->e < n && ((unsigned char) in[sp->e] & 0xC0) == 0x80; d++) {
+        sp->e++;
+    }
 }
 
 static int
@@ -1274,13 +1363,17 @@ mg_scrub_settle(const char *in, size_t n, mg_scrub_spans_t *sp)
 }
 
 static void
-mg_scrub_collect(const mg_scrub_set_t *set, const char *in, size_t n, unsigned flags,
-                 mg_scrub_spans_t *sp)
+mg_scrub_collect(const mg_scrub_set_t *const *sets, size_t nsets, const char *in, size_t n,
+                 unsigned flags, mg_scrub_spans_t *sp)
 {
-    mg_scrub_scan_set(set, in, n, sp);
+    for (size_t k = 0; k < nsets; k++) {
+        mg_scrub_scan_set(sets[k], in, n, sp);
+    }
     mg_scrub_scan_shapes(in, n, sp);
     if (flags & MG_SCRUB_CUT_END) {
-        mg_scrub_scan_cut(set, in, n, sp);
+        for (size_t k = 0; k < nsets; k++) {
+            mg_scrub_scan_cut(sets[k], in, n, sp);
+        }
     }
     if (!sp->failed && sp->n > 0) {
         mg_scrub_settle(in, n, sp);
@@ -1363,11 +1456,12 @@ mg_scrub_emit(mg_scrub_out_t *o, const char *p, size_t n)
 static const char mg_scrub_withheld[] = "(text withheld: out of memory while scrubbing secrets)";
 
 static void
-mg_scrub_do(const mg_scrub_set_t *set, const char *in, size_t n, unsigned flags, mg_scrub_out_t *o)
+mg_scrub_do_sets(const mg_scrub_set_t *const *sets, size_t nsets, const char *in, size_t n,
+                 unsigned flags, mg_scrub_out_t *o)
 {
     mg_scrub_span_t stack[MG_SCRUB_STACK_SPANS];
     mg_scrub_spans_t sp = {stack, 0, MG_SCRUB_STACK_SPANS, stack, false};
-    mg_scrub_collect(set, in, n, flags, &sp);
+    mg_scrub_collect(sets, nsets, in, n, flags, &sp);
     if (sp.failed) {
         mg_scrub_emit(o, mg_scrub_withheld, sizeof(mg_scrub_withheld) - 1);
         mg_scrub_spans_free(&sp);
@@ -1383,6 +1477,12 @@ mg_scrub_do(const mg_scrub_set_t *set, const char *in, size_t n, unsigned flags,
     }
     mg_scrub_emit(o, in + pos, n - pos);
     mg_scrub_spans_free(&sp);
+}
+
+static void
+mg_scrub_do(const mg_scrub_set_t *set, const char *in, size_t n, unsigned flags, mg_scrub_out_t *o)
+{
+    mg_scrub_do_sets(&set, 1, in, n, flags, o);
 }
 
 /* ---- public API ---- */
@@ -1405,7 +1505,7 @@ mg_scrub_found(const mg_scrub_set_t *set, const char *in, size_t n)
 {
     mg_scrub_span_t stack[MG_SCRUB_STACK_SPANS];
     mg_scrub_spans_t sp = {stack, 0, MG_SCRUB_STACK_SPANS, stack, false};
-    mg_scrub_collect(set, in, n, 0, &sp);
+    mg_scrub_collect(&set, 1, in, n, 0, &sp);
     bool found = sp.failed || sp.n > 0;
     mg_scrub_spans_free(&sp);
     return found;
@@ -1454,6 +1554,25 @@ mg_scrub_fixed(const mg_scrub_set_t *set, const char *in, size_t n, unsigned fla
     }
     mg_scrub_out_t o = {NULL, false, out, cap - 1, 0};
     mg_scrub_do(set, in, n, flags, &o);
+    out[o.len] = '\0';
+    return o.len;
+}
+
+size_t
+mg_scrub_fixed_global(const char *in, size_t n, unsigned flags, char *out, size_t cap)
+{
+    if (cap == 0) {
+        return 0;
+    }
+    mg_scrub_retired_prune();
+    const mg_scrub_set_t *sets[1 + MG_SCRUB_RETIRED];
+    size_t ns = 0;
+    sets[ns++] = mg_scrub_global_set;
+    for (size_t i = 0; i < mg_scrub_nretired; i++) {
+        sets[ns++] = mg_scrub_retired[i];
+    }
+    mg_scrub_out_t o = {NULL, false, out, cap - 1, 0};
+    mg_scrub_do_sets(sets, ns, in, n, flags, &o);
     out[o.len] = '\0';
     return o.len;
 }

@@ -123,11 +123,19 @@ void mg_scrub_err(const mg_scrub_set_t *set, mg_err_t *err);
 size_t mg_scrub_redact(const char *tok, size_t n, char out[MG_SCRUB_REDACT_MAX + 1]);
 
 /*
- * The process-wide set used by mg_log (every line, every level).  Takes a reference to set
- * (NULL clears) and drops the previous one; a worker calls it whenever its snapshot changes.
+ * The process-wide set used by mg_log (every line, every level).  Takes a reference to set;
+ * a worker calls it whenever its snapshot changes.  The previous set is retired, not
+ * dropped: while anything else (an old snapshot serving in-flight requests) still holds it,
+ * log lines are scrubbed with it too, so a rotated-out key is not logged either (at most 4
+ * retired sets; each is released once the logger's reference is the last).  NULL clears
+ * the current and every retired set (at exit).
  */
 void mg_scrub_set_global(mg_scrub_set_t *set);
 /* Borrowed; valid until the next mg_scrub_set_global(). NULL when none. */
 const mg_scrub_set_t *mg_scrub_global(void);
+/* How many retired sets are still in use (tests, /moongate/state). */
+size_t mg_scrub_global_retired(void);
+/* mg_scrub_fixed() with the global set and the retired ones (what mg_log uses). */
+size_t mg_scrub_fixed_global(const char *in, size_t n, unsigned flags, char *out, size_t cap);
 
 #endif
