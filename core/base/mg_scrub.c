@@ -403,15 +403,25 @@ mg_scrub_set_insert(mg_scrub_set_t *set, mg_buf_t *bytes, const char *p, size_t 
     return true;
 }
 
+/* Longer secrets are indexed by their first 64 KiB (a match still redacts that much). */
+#define MG_SCRUB_MAX_SECRET 65536
+
 mg_scrub_set_t *
 mg_scrub_builder_finish(mg_scrub_builder_t *b)
 {
     mg_scrub_set_t *set = mg_xcalloc(1, sizeof(*set));
     set->refs = 1;
     set->ignored = b->ignored;
-    size_t maxpats = b->n * MG_SCRUB_MAX_FORMS;
+    /* count the forms first, so the index is sized to them (most keys have one form) */
+    mg_scrub_forms_t forms = {MG_BUF_INIT, {0}, {0}, 0};
+    size_t npats = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        size_t len = b->lens[i] > MG_SCRUB_MAX_SECRET ? MG_SCRUB_MAX_SECRET : b->lens[i];
+        mg_scrub_forms(&forms, b->items[i], len);
+        npats += forms.n;
+    }
     size_t slots = 16;
-    while (slots < 2 * maxpats) {
+    while (slots < 2 * npats) {
         slots *= 2;
     }
     set->slots = mg_xmalloc(slots * sizeof(*set->slots));
@@ -420,12 +430,10 @@ mg_scrub_builder_finish(mg_scrub_builder_t *b)
         set->slots[i].head = MG_SCRUB_NONE;
     }
     set->mask = slots - 1;
-    set->pats = mg_xmalloc((maxpats ? maxpats : 1) * sizeof(*set->pats));
+    set->pats = mg_xmalloc((npats ? npats : 1) * sizeof(*set->pats));
     mg_buf_t bytes = MG_BUF_INIT;
-    mg_scrub_forms_t forms = {MG_BUF_INIT, {0}, {0}, 0};
     for (size_t i = 0; i < b->n; i++) {
-        /* secrets longer than a pattern length can hold are cut: the head still matches */
-        size_t len = b->lens[i] > 65536 ? 65536 : b->lens[i];
+        size_t len = b->lens[i] > MG_SCRUB_MAX_SECRET ? MG_SCRUB_MAX_SECRET : b->lens[i];
         mg_scrub_forms(&forms, b->items[i], len);
         for (size_t k = 0; k < forms.n; k++) {
             bool fresh = mg_scrub_set_insert(set, &bytes, forms.buf.data + forms.off[k],
@@ -736,6 +744,13 @@ mg_scrub_boundary(const char *in, size_t i)
     return i >= 6 && in[i - 6] == '\\' && in[i - 5] == 'u' && mg_scrub_is_hex4(in + i - 4);
 }
 
+static inline bool
+mg_scrub_at(const char *in, size_t n, size_t i, const char *lit)
+{
+    size_t l = strlen(lit);
+    return n - i >= l && memcmp(in + i, lit, l) == 0;
+}
+
 /* End of a run of chars accepted by ok() from i (reading "\/" as "/" when ok('/')), bounded. */
 static size_t
 mg_scrub_run(const char *in, size_t n, size_t i, bool (*ok)(unsigned char), size_t max)
@@ -744,6 +759,9 @@ mg_scrub_run(const char *in, size_t n, size_t i, bool (*ok)(unsigned char), size
     bool slash = ok('/');
     while (i < end) {
         unsigned char c = (unsigned char) in[i];
+        if (c == '-' && mg_scrub_at(in, n, i, "-----")) {
+            break; /* PEM armour, never part of a key: the PEM rule needs it intact */
+        }
         if (ok(c)) {
             i++;
         } else if (slash && c == '\\' && i + 1 < n && in[i + 1] == '/') {
@@ -799,13 +817,6 @@ mg_scrub_has_digit(const char *p, size_t n)
         }
     }
     return false;
-}
-
-static inline bool
-mg_scrub_at(const char *in, size_t n, size_t i, const char *lit)
-{
-    size_t l = strlen(lit);
-    return n - i >= l && memcmp(in + i, lit, l) == 0;
 }
 
 static bool
@@ -974,13 +985,17 @@ mg_scrub_rule_pem(const char *in, size_t n, size_t i, mg_scrub_spans_t *sp)
         end = body;
         while (end < lim) {
             unsigned char c = (unsigned char) in[end];
-            if (mg_scrub_is_b64(c) || mg_scrub_is_space(c)) {
-                end++;
+            if ((mg_scrub_is_b64(c) && c != '.') || mg_scrub_is_space(c)) {
+                end++; /* base64 has no '.', so a redaction ("...") ends the body */
             } else if (c == '\\' && end + 1 < n) {
                 end += 2;
             } else {
                 break;
             }
+        }
+        /* already redacted: at most a shown prefix ("sk_") before the "..." */
+        if (end - body <= 3 && mg_scrub_at(in, n, end, "...")) {
+            return;
         }
     }
     mg_scrub_add(sp, body, end, MG_SCRUB_NO_TAIL);

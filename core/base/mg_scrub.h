@@ -10,8 +10,18 @@
  *  - key-shaped tokens, known or not: sk-/sk_ keys, sk_/rk_/pk_ live|test keys, "Bearer x",
  *    "Basic x", sensitive query values (key=, api_key=, token=, sig=, X-Amz-Signature= ...),
  *    AIza Google keys, AKIA/ASIA AWS key ids, sensitive header lines and JSON members
- *    (authorization:, x-api-key:, "api_key": "...", "password": "..." ...), JWTs, PEM
+ *    (authorization:, x-api-key:, "api_key": "...", 'password': '...' ...), JWTs, PEM
  *    private key bodies, and URL userinfo passwords (scheme://user:pass@host).
+ *    Sensitive names ignore case, "-" and "_": authorization, proxy-authorization, and any
+ *    name ending in api_key, secret, password, passwd, access_key, secret_key, private_key,
+ *    master_key, auth_token, access_token, refresh_token, session_token, security_token,
+ *    id_token or bearer_token; in name=value form also key, token, sig, signature,
+ *    credential, pwd and X-Amz-Signature/-Credential.  Values of "name: value" without
+ *    quotes (prose, header lines) and Bearer/Basic tokens are redacted only when they look
+ *    like credentials (8+ characters with a digit, an inner capital, one of + / = _, or 24+
+ *    characters), so "authorization: required" and "Bearer authentication" stay; quoted
+ *    JSON values and name=value values are redacted whatever they look like, except
+ *    "os.environ/..." references.
  * A redacted token reads "sk-...abcd" at most: a well-known 3-character prefix (sk- sk_ rk_
  * pk_ AIz AKI ASI eyJ) if the token has one, "...", and its last 4 characters only when at
  * least 16 others stay hidden and those 4 are plain ASCII key characters (so the tail never
@@ -29,8 +39,11 @@
  * after an escape such as "\n" still starts at a boundary.
  *
  * Output validity: untouched bytes are copied as they are (binary and invalid UTF-8 pass
- * through); a redacted span that starts or ends inside a JSON escape is widened to cover the
- * whole escape, so a valid JSON string stays valid.
+ * through); a redacted span that starts or ends inside a JSON escape or a UTF-8 sequence is
+ * widened to cover all of it, and a quoted value never runs past a '"', so valid JSON stays
+ * valid JSON and valid UTF-8 stays valid UTF-8.  Scrubbing scrubbed text again changes
+ * nothing when tokens are separated (a redaction glued to a following name, as in
+ * "sk_live_...x_key=v", can turn it into a sensitive name the second time).
  *
  * Threading: a set is immutable once built; its refcount is a plain int (it lives in a
  * worker's registry snapshot).  The global set (mg_scrub_set_global) is per process.

@@ -275,6 +275,10 @@ test_kinds(void)
         CHECK(!t_leaks(got, strlen(got), PEM_BODY3, 8), "%s", got);
         free(got);
         mg_buf_free(&b);
+        /* the armour survives other rules, and a redacted body stays as it is */
+        CHECK_SCRUB(NULL, "-----BEGIN PRIVATE KEY-----" PEM_BODY1 " Bearer -----END PRIVATE KEY-----",
+                    "-----BEGIN PRIVATE KEY-----...-----END PRIVATE KEY-----");
+        CHECK_SCRUB(NULL, "-----BEGIN PRIVATE KEY-----...", "-----BEGIN PRIVATE KEY-----...");
         /* certificates and public keys are not secret */
         const char *cert = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----";
         CHECK_SCRUB(NULL, cert, cert);
