@@ -638,7 +638,8 @@ mg_scrub_scan_set(const mg_scrub_set_t *set, const char *in, size_t n, mg_scrub_
             for (uint32_t p = slot->head; p != MG_SCRUB_NONE; p = set->pats[p].next) {
                 const mg_scrub_pat_t *pat = &set->pats[p];
                 if (pat->len > best && pat->len <= n - i &&
-                    memcmp(in + i + MG_SCRUB_MIN_SECRET, set->bytes + pat->off + MG_SCRUB_MIN_SECRET,
+                    memcmp(in + i + MG_SCRUB_MIN_SECRET,
+                           set->bytes + pat->off + MG_SCRUB_MIN_SECRET,
                            pat->len - MG_SCRUB_MIN_SECRET) == 0) {
                     best = pat->len;
                 }
@@ -846,7 +847,8 @@ mg_scrub_rule_sk(const char *in, size_t n, size_t i, mg_scrub_spans_t *sp)
         return;
     }
     char sep = in[i + 2];
-    bool live = sep == '_' && (mg_scrub_at(in, n, i + 3, "live_") || mg_scrub_at(in, n, i + 3, "test_"));
+    bool live = sep == '_' &&
+                (mg_scrub_at(in, n, i + 3, "live_") || mg_scrub_at(in, n, i + 3, "test_"));
     if (in[i] != 's' && !live) {
         return;
     }
@@ -856,7 +858,8 @@ mg_scrub_rule_sk(const char *in, size_t n, size_t i, mg_scrub_spans_t *sp)
     size_t b = i + 3;
     size_t end = mg_scrub_run(in, n, b, mg_scrub_is_tok, 4096);
     size_t blen = end - b;
-    if ((live && blen >= 5 + 8) || (blen >= 8 && (blen >= 20 || mg_scrub_has_digit(in + b, blen)))) {
+    if ((live && blen >= 5 + 8) ||
+        (blen >= 8 && (blen >= 20 || mg_scrub_has_digit(in + b, blen)))) {
         mg_scrub_add(sp, i, end, 0);
     }
 }
@@ -1144,7 +1147,8 @@ mg_scrub_rule_colon_name(const char *in, size_t n, size_t i, mg_scrub_spans_t *s
     if (flags & MG_SCRUB_N_SCHEME) {
         /* a scheme word to keep: letters that do not look like a key, or SigV4's name */
         size_t w = j;
-        while (w < n && w - j < 16 && ((in[w] >= 'a' && in[w] <= 'z') || (in[w] >= 'A' && in[w] <= 'Z'))) {
+        while (w < n && w - j < 16 &&
+               ((in[w] >= 'a' && in[w] <= 'z') || (in[w] >= 'A' && in[w] <= 'Z'))) {
             w++;
         }
         if (mg_scrub_keyish(in + j, w - j)) {
@@ -1395,7 +1399,8 @@ mg_scrub_collect(const mg_scrub_set_t *const *sets, size_t nsets, const char *in
     }
 }
 
-static const char *const mg_scrub_prefixes[] = {"sk-", "sk_", "rk_", "pk_", "AIz", "AKI", "ASI", "eyJ"};
+static const char *const mg_scrub_prefixes[] = {"sk-", "sk_", "rk_", "pk_",
+                                                 "AIz", "AKI", "ASI", "eyJ"};
 
 static bool
 mg_scrub_is_tailc(unsigned char c)

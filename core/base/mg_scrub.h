@@ -66,7 +66,8 @@
 #define MG_SCRUB_REDACT_MAX 10
 
 /* mg_scrub_ex() flags. */
-#define MG_SCRUB_CUT_END 0x1u /* the text was truncated: also redact a known secret's head at the end */
+/* the text was truncated: also redact a known secret's head (4+ bytes) at its very end */
+#define MG_SCRUB_CUT_END 0x1u
 
 typedef struct mg_scrub_set_s mg_scrub_set_t;
 
@@ -110,7 +111,8 @@ size_t mg_scrub_set_ignored(const mg_scrub_set_t *set);
  */
 void mg_scrub(const mg_scrub_set_t *set, const char *in, size_t n, mg_buf_t *out);
 /* mg_scrub() with flags (MG_SCRUB_CUT_END). */
-void mg_scrub_ex(const mg_scrub_set_t *set, const char *in, size_t n, unsigned flags, mg_buf_t *out);
+void mg_scrub_ex(const mg_scrub_set_t *set, const char *in, size_t n, unsigned flags,
+                 mg_buf_t *out);
 /* True if mg_scrub() would change in[0..n) (callers may then skip the copy). */
 bool mg_scrub_found(const mg_scrub_set_t *set, const char *in, size_t n);
 /* A scrubbed malloc'd copy of a C string (free() it); NULL in, NULL out. */

@@ -153,7 +153,9 @@ test_kinds(void)
         char *esc = t_json_slash(AWS_SECRET);
         char body[512];
         snprintf(body, sizeof(body),
-                 "{\"error\":{\"message\":\"The security token %s is invalid\",\"code\":403}}", esc);
+                 "{\"error\":{\"message\":\"The security token %s is invalid\","
+                 "\"code\":403}}",
+                 esc);
         size_t n;
         char *got = t_scrub_n(set, body, strlen(body), &n);
         CHECK(!t_leaks(got, n, esc, 8), "escaped secret survived: %s", got);
@@ -191,7 +193,8 @@ test_kinds(void)
                 "generateContent?key=AIz...MBWY&alt=sse failed");
     CHECK_SCRUB(NULL, "GET /v1/x?api_key=abc123def456&model=m", "GET /v1/x?api_key=...&model=m");
     CHECK_SCRUB(NULL, "GET /v1/x?api-key=abc123def456#frag", "GET /v1/x?api-key=...#frag");
-    CHECK_SCRUB(NULL, "wss://h/ws?access_token=q1w2e3r4t5y6&v=2", "wss://h/ws?access_token=...&v=2");
+    CHECK_SCRUB(NULL, "wss://h/ws?access_token=q1w2e3r4t5y6&v=2",
+                "wss://h/ws?access_token=...&v=2");
     CHECK_SCRUB(NULL, "https://acct.blob.core.windows.net/c/b?sv=2022&sig=Xy%2Bz9%3D&se=1",
                 "https://acct.blob.core.windows.net/c/b?sv=2022&sig=...&se=1");
     CHECK_SCRUB(NULL, "https://b.s3.amazonaws.com/k?X-Amz-Credential=" AWS_ID
@@ -212,7 +215,8 @@ test_kinds(void)
     CHECK_SCRUB(NULL, "x-api-key: 0123456789abcdefabcd0123456789\nnext",
                 "x-api-key: ...6789\nnext");
     CHECK_SCRUB(NULL, "api-key: Kq7Z2mB9xW4t", "api-key: ...");
-    CHECK_SCRUB(NULL, "{\"headers\":{\"Authorization\":\"Bearer abc.def.ghi\",\"x-api-key\":\"k\"}}",
+    CHECK_SCRUB(NULL,
+                "{\"headers\":{\"Authorization\":\"Bearer abc.def.ghi\",\"x-api-key\":\"k\"}}",
                 "{\"headers\":{\"Authorization\":\"Bearer ...\",\"x-api-key\":\"...\"}}");
     CHECK_SCRUB(NULL, "{\"api_key\": \"hunter22hunter22\", \"password\":\"pw\", "
                       "\"x\": \"os.environ/OPENAI_API_KEY\", \"n\": null}",
@@ -227,9 +231,10 @@ test_kinds(void)
 
     MG_T_CASE("AWS key id and secret");
     {
-        const char *sigv4 = "Authorization: AWS4-HMAC-SHA256 Credential=" AWS_ID
-                            "/20240101/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, "
-                            "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7";
+        const char *sigv4 =
+            "Authorization: AWS4-HMAC-SHA256 Credential=" AWS_ID
+            "/20240101/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, "
+            "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7";
         char *got = t_scrub(NULL, sigv4);
         CHECK(strstr(got, "AKIAIOSF") == NULL && strstr(got, "5d672d79") == NULL, "%s", got);
         CHECK_CONTAINS(got, "SignedHeaders=host;x-amz-date");
@@ -237,7 +242,8 @@ test_kinds(void)
         CHECK_SCRUB(NULL, "The access key ID " AWS_ID " does not exist",
                     "The access key ID AKI... does not exist");
         CHECK_SCRUB(NULL, "temporary ASIAY34FZKBOKMUTVV7A expired", "temporary ASI... expired");
-        CHECK_SCRUB(set, "aws_secret_access_key = " AWS_SECRET "\n", "aws_secret_access_key = ...EKEY\n");
+        CHECK_SCRUB(set, "aws_secret_access_key = " AWS_SECRET "\n",
+                    "aws_secret_access_key = ...EKEY\n");
     }
 
     MG_T_CASE("Google API key");
@@ -251,7 +257,8 @@ test_kinds(void)
         CHECK_STR(got, "key: -----BEGIN PRIVATE KEY-----...-----END PRIVATE KEY-----\nrest");
         free(got);
         /* unknown key inside a service-account JSON file: escaped newlines */
-        const char *js = "{\"type\":\"service_account\",\"private_key\":\"-----BEGIN RSA PRIVATE KEY-----"
+        const char *js = "{\"type\":\"service_account\","
+                         "\"private_key\":\"-----BEGIN RSA PRIVATE KEY-----"
                          "\\n" PEM_BODY1 "\\n" PEM_BODY2 "\\n-----END RSA PRIVATE KEY-----\\n\","
                          "\"client_email\":\"sa@p.iam.gserviceaccount.com\"}";
         got = t_scrub(NULL, js);
@@ -276,11 +283,13 @@ test_kinds(void)
         free(got);
         mg_buf_free(&b);
         /* the armour survives other rules, and a redacted body stays as it is */
-        CHECK_SCRUB(NULL, "-----BEGIN PRIVATE KEY-----" PEM_BODY1 " Bearer -----END PRIVATE KEY-----",
+        CHECK_SCRUB(NULL,
+                    "-----BEGIN PRIVATE KEY-----" PEM_BODY1 " Bearer -----END PRIVATE KEY-----",
                     "-----BEGIN PRIVATE KEY-----...-----END PRIVATE KEY-----");
         CHECK_SCRUB(NULL, "-----BEGIN PRIVATE KEY-----...", "-----BEGIN PRIVATE KEY-----...");
         /* certificates and public keys are not secret */
-        const char *cert = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----";
+        const char *cert =
+            "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----";
         CHECK_SCRUB(NULL, cert, cert);
     }
 
@@ -294,7 +303,8 @@ test_kinds(void)
     CHECK_SCRUB(NULL, "redis://:hunter2pw@cache:6379/0", "redis://:...@cache:6379/0");
     CHECK_SCRUB(NULL, "{\"u\":\"https:\\/\\/bob:pw9zz@h.example\\/x\"}",
                 "{\"u\":\"https:\\/\\/bob:...@h.example\\/x\"}");
-    CHECK_SCRUB(NULL, "https://x-access-token:ghs_16C7e42F292c6912E7710c838347Ae178B4a@github.com/o/r",
+    CHECK_SCRUB(NULL,
+                "https://x-access-token:ghs_16C7e42F292c6912E7710c838347Ae178B4a@github.com/o/r",
                 "https://x-access-token:...8B4a@github.com/o/r");
     CHECK_SCRUB(NULL, "ssh://git@github.com/o/r", "ssh://git@github.com/o/r");
     /* the configured database password, even outside a URL, as written and encoded */
@@ -337,7 +347,8 @@ test_kinds(void)
     }
 
     MG_T_CASE("tokens next to JSON escapes");
-    CHECK_SCRUB(NULL, "{\"m\":\"first\\nsk-abcdef0123456789abcdefgh\\nBearer ab\\/cd0123456789\\/efgh\"}",
+    CHECK_SCRUB(NULL,
+                "{\"m\":\"first\\nsk-abcdef0123456789abcdefgh\\nBearer ab\\/cd0123456789\\/efgh\"}",
                 "{\"m\":\"first\\nsk-...efgh\\nBearer ...efgh\"}");
     CHECK_SCRUB(NULL, "{\"m\":\"\\u0022" GOOGLE_KEY "\\u0022\"}",
                 "{\"m\":\"\\u0022AIz...MBWY\\u0022\"}");
@@ -451,7 +462,8 @@ test_ordinary(void)
     got = t_scrub_n(set, buf, sizeof(buf), &n);
     CHECK(n == sizeof(buf) - strlen(AZURE_KEY) + 7 && memcmp(got, buf, 101) == 0 &&
               memcmp(got + 101, "...5a6b", 7) == 0 &&
-              memcmp(got + 108, buf + 101 + strlen(AZURE_KEY), sizeof(buf) - 101 - strlen(AZURE_KEY)) == 0,
+              memcmp(got + 108, buf + 101 + strlen(AZURE_KEY),
+                     sizeof(buf) - 101 - strlen(AZURE_KEY)) == 0,
           "bytes around the secret changed");
     free(got);
     mg_scrub_set_unref(set);
@@ -538,7 +550,8 @@ test_wrappers(void)
 
     MG_T_CASE("json_str: one pass, valid JSON, scrubbed");
     {
-        const char *msg = "upstream said: \"Incorrect API key provided: " OPENAI_KEY "\"\n\ttab \x01";
+        const char *msg =
+            "upstream said: \"Incorrect API key provided: " OPENAI_KEY "\"\n\ttab \x01";
         mg_buf_t b = MG_BUF_INIT;
         mg_scrub_json_str(set, msg, strlen(msg), &b);
         json_error_t je;
@@ -564,7 +577,8 @@ test_wrappers(void)
         CHECK_STR(mg_scrub_arena(&a, set, "", 0), "");
         mg_arena_destroy(&a);
         char f[12];
-        size_t fl = mg_scrub_fixed(set, "abc " AZURE_KEY " tail", 9 + strlen(AZURE_KEY), 0, f, sizeof(f));
+        size_t fl =
+            mg_scrub_fixed(set, "abc " AZURE_KEY " tail", 9 + strlen(AZURE_KEY), 0, f, sizeof(f));
         CHECK_INT(fl, 11);
         CHECK_STR(f, "abc ...5a6b");
         /* a cut text ends with a secret's head: redacted only when flagged as cut */
@@ -693,8 +707,9 @@ test_property(void)
         for (size_t k = 0; k < ns; k++) {
             size_t sl = strlen(secrets[k]);
             for (size_t w = 0; w + 8 <= sl; w++) {
-                leak = leak || (memmem(got, n, secrets[k] + w, 8) != NULL &&
-                                memmem(mg_buf_head(&want), mg_buf_len(&want), secrets[k] + w, 8) == NULL);
+                const char *piece = secrets[k] + w;
+                leak = leak || (memmem(got, n, piece, 8) != NULL &&
+                                memmem(mg_buf_head(&want), mg_buf_len(&want), piece, 8) == NULL);
             }
         }
         for (size_t k = 0; k < nforms; k++) {
@@ -726,8 +741,10 @@ test_json_stays_valid(void)
     static const char *const bits[] = {
         "sk-", "sk_live_", "Ab12Cd34Ef56Gh78", "Bearer ", "Basic ", "key=", "api_key=", ":",
         "\"", "\\", "/", "\n", "@", "https://", "u:p", "eyJ", "hbGciOiJIUzI1", ".", "AIza",
-        "SyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", "AKIA", "IOSFODNN7EXAMPLE", "-----BEGIN PRIVATE KEY-----",
-        "-----END PRIVATE KEY-----", "authorization: ", "\"password\": \"", "x", " ", "\x01", "'api_key': '", "Bearer\\/", "\\u00e4", "\\\\\\\"",
+        "SyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY", "AKIA", "IOSFODNN7EXAMPLE",
+        "-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", "authorization: ",
+        "\"password\": \"", "x", " ", "\x01", "'api_key': '", "Bearer\\/", "\\u00e4",
+        "\\\\\\\"",
         "\xc3\xa4", "3f2a9c7e1b4d4e8f", "9a0b1c2d3e4f5a6b", "%2F", "&", "\\u", "0022",
     };
     const char *known[] = {AZURE_KEY, "9a0b1c2d3e4f5a6b\"x", "a/b\\c\"d/e"};
@@ -938,7 +955,8 @@ bench(void)
         mg_scrub(NULL, mg_buf_head(&body), mg_buf_len(&body), &out);
     }
     double t2 = t_now();
-    const char *line = "2024-05-01T12:34:56.789Z [warn] worker[1] req=5f0c3e6a deployment=\"gpt4o-east\": "
+    const char *line = "2024-05-01T12:34:56.789Z [warn] worker[1] req=5f0c3e6a "
+                       "deployment=\"gpt4o-east\": "
                        "upstream answered 429 (rate limited), retrying on the next deployment";
     char fixed[4096];
     double t3 = t_now();
