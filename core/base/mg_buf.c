@@ -136,11 +136,10 @@ mg_buf_utf8_len(const unsigned char *s, size_t n)
 }
 
 void
-mg_buf_json_str(mg_buf_t *b, const char *s, size_t n)
+mg_buf_json_escape(mg_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    mg_buf_reserve(b, n + 2);
-    b->data[b->end++] = '"';
+    mg_buf_reserve(b, n);
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char) s[i];
@@ -183,6 +182,14 @@ mg_buf_json_str(mg_buf_t *b, const char *s, size_t n)
         mg_buf_append(b, esc, el);
     }
     mg_buf_append(b, s + run, n - run);
+}
+
+void
+mg_buf_json_str(mg_buf_t *b, const char *s, size_t n)
+{
+    mg_buf_reserve(b, n + 2);
+    b->data[b->end++] = '"';
+    mg_buf_json_escape(b, s, n);
     mg_buf_append(b, "\"", 1);
 }
 

@@ -43,6 +43,8 @@ void mg_buf_vprintf(mg_buf_t *b, const char *fmt, va_list ap);
 void mg_buf_consume(mg_buf_t *b, size_t n);
 void mg_buf_reset(mg_buf_t *b);
 void mg_buf_free(mg_buf_t *b);
+/* Appends s[0..n) escaped for the inside of a JSON string (no quotes). */
+void mg_buf_json_escape(mg_buf_t *b, const char *s, size_t n);
 /* Appends a JSON string literal (with quotes) for s[0..n); bytes that are not
  * well-formed UTF-8 become U+FFFD, so the output is always valid JSON. */
 void mg_buf_json_str(mg_buf_t *b, const char *s, size_t n);

@@ -1,11 +1,16 @@
 /*
  * mg_log.c -- formatting and writing log lines.  Owns the process role string.
  * Single-threaded per process; each line is written with one write(2) so lines
- * from different workers do not interleave.
+ * from different workers do not interleave.  Every line, at every level, goes through
+ * the scrubber with the process's current secret set (mg_scrub_set_global) before it
+ * is written, so a secret passed by mistake never reaches the log.
  */
 #include "mg_log.h"
 
+#include "mg_scrub.h"
+
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -84,11 +89,13 @@ mg_log_write(mg_log_level_t level, const mg_log_ctx_t *ctx, const char *fmt, ...
     if (ctx != NULL && ctx->action != NULL && n < (int) sizeof(line)) {
         n += snprintf(line + n, sizeof(line) - n, " while %s", ctx->action);
     }
-    if (n >= (int) sizeof(line) - 1) {
-        n = (int) sizeof(line) - 2;
-    }
-    line[n++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, (size_t) n);
+    /* a line cut to fit may end in a secret's head: the scrubber then redacts heads too */
+    bool cut = n >= (int) sizeof(line) - 1;
+    size_t len = cut ? sizeof(line) - 1 : (size_t) n;
+    char out[sizeof(line)];
+    size_t m = mg_scrub_fixed_global(line, len, cut ? MG_SCRUB_CUT_END : 0, out, sizeof(out) - 1);
+    out[m++] = '\n';
+    ssize_t w = write(STDERR_FILENO, out, m);
     (void) w; /* nowhere to report a failed log write */
 }
 
@@ -99,11 +106,8 @@ mg_log_redact(const char *secret, char *out, size_t outlen)
         snprintf(out, outlen, "(none)");
         return out;
     }
-    size_t len = strlen(secret);
-    if (len <= 8) {
-        snprintf(out, outlen, "...");
-        return out;
-    }
-    snprintf(out, outlen, "%s...%s", strncmp(secret, "sk-", 3) == 0 ? "sk-" : "", secret + len - 4);
+    char red[MG_SCRUB_REDACT_MAX + 1];
+    mg_scrub_redact(secret, strlen(secret), red);
+    snprintf(out, outlen, "%s", red);
     return out;
 }

@@ -3,7 +3,9 @@
  *
  * Every line carries the process role and worker id; a request's lines also
  * carry its id, the deployment where known, and the action in progress.
- * Never pass a secret to these functions: use mg_log_redact() for keys.
+ * Never pass a secret to these functions: use mg_log_redact() for keys.  As a safety
+ * net every line is scrubbed (mg_scrub.h) with the process's current secret set and
+ * the key-shape rules before it is written.
  */
 #ifndef MG_LOG_H
 #define MG_LOG_H
@@ -43,7 +45,8 @@ void mg_log_write(mg_log_level_t level, const mg_log_ctx_t *ctx, const char *fmt
         }                                                                                          \
     } while (0)
 
-/* Writes "sk-...abcd" (at most the last 4 characters) of a secret into out. */
+/* Writes "sk-...abcd" (mg_scrub_redact(): at most a known prefix and the last 4) of a
+ * secret into out; "(none)" for NULL or "". */
 const char *mg_log_redact(const char *secret, char *out, size_t outlen);
 
 #endif

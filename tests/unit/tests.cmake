@@ -15,6 +15,7 @@ set(MG_UNIT_C_TESTS
   base/test_arena
   base/test_util
   base/test_metrics
+  base/test_scrub
   http/test_http_parse
   http/test_sse
   registry/test_yaml
