@@ -1598,6 +1598,30 @@ mg_scrub_fixed_global(const char *in, size_t n, unsigned flags, char *out, size_
 }
 
 void
+mg_scrub_global_buf(const char *in, size_t n, mg_buf_t *out)
+{
+    mg_scrub_retired_prune();
+    const mg_scrub_set_t *sets[1 + MG_SCRUB_RETIRED];
+    size_t ns = 0;
+    sets[ns++] = mg_scrub_global_set;
+    for (size_t i = 0; i < mg_scrub_nretired; i++) {
+        sets[ns++] = mg_scrub_retired[i];
+    }
+    mg_scrub_out_t o = {out, false, NULL, 0, 0};
+    mg_scrub_do_sets(sets, ns, in, n, 0, &o);
+}
+
+char *
+mg_scrub_global_cstr(const char *s)
+{
+    mg_buf_t b = MG_BUF_INIT;
+    mg_scrub_global_buf(s, strlen(s), &b);
+    char *r = mg_xstrndup(b.data ? mg_buf_head(&b) : "", mg_buf_len(&b));
+    mg_buf_free(&b);
+    return r;
+}
+
+void
 mg_scrub_err(const mg_scrub_set_t *set, mg_err_t *err)
 {
     if (err == NULL) {

@@ -148,6 +148,10 @@ size_t mg_scrub_redact(const char *tok, size_t n, char out[MG_SCRUB_REDACT_MAX +
 void mg_scrub_set_global(mg_scrub_set_t *set);
 /* Borrowed; valid until the next mg_scrub_set_global(). NULL when none. */
 const mg_scrub_set_t *mg_scrub_global(void);
+/* mg_scrub() with the global set and the retired ones, appended to out. */
+void mg_scrub_global_buf(const char *in, size_t n, mg_buf_t *out);
+/* The same as a malloc'd C string. */
+char *mg_scrub_global_cstr(const char *s);
 /* How many retired sets are still in use (tests, /moongate/state). */
 size_t mg_scrub_global_retired(void);
 /* mg_scrub_fixed() with the global set and the retired ones (what mg_log uses). */

@@ -11,6 +11,7 @@
 #include "mg_gw.h"
 
 #include "../base/mg_log.h"
+#include "../base/mg_scrub.h"
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
@@ -221,7 +222,9 @@ mg_admin_readiness(mg_request_t *r)
                             json_real((double) (mg_time_mono_ms() - gw->snap->created_mono_ms) / 1000.0));
     }
     if (!gw->ready) {
-        json_object_set_new(mg, "reason", json_string(gw->not_ready_reason));
+        char *reason = mg_scrub_global_cstr(gw->not_ready_reason); /* e.g. a store URL */
+        json_object_set_new(mg, "reason", json_string(reason));
+        free(reason);
     } else if (!ok) {
         json_object_set_new(mg, "reason", json_string(draining ? "shutting down"
                                                                : "not every worker has loaded "
@@ -362,7 +365,7 @@ mg_admin_model_info(mg_request_t *r)
             return;
         }
         json_t *b = json_pack("{s:[o]}", "data", mg_admin_dep_info(d));
-        mg_gw_json(r, 200, b);
+        mg_gw_json_scrubbed(r, 200, b);
         json_decref(b);
         return;
     }
@@ -371,7 +374,7 @@ mg_admin_model_info(mg_request_t *r)
         json_array_append_new(data, mg_admin_dep_info(&s->deps[i]));
     }
     json_t *b = json_pack("{s:o}", "data", data);
-    mg_gw_json(r, 200, b);
+    mg_gw_json_scrubbed(r, 200, b);
     json_decref(b);
 }
 
@@ -418,7 +421,7 @@ mg_admin_model_group_info(mg_request_t *r)
         json_array_append_new(data, e);
     }
     json_t *b = json_pack("{s:o}", "data", data);
-    mg_gw_json(r, 200, b);
+    mg_gw_json_scrubbed(r, 200, b);
     json_decref(b);
 }
 
@@ -784,7 +787,7 @@ mg_admin_state(mg_request_t *r)
                           "version", MG_VERSION, "started_ms",
                           (json_int_t) (mg_shm ? mg_shm->started_ms : r->gw->started_ms),
                           "workers", workers, "deployments", mg_stats_json());
-    mg_gw_json(r, 200, b);
+    mg_gw_json_scrubbed(r, 200, b);
     json_decref(b);
 }
 
@@ -856,7 +859,7 @@ mg_health_finish(mg_health_run_t *run)
                               "unhealthy_endpoints", run->unhealthy, "healthy_count",
                               (json_int_t) json_array_size(run->healthy), "unhealthy_count",
                               (json_int_t) json_array_size(run->unhealthy));
-        mg_gw_json(r, 200, b);
+        mg_gw_json_scrubbed(r, 200, b);
         json_decref(b);
     }
     for (size_t i = 0; i < run->n; i++) {
@@ -881,7 +884,9 @@ mg_health_result(mg_health_probe_t *pr, const char *error)
     pr->done = true;
     json_t *e = mg_health_endpoint(pr->d);
     if (error != NULL) {
-        json_object_set_new(e, "error", json_string(error));
+        char *clean = mg_scrub_global_cstr(error);
+        json_object_set_new(e, "error", json_string(clean));
+        free(clean);
         json_array_append_new(run->unhealthy, e);
     } else {
         json_array_append_new(run->healthy, e);

@@ -5,6 +5,7 @@
 #include "mg_gw.h"
 
 #include "../base/mg_log.h"
+#include "../base/mg_scrub.h"
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
@@ -194,6 +195,15 @@ mg_gw_set_snapshot(mg_gw_t *gw, mg_snapshot_t *snap)
         snap->ext_free = mg_gw_snapshot_freed;
         gw->live_snapshots++;
     }
+    mg_scrub_set_global(snap->scrub); /* every log line of this worker hides its secrets */
+    static size_t short_said;
+    size_t short_n = mg_scrub_set_ignored(snap->scrub);
+    if (short_n > short_said) {
+        short_said = short_n;
+        mg_log(MG_LOG_WARN, NULL, "%zu configured secret(s) are shorter than 6 characters: they "
+                                  "cannot be told apart from ordinary text, so logs and errors do "
+                                  "not hide them", short_n);
+    }
     gw->gen++;
     gw->ready = true;
     gw->not_ready_reason[0] = '\0';
@@ -262,13 +272,23 @@ mg_gw_send_json_text(mg_request_t *r, int status, const char *body, size_t len,
 }
 
 void
+mg_gw_send_body(mg_request_t *r, int status, const char *body, size_t len,
+                const char *extra_headers)
+{
+    mg_gw_send_json_text(r, status, body, len, extra_headers);
+}
+
+void
 mg_gw_error_raw(mg_request_t *r, int status, const char *message, const char *type_json,
                 const char *param_json, const char *extra_headers)
 {
-    /* in the envelope of the client's protocol (OpenAI's for everything but LLM routes) */
+    /* in the envelope of the client's protocol (OpenAI's for everything but LLM routes);
+     * never with a secret in it: upstream errors echo keys (issue 10) */
     mg_buf_t b = MG_BUF_INIT;
-    mg_api_error_body(r->api != NULL ? r->api : mg_api_get(MG_API_OPENAI_CHAT), status, message,
+    char *clean = mg_scrub_global_cstr(message);
+    mg_api_error_body(r->api != NULL ? r->api : mg_api_get(MG_API_OPENAI_CHAT), status, clean,
                       type_json, param_json, &b);
+    free(clean);
     r->gw->failures++;
     mg_gw_send_json_text(r, status, mg_buf_head(&b), mg_buf_len(&b), extra_headers);
     mg_buf_free(&b);
@@ -302,6 +322,17 @@ mg_gw_detail(mg_request_t *r, int status, json_t *detail)
     mg_gw_send_json_text(r, status, s, strlen(s), NULL);
     free(s);
     json_decref(body);
+}
+
+void
+mg_gw_json_scrubbed(mg_request_t *r, int status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
+    mg_buf_t b = MG_BUF_INIT;
+    mg_scrub_global_buf(s, strlen(s), &b);
+    free(s);
+    mg_gw_send_json_text(r, status, mg_buf_head(&b), mg_buf_len(&b), NULL);
+    mg_buf_free(&b);
 }
 
 void

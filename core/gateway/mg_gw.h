@@ -174,6 +174,7 @@ struct mg_request_s {
     int first_up_status;            /* the upstream's own error for a same-wire client (0: none) */
     const char *first_up_type;      /* arena: its type as JSON text */
     const char *first_up_message;   /* arena */
+    const char *first_up_body;      /* arena: its whole error body, or NULL */
     mg_att_state_t state;
 
     /* upstream exchange */
@@ -240,8 +241,13 @@ void mg_gw_error(mg_request_t *r, int status, const char *message, const char *t
 /* Same, but type/param given as already-JSON text (e.g. "\"None\"" or "null"). */
 void mg_gw_error_raw(mg_request_t *r, int status, const char *message, const char *type_json,
                      const char *param_json, const char *extra_headers);
+/* A JSON body as it is, with our headers. */
+void mg_gw_send_body(mg_request_t *r, int status, const char *body, size_t len,
+                     const char *extra_headers);
 /* FastAPI-style {"detail": ...} body (LiteLLM uses it for some routes). */
 void mg_gw_detail(mg_request_t *r, int status, json_t *detail);
+/* The same, scrubbed of every secret the worker knows (state and health answers). */
+void mg_gw_json_scrubbed(mg_request_t *r, int status, json_t *body);
 /* 200 JSON response with the common headers. */
 void mg_gw_json(mg_request_t *r, int status, json_t *body);
 /* Appends the common response headers (call id, version, worker, CORS). */

@@ -19,6 +19,7 @@
 
 #include "../base/mg_log.h"
 #include "../base/mg_map.h"
+#include "../base/mg_scrub.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
 #include "../registry/mg_stats.h"
@@ -357,7 +358,9 @@ mg_proxy_stream_error(mg_request_t *r, int status, const char *msg, const char *
 {
     mg_proxy_flush(r);
     mg_buf_t b = MG_BUF_INIT;
-    mg_api_stream_error(r->api, status, msg, type_json, &b);
+    char *clean = mg_scrub_global_cstr(msg);
+    mg_api_stream_error(r->api, status, clean, type_json, &b);
+    free(clean);
     mg_http_stream_write(r->hr, mg_buf_head(&b), mg_buf_len(&b));
     mg_buf_free(&b);
     r->state = MG_ATT_DONE;
@@ -372,6 +375,15 @@ mg_proxy_on_nev(void *ud, const mg_ev_t *ev)
     mg_request_t *r = ud;
     if (ev->kind == MG_EV_ERROR) {
         r->stream_errored = true;
+        /* the upstream's words reach the client: without its secrets */
+        mg_buf_t clean = MG_BUF_INIT;
+        mg_scrub_global_buf(ev->text ? ev->text : "", ev->text ? ev->text_len : 0, &clean);
+        mg_ev_t e2 = *ev;
+        e2.text = clean.data ? mg_buf_head(&clean) : "";
+        e2.text_len = mg_buf_len(&clean);
+        mg_enc_event(&r->xl->enc, &e2);
+        mg_buf_free(&clean);
+        return;
     }
     mg_enc_event(&r->xl->enc, ev);
 }
@@ -381,8 +393,18 @@ mg_proxy_on_sse(void *ud, const char *raw, size_t raw_len, const char *data, siz
 {
     mg_request_t *r = ud;
     if (!r->translate) {
+        size_t at = mg_buf_len(&r->out);
+        bool was = r->relay.errored;
         mg_relay_event(&r->relay, raw, raw_len, data, data_len, &r->out);
         r->stream_errored = r->relay.errored;
+        if (r->relay.errored && !was && mg_buf_len(&r->out) > at) {
+            /* the upstream's error event, relayed: without the secrets it may echo */
+            mg_buf_t clean = MG_BUF_INIT;
+            mg_scrub_global_buf(mg_buf_head(&r->out) + at, mg_buf_len(&r->out) - at, &clean);
+            r->out.end = r->out.start + at;
+            mg_buf_append(&r->out, clean.data ? mg_buf_head(&clean) : "", mg_buf_len(&clean));
+            mg_buf_free(&clean);
+        }
         return true;
     }
     if (data == NULL) {
@@ -998,7 +1020,11 @@ mg_proxy_final_error(mg_request_t *r)
         mg_buf_printf(&h, "retry-after: %s\r\n", r->up_retry_after);
     }
     r->state = MG_ATT_DONE;
-    if (r->first_up_status > 0) {
+    if (r->first_up_body != NULL) {
+        /* the upstream's own error body, as it sent it (scrubbed when it was read) */
+        r->gw->failures++;
+        mg_gw_send_body(r, status, r->first_up_body, strlen(r->first_up_body), mg_buf_cstr(&h));
+    } else if (r->first_up_status > 0) {
         mg_gw_error_raw(r, status, r->first_up_message, r->first_up_type, "null",
                         mg_buf_cstr(&h));
     } else {
@@ -1215,6 +1241,7 @@ mg_proxy_fail(mg_request_t *r, mg_uperr_t *e)
             r->first_up_status = e->up_status;
             r->first_up_type = mg_arena_printf(r->arena, "\"%s\"", e->up_type);
             r->first_up_message = mg_arena_strdup(r->arena, e->up_message);
+            r->first_up_body = e->up_body ? mg_arena_strdup(r->arena, e->up_body) : NULL;
         }
     } else if (r->fb_top != NULL && r->grp_error == NULL) {
         r->grp_error = mg_xstrdup(e->message);

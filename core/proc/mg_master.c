@@ -3,6 +3,8 @@
  */
 #include "mg_master.h"
 
+#include "../base/mg_scrub.h"
+
 #include "../base/mg_arena.h"
 #include "../base/mg_log.h"
 #include "../base/mg_shm.h"
@@ -256,6 +258,15 @@ mg_master_reload_fail(mg_master_t *m, int origin, int64_t req, const char *msg)
     json_decref(r);
 }
 
+/* The master's log lines hide the config's secrets (workers use their snapshot's). */
+static void
+mg_master_scrub(const mg_config_t *cfg)
+{
+    mg_scrub_set_t *set = mg_registry_config_secrets(cfg);
+    mg_scrub_set_global(set);
+    mg_scrub_set_unref(set);
+}
+
 /* Installs the candidate config as current and tells every worker. */
 static void
 mg_master_reload_apply(mg_master_t *m, int64_t version, bool bumped)
@@ -265,6 +276,7 @@ mg_master_reload_apply(mg_master_t *m, int64_t version, bool bumped)
     m->config = rl->cfg;
     rl->cfg = NULL;
     m->config_gen++;
+    mg_master_scrub(m->config);
     json_t *apply = json_pack("{s:s,s:I,s:I,s:O,s:s}", "op", "apply", "version",
                               (json_int_t) version, "config_generation", (json_int_t) m->config_gen,
                               "config", m->config->root, "path",
@@ -607,6 +619,7 @@ mg_master_run(const mg_master_args_t *args)
     mg_master_self = &m;
     m.args = args;
     m.config = mg_config_ref(args->config);
+    mg_master_scrub(m.config);
     m.n = args->num_workers;
     if (m.n > MG_SHM_MAX_WORKERS) {
         mg_log(MG_LOG_ERROR, NULL, "--num_workers %d is more than the maximum %d", m.n,

@@ -51,6 +51,8 @@ typedef struct {
     int up_status;              /* 0: none */
     char up_type[64];           /* the upstream's error type, "" if none */
     char *up_message;           /* malloc or NULL */
+    char *up_body;              /* malloc or NULL: the upstream's whole error body (its wire's
+                                 * envelope), sent as it was to a client of the same wire */
 } mg_uperr_t;
 
 

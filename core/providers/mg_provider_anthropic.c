@@ -255,6 +255,7 @@ mg_anth_map_error(const mg_provider_t *p, int status, const char *body, size_t l
         out->up_status = status;
         snprintf(out->up_type, sizeof(out->up_type), "%s", we.type);
         out->up_message = mg_xstrdup(we.message);
+        out->up_body = mg_xstrndup(body, len); /* Anthropic's envelope, request_id and all */
     }
     mg_wire_err_free(&we);
     free(raw);

@@ -8,6 +8,7 @@
 #include "mg_provider.h"
 
 #include "../base/mg_log.h"
+#include "../base/mg_scrub.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -104,6 +105,8 @@ mg_uperr_free(mg_uperr_t *e)
     e->message = NULL;
     free(e->up_message);
     e->up_message = NULL;
+    free(e->up_body);
+    e->up_body = NULL;
 }
 
 static const char *
@@ -117,14 +120,41 @@ mg_provider_error_exc(const mg_provider_t *p, const char *provider_name, char *b
     return buf;
 }
 
+static void mg_provider_error_http_raw(const mg_provider_t *p, const char *provider_name,
+                                       mg_wire_t wire, int status, const char *body,
+                                       size_t body_len, mg_uperr_t *out);
+
+/* An upstream's words become our messages, logs and /health results: never its secrets. */
+static void
+mg_provider_error_scrub(mg_uperr_t *e)
+{
+    char *m = e->message ? mg_scrub_global_cstr(e->message) : NULL;
+    free(e->message);
+    e->message = m;
+    m = e->up_message ? mg_scrub_global_cstr(e->up_message) : NULL;
+    free(e->up_message);
+    e->up_message = m;
+    m = e->up_body ? mg_scrub_global_cstr(e->up_body) : NULL;
+    free(e->up_body);
+    e->up_body = m;
+}
+
 void
 mg_provider_error_http(const mg_provider_t *p, const char *provider_name, mg_wire_t wire,
                        int status, const char *body, size_t body_len, mg_uperr_t *out)
 {
     if (p != NULL && p->ops->map_error != NULL) {
         p->ops->map_error(p, status, body, body_len, out);
-        return;
+    } else {
+        mg_provider_error_http_raw(p, provider_name, wire, status, body, body_len, out);
     }
+    mg_provider_error_scrub(out);
+}
+
+static void
+mg_provider_error_http_raw(const mg_provider_t *p, const char *provider_name, mg_wire_t wire,
+                           int status, const char *body, size_t body_len, mg_uperr_t *out)
+{
     memset(out, 0, sizeof(*out));
     char excbuf[96];
     const char *exc = mg_provider_error_exc(p, provider_name, excbuf, sizeof(excbuf));
@@ -255,9 +285,21 @@ mg_provider_error_http(const mg_provider_t *p, const char *provider_name, mg_wir
     mg_wire_err_free(&we);
 }
 
+static void mg_provider_error_transport_raw(const mg_provider_t *p, const char *provider_name,
+                                            const mg_err_t *err, const mg_deployment_t *d,
+                                            mg_uperr_t *out);
+
 void
 mg_provider_error_transport(const mg_provider_t *p, const char *provider_name,
                             const mg_err_t *err, const mg_deployment_t *d, mg_uperr_t *out)
+{
+    mg_provider_error_transport_raw(p, provider_name, err, d, out);
+    mg_provider_error_scrub(out);
+}
+
+static void
+mg_provider_error_transport_raw(const mg_provider_t *p, const char *provider_name,
+                                const mg_err_t *err, const mg_deployment_t *d, mg_uperr_t *out)
 {
     memset(out, 0, sizeof(*out));
     char excbuf[96];

@@ -6,6 +6,7 @@
 #include "../base/mg_arena.h"
 #include "../base/mg_buf.h"
 #include "../base/mg_log.h"
+#include "../base/mg_scrub.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
 
@@ -669,6 +670,8 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
         }
     }
 
+    s->scrub = mg_registry_secrets(s);
+
     if (s->hooks.attach != NULL) {
         for (size_t i = 0; i < s->ndeps; i++) {
             if (s->hooks.attach(s->hooks.ud, s, &s->deps[i], err) != MG_OK) {
@@ -685,6 +688,111 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
     }
     *out = s;
     return MG_OK;
+}
+
+/* Every value of v (recursively) under a secret key; add_all: v itself is secret. */
+static void
+mg_registry_secret_values(mg_scrub_builder_t *b, json_t *v, bool add_all)
+{
+    if (json_is_string(v)) {
+        if (add_all) {
+            mg_scrub_builder_add(b, json_string_value(v), json_string_length(v));
+            /* a secret that is itself JSON (vertex_credentials as text): its fields too */
+            json_t *inner = json_loads(json_string_value(v), 0, NULL);
+            if (json_is_object(inner)) {
+                mg_registry_secret_values(b, inner, false);
+            }
+            json_decref(inner);
+        }
+        return;
+    }
+    const char *k;
+    json_t *x;
+    json_object_foreach(v, k, x) {
+        bool sec = add_all || mg_registry_secret_key(k) || strcasecmp(k, "authorization") == 0 ||
+                   strcasecmp(k, "x-api-key") == 0 || strcasecmp(k, "api-key") == 0;
+        if (json_is_object(x) || json_is_array(x) || json_is_string(x)) {
+            mg_registry_secret_values(b, x, sec);
+        }
+    }
+    size_t i;
+    json_array_foreach(v, i, x) {
+        mg_registry_secret_values(b, x, add_all);
+    }
+}
+
+/* Environment variables that hold credentials, by LiteLLM's naming. */
+static bool
+mg_registry_secret_env(const char *name, size_t n)
+{
+    static const char *const suffix[] = {"_API_KEY", "_AUTH_TOKEN", "_SECRET_ACCESS_KEY",
+                                         "_SESSION_TOKEN", "_CLIENT_SECRET", "_PASSWORD",
+                                         "_AD_TOKEN", "_BEARER_TOKEN", "_SALT_KEY", "_MASTER_KEY",
+                                         "_ACCESS_KEY_ID", "_CREDENTIALS", NULL};
+    for (const char *const *s = suffix; *s; s++) {
+        size_t l = strlen(*s);
+        if (n > l && strncmp(name + n - l, *s, l) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+extern char **environ;
+
+static void
+mg_registry_secrets_config(mg_scrub_builder_t *bp, const mg_config_t *c)
+{
+    mg_scrub_builder_t b = *bp;
+    size_t i;
+    json_t *m;
+    json_array_foreach(c->models, i, m) {
+        mg_registry_secret_values(&b, json_object_get(m, "litellm_params"), false);
+    }
+    if (c->master_key != NULL) {
+        mg_scrub_builder_add_str(&b, c->master_key);
+    }
+    if (c->redis_password != NULL) {
+        mg_scrub_builder_add_str(&b, c->redis_password);
+    }
+    if (c->database_url != NULL) {
+        mg_scrub_builder_add_url_password(&b, c->database_url);
+    }
+    const char *ru = json_string_value(mg_config_router_get(c, "redis_url"));
+    if (ru != NULL) {
+        mg_scrub_builder_add_url_password(&b, ru);
+    }
+    mg_registry_secret_values(&b, json_object_get(c->root, "credential_list"), false);
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        const char *eq = strchr(*e, '=');
+        if (eq != NULL && mg_registry_secret_env(*e, (size_t) (eq - *e))) {
+            mg_scrub_builder_add_str(&b, eq + 1);
+        }
+        if (eq != NULL && (strncmp(*e, "DATABASE_URL=", 13) == 0 ||
+                           strncmp(*e, "REDIS_URL=", 10) == 0)) {
+            mg_scrub_builder_add_url_password(&b, eq + 1);
+        }
+    }
+    *bp = b;
+}
+
+mg_scrub_set_t *
+mg_registry_config_secrets(const mg_config_t *c)
+{
+    mg_scrub_builder_t b = MG_SCRUB_BUILDER_INIT;
+    mg_registry_secrets_config(&b, c);
+    return mg_scrub_builder_finish(&b);
+}
+
+mg_scrub_set_t *
+mg_registry_secrets(const mg_snapshot_t *s)
+{
+    mg_scrub_builder_t b = MG_SCRUB_BUILDER_INIT;
+    for (size_t i = 0; i < s->ndeps; i++) {
+        mg_registry_secret_values(&b, s->deps[i].litellm_params, false);
+    }
+    mg_registry_secrets_config(&b, s->config);
+    return mg_scrub_builder_finish(&b);
 }
 
 static void
@@ -718,6 +826,7 @@ mg_registry_free(mg_snapshot_t *s)
     json_decref(s->store_policies);
     json_decref(s->warnings);
     json_decref(s->skipped);
+    mg_scrub_set_unref(s->scrub);
     mg_config_unref(s->config);
     free(s);
 }

@@ -17,6 +17,7 @@
 
 #include "../base/mg_err.h"
 #include "../base/mg_map.h"
+#include "../base/mg_scrub.h"
 #include "../base/mg_types.h"
 #include "mg_config.h"
 
@@ -106,6 +107,7 @@ struct mg_snapshot_s {
     json_t *warnings;               /* owned: array of strings found while building */
     json_t *skipped;                /* owned: model_name -> why a stored model was skipped */
     mg_registry_hooks_t hooks;
+    mg_scrub_set_t *scrub;          /* ref: every secret this snapshot knows (logs, errors) */
     void *ext;                      /* upper layer per-snapshot data (Lua VM), see ext_free */
     void (*ext_free)(void *ext);
 };
@@ -144,6 +146,13 @@ void mg_registry_model_id(const char *model_name, json_t *litellm_params, char o
 /* Splits "provider/model" using LiteLLM's provider list and inference for bare names. */
 void mg_registry_split_model(const char *litellm_model, const char *custom_provider,
                              char **provider, char **model);
+
+/* The scrubber's set of every secret a snapshot knows: deployments' secret params and
+ * auth headers, the master key, Redis and database passwords, credential_list, and the
+ * environment's credentials.  New reference. */
+mg_scrub_set_t *mg_registry_secrets(const mg_snapshot_t *s);
+/* The same for a config alone (the master, before any snapshot). */
+mg_scrub_set_t *mg_registry_config_secrets(const mg_config_t *c);
 
 /* Whether a litellm_params key holds a secret: the one list the admin API, /model/info,
  * logs and errors redact by. */

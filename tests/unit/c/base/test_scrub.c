@@ -72,12 +72,16 @@ static char *
 t_json_slash(const char *s)
 {
     mg_buf_t b = MG_BUF_INIT;
-    for (const char *p = s; *p; p++) {
+    /* escaped a run at a time: a byte alone may be part of a UTF-8 character */
+    for (const char *p = s; *p;) {
         if (*p == '/') {
             mg_buf_append(&b, "\\/", 2);
-        } else {
-            mg_buf_json_escape(&b, p, 1);
+            p++;
+            continue;
         }
+        size_t n = strcspn(p, "/");
+        mg_buf_json_escape(&b, p, n);
+        p += n;
     }
     char *r = mg_xstrdup(mg_buf_cstr(&b));
     mg_buf_free(&b);
