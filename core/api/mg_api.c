@@ -346,6 +346,10 @@ mg_api_parse(const mg_api_t *api, mg_arena_t *a, const char *body, size_t len,
     const mg_json_member_t *sm = mg_api_member(q, "stream");
     if (sm != NULL && sm->type != MG_JSON_TRUE && sm->type != MG_JSON_FALSE &&
         sm->type != MG_JSON_NULL) {
+        if (api->wire == MG_WIRE_ANTHROPIC) {
+            return mg_api_err(err, 400, "invalid_request_error", "stream",
+                              "stream: Input should be a valid boolean");
+        }
         return mg_api_err(err, 400, "invalid_request_error", "stream",
                           "%s: Invalid type for 'stream': expected a boolean", api->route_path);
     }

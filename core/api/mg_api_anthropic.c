@@ -387,6 +387,38 @@ mg_an_anthropic_only(const char *k)
     return false;
 }
 
+static void
+mg_an_openai_strict(json_t *s)
+{
+    if (json_is_object(s)) {
+        const char *t = mg_an_str(s, "type");
+        json_t *props = json_object_get(s, "properties");
+        if ((t != NULL && strcmp(t, "object") == 0) || json_is_object(props)) {
+            json_object_set_new(s, "additionalProperties", json_false());
+            json_t *req = json_array();
+            const char *pk;
+            json_t *pv;
+            json_object_foreach(props, pk, pv) {
+                json_array_append_new(req, json_string(pk));
+            }
+            json_object_set_new(s, "required", req);
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(s, k, v) {
+            if (strcmp(k, "required") != 0) {
+                mg_an_openai_strict(v);
+            }
+        }
+    } else if (json_is_array(s)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(s, i, v) {
+            mg_an_openai_strict(v);
+        }
+    }
+}
+
 static json_t *
 mg_an_neutral(mg_api_req_t *q, mg_api_err_t *err)
 {
@@ -486,10 +518,12 @@ mg_an_neutral(mg_api_req_t *q, mg_api_err_t *err)
         of = json_object_get(json_object_get(b, "output_config"), "format");
     }
     if (json_is_object(of) && json_object_get(of, "schema") != NULL) {
+        /* OpenAI's strict mode wants every object closed and every property required */
+        json_t *sch = json_deep_copy(json_object_get(of, "schema"));
+        mg_an_openai_strict(sch);
         json_object_set_new(n, "response_format",
-                            json_pack("{s:s,s:{s:s,s:O,s:b}}", "type", "json_schema", "json_schema",
-                                      "name", "structured_output", "schema",
-                                      json_object_get(of, "schema"), "strict", 1));
+                            json_pack("{s:s,s:{s:s,s:o,s:b}}", "type", "json_schema", "json_schema",
+                                      "name", "structured_output", "schema", sch, "strict", 1));
     }
     /* max_tokens, temperature, top_p, top_k, stream and the rest are copied, as LiteLLM's
      * adapter copies what it does not translate; LiteLLM's own parameters and nulls never */
@@ -948,6 +982,61 @@ mg_an_native_output_format(const char *model)
     return false;
 }
 
+/* LiteLLM's filter_anthropic_output_schema: constraint keywords Anthropic's structured
+ * outputs refuse are removed and said in the description instead. */
+static void
+mg_an_filter_constraints(json_t *s)
+{
+    static const struct {
+        const char *key;
+        const char *label;
+    } t[] = {
+        {"minItems", "minimum number of items"}, {"maxItems", "maximum number of items"},
+        {"minimum", "minimum value"}, {"maximum", "maximum value"},
+        {"exclusiveMinimum", "exclusive minimum value"},
+        {"exclusiveMaximum", "exclusive maximum value"}, {"minLength", "minimum length"},
+        {"maxLength", "maximum length"},
+    };
+    if (json_is_object(s)) {
+        mg_buf_t note = MG_BUF_INIT;
+        for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+            json_t *v = json_object_get(s, t[i].key);
+            if (v == NULL || !json_is_number(v)) {
+                continue;
+            }
+            char num[64];
+            mg_fmt_pyfloat(json_number_value(v), num, sizeof(num));
+            if (json_is_integer(v)) {
+                snprintf(num, sizeof(num), "%lld", (long long) json_integer_value(v));
+            }
+            mg_buf_printf(&note, "%s%s: %s", mg_buf_len(&note) ? ", " : "", t[i].label, num);
+            json_object_del(s, t[i].key);
+        }
+        if (mg_buf_len(&note) > 0) {
+            const char *d = mg_an_str(s, "description");
+            mg_buf_t desc = MG_BUF_INIT;
+            if (d != NULL && d[0] != '\0') {
+                mg_buf_printf(&desc, "%s ", d);
+            }
+            mg_buf_printf(&desc, "Note: %s.", mg_buf_cstr(&note));
+            json_object_set_new(s, "description", json_string(mg_buf_cstr(&desc)));
+            mg_buf_free(&desc);
+        }
+        mg_buf_free(&note);
+        const char *k;
+        json_t *v;
+        json_object_foreach(s, k, v) {
+            mg_an_filter_constraints(v);
+        }
+    } else if (json_is_array(s)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(s, i, v) {
+            mg_an_filter_constraints(v);
+        }
+    }
+}
+
 static void
 mg_an_strict_objects(json_t *s)
 {
@@ -1008,7 +1097,13 @@ mg_an_build_chat(json_t *n, const mg_body_opts_t *o, json_t *body, mg_api_err_t 
         if (strcmp(k, "n") == 0 && json_is_number(v) && json_number_value(v) == 1) {
             continue;
         }
-        if (o->drop_params) {
+        bool listed = false;
+        size_t ai;
+        json_t *av;
+        json_array_foreach(o->additional_drop, ai, av) {
+            listed = listed || (json_is_string(av) && strcmp(json_string_value(av), k) == 0);
+        }
+        if (o->drop_params || listed) {
             continue;
         }
         mg_buf_printf(&bad, "%s'%s'", nbad++ ? ", " : "", k);
@@ -1136,6 +1231,7 @@ mg_an_build_chat(json_t *n, const mg_body_opts_t *o, json_t *body, mg_api_err_t 
     if (rft != NULL && strcmp(rft, "text") != 0 && json_is_object(schema)) {
         if (mg_an_native_output_format(o->model)) {
             json_t *s = json_deep_copy(schema);
+            mg_an_filter_constraints(s);
             mg_an_strict_objects(s);
             json_object_set_new(body, "output_format",
                                 json_pack("{s:s,s:o}", "type", "json_schema", "schema", s));
@@ -1187,7 +1283,19 @@ mg_an_build(mg_op_t op, json_t *n, const mg_body_opts_t *o, mg_buf_t *out, mg_ap
     if (o->model != NULL) {
         json_object_set_new(body, "model", json_string(o->model));
     }
+    /* deployment defaults are call arguments (LiteLLM passes litellm_params to the call):
+     * they go in before translation, so max_tokens: 512 is Anthropic's max_tokens */
     json_t *nn = n;
+    if (json_object_size(o->defaults) > 0) {
+        nn = json_copy(n);
+        const char *dk;
+        json_t *dv;
+        json_object_foreach(o->defaults, dk, dv) {
+            if (json_object_get(nn, dk) == NULL) {
+                json_object_set(nn, dk, dv);
+            }
+        }
+    }
     if (op == MG_OP_COMPLETION) {
         /* a completion prompt as one user turn */
         json_t *p = json_object_get(n, "prompt");
@@ -1203,7 +1311,11 @@ mg_an_build(mg_op_t op, json_t *n, const mg_body_opts_t *o, mg_buf_t *out, mg_ap
                 }
             }
         }
-        nn = json_copy(n);
+        json_t *base = nn;
+        nn = json_copy(base);
+        if (base != n) {
+            json_decref(base);
+        }
         json_object_del(nn, "prompt");
         json_object_del(nn, "echo");
         json_object_del(nn, "suffix");
@@ -1232,12 +1344,6 @@ mg_an_build(mg_op_t op, json_t *n, const mg_body_opts_t *o, mg_buf_t *out, mg_ap
     json_array_foreach(o->additional_drop, i, v) {
         if (json_is_string(v)) {
             json_object_del(body, json_string_value(v));
-        }
-    }
-    const char *k;
-    json_object_foreach(o->defaults, k, v) {
-        if (json_object_get(body, k) == NULL) {
-            json_object_set(body, k, v);
         }
     }
     char *s = json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -2080,7 +2186,7 @@ mg_an_count_value(json_t *v, int64_t *bytes, int64_t *images)
         json_t *x;
         json_object_foreach(v, k, x) {
             if (strcmp(k, "type") == 0 || strcmp(k, "cache_control") == 0 ||
-                strcmp(k, "signature") == 0) {
+                strcmp(k, "signature") == 0 || strcmp(k, "role") == 0) {
                 continue;
             }
             mg_an_count_value(x, bytes, images);

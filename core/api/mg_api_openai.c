@@ -145,6 +145,28 @@ mg_oa_neutral(mg_api_req_t *q, mg_api_err_t *err)
 static void
 mg_oa_strip_extensions(json_t *j)
 {
+    /* LiteLLM's _translate_thinking_to_openai: a thinking budget becomes an effort */
+    json_t *th = json_object_get(j, "thinking");
+    const char *tt = json_string_value(json_object_get(th, "type"));
+    if (tt != NULL && json_object_get(j, "reasoning_effort") == NULL) {
+        const char *effort = NULL;
+        if (strcmp(tt, "enabled") == 0) {
+            json_t *bt = json_object_get(th, "budget_tokens");
+            double b = json_is_number(bt) ? json_number_value(bt) : 0;
+            effort = b <= 0      ? "minimal"
+                     : b >= 16384 ? "max"
+                     : b >= 8192  ? "xhigh"
+                     : b >= 4096  ? "high"
+                     : b >= 2048  ? "medium"
+                     : b >= 1024  ? "low"
+                                  : "minimal";
+        } else if (strcmp(tt, "adaptive") == 0) {
+            effort = "medium";
+        }
+        if (effort != NULL) {
+            json_object_set_new(j, "reasoning_effort", json_string(effort));
+        }
+    }
     json_object_del(j, "thinking");
     json_t *msgs = json_object_get(j, "messages");
     size_t i;

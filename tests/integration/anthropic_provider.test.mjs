@@ -14,7 +14,7 @@
 //
 // Expected values: /work/notes/anthropic-litellm.md (LiteLLM) and issue 9; moongate's
 // deliberate differences are named where a check relies on one.  Tests that fail because
-// of a gateway bug carry { todo: 'gateway bug: ...' }.
+// of a gateway bug (all fixed since) were marked todo while they failed.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -361,7 +361,6 @@ test('an Anthropic error event mid-stream: OpenAI clients get LiteLLM\'s error f
 });
 
 test('deployment defaults (litellm_params) fill what the request lacks on anthropic/',
-  { todo: 'gateway bug: a deployment max_tokens default is ignored on anthropic/ (4096 is set before defaults apply; LiteLLM calls with litellm_params.max_tokens)' },
   async () => {
     const r = await chat({ model: 'claude-defaults', messages: HI, user: 'defaults-1' });
     assert.equal(r.status, 200, r.text);
@@ -422,7 +421,6 @@ test('additional_drop_params on the deployment and in the request remove those p
 });
 
 test('additional_drop_params makes an unsupported parameter go away instead of being refused',
-  { todo: 'gateway bug: additional_drop_params is applied after the UnsupportedParamsError check (LiteLLM removes the named params first)' },
   async () => {
     const r = await chat({ ...SEED, user: 'adp-seed', additional_drop_params: ['seed'] });
     assert.equal(r.status, 200, r.text);
@@ -523,7 +521,6 @@ test('Anthropic errors reach /v1/messages clients unchanged: 529 stays 529 overl
 });
 
 test('an Anthropic upstream error body reaches a /v1/messages client byte for byte (request_id included)',
-  { todo: 'gateway bug: the envelope is rebuilt and the upstream\'s request_id is dropped (LiteLLM passes the Anthropic error dict through unchanged)' },
   async () => {
     const r = await messages({ model: 'claude-err', max_tokens: 10, messages: HI, metadata: { user_id: 'e529' }, num_retries: 0 });
     assert.equal(r.status, 529);
