@@ -136,7 +136,8 @@ int mg_api_check_int(const mg_api_req_t *q, const char *key, double min, double 
 json_t *mg_api_neutral(mg_api_req_t *q, mg_api_err_t *err);
 
 /*
- * /v1/messages/count_tokens without an Anthropic upstream: an estimate, not a
+ * /v1/messages/count_tokens without an Anthropic upstream, and the pre-call context
+ * window check (enable_pre_call_checks), for any client body: an estimate, not a
  * tokenizer: the UTF-8 bytes of every text (system, messages, tool inputs and
  * results, the tool definitions as JSON) / 4, rounded up, + 3 per message,
  * + 1600 per image or document.

@@ -2205,6 +2205,9 @@ mg_api_estimate_input_tokens(const mg_api_req_t *q)
     json_t *msgs = json_object_get(b, "messages");
     nmsgs = (int64_t) json_array_size(msgs);
     mg_an_count_value(msgs, &bytes, &images);
+    /* OpenAI bodies: a completion prompt or embeddings input */
+    mg_an_count_value(json_object_get(b, "prompt"), &bytes, &images);
+    mg_an_count_value(json_object_get(b, "input"), &bytes, &images);
     json_t *tools = json_object_get(b, "tools");
     if (json_is_array(tools)) {
         char *s = json_dumps(tools, JSON_COMPACT);

@@ -787,6 +787,10 @@ mg_admin_state(mg_request_t *r)
                           "version", MG_VERSION, "started_ms",
                           (json_int_t) (mg_shm ? mg_shm->started_ms : r->gw->started_ms),
                           "workers", workers, "deployments", mg_stats_json());
+    json_object_set(b, "settings_not_implemented",
+                    r->gw->config->unimplemented ? r->gw->config->unimplemented : json_array());
+    json_object_set_new(b, "request_settings_ignored",
+                        json_pack("{s:I}", "caching", (json_int_t) r->gw->ignored_caching));
     mg_gw_json_scrubbed(r, 200, b);
     json_decref(b);
 }

@@ -73,6 +73,7 @@ struct mg_gw_s {
     uint64_t requests;
     uint64_t failures;
     uint64_t policy_errors;
+    uint64_t ignored_caching;       /* requests that asked for caching moongate does not do */
     int64_t started_ms;
 };
 
@@ -139,6 +140,7 @@ struct mg_request_s {
     json_t *req_mock;               /* owned: request-level mock_response */
     const char **tags;              /* arena: the request's tags (body tags, metadata.tags) */
     int ntags;
+    int64_t est_tokens;             /* the prompt's estimated tokens + 1 (0: not estimated yet) */
     const char *filter_denied;      /* arena: why the filter policy refused every deployment */
     json_t *req_drop;               /* owned: request-level additional_drop_params */
     json_t *req_drop_all;           /* owned: req_drop + req_drop_for's list */

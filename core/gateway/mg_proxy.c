@@ -64,7 +64,8 @@ mg_proxy_attempted_fallbacks(const mg_request_t *r)
 static void
 mg_proxy_error_headers(mg_request_t *r, mg_buf_t *h)
 {
-    mg_buf_append_str(h, "x-litellm-response-cost: 0\r\nx-litellm-key-spend: 0.0\r\n");
+    /* no x-litellm-key-spend: a header carries a true value or is absent */
+    mg_buf_append_str(h, "x-litellm-response-cost: 0\r\n");
     if (r->dep != NULL) {
         mg_buf_printf(h, "x-litellm-model-id: %s\r\n", r->dep->id);
     }
@@ -145,6 +146,27 @@ mg_proxy_parse(mg_request_t *r, const char *pm, size_t pml)
         }
     }
     json_decref(tags);
+    /* LiteLLM request settings moongate does not implement (the settings table) */
+    const mg_json_member_t *gr = mg_api_member(q, "guardrails");
+    if (gr != NULL && !(gr->type == MG_JSON_NULL ||
+                        (gr->type == MG_JSON_ARRAY && gr->val_len == 2))) {
+        mg_proxy_simple_error(r, 400, "moongate does not implement guardrails: a request naming "
+                                      "guardrails is refused rather than answered unchecked",
+                              "\"invalid_request_error\"", "\"guardrails\"");
+        return false;
+    }
+    const mg_json_member_t *cm = mg_api_member(q, "caching");
+    if (cm == NULL) {
+        cm = mg_api_member(q, "cache");
+    }
+    if (cm != NULL && cm->type != MG_JSON_NULL && cm->type != MG_JSON_FALSE) {
+        if (r->gw->ignored_caching++ == 0) {
+            mg_log_ctx_t lc = {r->call_id, NULL, NULL};
+            mg_log(MG_LOG_WARN, &lc, "a request asked for caching (\"caching\"/\"cache\"): "
+                                     "moongate does not cache responses; every request goes "
+                                     "upstream (counted in /moongate/state)");
+        }
+    }
     const mg_json_member_t *ad = mg_api_member(q, "additional_drop_params");
     if (ad != NULL && ad->type == MG_JSON_ARRAY) {
         r->req_drop = json_loadb(ad->val, ad->val_len, 0, NULL);
@@ -270,8 +292,7 @@ mg_proxy_success_headers(mg_request_t *r, mg_buf_t *h)
         mg_buf_printf(h, "x-litellm-model-api-base: %.*s\r\n", (int) bl, base);
     }
     mg_buf_printf(h, "x-litellm-response-duration-ms: %.3f\r\nx-litellm-overhead-duration-ms: %.4f\r\n"
-                     "x-litellm-attempted-retries: %d\r\nx-litellm-attempted-fallbacks: %d\r\n"
-                     "x-litellm-key-spend: 0.0\r\n",
+                     "x-litellm-attempted-retries: %d\r\nx-litellm-attempted-fallbacks: %d\r\n",
                   total_ms, total_ms - up_ms > 0 ? total_ms - up_ms : 0, r->retries_done,
                   mg_proxy_attempted_fallbacks(r));
     if (r->retries_done > 0) {
@@ -1315,11 +1336,28 @@ mg_proxy_handle(mg_request_t *r, const char *pm, size_t pml)
             mg_proxy_simple_error(r, 401, r->filter_denied, "\"None\"", "\"None\"");
             return;
         }
-        /* every deployment is cooling down: LiteLLM raises inside its fallback logic,
-         * so configured fallbacks still apply; the message carries no group suffix */
         mg_route_result_t rr;
         mg_route_order(r, &rr);
         mg_uperr_t e;
+        if (rr.too_long > 0 && rr.cooled == 0 && rr.busy == 0) {
+            /* enable_pre_call_checks: no window fits the prompt; context_window_fallbacks apply */
+            int64_t max = 0;
+            for (size_t i = 0; r->group != NULL && i < r->group->ndeps; i++) {
+                int64_t m = mg_route_max_input(r->group->deps[i]);
+                max = m > max ? m : max;
+            }
+            mg_uperr_set(&e, 400, MG_ERR_CONTEXT_WINDOW,
+                         "litellm.ContextWindowExceededError: ContextWindowExceededError: "
+                         "Model=%s, Max Input Tokens=%lld, Got=%lld", r->group_name,
+                         (long long) max, (long long) (r->est_tokens - 1));
+            e.context_window = true;
+            e.local = true;
+            r->retries_left = 0;
+            mg_proxy_fail(r, &e);
+            return;
+        }
+        /* every deployment is cooling down: LiteLLM raises inside its fallback logic,
+         * so configured fallbacks still apply; the message carries no group suffix */
         memset(&e, 0, sizeof(e));
         e.status = 429;
         e.cls = MG_ERR_RATE_LIMITED;

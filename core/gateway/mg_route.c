@@ -45,6 +45,33 @@ mg_route_cooldown_cfg_s(const mg_snapshot_t *s, const mg_deployment_t *d)
     return v > 0 ? v : 5; /* router-level 0 means the default, as in LiteLLM */
 }
 
+int64_t
+mg_route_max_input(const mg_deployment_t *d)
+{
+    json_t *v = json_object_get(d->model_info, "max_input_tokens");
+    if (!json_is_number(v)) {
+        v = json_object_get(d->litellm_params, "max_input_tokens");
+    }
+    return json_is_number(v) && json_number_value(v) > 0 ? mg_clamp_i64(json_number_value(v)) : 0;
+}
+
+/* LiteLLM's pre-call check: a deployment whose max_input_tokens the prompt exceeds. */
+static bool
+mg_route_too_long(mg_request_t *r, const mg_deployment_t *d)
+{
+    if (!json_is_true(mg_config_router_get(r->snap->config, "enable_pre_call_checks"))) {
+        return false;
+    }
+    int64_t max = mg_route_max_input(d);
+    if (max <= 0) {
+        return false; /* unknown window: not filtered, as LiteLLM does */
+    }
+    if (r->est_tokens == 0) {
+        r->est_tokens = mg_api_estimate_input_tokens(&r->q) + 1;
+    }
+    return r->est_tokens - 1 > max;
+}
+
 int
 mg_route_max_parallel(const mg_snapshot_t *s, const mg_deployment_t *d)
 {
@@ -92,6 +119,10 @@ mg_route_order(mg_request_t *r, mg_route_result_t *rr)
         }
         if (r->fallback_allowed != NULL && r->fallback_depth > 0 && !r->fallback_allowed[d->index]) {
             continue; /* the fallback policy dropped it */
+        }
+        if (mg_route_too_long(r, d)) {
+            rr->too_long++;
+            continue; /* enable_pre_call_checks: the prompt does not fit its window */
         }
         int mp = mg_route_max_parallel(r->snap, d);
         if (mp > 0) {

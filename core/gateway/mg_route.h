@@ -15,6 +15,7 @@ typedef struct {
     bool declined;              /* the routing policy accepted none; reason says why */
     bool filtered;              /* the filter policy (tag routing) accepted none */
     int busy;                   /* candidates skipped at their max_parallel_requests */
+    int too_long;               /* candidates whose max_input_tokens the prompt exceeds */
     char reason[256];
 } mg_route_result_t;
 
@@ -38,6 +39,8 @@ bool mg_route_should_retry(mg_request_t *r, const mg_uperr_t *e, int64_t *wait_m
  */
 void mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e, char **msg, json_t **groups,
                         json_t **repr, uint8_t **allowed, bool *raised);
+/* A deployment's max_input_tokens (model_info, else litellm_params), 0 = unknown. */
+int64_t mg_route_max_input(const mg_deployment_t *d);
 /* A deployment's max_parallel_requests (router default_max_parallel_requests when it has
  * none); 0 = unlimited. */
 int mg_route_max_parallel(const mg_snapshot_t *s, const mg_deployment_t *d);

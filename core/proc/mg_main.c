@@ -7,6 +7,7 @@
  */
 #include "../base/mg_log.h"
 #include "../lua/mg_lua.h"
+#include "../registry/mg_settings.h"
 #include "../registry/mg_config.h"
 #include "mg_master.h"
 
@@ -119,6 +120,10 @@ mg_main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "policy") == 0) {
         return mg_lua_cli(argc - 1, argv + 1);
+    }
+    if (argc >= 2 && strcmp(argv[1], "settings") == 0) {
+        mg_settings_print_markdown(); /* the README's table is checked against this */
+        return 0;
     }
     const char *config = getenv("CONFIG_FILE_PATH");
     const char *host = getenv("HOST");

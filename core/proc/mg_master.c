@@ -668,6 +668,12 @@ mg_master_run(const mg_master_args_t *args)
                                 "models from %s)", MG_VERSION, args->host, port, m.n,
            m.n == 1 ? "" : "s", m.config->nmodels,
            args->config_path ? args->config_path : "no config");
+    if (m.config->database_url == NULL) {
+        char sd[PATH_MAX];
+        mg_config_state_dir(m.config, args->config_path, sd, sizeof(sd));
+        /* always said: where the embedded store keeps what the model API changes */
+        printf("moongate: embedded store in %s\n", sd);
+    }
     /* a machine-readable line for scripts and tests */
     printf("moongate: listening on %s:%d\n", args->host, port);
     fflush(stdout);

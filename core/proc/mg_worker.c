@@ -815,27 +815,6 @@ mg_wk_on_sigterm(evutil_socket_t sig, short what, void *arg)
 
 /* ---- run ---- */
 
-static void
-mg_wk_default_state_dir(const mg_worker_args_t *a, const mg_config_t *cfg, char *out, size_t len)
-{
-    if (cfg->state_dir != NULL) {
-        snprintf(out, len, "%s", cfg->state_dir);
-        return;
-    }
-    const char *env = getenv("MOONGATE_STATE_DIR");
-    if (env != NULL && env[0] != '\0') {
-        snprintf(out, len, "%s", env);
-        return;
-    }
-    if (a->config_path != NULL && a->config_path[0] != '\0') {
-        char tmp[PATH_MAX];
-        snprintf(tmp, sizeof(tmp), "%s", a->config_path);
-        snprintf(out, len, "%s/.moongate-state", dirname(tmp));
-        return;
-    }
-    snprintf(out, len, ".moongate-state");
-}
-
 int
 mg_worker_run(const mg_worker_args_t *a)
 {
@@ -873,7 +852,7 @@ mg_worker_run(const mg_worker_args_t *a)
     if (w->config->database_url != NULL) {
         w->store = mg_store_pg_create(&sc, &err);
     } else {
-        mg_wk_default_state_dir(a, w->config, dir, sizeof(dir));
+        mg_config_state_dir(w->config, a->config_path, dir, sizeof(dir));
         sc.state_dir = dir;
         w->store = mg_store_journal_create(&sc, &err);
     }

@@ -3,6 +3,7 @@
  */
 #include "mg_config.h"
 #include "mg_registry.h"
+#include "mg_settings.h"
 
 #include "../base/mg_arena.h"
 #include "../base/mg_buf.h"
@@ -15,6 +16,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 
@@ -601,6 +603,42 @@ fail:
     return rc;
 }
 
+void
+mg_config_state_dir(const mg_config_t *cfg, const char *config_path, char *out, size_t len)
+{
+    if (cfg->state_dir != NULL) {
+        snprintf(out, len, "%s", cfg->state_dir);
+        return;
+    }
+    const char *env = getenv("MOONGATE_STATE_DIR");
+    if (env != NULL && env[0] != '\0') {
+        snprintf(out, len, "%s", env);
+        return;
+    }
+    /* one directory per config file, outside the source tree and the config's own
+     * directory (which may be read-only, shared, or a checkout) */
+    char real[PATH_MAX];
+    const char *id = "no-config";
+    if (config_path != NULL && config_path[0] != '\0') {
+        id = realpath(config_path, real) != NULL ? real : config_path;
+    }
+    char h[65];
+    mg_sha256_hex(id, strlen(id), h);
+    if (geteuid() == 0) {
+        snprintf(out, len, "/var/lib/moongate/%.16s", h);
+        return;
+    }
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    if (xdg != NULL && xdg[0] == '/') {
+        snprintf(out, len, "%s/moongate/%.16s", xdg, h);
+    } else if (home != NULL && home[0] == '/') {
+        snprintf(out, len, "%s/.local/state/moongate/%.16s", home, h);
+    } else {
+        snprintf(out, len, "/tmp/moongate-%d/%.16s", (int) geteuid(), h);
+    }
+}
+
 int
 mg_config_check_model(json_t *entry, const char *where, const mg_marks_t *marks, const char *path,
                       json_t **out, mg_err_t *err)
@@ -750,32 +788,65 @@ static const char *const mg_cfg_top_known[] = {
     "model_list", "litellm_settings", "router_settings", "general_settings",
     "environment_variables", "credential_list", "moongate_settings", "__moongate_policies", NULL,
 };
-static const char *const mg_cfg_top_ignored[] = {
-    "guardrails", "assistant_settings", "finetune_settings", "files_settings",
-    "default_vertex_config", "callback_settings", "mcp_servers", "search_tools",
-    "prompts", "vector_store_registry", "mcp_aliases", "agents", NULL,
-};
 
-static const char *const mg_cfg_router_known[] = {
-    "routing_strategy", "routing_strategy_args", "num_retries", "retry_policy",
-    "model_group_retry_policy", "retry_after", "allowed_fails", "allowed_fails_policy",
-    "cooldown_time", "disable_cooldowns", "fallbacks", "context_window_fallbacks",
-    "content_policy_fallbacks", "default_fallbacks", "max_fallbacks", "timeout",
-    "stream_timeout", "model_group_alias", "enable_pre_call_checks", "redis_host", "redis_port",
-    "redis_password", "redis_url", "redis_db", "redis_username", "cache_kwargs",
-    "default_litellm_params", "routing_policy", "fallback_policy", "wildcard_policy",
-    "filter_policy",
-    "policy_args", "enable_tag_filtering", "tag_filtering_match_any",
-    "default_max_parallel_requests", "client_ttl", "cache_responses", "caching_groups",
-    "optional_pre_call_checks", "provider_budget_config", "ignore_invalid_deployments",
-    "set_verbose", "debug_level", "model_group_affinity_config", "deployment_affinity_ttl_seconds",
-    NULL,
-};
 
 static const char *const mg_cfg_strategies[] = {
     "simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
     "latency-based-routing", "cost-based-routing", NULL,
 };
+
+/*
+ * Every key of the LiteLLM sections against the one settings table (mg_settings.c):
+ * accepted-not-implemented ones get one warning naming their effect and are listed in
+ * cfg->unimplemented (/moongate/state); refused ones fail the load; unknown ones warn.
+ */
+static int
+mg_cfg_settings_check(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *gs, json_t *ls, json_t *rs)
+{
+    struct {
+        const char *section;
+        json_t *obj;
+    } secs[] = {
+        {"top-level", cfg->root},
+        {"general_settings", gs},
+        {"litellm_settings", ls},
+        {"router_settings", rs},
+    };
+    cfg->unimplemented = json_array();
+    for (size_t i = 0; i < sizeof(secs) / sizeof(secs[0]); i++) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(secs[i].obj, k, v) {
+            bool top = i == 0;
+            if (top && mg_cfg_in(k, mg_cfg_top_known)) {
+                continue;
+            }
+            if (json_is_null(v) || ((json_is_array(v) || json_is_object(v)) &&
+                                    json_array_size(v) + json_object_size(v) == 0)) {
+                continue; /* an empty setting asks for nothing */
+            }
+            char p[300];
+            snprintf(p, sizeof(p), top ? "%s%s" : "%s.%s", top ? "" : secs[i].section, k);
+            const mg_setting_t *st = mg_setting_find(secs[i].section, k);
+            if (st == NULL) {
+                mg_cfg_warn(c, p, "%s is not a setting moongate knows (LiteLLM's or its own); "
+                                  "ignored", p);
+                continue;
+            }
+            if (st->status == MG_SET_WARN) {
+                mg_cfg_warn(c, p, "accepted, not implemented in moongate: %s; effect: %s", p,
+                            st->effect);
+                json_array_append_new(cfg->unimplemented,
+                                      json_pack("{s:s,s:s}", "setting", p, "effect", st->effect));
+            } else if (st->status == MG_SET_REFUSED) {
+                return mg_cfg_fail(c, p, "%s is not implemented in moongate, and ignoring it would "
+                                         "change what clients get (%s); remove it to run moongate",
+                                   p, st->effect);
+            }
+        }
+    }
+    return MG_OK;
+}
 
 static int
 mg_cfg_fallback_list(mg_cfg_ctx_t *c, json_t *router, const char *key, const char *section)
@@ -857,11 +928,6 @@ mg_cfg_router(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls, json_t *rs)
         const char *k;
         json_t *v;
         json_object_foreach(rs, k, v) {
-            if (!mg_cfg_in(k, mg_cfg_router_known)) {
-                char p[300];
-                snprintf(p, sizeof(p), "router_settings.%s", k);
-                mg_cfg_warn(c, p, "router_settings.%s is not a router setting moongate knows; ignored", k);
-            }
             if (!json_is_null(v)) {
                 json_object_set(router, k, v);
             }
@@ -1196,13 +1262,6 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
     json_t *root = cfg->root;
     const char *k;
     json_t *v;
-    json_object_foreach(root, k, v) {
-        if (mg_cfg_in(k, mg_cfg_top_ignored)) {
-            mg_cfg_warn(c, k, "%s is a LiteLLM setting moongate does not implement; ignored", k);
-        } else if (!mg_cfg_in(k, mg_cfg_top_known)) {
-            mg_cfg_warn(c, k, "unknown top-level key \"%s\"; ignored", k);
-        }
-    }
 
     /* environment_variables first: os.environ/ references may use them */
     json_t *envs;
@@ -1241,6 +1300,9 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
     }
     cfg->general_settings = gs;
     cfg->litellm_settings = ls;
+    if (mg_cfg_settings_check(c, cfg, gs, ls, rs) != MG_OK) {
+        return MG_ERROR;
+    }
 
     /* general_settings */
     const char *s;
@@ -1617,6 +1679,7 @@ mg_config_unref(mg_config_t *c)
     json_decref(c->root);
     json_decref(c->models);
     json_decref(c->router);
+    json_decref(c->unimplemented);
     free(c->master_key);
     free(c->database_url);
     free(c->redis_host);

@@ -70,6 +70,7 @@ struct mg_config_s {
     int limit_concurrency;      /* --limit_concurrency / LIMIT_CONCURRENCY: 503 past it, 0 = none */
 
     int nwarnings;
+    json_t *unimplemented;      /* owned: [{setting, effect}] accepted but not implemented */
 };
 
 /* Options that come from the CLI / environment and shape loading. */
@@ -109,6 +110,13 @@ json_t *mg_config_router_get(const mg_config_t *c, const char *key);
  */
 int mg_config_check_model(json_t *entry, const char *where, const mg_marks_t *marks,
                           const char *path, json_t **out, mg_err_t *err);
+
+/*
+ * Where the embedded store lives: --state_dir / moongate_settings.state_dir, else
+ * MOONGATE_STATE_DIR, else one directory per config file: /var/lib/moongate/<hash> as
+ * root, $XDG_STATE_HOME/moongate/<hash> (~/.local/state/...) otherwise.
+ */
+void mg_config_state_dir(const mg_config_t *cfg, const char *config_path, char *out, size_t len);
 
 /* Replaces "os.environ/NAME" strings with the environment value (or null). */
 json_t *mg_config_resolve_env(json_t *v);

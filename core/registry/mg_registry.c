@@ -601,6 +601,17 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
             continue;
         }
         json_decref(norm);
+        /* router_settings.default_litellm_params: defaults of every call, below the
+         * deployment's own */
+        const char *dk;
+        json_t *dv;
+        json_object_foreach(mg_config_router_get(cfg, "default_litellm_params"), dk, dv) {
+            if (json_object_get(d->litellm_params, dk) == NULL &&
+                json_object_get(d->defaults, dk) == NULL && !mg_registry_in(dk, mg_registry_reserved_params) &&
+                !json_is_null(dv)) {
+                json_object_set(d->defaults, dk, dv);
+            }
+        }
         if (mg_map_get(&s->by_id, d->id, strlen(d->id)) != NULL) {
             mg_registry_warn(s, "deployment id \"%s\" (model_name \"%s\") appears twice; the "
                                 "first one is used", d->id, d->model_name);
@@ -657,6 +668,17 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
     }
     qsort(s->wildcards, s->nwildcards, sizeof(mg_group_t *), mg_registry_wildcard_cmp);
 
+    /* litellm_settings.model_alias_map first: model_group_alias wins on a clash */
+    json_t *amap = json_object_get(cfg->litellm_settings, "model_alias_map");
+    if (json_is_object(amap)) {
+        const char *an;
+        json_t *av;
+        json_object_foreach(amap, an, av) {
+            if (json_is_string(av)) {
+                free(mg_map_put(&s->aliases, an, strlen(an), mg_xstrdup(json_string_value(av))));
+            }
+        }
+    }
     json_t *alias = mg_config_router_get(cfg, "model_group_alias");
     if (json_is_object(alias)) {
         const char *an;

@@ -112,7 +112,6 @@ test('the body is forwarded as sent, minus LiteLLM-only fields and nulls; model 
     num_retries: 1,
     caching: true,
     tags: ['t'],
-    guardrails: ['g'],
     litellm_call_id: 'c',
     litellm_metadata: { a: 1 },
     timeout: 600,

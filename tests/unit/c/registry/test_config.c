@@ -263,12 +263,27 @@ test_coercion_and_settings(void)
     mg_config_unref(cfg);
     mg_config_unref(cfg);
 
-    /* unknown keys are warnings, not errors */
+    /* unknown keys are warnings, not errors; an empty section asks for nothing */
     cfg = t_load("model_list: []\nsomething_new: 1\nguardrails: []\nrouter_settings:\n"
                  "  not_a_setting: 1\n",
                  &err);
     CHECK(cfg != NULL, "%s", err.msg);
-    CHECK(cfg != NULL && cfg->nwarnings == 3, "warnings: %d", cfg ? cfg->nwarnings : -1);
+    CHECK(cfg != NULL && cfg->nwarnings == 2, "warnings: %d", cfg ? cfg->nwarnings : -1);
+    mg_config_unref(cfg);
+    /* accepted, not implemented: a warning each, and listed */
+    cfg = t_load("model_list: []\nlitellm_settings:\n  cache: true\n  callbacks: [langfuse]\n"
+                 "router_settings:\n  cache_responses: true\n", &err);
+    CHECK(cfg != NULL, "%s", err.msg);
+    CHECK(cfg != NULL && json_array_size(cfg->unimplemented) == 3, "listed: %zu",
+          cfg ? json_array_size(cfg->unimplemented) : 0);
+    mg_config_unref(cfg);
+    /* refused where ignoring it would change what clients get, naming it */
+    cfg = t_load("model_list: []\nguardrails:\n  - guardrail_name: x\n", &err);
+    CHECK(cfg == NULL);
+    CHECK(strstr(err.msg, "guardrails is not implemented") != NULL, "%s", err.msg);
+    mg_config_unref(cfg);
+    cfg = t_load("model_list: []\ngeneral_settings:\n  allowed_ips: [10.0.0.1]\n", &err);
+    CHECK(cfg == NULL && strstr(err.msg, "allowed_ips") != NULL, "%s", err.msg);
     mg_config_unref(cfg);
 }
 
