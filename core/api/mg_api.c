@@ -159,10 +159,14 @@ mg_api_is_litellm_param(const mg_json_member_t *m)
 const mg_json_member_t *
 mg_api_member(const mg_api_req_t *q, const char *key)
 {
-    /* the last occurrence, as Python's json (and the upstream) reads duplicate keys */
+    /* the last occurrence, as Python's json (and the upstream) reads duplicate keys; the
+     * length first: a request makes a dozen of these lookups */
+    size_t n = strlen(key);
     for (int i = q->nmembers - 1; i >= 0; i--) {
-        if (mg_json_key_is(&q->members[i], key)) {
-            return &q->members[i];
+        const mg_json_member_t *m = &q->members[i];
+        if (m->key_escaped ? mg_json_key_is(m, key)
+                           : m->key_len == n && m->key[0] == key[0] && memcmp(m->key, key, n) == 0) {
+            return m;
         }
     }
     return NULL;

@@ -59,7 +59,7 @@ mg_route_max_input(const mg_deployment_t *d)
 static bool
 mg_route_too_long(mg_request_t *r, const mg_deployment_t *d)
 {
-    if (!json_is_true(mg_config_router_get(r->snap->config, "enable_pre_call_checks"))) {
+    if (!r->snap->config->pre_call_checks) {
         return false;
     }
     int64_t max = mg_route_max_input(d);
@@ -78,8 +78,7 @@ mg_route_max_parallel(const mg_snapshot_t *s, const mg_deployment_t *d)
     if (d->max_parallel_requests > 0) {
         return d->max_parallel_requests;
     }
-    json_t *v = mg_config_router_get(s->config, "default_max_parallel_requests");
-    return json_is_number(v) && json_number_value(v) >= 1 ? mg_clamp_int(json_number_value(v)) : 0;
+    return s->config->default_max_parallel;
 }
 
 void

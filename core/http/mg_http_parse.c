@@ -6,6 +6,7 @@
 #include "../base/mg_buf.h"
 #include "../base/mg_err.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #define MG_HTTP_XSTR(x) #x
@@ -95,25 +96,31 @@ static ssize_t
 mg_http_head_end_crlf(const char *buf, size_t len, size_t max, const char **why)
 {
     size_t n = len < max ? len : max;
-    for (size_t i = 0; i < n; i++) {
-        if (buf[i] == '\n') {
+    /* a line at a time: memchr finds the LF, a second one any CR before its own */
+    size_t i = 0;
+    while (i < n) {
+        const char *lf = memchr(buf + i, '\n', n - i);
+        size_t e = lf != NULL ? (size_t) (lf - buf) : n; /* the LF, or the end of the data */
+        if (lf != NULL && (e == i || buf[e - 1] != '\r')) {
             *why = "bare LF in the request head (lines must end with CRLF)";
             return -1;
         }
-        if (buf[i] != '\r') {
-            continue;
-        }
-        if (i + 1 == len) {
-            return 0;
-        }
-        if (buf[i + 1] != '\n') {
+        size_t seg = lf != NULL ? e - 1 - i : n - i; /* the line without its CR */
+        const char *cr = seg > 0 ? memchr(buf + i, '\r', seg) : NULL;
+        if (cr != NULL) {
+            if (lf == NULL && (size_t) (cr - buf) + 1 == len) {
+                return 0; /* a CR at the very end: its LF may be next */
+            }
             *why = "bare CR in the request head";
             return -1;
         }
-        if (i >= 2 && buf[i - 2] == '\r' && buf[i - 1] == '\n') {
-            return (ssize_t) (i + 2);
+        if (lf == NULL) {
+            return 0;
         }
-        i++;
+        if (e - 1 == i && i >= 2) {
+            return (ssize_t) (e + 1); /* the empty line */
+        }
+        i = e + 1;
     }
     return 0;
 }
@@ -417,6 +424,32 @@ mg_http_value_byte_ok(unsigned char c)
     return c >= 0x20 ? c != 0x7f : c == '\t';
 }
 
+/*
+ * The first byte in [p, end) that is not a plain value byte (a control byte, tab
+ * included, or DEL), or end: eight bytes at a time (values are most of a head, and
+ * every response and upstream request head is checked).
+ */
+static inline const char *
+mg_http_value_run(const char *p, const char *end)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        /* a byte < 0x20 or >= 0x80 sets its high bit in t; DEL (0x7f) is found by
+         * x + 1 reaching 0x80 */
+        uint64_t t = ((x - ones * 0x20) | x | (x + ones)) & high;
+        if (t != 0) {
+            break; /* something here needs a closer look (UTF-8 bytes too: rare in heads) */
+        }
+        p += 8;
+    }
+    while (p < end && (unsigned char) *p >= 0x20 && (unsigned char) *p < 0x7f) {
+        p++;
+    }
+    return p;
+}
+
 /* Error for a bad byte at p in the line of header name[0..nl) (nl 0: the request line). */
 static int
 mg_http_hv_bad_byte(const char *base, const char *p, const char *name, size_t nl,
@@ -480,7 +513,14 @@ mg_http_hv_fields(const char *base, const char *p, const char *end, bool head, m
             return mg_err_set(err, MG_ERR_INTERNAL, "a header name that is not an RFC 9110 "
                               "token (offset %zu)", (size_t) (name - base));
         }
-        for (p++; p < end && *p != '\r'; p++) {
+        /* the value: up to the line's CR (found fast), then checked a word at a time */
+        const char *cr = memchr(p + 1, '\r', (size_t) (end - p - 1));
+        const char *vend = cr != NULL ? cr : end;
+        for (p++; p < vend; p++) {
+            p = mg_http_value_run(p, vend);
+            if (p >= vend) {
+                break;
+            }
             if (!mg_http_value_byte_ok((unsigned char) *p)) {
                 return mg_http_hv_bad_byte(base, p, name, nl, err);
             }
@@ -495,6 +535,10 @@ mg_http_hv_fields(const char *base, const char *p, const char *end, bool head, m
         }
         p += 2;
         const char *dup = NULL;
+        char f0 = (char) (name[0] | 0x20);
+        if (f0 != 'c' && f0 != 't' && f0 != 'h') {
+            continue; /* none of the framing headers below */
+        }
         if (mg_http_ieq(name, nl, "content-length")) {
             dup = head ? (n.content_length++ > 0 ? "content-length" : NULL) : "content-length";
         } else if (mg_http_ieq(name, nl, "transfer-encoding")) {

@@ -960,6 +960,11 @@ mg_cfg_router(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls, json_t *rs)
             return mg_cfg_fail(c, p, "%s must not be negative", *k);
         }
     }
+    cfg->pre_call_checks = json_is_true(json_object_get(router, "enable_pre_call_checks"));
+    json_t *dmp = json_object_get(router, "default_max_parallel_requests");
+    cfg->default_max_parallel = json_is_number(dmp) && json_number_value(dmp) >= 1
+                                    ? mg_clamp_int(json_number_value(dmp))
+                                    : 0;
     bool b;
     if (mg_cfg_bool(c, router, "disable_cooldowns", rsp, &b) != MG_OK ||
         mg_cfg_bool(c, router, "enable_pre_call_checks", rsp, &b) != MG_OK ||

@@ -67,7 +67,9 @@ struct mg_config_s {
     int body_timeout_ms;        /* idle time allowed between request body reads */
     int policy_budget_ms;
     int policy_memory_mb;
-    int limit_concurrency;      /* --limit_concurrency / LIMIT_CONCURRENCY: 503 past it, 0 = none */
+    int limit_concurrency;
+    bool pre_call_checks;       /* router enable_pre_call_checks */
+    int default_max_parallel;   /* router default_max_parallel_requests, 0 = none */      /* --limit_concurrency / LIMIT_CONCURRENCY: 503 past it, 0 = none */
 
     int nwarnings;
     json_t *unimplemented;      /* owned: [{setting, effect}] accepted but not implemented */
