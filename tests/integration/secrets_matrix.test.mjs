@@ -23,6 +23,7 @@ import crypto from 'node:crypto';
 import { startMock, startGateway } from '../lib/harness.mjs';
 import { startAnthropicMock } from '../lib/mock_anthropic.mjs';
 import { req } from './lib_registry.mjs';
+import { assertCleanStop } from './lib_rotation.mjs';
 
 const B62 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const rnd = (n) => Array.from(crypto.randomBytes(n), (b) => B62[b % 62]).join('');
@@ -500,5 +501,15 @@ for (const exit of EXITS) {
 describe('coverage', () => {
   it(`the exits were served by all ${WORKERS} workers (each keeps its own copy of the secret set)`, () => {
     assert.equal(workersSeen.size, WORKERS, `workers seen: ${[...workersSeen].join(',')}`);
+  });
+});
+
+describe('the end', () => {
+  it('the gateway stops cleanly (exit 0, no sanitizer report), and its last words hide every secret too', async () => {
+    const stopped = await assertCleanStop(gw);
+    const bad = [];
+    for (const k of KINDS) for (const s of k.secrets) for (const c of leaksOf(stopped.stderr, s)) bad.push(`${k.name}: ${JSON.stringify(c)}`);
+    // (the bare api_base query value is the known bug QBARE, checked as todo above)
+    assert.deepEqual(bad.filter((b) => !b.startsWith('api_base ?key= query, echoed bare')), []);
   });
 });

@@ -18,6 +18,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startGateway, moongateBin, repoRoot, tmpDir, pool } from '../lib/harness.mjs';
+import { assertCleanStop } from './lib_rotation.mjs';
 
 const out = spawnSync(moongateBin, ['settings'], { encoding: 'utf8', timeout: 20000 });
 const SETTINGS_MD = out.stdout;
@@ -255,6 +256,7 @@ test('a running gateway lists every warned setting, with its effect, in /moongat
     const stderr = gw.output().stderr;
     const twice = warn.filter((r) => stderr.split(`accepted, not implemented in moongate: ${settingName(r)};`).length - 1 !== 1).map(settingName);
     assert.deepEqual(twice, [], 'each warned exactly once at start');
+    await assertCleanStop(gw);
   } finally {
     await gw.stop();
   }
