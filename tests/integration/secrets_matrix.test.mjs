@@ -20,7 +20,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startMock, startGateway } from '../lib/harness.mjs';
+import { startMock, startGateway, waitFor } from '../lib/harness.mjs';
 import { startAnthropicMock } from '../lib/mock_anthropic.mjs';
 import { req } from './lib_registry.mjs';
 import { assertCleanStop } from './lib_rotation.mjs';
@@ -503,6 +503,52 @@ describe('coverage', () => {
     assert.equal(workersSeen.size, WORKERS, `workers seen: ${[...workersSeen].join(',')}`);
   });
 });
+
+// ---- store passwords: the readiness reason, /moongate/state and the log of a gateway whose
+// store and hint bus are down (their URLs name the failure, never the password) ----
+
+describe('exit: the readiness reason and store status with the store and redis down', () => {
+  const pgPw = secret('', 28);
+  const redisPw = secret('', 28);
+  let g = null;
+  let texts = null;
+  before(async () => {
+    const closed = 1; // nothing listens on port 1
+    g = await startGateway({
+      config: {
+        model_list: [],
+        router_settings: { redis_url: `redis://:${redisPw.value}@127.0.0.1:${closed}` },
+        general_settings: { master_key: S.master.value, database_url: `postgresql://moon:${pgPw.value}@127.0.0.1:${closed}/db` },
+      },
+      env: { LITELLM_LOG: 'DEBUG' },
+      waitReady: false,
+    });
+    const ready = await waitFor(async () => {
+      const r = await grab2(g, '/health/readiness');
+      return r.status === 503 && /database unavailable|connection/.test(r.text) ? r : null;
+    }, { what: 'the readiness probe to give the store failure as its reason', timeout: 15000 });
+    const state = await grab2(g, '/moongate/state');
+    const health = await grab2(g, '/health');
+    const { stdout, stderr } = g.output();
+    texts = { readiness: ready.all, state: state.all, health: health.all, log: `${stdout}\n${stderr}` };
+  });
+  after(async () => { if (g) await g.stop(); });
+  for (const part of ['readiness', 'state', 'health', 'log']) {
+    it(`${part}: neither password shows`, () => {
+      const bad = [];
+      for (const s2 of [pgPw, redisPw]) for (const c of leaksOf(texts[part], s2)) bad.push(JSON.stringify(c));
+      assert.deepEqual(bad, []);
+      if (part !== 'health') assert.match(texts[part], /127\.0\.0\.1/, 'the failure is described (the check says something)');
+    });
+  }
+});
+
+async function grab2(g, p) {
+  const r = await req(g.port, p, { key: S.master.value });
+  if (r.error) throw new Error(`${p}: ${r.error}`);
+  const head = Object.entries(r.headers).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+  return { status: r.status, text: r.text, all: `HTTP ${r.status}\r\n${head}\r\n\r\n${r.text}` };
+}
 
 describe('the end', () => {
   it('the gateway stops cleanly (exit 0, no sanitizer report), and its last words hide every secret too', async () => {
