@@ -50,6 +50,7 @@ typedef struct {
     char instance_id[40];
     int32_t requests_inflight;  /* every worker's requests being handled (--limit_concurrency) */
     int32_t pad2;
+    uint64_t ignored_caching;   /* requests that asked for caching (/moongate/state) */
     mg_shm_worker_t workers[MG_SHM_MAX_WORKERS];
     size_t arena_size;
     size_t arena_used;          /* only the master allocates (before fork) */

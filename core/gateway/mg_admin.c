@@ -488,18 +488,8 @@ mg_admin_commit_done(void *ud, int rc, int64_t version, json_t *row, const mg_er
         }
     } else {
         body = json_deep_copy(row);
-        json_t *lp = json_object_get(body, "litellm_params");
-        if (json_is_object(lp)) {
-            /* never echo credentials: the one secret list */
-            const char *k;
-            json_t *v;
-            void *it;
-            json_object_foreach_safe(lp, it, k, v) {
-                if (mg_registry_secret_key(k)) {
-                    json_object_del(lp, k);
-                }
-            }
-        }
+        /* never echo credentials: the one secret list, the one redaction */
+        mg_registry_public_params(json_object_get(body, "litellm_params"));
         json_object_set_new(body, "version", json_integer(version));
     }
     mg_admin_pending_free(p);
@@ -791,7 +781,11 @@ mg_admin_state(mg_request_t *r)
     json_object_set(b, "settings_not_implemented",
                     r->gw->config->unimplemented ? r->gw->config->unimplemented : json_array());
     json_object_set_new(b, "request_settings_ignored",
-                        json_pack("{s:I}", "caching", (json_int_t) r->gw->ignored_caching));
+                        json_pack("{s:I}", "caching",
+                                  (json_int_t) (mg_shm != NULL
+                                                    ? __atomic_load_n(&mg_shm->ignored_caching,
+                                                                      __ATOMIC_RELAXED)
+                                                    : r->gw->ignored_caching)));
     mg_gw_json_scrubbed(r, 200, b);
     json_decref(b);
 }

@@ -21,6 +21,7 @@
 #include "../base/mg_log.h"
 #include "../base/mg_map.h"
 #include "../base/mg_scrub.h"
+#include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
 #include "../registry/mg_stats.h"
@@ -84,6 +85,18 @@ mg_proxy_simple_error(mg_request_t *r, int status, const char *msg, const char *
 }
 
 /* ---- request parsing ---- */
+
+/* Whether a JSON array or object text is empty ("[ ]" too). */
+static bool
+mg_proxy_json_empty(const char *v, size_t n)
+{
+    for (size_t i = 1; i + 1 < n; i++) {
+        if (v[i] != ' ' && v[i] != '\t' && v[i] != '\n' && v[i] != '\r') {
+            return false;
+        }
+    }
+    return true;
+}
 
 static bool
 mg_proxy_parse(mg_request_t *r, const char *pm, size_t pml)
@@ -149,8 +162,14 @@ mg_proxy_parse(mg_request_t *r, const char *pm, size_t pml)
     json_decref(tags);
     /* LiteLLM request settings moongate does not implement (the settings table) */
     const mg_json_member_t *gr = mg_api_member(q, "guardrails");
+    mg_json_member_t mgr;
+    const mg_json_member_t *md0 = mg_api_member(q, "metadata");
+    if ((gr == NULL || gr->type == MG_JSON_NULL) && md0 != NULL && md0->type == MG_JSON_OBJECT &&
+        mg_json_obj_find(md0->val, md0->val_len, "guardrails", &mgr) == 1) {
+        gr = &mgr; /* LiteLLM reads the guardrails a request names from metadata too */
+    }
     if (gr != NULL && !(gr->type == MG_JSON_NULL ||
-                        (gr->type == MG_JSON_ARRAY && gr->val_len == 2))) {
+                        (gr->type == MG_JSON_ARRAY && mg_proxy_json_empty(gr->val, gr->val_len)))) {
         mg_proxy_simple_error(r, 400, "moongate does not implement guardrails: a request naming "
                                       "guardrails is refused rather than answered unchecked",
                               "\"invalid_request_error\"", "\"guardrails\"");
@@ -161,6 +180,9 @@ mg_proxy_parse(mg_request_t *r, const char *pm, size_t pml)
         cm = mg_api_member(q, "cache");
     }
     if (cm != NULL && cm->type != MG_JSON_NULL && cm->type != MG_JSON_FALSE) {
+        if (mg_shm != NULL) {
+            __atomic_fetch_add(&mg_shm->ignored_caching, 1, __ATOMIC_RELAXED); /* the instance's */
+        }
         if (r->gw->ignored_caching++ == 0) {
             mg_log_ctx_t lc = {r->call_id, NULL, NULL};
             mg_log(MG_LOG_WARN, &lc, "a request asked for caching (\"caching\"/\"cache\"): "

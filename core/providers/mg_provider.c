@@ -297,3 +297,13 @@ mg_provider_head_end(mg_call_t *c)
     c->body.iov[0].iov_base = mg_buf_head(c->head);
     c->body.iov[0].iov_len = mg_buf_len(c->head);
 }
+
+int
+mg_provider_value_ok(const char *header, const char *v, mg_err_t *err)
+{
+    if (v == NULL || strpbrk(v, "\r\n") == NULL) {
+        return MG_OK; /* a NUL ends the C string: it cannot be written */
+    }
+    return mg_err_set(err, MG_ERR_INTERNAL, "refusing to send an upstream request head with a raw "
+                                            "CR/LF/NUL in header \"%s\"", header);
+}

@@ -156,6 +156,11 @@ void mg_provider_cred_hash(const mg_provider_t *p, const mg_deployment_t *d, cha
 
 /* ---- helpers shared by providers (mg_provider.c) ---- */
 
+/* MG_OK when v (may be NULL) can be a header value: no CR, LF or NUL.  Else MG_ERROR with an
+ * internal-class err naming the header, never the value (the second line of defence: a value
+ * that got past config checks, e.g. from the environment, never splits a head). */
+int mg_provider_value_ok(const char *header, const char *v, mg_err_t *err);
+
 /* "POST <base path><suffix> HTTP/1.1\r\nhost: <host>\r\n" + content-type, accept, user-agent. */
 void mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix,
                             const char *query);

@@ -82,6 +82,10 @@ mg_oai_build(const mg_provider_t *p, mg_call_t *c, mg_err_t *err, mg_api_err_t *
     }
     mg_buf_t *h = c->head;
     mg_provider_head_start(h, base, mg_oai_op_path(c->op), NULL);
+    if (mg_provider_value_ok("authorization", key, err) != MG_OK ||
+        mg_provider_value_ok("openai-organization", d->organization, err) != MG_OK) {
+        return MG_ERROR;
+    }
     if (key != NULL && key[0] != '\0') {
         mg_buf_printf(h, "authorization: Bearer %s\r\n", key);
     }
@@ -139,6 +143,9 @@ mg_azure_build(const mg_provider_t *p, mg_call_t *c, mg_err_t *err, mg_api_err_t
     mg_provider_head_start(h, base, mg_buf_cstr(&path), mg_buf_cstr(&query));
     mg_buf_free(&path);
     mg_buf_free(&query);
+    if (mg_provider_value_ok("api-key", key, err) != MG_OK) {
+        return MG_ERROR;
+    }
     if (key != NULL && key[0] != '\0') {
         mg_buf_printf(h, "api-key: %s\r\n", key);
     }

@@ -1559,6 +1559,17 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
                                          "credential_values (a mapping)");
             }
             mg_cfg_resolve_obj(vals);
+            /* every credential value may end up in a head, used or not */
+            const char *vk;
+            json_t *vv;
+            json_object_foreach(vals, vk, vv) {
+                char vp[256];
+                snprintf(vp, sizeof(vp), "%s.credential_values.%s", p, vk);
+                if (mg_cfg_header_safe(c, vp, vk, vv) != MG_OK) {
+                    json_decref(cred_map);
+                    return MG_ERROR;
+                }
+            }
             json_object_set(cred_map, name, vals);
         }
     }
@@ -1577,31 +1588,38 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
         json_array_foreach(ml, i, entry) {
             char p[64];
             snprintf(p, sizeof(p), "model_list[%zu]", i);
-            json_t *norm = NULL;
-            if (mg_cfg_model(c, entry, p, &norm) != MG_OK) {
-                json_decref(cred_map);
-                return MG_ERROR;
-            }
-            json_t *lp = json_object_get(norm, "litellm_params");
-            const char *cn = json_string_value(json_object_get(lp, "litellm_credential_name"));
+            /* a credential's values join the deployment's before it is checked, so they pass
+             * the same checks (header-safe fields, api_base) as values written inline */
+            json_t *merged = NULL;
+            json_t *lp0 = json_object_get(entry, "litellm_params");
+            const char *cn = json_string_value(json_object_get(lp0, "litellm_credential_name"));
             if (cn != NULL) {
                 json_t *vals = json_object_get(cred_map, cn);
                 if (vals == NULL) {
                     char pp[128];
                     snprintf(pp, sizeof(pp), "%s.litellm_params.litellm_credential_name", p);
                     int rc = mg_cfg_fail(c, pp, "credential \"%s\" is not in credential_list", cn);
-                    json_decref(norm); /* after the message: cn points into it */
                     json_decref(cred_map);
                     return rc;
                 }
+                merged = json_deep_copy(entry);
+                json_t *mlp = json_object_get(merged, "litellm_params");
                 const char *ck;
                 json_t *cv;
                 json_object_foreach(vals, ck, cv) {
-                    if (json_object_get(lp, ck) == NULL) {
-                        json_object_set(lp, ck, cv);
+                    if (json_object_get(mlp, ck) == NULL) {
+                        json_object_set(mlp, ck, cv);
                     }
                 }
             }
+            json_t *norm = NULL;
+            int mrc = mg_cfg_model(c, merged != NULL ? merged : entry, p, &norm);
+            json_decref(merged);
+            if (mrc != MG_OK) {
+                json_decref(cred_map);
+                return MG_ERROR;
+            }
+            json_t *lp = json_object_get(norm, "litellm_params");
             /* organization: [a, b] -> one deployment per organization */
             json_t *org = json_object_get(lp, "organization");
             if (json_is_array(org)) {

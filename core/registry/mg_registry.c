@@ -713,6 +713,29 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
 }
 
 /* Every value of v (recursively) under a secret key; add_all: v itself is secret. */
+/* Every query value of an endpoint URL: /model/info shows them all redacted, so all are
+ * secrets (values shorter than the scrubber's minimum are ignored by it). */
+static void
+mg_registry_secret_query(mg_scrub_builder_t *b, const char *url)
+{
+    const char *q = strchr(url, '?');
+    if (q == NULL) {
+        return;
+    }
+    const char *p = q + 1;
+    while (*p != '\0' && *p != '#') {
+        size_t n = strcspn(p, "&#");
+        const char *eq = memchr(p, '=', n);
+        if (eq != NULL && (size_t) (p + n - eq - 1) > 0) {
+            mg_scrub_builder_add(b, eq + 1, (size_t) (p + n - eq - 1));
+        }
+        p += n;
+        if (*p == '&') {
+            p++;
+        }
+    }
+}
+
 static void
 mg_registry_secret_values(mg_scrub_builder_t *b, json_t *v, bool add_all)
 {
@@ -731,6 +754,9 @@ mg_registry_secret_values(mg_scrub_builder_t *b, json_t *v, bool add_all)
     const char *k;
     json_t *x;
     json_object_foreach(v, k, x) {
+        if (json_is_string(x) && (strcmp(k, "api_base") == 0 || strcmp(k, "base_url") == 0)) {
+            mg_registry_secret_query(b, json_string_value(x)); /* ?key=... is shown redacted */
+        }
         bool sec = add_all || mg_registry_secret_key(k) || strcasecmp(k, "authorization") == 0 ||
                    strcasecmp(k, "x-api-key") == 0 || strcasecmp(k, "api-key") == 0;
         if (json_is_object(x) || json_is_array(x) || json_is_string(x)) {
@@ -1043,6 +1069,19 @@ mg_registry_deployment_json(const mg_deployment_t *d, bool with_secrets)
 {
     json_t *lp = json_deep_copy(d->litellm_params);
     if (!with_secrets) {
+        mg_registry_public_params(lp);
+    }
+    return json_pack("{s:s,s:o,s:O}", "model_name", d->model_name, "litellm_params", lp,
+                     "model_info", d->model_info);
+}
+
+void
+mg_registry_public_params(json_t *lp)
+{
+    if (!json_is_object(lp)) {
+        return;
+    }
+    {
         const char *ab = json_string_value(json_object_get(lp, "api_base"));
         if (ab != NULL) {
             json_object_set_new(lp, "api_base", mg_registry_redact_query(ab));
@@ -1069,6 +1108,4 @@ mg_registry_deployment_json(const mg_deployment_t *d, bool with_secrets)
             }
         }
     }
-    return json_pack("{s:s,s:o,s:O}", "model_name", d->model_name, "litellm_params", lp,
-                     "model_info", d->model_info);
 }

@@ -161,5 +161,8 @@ bool mg_registry_secret_key(const char *k);
 
 /* A deployment as the API shows it (credentials removed). New reference. */
 json_t *mg_registry_deployment_json(const mg_deployment_t *d, bool with_secrets);
+/* litellm_params as anyone may see them: secret-named params removed, credential headers and
+ * api_base query values redacted (in place). */
+void mg_registry_public_params(json_t *lp);
 
 #endif

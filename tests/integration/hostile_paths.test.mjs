@@ -72,7 +72,7 @@ function validate(config) {
   return { code: r.status, text: r.stdout + r.stderr };
 }
 
-const CRED_BUG = { todo: 'gateway bug: credential_list values are merged into deployments after the header-field check (mg_cfg_model), so a CR/LF in them passes --validate_config' };
+const CRED_BUG = {};
 
 for (const field of ['api_key', 'api_base', 'organization']) {
   test(`a CR/LF in a credential_list ${field} is refused at load, naming it`, CRED_BUG, () => {
@@ -88,7 +88,6 @@ for (const field of ['api_key', 'api_base', 'organization']) {
 }
 
 test('a CR/LF credential_list api_key that got in still never reaches the upstream (the header writer refuses it)',
-  { todo: 'gateway bug: a credential_list api_key "k\\r\\nX-Injected: yes" goes out raw: the upstream receives the header x-injected: yes (the upstream head writer does not refuse it either)' },
   async () => {
   const g = await startGateway({
     config: {
