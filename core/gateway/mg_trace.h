@@ -42,7 +42,7 @@ struct mg_trace_req_s {
 
 /* Counters of one worker's exporter (for /moongate/state and /metrics). */
 typedef struct {
-    uint64_t spans_ended;           /* queued when they ended */
+    uint64_t spans_ended;           /* ended in a sampled trace: queued or dropped */
     uint64_t spans_dropped;         /* refused: the queue was full (or left at shutdown) */
     uint64_t spans_exported;        /* the collector accepted them (console: printed) */
     uint64_t spans_failed;          /* in a batch the collector refused or never answered */
