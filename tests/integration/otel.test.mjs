@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { startMock, startGateway, mockModel, waitFor, freePort, pool } from '../lib/harness.mjs';
 import { sseData } from './lib_extra.mjs';
+import { assertCleanStop, sanitizerReport } from './lib_rotation.mjs';
 import { startCollector } from '../mocks/otel_collector.mjs';
 
 const KEY = 'sk-test-master-otel';
@@ -43,15 +44,21 @@ const config = (extra = {}) => ({
   router_settings: { fallbacks: [{ fa: ['fb'] }] },
 });
 const fast = { OTEL_BSP_SCHEDULE_DELAY: '50' };
+const gateways = [];
+async function start(opts) {
+  const g = await startGateway(opts);
+  gateways.push(g);
+  return g;
+}
 
 const col = await startCollector();
-const gw = await startGateway({
+const gw = await start({
   config: config(),
   env: { ...fast, OTEL_ENDPOINT: col.url, OTEL_HEADERS: `x-honeycomb-team=${HONEYCOMB},x-dataset=moongate` },
 });
 const stops = [];
 after(async () => {
-  await gw.stop();
+  for (const g of gateways) await g.stop();
   for (const s of stops) await s();
   await mock.stop();
   await col.stop();
@@ -219,11 +226,11 @@ test('a traceparent that says "not sampled": nothing exported, the provider stil
 
 test('without "otel" nothing is added upstream and no exporter runs', async () => {
   const c2 = await startCollector();
-  const g = await startGateway({
+  const g = await start({
     config: { model_list: models, general_settings: { master_key: KEY } },
     env: { ...fast, OTEL_ENDPOINT: c2.url },
   });
-  stops.push(() => g.stop(), () => c2.stop());
+  stops.push(() => c2.stop());
   const { r, log } = await traced(g, { model: 'plain' });
   assert.equal(r.status, 200);
   assert.equal(log[0].headers.traceparent, undefined, 'the client\'s traceparent is not forwarded either');
@@ -234,9 +241,8 @@ test('without "otel" nothing is added upstream and no exporter runs', async () =
 
 test('a collector that is down: requests succeed, failed exports are counted and never retried', async () => {
   const port = await freePort(); // nothing listens there
-  const g = await startGateway({ config: config(), env: { ...fast, OTEL_ENDPOINT: `http://127.0.0.1:${port}` } });
-  stops.push(() => g.stop());
-  const rs = await pool(20, 4, () => g.chat({ model: 'plain', messages: msgs }));
+  const g = await start({ config: config(), env: { ...fast, OTEL_ENDPOINT: `http://127.0.0.1:${port}` } });
+    const rs = await pool(20, 4, () => g.chat({ model: 'plain', messages: msgs }));
   assert.ok(rs.every((r) => r.status === 200), 'no request failed');
   const w = await waitFor(async () => {
     const [s] = await workerStates(g);
@@ -250,8 +256,8 @@ test('a collector that is down: requests succeed, failed exports are counted and
 test('a collector that refuses a batch: those spans are counted failed and not sent again', async () => {
   const c3 = await startCollector();
   c3.script([{ status: 503, times: 1 }]);
-  const g = await startGateway({ config: config(), env: { ...fast, OTEL_ENDPOINT: c3.url } });
-  stops.push(() => g.stop(), () => c3.stop());
+  const g = await start({ config: config(), env: { ...fast, OTEL_ENDPOINT: c3.url } });
+  stops.push(() => c3.stop());
   const { r, tp } = await traced(g, { model: 'plain' });
   assert.equal(r.status, 200);
   await waitFor(async () => (await workerStates(g))[0].otel.exports_failed === 1, { what: 'the refused export' });
@@ -266,14 +272,14 @@ test('a collector that refuses a batch: those spans are counted failed and not s
 test('a collector that hangs: requests go on, the full queue drops spans (counted), the drain is bounded', async () => {
   const c4 = await startCollector();
   c4.script([{ hang: true, times: 1000 }]);
-  const g = await startGateway({
+  const g = await start({
     config: config(),
     env: {
       ...fast, OTEL_ENDPOINT: c4.url, OTEL_BSP_MAX_QUEUE_SIZE: '4', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '2',
       OTEL_BSP_EXPORT_TIMEOUT: '60000',
     },
   });
-  stops.push(() => g.stop(), () => c4.stop());
+  stops.push(() => c4.stop());
   const first = await g.chat({ model: 'plain', messages: msgs });
   assert.equal(first.status, 200);
   await waitFor(async () => (await workerStates(g))[0].otel.export_in_flight, { what: 'an export hanging' });
@@ -295,7 +301,7 @@ test('a collector that hangs: requests go on, the full queue drops spans (counte
 
 test('a drain sends what is queued before the worker exits', async () => {
   const c5 = await startCollector();
-  const g = await startGateway({ config: config(), env: { OTEL_ENDPOINT: c5.url, OTEL_BSP_SCHEDULE_DELAY: '600000' } });
+  const g = await start({ config: config(), env: { OTEL_ENDPOINT: c5.url, OTEL_BSP_SCHEDULE_DELAY: '600000' } });
   stops.push(() => c5.stop());
   const { r, tp } = await traced(g, { model: 'plain' });
   assert.equal(r.status, 200);
@@ -309,8 +315,8 @@ test('a drain sends what is queued before the worker exits', async () => {
 
 test('4 workers: every request\'s trace arrives exactly once', async () => {
   const c6 = await startCollector();
-  const g = await startGateway({ config: config(), workers: 4, env: { ...fast, OTEL_ENDPOINT: c6.url } });
-  stops.push(() => g.stop(), () => c6.stop());
+  const g = await start({ config: config(), workers: 4, env: { ...fast, OTEL_ENDPOINT: c6.url } });
+  stops.push(() => c6.stop());
   const N = 60;
   const tps = Array.from({ length: N }, () => traceparent());
   const rs = await pool(N, 8, (i) => g.chat({ model: 'plain', messages: msgs }, { headers: { traceparent: tps[i].header } }));
@@ -328,9 +334,8 @@ test('4 workers: every request\'s trace arrives exactly once', async () => {
 });
 
 test('OTEL_EXPORTER=console prints each span as a JSON line in the log', async () => {
-  const g = await startGateway({ config: config(), env: { ...fast, OTEL_EXPORTER: 'console' } });
-  stops.push(() => g.stop());
-  const { tp } = await traced(g, { model: 'plain' });
+  const g = await start({ config: config(), env: { ...fast, OTEL_EXPORTER: 'console' } });
+    const { tp } = await traced(g, { model: 'plain' });
   const line = await waitFor(() => g.output().stderr.split('\n')
     .find((l) => l.includes('otel span ') && l.includes(tp.traceId) && l.includes(SERVER)), { what: 'the console span line' });
   const span = JSON.parse(line.slice(line.indexOf('otel span ') + 10));
@@ -340,13 +345,24 @@ test('OTEL_EXPORTER=console prints each span as a JSON line in the log', async (
 });
 
 test('OTEL_EXPORTER=otlp_grpc is refused with one warning; requests are served untraced', async () => {
-  const g = await startGateway({ config: config(), env: { OTEL_EXPORTER: 'otlp_grpc', OTEL_ENDPOINT: 'http://127.0.0.1:4317', OTEL_TRACES_SAMPLER: 'always_on' } });
-  stops.push(() => g.stop());
-  const { r, log } = await traced(g, { model: 'plain' });
+  const g = await start({ config: config(), env: { OTEL_EXPORTER: 'otlp_grpc', OTEL_ENDPOINT: 'http://127.0.0.1:4317', OTEL_TRACES_SAMPLER: 'always_on' } });
+    const { r, log } = await traced(g, { model: 'plain' });
   assert.equal(r.status, 200);
   assert.equal(log[0].headers.traceparent, undefined);
   const err = g.output().stderr;
   assert.equal(err.split('\n').filter((l) => l.includes('only otlp_http')).length, 1, err);
   assert.match(err, /OTEL_TRACES_SAMPLER is set, but moongate does not implement it/);
   assert.equal((await workerStates(g))[0].otel, null);
+});
+
+test('every gateway stops by itself, without a sanitizer report', async () => {
+  for (const g of gateways) {
+    if (g.child.exitCode === null && g.child.signalCode === null) {
+      await assertCleanStop(g);
+    } else {
+      assert.equal((await g.exited).code, 0);
+      const rep = sanitizerReport(g.output().stderr);
+      assert.equal(rep, null, `sanitizer report:\n${rep}`);
+    }
+  }
 });
