@@ -4,6 +4,7 @@
  */
 #include "mg_gw.h"
 #include "mg_gw_metrics.h"
+#include "mg_trace.h"
 
 #include "../base/mg_log.h"
 #include "../base/mg_scrub.h"
@@ -130,6 +131,17 @@ mg_gw_pool_conf(mg_gw_t *gw, mg_upool_conf_t *pc)
     pc->max_idle = gw->config->upstream_max_idle;
 }
 
+/* Tracing follows the config: the exporter is made the first time a config asks for "otel"
+ * and kept (with its counters) when a later one does not; only new requests see the change. */
+static void
+mg_gw_apply_otel(mg_gw_t *gw)
+{
+    if (gw->config->otel && gw->otel_exp == NULL) {
+        gw->otel_exp = mg_trace_create(gw->base, gw->worker_id);
+    }
+    gw->otel = gw->config->otel ? gw->otel_exp : NULL;
+}
+
 mg_gw_t *
 mg_gw_create(struct event_base *base, int worker_id, mg_config_t *cfg, const mg_gw_host_t *host)
 {
@@ -149,13 +161,17 @@ mg_gw_create(struct event_base *base, int worker_id, mg_config_t *cfg, const mg_
     mg_upool_conf_t pc;
     mg_gw_pool_conf(gw, &pc);
     gw->upool = mg_upool_create(base, &pc);
+    mg_gw_apply_otel(gw);
     return gw;
 }
 
 void
 mg_gw_destroy(mg_gw_t *gw)
 {
-    mg_http_server_destroy(gw->http);
+    mg_http_server_destroy(gw->http); /* finalises what is left: their spans are queued */
+    mg_trace_destroy(gw->otel_exp);
+    gw->otel_exp = NULL;
+    gw->otel = NULL;
     mg_snapshot_unref(gw->snap);
     gw->snap = NULL;
     mg_upool_destroy(gw->upool);
@@ -177,6 +193,7 @@ mg_gw_set_config(mg_gw_t *gw, mg_config_t *cfg)
     mg_upool_conf_t pc;
     mg_gw_pool_conf(gw, &pc);
     mg_upool_set_conf(gw->upool, &pc);
+    mg_gw_apply_otel(gw);
 }
 
 void

@@ -32,6 +32,8 @@
 #include <stdbool.h>
 
 typedef struct mg_gw_s mg_gw_t;
+typedef struct mg_trace_s mg_trace_t;           /* mg_trace.h */
+typedef struct mg_trace_req_s mg_trace_req_t;   /* mg_trace.h */
 
 typedef void (*mg_gw_commit_cb)(void *ud, int rc, int64_t version, json_t *row, const mg_err_t *err);
 typedef void (*mg_gw_reload_cb)(void *ud, int rc, json_t *result, const mg_err_t *err);
@@ -76,6 +78,10 @@ struct mg_gw_s {
     uint64_t ignored_caching;       /* requests that asked for caching moongate does not do */
     int64_t in_flight;              /* requests between dispatch and finalisation */
     int64_t started_ms;
+    mg_trace_t *otel_exp;           /* owned or NULL: this worker's span exporter, created when a
+                                     * config first asks for "otel"; destroyed in mg_gw_destroy() */
+    mg_trace_t *otel;               /* borrowed: otel_exp while the config asks for "otel", else
+                                     * NULL (requests are then not traced) */
 };
 
 /* Per-request context, in the HTTP request's ud space. */
@@ -212,6 +218,9 @@ struct mg_request_s {
 
     /* usage: the one neutral record every path fills */
     mg_usage_t usage;
+
+    mg_trace_req_t *trace;          /* malloc or NULL (not traced): the request's open spans;
+                                     * freed in mg_trace_request_end() */
 };
 
 /* ---- gw lifecycle (worker) ---- */

@@ -17,6 +17,7 @@
 #include "mg_gw.h"
 #include "mg_gw_metrics.h"
 #include "mg_route.h"
+#include "mg_trace.h"
 
 #include "../base/mg_log.h"
 #include "../base/mg_map.h"
@@ -901,6 +902,7 @@ mg_proxy_attempt(mg_request_t *r)
     } else {
         r->upstream_model = d->upstream_model;
     }
+    mg_trace_attempt_begin(r);
     mg_wire_t w = p->ops->wire(p, d, r->api->op);
     if (w == MG_WIRE_NONE && r->api->op == MG_OP_COUNT_TOKENS) {
         mg_proxy_count_tokens(r);
@@ -934,6 +936,7 @@ mg_proxy_attempt(mg_request_t *r)
         .additional_drop = mg_proxy_additional_drop(r, d),
         .client_http = r->hr,
         .arena = r->arena,
+        .trace_headers = mg_trace_headers(r),
         .head = &r->up_head,
     };
     /* the answer's state, fresh for each attempt */
@@ -1277,6 +1280,7 @@ static void
 mg_proxy_fail(mg_request_t *r, mg_uperr_t *e)
 {
     mg_deployment_t *d = r->dep;
+    mg_trace_attempt_failed(r, e);
     mg_log_ctx_t lc = {r->call_id, d ? d->id : NULL, NULL};
     /* our own refusals (a head we would not send) are errors; upstream failures are routine */
     mg_log(e->cls == MG_ERR_INTERNAL ? MG_LOG_ERROR : MG_LOG_INFO, &lc, "attempt failed with %d: %s",
@@ -1353,6 +1357,7 @@ mg_proxy_handle(mg_request_t *r, const char *pm, size_t pml)
         return;
     }
     r->snap = mg_snapshot_ref(gw->snap);
+    mg_trace_request_begin(r);
     if (!mg_proxy_parse(r, pm, pml)) {
         return;
     }
@@ -1438,6 +1443,7 @@ void
 mg_proxy_cleanup(mg_request_t *r)
 {
     mg_proxy_abort(r);
+    mg_trace_request_end(r); /* before the buffers it reads are freed */
     mg_buf_free(&r->up_head);
     mg_buf_free(&r->up_body);
     mg_buf_free(&r->out);

@@ -10,6 +10,7 @@
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 #include "../gateway/mg_gw.h"
+#include "../gateway/mg_trace.h"
 #include "../registry/mg_stats.h"
 #include "../store/mg_hint_redis.h"
 #include "../store/mg_store.h"
@@ -78,6 +79,7 @@ typedef struct {
     mg_wop_t *ops;
     int64_t next_req;
     bool draining;
+    bool drain_cut_said;            /* the drain timeout's line was logged */
     int64_t drain_deadline;
     int64_t accept_until;           /* monotonic ms: still accepting while draining */
     bool accepting;
@@ -155,6 +157,7 @@ mg_wk_state(void *host)
                                   w->acc.last_error[0] ? w->acc.last_error : NULL));
     json_object_set_new(st, "connections", json_integer(gw->http->nconns));
     json_object_set_new(st, "in_flight", json_integer(gw->http->nactive));
+    json_object_set_new(st, "otel", mg_trace_state(gw->otel_exp));
     return st;
 }
 
@@ -778,9 +781,13 @@ mg_wk_drain_tick(evutil_socket_t fd, short what, void *arg)
         mg_gw_drain(w->gw, true);
     }
     if (w->gw->http->nactive == 0 || now > w->drain_deadline) {
-        if (w->gw->http->nactive > 0) {
+        if (w->gw->http->nactive > 0 && !w->drain_cut_said) {
             mg_log(MG_LOG_WARN, NULL, "drain timeout: %d requests still in flight are cut",
                    w->gw->http->nactive);
+            w->drain_cut_said = true;
+        }
+        if (!mg_trace_flush(w->gw->otel_exp)) {
+            return; /* the last spans are leaving (bounded by mg_trace_flush) */
         }
         event_base_loopbreak(w->base);
     }

@@ -206,6 +206,10 @@ mg_provider_forward_one(const mg_call_t *c, const char *h, mg_buf_t *out)
     if (mg_provider_never_forwarded(h)) {
         return;
     }
+    if (c->trace_headers != NULL &&
+        (strcasecmp(h, "traceparent") == 0 || strcasecmp(h, "tracestate") == 0)) {
+        return; /* tracing sends the attempt's own trace context */
+    }
     /* the deployment's own extra_headers win over the client's */
     if (c->dep->extra_headers != NULL) {
         const char *k;
@@ -293,6 +297,9 @@ mg_provider_body(mg_call_t *c, const char *model, const char *extra_members, mg_
 void
 mg_provider_head_end(mg_call_t *c)
 {
+    if (c->trace_headers != NULL) {
+        mg_buf_append_str(c->head, c->trace_headers);
+    }
     mg_buf_printf(c->head, "content-length: %zu\r\n\r\n", c->body.len);
     c->body.iov[0].iov_base = mg_buf_head(c->head);
     c->body.iov[0].iov_len = mg_buf_len(c->head);

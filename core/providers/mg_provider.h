@@ -89,6 +89,9 @@ typedef struct {
                                          * deployment's), NULL: the deployment's */
     const mg_http_req_t *client_http;   /* borrowed: client headers (allow-listed), may be NULL */
     mg_arena_t *arena;                  /* borrowed: the request's */
+    const char *trace_headers;          /* borrowed: W3C trace context lines for this attempt
+                                         * ("traceparent: ...\r\n"), added by
+                                         * mg_provider_head_end(); NULL: tracing is off */
     /* out */
     mg_buf_t *head;                     /* borrowed: request line + headers + blank line */
     mg_iovs_t body;                     /* [0] is reserved for the head */
@@ -174,7 +177,9 @@ void mg_provider_client_headers(const mg_provider_t *p, const mg_call_t *c, mg_b
  * extra_members: JSON text appended to the object (",\"k\":v") or NULL. */
 int mg_provider_body(mg_call_t *c, const char *model, const char *extra_members,
                      mg_api_err_t *aerr);
-/* Ends the head (content-length + blank line) and puts it in c->body.iov[0]. */
+/* Ends the head (the trace context lines, content-length, blank line) and puts it in
+ * c->body.iov[0].  Every provider's head ends here, after any signature: the trace
+ * context is never signed, so it can differ per attempt. */
 void mg_provider_head_end(mg_call_t *c);
 
 #endif

@@ -8,6 +8,7 @@
 #include "../base/mg_arena.h"
 #include "../base/mg_buf.h"
 #include "../base/mg_log.h"
+#include "../base/mg_otel.h"
 #include "../base/mg_util.h"
 
 #include <errno.h>
@@ -795,6 +796,71 @@ static const char *const mg_cfg_strategies[] = {
     "latency-based-routing", "cost-based-routing", NULL,
 };
 
+/* Logging integrations moongate runs, by LiteLLM's callback name. */
+static const char *const mg_cfg_callbacks_known[] = {"otel", "prometheus", NULL};
+
+/*
+ * litellm_settings.callbacks / success_callback / failure_callback: "otel" turns tracing
+ * on (cfg->otel; the exporter reads its settings from the OTEL_* environment, and what it
+ * cannot honour is warned about here, once per load); any other integration is named in a
+ * warning and listed as not implemented.
+ */
+static int
+mg_cfg_callbacks(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls)
+{
+    static const char *const keys[] = {"callbacks", "success_callback", "failure_callback",
+                                       "service_callbacks"};
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+        char p[64];
+        snprintf(p, sizeof(p), "litellm_settings.%s", keys[k]);
+        json_t *cb = json_object_get(ls, keys[k]);
+        if (cb == NULL || json_is_null(cb)) {
+            continue;
+        }
+        if (!json_is_array(cb) && !json_is_string(cb)) {
+            return mg_cfg_fail(c, p, "%s must be a list", keys[k]);
+        }
+        size_t n = json_is_array(cb) ? json_array_size(cb) : 1;
+        for (size_t i = 0; i < n; i++) {
+            json_t *v = json_is_array(cb) ? json_array_get(cb, i) : cb;
+            const char *name = json_string_value(v);
+            if (name == NULL) {
+                return mg_cfg_fail(c, p, "%s[%zu] must be a string (an integration name)", keys[k],
+                                   i);
+            }
+            if (strcmp(name, "otel") == 0) {
+                cfg->otel = true;
+            }
+            if (mg_cfg_in(name, mg_cfg_callbacks_known)) {
+                continue;
+            }
+            char what[300];
+            snprintf(what, sizeof(what), "%s \"%s\"", p, name);
+            mg_cfg_warn(c, p, "accepted, not implemented in moongate: the \"%s\" logging "
+                              "integration; effect: it does not run", name);
+            json_array_append_new(cfg->unimplemented,
+                                  json_pack("{s:s,s:s}", "setting", what, "effect",
+                                            "this logging integration does not run"));
+        }
+    }
+    if (cfg->otel && !c->quiet) {
+        mg_otel_conf_t oc;
+        mg_otel_conf_from_env(&oc);
+        for (size_t i = 0; i < oc.nwarnings; i++) {
+            mg_cfg_warn(c, "litellm_settings.callbacks", "otel: %s", oc.warnings[i]);
+        }
+        if (oc.exporter == MG_OTEL_EXP_OTLP_HTTP) {
+            mg_log(MG_LOG_NOTICE, NULL, "otel: traces go to %s (OTLP/HTTP, JSON), service.name "
+                                        "\"%s\"", oc.endpoint, oc.resource[0].value);
+        } else if (oc.exporter == MG_OTEL_EXP_CONSOLE) {
+            mg_log(MG_LOG_NOTICE, NULL, "otel: spans are printed to the log (OTEL_EXPORTER=console; "
+                                        "set OTEL_ENDPOINT to export them)");
+        }
+        mg_otel_conf_free(&oc);
+    }
+    return MG_OK;
+}
+
 /*
  * Every key of the LiteLLM sections against the one settings table (mg_settings.c):
  * accepted-not-implemented ones get one warning naming their effect and are listed in
@@ -848,54 +914,13 @@ mg_cfg_settings_check(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *gs, json_t *ls,
     return MG_OK;
 }
 
-/* LiteLLM's logging callbacks moongate runs itself (the rest warn, one line each). */
-static const char *const mg_cfg_callbacks_done[] = {"prometheus", NULL};
-
-static int
-mg_cfg_callbacks(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls, const char *key)
-{
-    json_t *cb = json_object_get(ls, key);
-    char p[128];
-    snprintf(p, sizeof(p), "litellm_settings.%s", key);
-    if (cb == NULL || json_is_null(cb)) {
-        return MG_OK;
-    }
-    if (!json_is_array(cb) && !json_is_string(cb)) {
-        return mg_cfg_fail(c, p, "%s must be a list of callback names, got %s", key,
-                           mg_cfg_type_name(cb));
-    }
-    for (size_t i = 0; i < (json_is_array(cb) ? json_array_size(cb) : 1); i++) {
-        json_t *it = json_is_array(cb) ? json_array_get(cb, i) : cb;
-        const char *name = json_string_value(it);
-        if (name == NULL) {
-            return mg_cfg_fail(c, p, "%s[%zu] must be a callback name (a string), got %s", key, i,
-                               mg_cfg_type_name(it));
-        }
-        if (mg_cfg_in(name, mg_cfg_callbacks_done)) {
-            continue;
-        }
-        char what[300];
-        snprintf(what, sizeof(what), "%s: \"%s\"", p, name);
-        mg_cfg_warn(c, p, "accepted, not implemented in moongate: callback \"%s\" in %s; "
-                          "effect: nothing is sent to it", name, p);
-        json_array_append_new(cfg->unimplemented,
-                              json_pack("{s:s,s:s}", "setting", what, "effect",
-                                        "nothing is sent to this callback"));
-    }
-    return MG_OK;
-}
-
 /* Metrics, logs: litellm_settings callbacks, prometheus_latency_buckets, json_logs,
  * require_auth_for_metrics_endpoint. */
 static int
 mg_cfg_observability(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls)
 {
-    static const char *const keys[] = {"callbacks", "success_callback", "failure_callback",
-                                       "service_callbacks", NULL};
-    for (const char *const *k = keys; *k != NULL; k++) {
-        if (mg_cfg_callbacks(c, cfg, ls, *k) != MG_OK) {
-            return MG_ERROR;
-        }
+    if (mg_cfg_callbacks(c, cfg, ls) != MG_OK) {
+        return MG_ERROR;
     }
     json_t *b = json_object_get(ls, "prometheus_latency_buckets");
     if (b != NULL && !json_is_null(b)) {

@@ -36,6 +36,8 @@ struct mg_config_s {
 
     /* litellm_settings / router_settings (router wins) */
     bool drop_params;
+    bool otel;                  /* "otel" in callbacks / success_callback / failure_callback:
+                                 * OpenTelemetry traces (settings from the OTEL_* environment) */
     double request_timeout;     /* seconds; LiteLLM default 6000 */
     double stream_timeout;      /* seconds; 0 = request_timeout */
     json_t *router;             /* owned: merged router settings object */

@@ -6,6 +6,7 @@
 #include "../base/mg_arena.h"
 #include "../base/mg_buf.h"
 #include "../base/mg_log.h"
+#include "../base/mg_otel.h"
 #include "../base/mg_scrub.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
@@ -788,6 +789,14 @@ mg_registry_secret_env(const char *name, size_t n)
 
 extern char **environ;
 
+/* Whether the "NAME=value" entry e is the variable name. */
+static bool
+mg_registry_env_is(const char *e, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(e, name, n) == 0 && e[n] == '=';
+}
+
 static void
 mg_registry_secrets_config(mg_scrub_builder_t *bp, const mg_config_t *c)
 {
@@ -819,6 +828,16 @@ mg_registry_secrets_config(mg_scrub_builder_t *bp, const mg_config_t *c)
         if (eq != NULL && (strncmp(*e, "DATABASE_URL=", 13) == 0 ||
                            strncmp(*e, "REDIS_URL=", 10) == 0)) {
             mg_scrub_builder_add_url_password(&b, eq + 1);
+        }
+        if (eq != NULL && strncmp(*e, "OTEL_", 5) == 0) {
+            /* the OTLP exporter's headers carry the tracing backend's key */
+            if (mg_registry_env_is(*e, "OTEL_HEADERS") ||
+                mg_registry_env_is(*e, "OTEL_EXPORTER_OTLP_HEADERS") ||
+                mg_registry_env_is(*e, "OTEL_EXPORTER_OTLP_TRACES_HEADERS")) {
+                mg_otel_headers_secrets(eq + 1, &b);
+            } else if (strstr(*e, "ENDPOINT=") != NULL) {
+                mg_scrub_builder_add_url_password(&b, eq + 1);
+            }
         }
     }
     *bp = b;

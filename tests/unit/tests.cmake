@@ -16,6 +16,7 @@ set(MG_UNIT_C_TESTS
   base/test_util
   base/test_metrics
   base/test_scrub
+  base/test_otel
   http/test_http_parse
   http/test_sse
   registry/test_yaml
