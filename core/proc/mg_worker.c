@@ -223,7 +223,7 @@ mg_wk_schedule_retry(mg_wk_t *w)
 
 static void
 mg_wk_load_done(void *ud, int rc, int64_t version, json_t *models, json_t *policies,
-                const mg_err_t *err)
+                json_t *idents, const mg_err_t *err)
 {
     mg_wk_t *w = ud;
     w->loading = false;
@@ -256,8 +256,8 @@ mg_wk_load_done(void *ud, int rc, int64_t version, json_t *models, json_t *polic
     if (!same && (version >= w->version || w->built_gen != w->config_gen)) {
         mg_snapshot_t *snap = NULL;
         mg_err_t berr;
-        if (mg_registry_build(w->config, models, policies, version, mg_gw_registry_hooks(w->gw),
-                              &snap, &berr) != MG_OK) {
+        if (mg_registry_build_ex(w->config, models, policies, idents, version,
+                                 mg_gw_registry_hooks(w->gw), &snap, &berr) != MG_OK) {
             snprintf(w->last_error, sizeof(w->last_error), "building snapshot %lld failed: %s",
                      (long long) version, berr.msg);
             mg_log(MG_LOG_ERROR, NULL, "%s; the previous snapshot keeps serving", w->last_error);
@@ -303,7 +303,7 @@ mg_wk_sync(mg_wk_t *w)
             empty = json_array();
         }
         w->loading = true;
-        mg_wk_load_done(w, MG_OK, w->version < 0 ? 0 : w->version, empty, NULL, NULL);
+        mg_wk_load_done(w, MG_OK, w->version < 0 ? 0 : w->version, empty, NULL, NULL, NULL);
         return;
     }
     w->loading = true;

@@ -541,6 +541,14 @@ int
 mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies, int64_t version,
                   const mg_registry_hooks_t *hooks, mg_snapshot_t **out, mg_err_t *err)
 {
+    return mg_registry_build_ex(cfg, store_models, store_policies, NULL, version, hooks, out, err);
+}
+
+int
+mg_registry_build_ex(mg_config_t *cfg, json_t *store_models, json_t *store_policies,
+                     json_t *store_idents, int64_t version, const mg_registry_hooks_t *hooks,
+                     mg_snapshot_t **out, mg_err_t *err)
+{
     mg_snapshot_t *s = mg_xcalloc(1, sizeof(*s));
     s->refs = 1;
     s->version = version;
@@ -550,6 +558,7 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
     s->warnings = json_array();
     s->skipped = json_object();
     s->store_policies = store_policies != NULL ? json_incref(store_policies) : NULL;
+    s->auth = mg_auth_build(store_idents, s->warnings);
     if (hooks != NULL) {
         s->hooks = *hooks;
     }
@@ -891,6 +900,7 @@ mg_registry_free(mg_snapshot_t *s)
     free(s->wildcards);
     free(s->deps);
     json_decref(s->store_policies);
+    mg_auth_free(s->auth);
     json_decref(s->warnings);
     json_decref(s->skipped);
     mg_scrub_set_unref(s->scrub);

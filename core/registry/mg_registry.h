@@ -15,6 +15,7 @@
 #ifndef MG_REGISTRY_H
 #define MG_REGISTRY_H
 
+#include "mg_auth.h"
 #include "../base/mg_err.h"
 #include "../base/mg_map.h"
 #include "../base/mg_scrub.h"
@@ -105,6 +106,7 @@ struct mg_snapshot_s {
     mg_group_t **wildcards;         /* owned array, most specific first */
     size_t nwildcards;
     json_t *store_policies;         /* owned: policies from the store (object) or NULL */
+    mg_auth_t *auth;                /* owned: virtual keys, teams, users, end users, budgets */
     json_t *warnings;               /* owned: array of strings found while building */
     json_t *skipped;                /* owned: model_name -> why a stored model was skipped */
     mg_registry_hooks_t hooks;
@@ -123,6 +125,11 @@ struct mg_snapshot_s {
 int mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies,
                       int64_t version, const mg_registry_hooks_t *hooks, mg_snapshot_t **out,
                       mg_err_t *err);
+
+/* The same, with the store's identity rows ({table: {id: row}}, see mg_store.h; NULL: none). */
+int mg_registry_build_ex(mg_config_t *cfg, json_t *store_models, json_t *store_policies,
+                         json_t *store_idents, int64_t version, const mg_registry_hooks_t *hooks,
+                         mg_snapshot_t **out, mg_err_t *err);
 
 mg_snapshot_t *mg_snapshot_ref(mg_snapshot_t *s);
 void mg_snapshot_unref(mg_snapshot_t *s);
