@@ -336,7 +336,11 @@ static const char *const mg_registry_reserved_params[] = {
     "mock_response", "azure_ad_token", "client_id", "client_secret", "tenant_id",
     "configurable_clientside_auth_params", "litellm_trace_id", "base_model", "model_info",
     "use_litellm_proxy", "supports_system_message", "allowed_fails", "access_groups",
-    "forward_client_headers", NULL,
+    "forward_client_headers",
+    /* AWS (bedrock/): credentials, endpoint and the model id the URL names */
+    "aws_bedrock_runtime_endpoint", "aws_profile_name", "aws_role_name", "aws_session_name",
+    "aws_web_identity_token", "aws_sts_endpoint", "aws_external_id", "aws_bearer_token",
+    "model_id", NULL,
 };
 
 static bool
