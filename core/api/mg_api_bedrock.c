@@ -774,11 +774,10 @@ mg_br_tools(json_t *tools, json_t *out, mg_api_err_t *err)
         json_t *schema = json_is_object(params) ? json_deep_copy(params)
                                                 : json_pack("{s:s,s:{}}", "type", "object",
                                                             "properties");
-        json_t *spec = json_pack("{s:s,s:O,s:{s:o}}", "name", name, "description",
-                                 json_is_string(json_object_get(fn, "description"))
-                                     ? json_object_get(fn, "description")
-                                     : json_string(name),
-                                 "inputSchema", "json", schema);
+        /* Converse requires a description: LiteLLM defaults it to the name */
+        const char *desc = mg_br_str(fn, "description");
+        json_t *spec = json_pack("{s:s,s:s,s:{s:o}}", "name", name, "description",
+                                 desc != NULL ? desc : name, "inputSchema", "json", schema);
         json_array_append_new(out, json_pack("{s:o}", "toolSpec", spec));
         if (json_object_get(t, "cache_control") != NULL ||
             json_object_get(fn, "cache_control") != NULL) {

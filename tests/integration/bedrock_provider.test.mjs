@@ -20,6 +20,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { startMock, startGateway, mockModel, pool } from '../lib/harness.mjs';
 import { startBedrockMock } from '../lib/mock_bedrock.mjs';
+import { assertCleanStop } from './lib_rotation.mjs';
 
 const MASTER = 'sk-test-master-bedrock';
 const A = { access_key_id: 'AKIAMOONGATETESTA001', secret_access_key: 'bedrock/secretA+0001xyzXYZ', label: 'a' };
@@ -69,7 +70,8 @@ const gw = await startGateway({
     general_settings: { master_key: MASTER },
   },
 });
-after(async () => { await gw.stop(); await bmock.stop(); await omock.stop(); });
+let stopped = false;
+after(async () => { if (!stopped) await gw.stop(); await bmock.stop(); await omock.stop(); });
 
 const WEATHER_FN = {
   type: 'function',
@@ -467,4 +469,9 @@ test('a stream split at every byte offset, and one byte per write, decodes the s
   const split = (await bmock.log()).filter((x) => /tag-split-at-\d+-/.test(JSON.stringify(x.body)));
   assert.equal(split.length, offsets.length);
   assert.ok(split.every((x) => x.sent_bytes === total), 'every split stream is the same bytes');
+});
+
+test('SIGTERM: the gateway exits cleanly, with no sanitizer report on stderr', async () => {
+  stopped = true;
+  await assertCleanStop(gw);
 });
