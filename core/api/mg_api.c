@@ -127,6 +127,8 @@ static const char *const mg_api_litellm_only[] = {
     "organization", "default_headers", "extra_headers", "turn_off_message_logging",
     "azure_ad_token", "aws_region_name", "vertex_project", "vertex_location",
     "vertex_credentials", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+    "aws_bedrock_runtime_endpoint", "aws_profile_name", "aws_role_name", "aws_session_name",
+    "aws_web_identity_token", "aws_sts_endpoint", "aws_external_id", "aws_bearer_token",
     NULL,
 };
 

@@ -549,12 +549,16 @@ mg_proxy_on_head(void *ud, const mg_http_head_t *head)
         memcpy(ctype, ct->value, n);
         ctype[n] = '\0';
     }
-    r->up_error_hdr[0] = '\0';
-    if (head->status >= 300 && r->prov != NULL && r->prov->ops->error_header != NULL) {
-        const mg_http_header_t *eh = mg_http_header_find(head, r->prov->ops->error_header);
-        if (eh != NULL && eh->value_len < sizeof(r->up_error_hdr)) {
-            memcpy(r->up_error_hdr, eh->value, eh->value_len);
-            r->up_error_hdr[eh->value_len] = '\0';
+    if (r->xl != NULL) {
+        /* a provider whose error type is a header (Bedrock) always translates: r->xl */
+        r->xl->up_error_hdr[0] = '\0';
+        const char *ehn = r->prov != NULL ? r->prov->ops->error_header : NULL;
+        const mg_http_header_t *eh = head->status >= 300 && ehn != NULL
+                                         ? mg_http_header_find(head, ehn)
+                                         : NULL;
+        if (eh != NULL && eh->value_len < sizeof(r->xl->up_error_hdr)) {
+            memcpy(r->xl->up_error_hdr, eh->value, eh->value_len);
+            r->xl->up_error_hdr[eh->value_len] = '\0';
         }
     }
     mg_proxy_up_head(r, head->status, ct != NULL ? ctype : NULL);
@@ -705,7 +709,9 @@ mg_proxy_up_done(mg_request_t *r, int rc, const mg_err_t *err)
     if (r->up_status < 200 || r->up_status >= 300) {
         mg_proxy_stats_end(r, false, false);
         mg_provider_error_http_hdr(r->prov, r->dep->provider, r->up_wire, r->up_status,
-                                   r->up_error_hdr[0] != '\0' ? r->up_error_hdr : NULL,
+                                   r->xl != NULL && r->xl->up_error_hdr[0] != '\0'
+                                       ? r->xl->up_error_hdr
+                                       : NULL,
                                    mg_buf_head(&r->up_body), mg_buf_len(&r->up_body), &e);
         mg_proxy_fail(r, &e);
         return;

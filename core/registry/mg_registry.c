@@ -754,7 +754,8 @@ mg_registry_secret_env(const char *name, size_t n)
     static const char *const suffix[] = {"_API_KEY", "_AUTH_TOKEN", "_SECRET_ACCESS_KEY",
                                          "_SESSION_TOKEN", "_CLIENT_SECRET", "_PASSWORD",
                                          "_AD_TOKEN", "_BEARER_TOKEN", "_SALT_KEY", "_MASTER_KEY",
-                                         "_ACCESS_KEY_ID", "_CREDENTIALS", NULL};
+                                         "_ACCESS_KEY_ID", "_CREDENTIALS",
+                                         "_BEARER_TOKEN_BEDROCK", NULL};
     for (const char *const *s = suffix; *s; s++) {
         size_t l = strlen(*s);
         if (n > l && strncmp(name + n - l, *s, l) == 0) {

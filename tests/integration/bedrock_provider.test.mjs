@@ -27,12 +27,13 @@ const A = { access_key_id: 'AKIAMOONGATETESTA001', secret_access_key: 'bedrock/s
 const T = { access_key_id: 'ASIAMOONGATETESTT001', secret_access_key: 'bedrock/secretT+0001xyzXYZ', session_token: 'FwoGZXIvYXdzEToken0001', label: 't' };
 const E = { access_key_id: 'AKIAMOONGATETESTE001', secret_access_key: 'bedrock/secretE+0001xyzXYZ', label: 'env' };
 const BEARER = 'ABSKbedrockapikey0001';
+const ENV_BEARER = 'ABSKbedrockenvkey0002';
 const WRONG_SECRET = 'bedrock/not-the-secret-0001';
 const HAIKU = 'anthropic.claude-3-haiku-20240307-v1:0';
 const SONNET_XR = 'us.anthropic.claude-3-5-sonnet-20241022-v2:0';
 const ARN = `arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.${HAIKU}`;
 
-const bmock = await startBedrockMock({ credentials: [A, T, E], bearers: [BEARER] });
+const bmock = await startBedrockMock({ credentials: [A, T, E], bearers: [BEARER, ENV_BEARER] });
 const omock = await startMock();
 
 const keys = (c) => ({ aws_access_key_id: c.access_key_id, aws_secret_access_key: c.secret_access_key, ...(c.session_token ? { aws_session_token: c.session_token } : {}) });
@@ -71,7 +72,19 @@ const gw = await startGateway({
   },
 });
 let stopped = false;
-after(async () => { if (!stopped) await gw.stop(); await bmock.stop(); await omock.stop(); });
+// AWS_BEARER_TOKEN_BEDROCK: a Bedrock API key from the environment
+const gw2 = await startGateway({
+  env: {
+    AWS_BEARER_TOKEN_BEDROCK: ENV_BEARER, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_SESSION_TOKEN: '',
+    AWS_REGION: '', AWS_REGION_NAME: '', AWS_DEFAULT_REGION: '', AWS_BEDROCK_RUNTIME_ENDPOINT: bmock.base,
+  },
+  config: {
+    model_list: [{ model_name: 'claude', litellm_params: { model: `bedrock/${HAIKU}` } }],
+    router_settings: { num_retries: 0 },
+    general_settings: { master_key: MASTER },
+  },
+});
+after(async () => { if (!stopped) await gw.stop(); await gw2.stop(); await bmock.stop(); await omock.stop(); });
 
 const WEATHER_FN = {
   type: 'function',
@@ -93,6 +106,7 @@ await bmock.script({
     { match: { contains: 'tag-e403' }, respond: { status: 403, error_type: 'AccessDeniedException' } },
     { match: { contains: 'tag-e503' }, respond: { status: 503 } },
     { match: { contains: 'tag-e408' }, respond: { status: 408 } },
+    { match: { contains: 'tag-echo' }, respond: { status: 400, error_message: `echo: ${T.session_token} / ${A.secret_access_key} / ${E.secret_access_key} / ${ENV_BEARER}` } },
     { match: { contains: 'tag-midstream' }, respond: { content: 'partial answer here', exception: { type: 'throttlingException', message: 'Too many tokens, please wait before trying again.', after_events: 3 } } },
     { match: { contains: 'tag-badcrc' }, respond: { content: 'one two three', bad_crc_at: 2 } },
     { match: { contains: 'tag-truncated' }, respond: { content: 'one two', truncate_last: true } },
@@ -364,6 +378,35 @@ test('no secret in /model/info, and none in the error a bad signature produces',
   const e = await entry('tag-badsig');
   assert.equal(e.auth.kind, 'rejected');
   assert.equal(e.status, 403);
+});
+
+test('AWS_BEARER_TOKEN_BEDROCK and the AWS_* defaults: bearer auth to the endpoint from the environment', async () => {
+  const r = await fetch(`${gw2.url}/v1/chat/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${MASTER}` },
+    body: JSON.stringify({ model: 'claude', messages: say('tag-envbearer') }),
+  });
+  assert.equal(r.status, 200, await r.text());
+  const e = await entry('tag-envbearer');
+  assert.equal(e.auth.kind, 'bearer');
+  assert.equal(e.auth.bearer, ENV_BEARER);
+});
+
+test('secrets an upstream error echoes are scrubbed: session token, secret keys, environment keys', async () => {
+  // each gateway knows its own: gw the deployments' keys and AWS_SECRET_ACCESS_KEY, gw2 its
+  // AWS_BEARER_TOKEN_BEDROCK
+  const known = [[gw, 'claude-err', [T.session_token, A.secret_access_key, E.secret_access_key]], [gw2, 'claude', [ENV_BEARER]]];
+  for (const [g, model, secrets] of known) {
+    const r = await fetch(`${g.url}/v1/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${MASTER}` },
+      body: JSON.stringify({ model, messages: say('tag-echo') }),
+    });
+    const text = await r.text();
+    assert.equal(r.status, 400, text);
+    assert.match(text, /echo: /);
+    for (const sec of secrets) {
+      assert.equal(text.includes(sec), false, `${sec.slice(0, 6)}... is in ${text}`);
+    }
+  }
 });
 
 // ---- errors ----
