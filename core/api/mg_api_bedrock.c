@@ -613,9 +613,8 @@ mg_br_blank(const char *s)
 }
 
 static int
-mg_br_assistant_blocks(json_t *m, json_t *blocks, mg_br_ctx_t *cx, mg_api_err_t *err)
+mg_br_assistant_blocks(json_t *m, json_t *blocks, mg_api_err_t *err)
 {
-    (void) cx;
     mg_br_reasoning_blocks(json_object_get(m, "thinking_blocks"), blocks);
     json_t *content = json_object_get(m, "content");
     if (json_is_string(content)) {
@@ -729,7 +728,7 @@ mg_br_messages(json_t *msgs, json_t *system, json_t *out, bool *tools_in_history
         } else if (user_side) {
             rc = mg_br_user_blocks(content, json_object_get(m, "cache_control"), blocks, cx, err);
         } else {
-            rc = mg_br_assistant_blocks(m, blocks, cx, err);
+            rc = mg_br_assistant_blocks(m, blocks, err);
             if (json_array_size(json_object_get(m, "tool_calls")) > 0) {
                 *tools_in_history = true;
             }

@@ -75,17 +75,20 @@ mg_br_route(const char *m, const char **id)
     return MG_BR_CONVERSE;
 }
 
-/* The model id without an ARN or cross-region prefix, to tell the family. */
+/* Whether InvokeModel with an Anthropic body suits the model id: anthropic.* (after a
+ * cross-region prefix such as "us."), or an ARN, which names no family (provisioned
+ * throughput, application inference profiles): the deployment chose invoke for it. */
 static bool
-mg_br_is_anthropic(const char *id)
+mg_br_invoke_ok(const char *id)
 {
-    const char *slash = strncmp(id, "arn:", 4) == 0 ? strrchr(id, '/') : NULL;
-    const char *m = slash != NULL ? slash + 1 : id;
-    const char *dot = strchr(m, '.');
-    if (dot != NULL && strncmp(m, "anthropic.", 10) != 0 && (size_t) (dot - m) <= 7) {
-        m = dot + 1; /* us., eu., apac., global., us-gov. ... */
+    if (strncmp(id, "arn:", 4) == 0) {
+        return true;
     }
-    return strncmp(m, "anthropic.", 10) == 0 || (slash != NULL && strstr(m, "claude") != NULL);
+    const char *dot = strchr(id, '.');
+    if (dot != NULL && strncmp(id, "anthropic.", 10) != 0 && (size_t) (dot - id) <= 7) {
+        id = dot + 1; /* us., eu., apac., global., us-gov. ... */
+    }
+    return strncmp(id, "anthropic.", 10) == 0;
 }
 
 /* The region of an ARN ("arn:aws:bedrock:<region>:..."), copied into out; false if none. */
@@ -373,7 +376,7 @@ mg_br_build(const mg_provider_t *p, mg_call_t *c, mg_err_t *err, mg_api_err_t *a
         id = mid; /* provisioned throughput / inference profile ARNs (LiteLLM's model_id) */
     }
     bool invoke = c->wire == MG_WIRE_BEDROCK_INVOKE;
-    if (invoke && !mg_br_is_anthropic(id)) {
+    if (invoke && !mg_br_invoke_ok(id)) {
         mg_err_set(err, MG_ERR_CONFIG, "BadRequestError: BedrockException - moongate speaks "
                    "InvokeModel only for anthropic.* models; use bedrock/converse/%s (or "
                    "bedrock/%s) for this model", id, id);
