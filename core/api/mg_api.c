@@ -34,6 +34,19 @@ static const mg_wire_ops_t *const mg_wires[MG_WIRE__COUNT] = {
     NULL,
     &mg_wire_openai,
     &mg_wire_anthropic,
+    &mg_wire_bedrock_converse,
+    &mg_wire_bedrock_invoke,
+};
+
+/* LiteLLM's get_optional_params defaults: the OpenAI parameters a provider's supported list
+ * is checked against (anything else is provider-specific and passes as it is). */
+const char *const mg_api_openai_params[] = {
+    "functions", "function_call", "temperature", "top_p", "n", "stream", "stream_options", "stop",
+    "max_tokens", "max_completion_tokens", "modalities", "prediction", "audio", "presence_penalty",
+    "frequency_penalty", "logit_bias", "user", "response_format", "seed", "tools", "tool_choice",
+    "max_retries", "logprobs", "top_logprobs", "extra_headers", "parallel_tool_calls",
+    "reasoning_effort", "thinking", "web_search_options", "service_tier", "safety_identifier",
+    "prompt_cache_key", "verbosity", "store", NULL,
 };
 
 const mg_api_t *
@@ -48,6 +61,8 @@ mg_wire_name(mg_wire_t w)
     switch (w) {
     case MG_WIRE_OPENAI: return "openai";
     case MG_WIRE_ANTHROPIC: return "anthropic";
+    case MG_WIRE_BEDROCK_CONVERSE: return "bedrock_converse";
+    case MG_WIRE_BEDROCK_INVOKE: return "bedrock_invoke";
     default: return "none";
     }
 }
@@ -112,6 +127,8 @@ static const char *const mg_api_litellm_only[] = {
     "organization", "default_headers", "extra_headers", "turn_off_message_logging",
     "azure_ad_token", "aws_region_name", "vertex_project", "vertex_location",
     "vertex_credentials", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+    "aws_bedrock_runtime_endpoint", "aws_profile_name", "aws_role_name", "aws_session_name",
+    "aws_web_identity_token", "aws_sts_endpoint", "aws_external_id", "aws_bearer_token",
     NULL,
 };
 
@@ -535,6 +552,18 @@ int
 mg_dec_event(mg_dec_t *d, const char *data, size_t len, mg_api_err_t *err)
 {
     return mg_api_wire(d->wire)->dec_event(d, data, len, err);
+}
+
+int
+mg_dec_event_named(mg_dec_t *d, const char *mtype, size_t mtype_len, const char *name,
+                   size_t name_len, const char *data, size_t len, mg_api_err_t *err)
+{
+    const mg_wire_ops_t *w = mg_api_wire(d->wire);
+    if (w == NULL || w->dec_named == NULL) {
+        return mg_api_err(err, 502, NULL, NULL, "the %s wire has no named stream events",
+                          mg_wire_name(d->wire));
+    }
+    return w->dec_named(d, mtype, mtype_len, name, name_len, data, len, err);
 }
 
 int

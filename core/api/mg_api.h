@@ -50,6 +50,8 @@ typedef enum {
     MG_WIRE_NONE = 0,       /* the provider cannot do this operation */
     MG_WIRE_OPENAI,
     MG_WIRE_ANTHROPIC,
+    MG_WIRE_BEDROCK_CONVERSE,   /* AWS Bedrock Converse / ConverseStream (upstream only) */
+    MG_WIRE_BEDROCK_INVOKE,     /* Bedrock InvokeModel[WithResponseStream], Anthropic models */
     MG_WIRE__COUNT
 } mg_wire_t;
 
@@ -252,6 +254,14 @@ void mg_dec_init(mg_dec_t *d, mg_wire_t w, mg_op_t op, mg_usage_t *usage, mg_ev_
                  void *ud);
 /* One stream event (data is its data field).  MG_ERROR: unreadable, err says why. */
 int mg_dec_event(mg_dec_t *d, const char *data, size_t len, mg_api_err_t *err);
+/*
+ * One message of a stream whose events carry their name beside the payload (AWS
+ * event-stream): mtype is its ":message-type" ("event", "exception" or "error"), name its
+ * ":event-type" (an exception's ":exception-type", an error's ":error-code"), data its
+ * payload (an error's ":error-message").  Wires without named events refuse (MG_ERROR).
+ */
+int mg_dec_event_named(mg_dec_t *d, const char *mtype, size_t mtype_len, const char *name,
+                       size_t name_len, const char *data, size_t len, mg_api_err_t *err);
 /* A whole non-stream body. */
 int mg_dec_body(mg_dec_t *d, const char *body, size_t len, mg_api_err_t *err);
 void mg_dec_free(mg_dec_t *d);
@@ -336,6 +346,22 @@ typedef struct {
 
 void mg_api_wire_error(mg_wire_t w, int status, const char *body, size_t len, mg_wire_err_t *out);
 void mg_wire_err_free(mg_wire_err_t *e);
+
+/*
+ * A Bedrock failure in LiteLLM's terms (its BedrockException mapping): an HTTP error
+ * (status, the x-amzn-errortype header's type or NULL, the body) or an exception inside a
+ * stream (status 0: derived from the exception type; body: its payload).  The message is
+ * LiteLLM's ("litellm.RateLimitError: BedrockException: Rate Limit Error - ...").
+ */
+typedef struct {
+    int status;                 /* the status the client gets */
+    mg_err_class_t cls;
+    bool context_window, rate_limit, auth, not_found, timeout;
+    char *message;              /* malloc */
+} mg_bedrock_err_t;
+
+void mg_api_bedrock_error(int status, const char *etype, size_t etype_len, const char *body,
+                          size_t len, mg_bedrock_err_t *out);
 
 /* Finish reasons as each wire spells them. */
 const char *mg_finish_openai(mg_finish_t f);

@@ -24,6 +24,7 @@
 #include "../lua/mg_lua.h"
 #include "../pool/mg_client.h"
 #include "../pool/mg_upstream.h"
+#include "../providers/bedrock/mg_eventstream.h"
 #include "../providers/mg_provider.h"
 #include "../registry/mg_registry.h"
 
@@ -103,6 +104,8 @@ typedef struct {
     mg_dec_t dec;                   /* upstream -> neutral events */
     mg_enc_t enc;                   /* neutral events -> client */
     mg_mock_answer_t mock;          /* a local (mock_response) answer being delivered */
+    mg_eventstream_decoder_t es;    /* an AWS event-stream answer's framing (Bedrock) */
+    char up_error_hdr[96];          /* an error answer's prov->ops->error_header value, "" none */
 } mg_proxy_xl_t;
 
 /*
@@ -197,6 +200,7 @@ struct mg_request_s {
     mg_buf_t up_body;               /* non-stream response body / error body */
     char up_retry_after[32];
     bool up_stream;                 /* upstream answered with an event stream */
+    mg_framing_t up_framing;        /* how: SSE, or AWS event-stream (only when translating) */
     mg_wire_t up_wire;              /* the wire the upstream speaks for this attempt */
     bool translate;                 /* up_wire differs from the client's: decode and encode */
     bool restamp;                   /* the answer's "model" may be restamped */

@@ -472,6 +472,59 @@ mg_proxy_on_sse(void *ud, const char *raw, size_t raw_len, const char *data, siz
     return true;
 }
 
+/* ---- AWS event-stream framing (Bedrock): each message to the decoder by its name ---- */
+
+static int
+mg_proxy_on_es_message(void *ud, const mg_eventstream_message_t *m, mg_err_t *err)
+{
+    mg_request_t *r = ud;
+    const mg_eventstream_str_t *mt = &m->message_type;
+    bool is_error = mt->p != NULL && mt->len == 5 && memcmp(mt->p, "error", 5) == 0;
+    bool is_exc = mt->p != NULL && mt->len == 9 && memcmp(mt->p, "exception", 9) == 0;
+    const mg_eventstream_str_t *name = is_error ? &m->error_code
+                                       : is_exc ? &m->exception_type
+                                                : &m->event_type;
+    const char *data = (const char *) m->payload;
+    size_t len = m->payload_len;
+    if (is_error) {
+        data = m->error_message.p;
+        len = m->error_message.len;
+    }
+    mg_api_err_t aerr;
+    if (mg_dec_event_named(&r->xl->dec, mt->p != NULL ? mt->p : "event", mt->p != NULL ? mt->len : 5,
+                           name->p, name->len, data != NULL ? data : "", len, &aerr) != MG_OK) {
+        mg_err_set(err, MG_ERR_UPSTREAM_5XX, "%s", aerr.msg);
+        return MG_ERROR;
+    }
+    return MG_OK;
+}
+
+/* Feeds a translated stream in AWS event-stream framing; MG_ERROR sets r->decode_error. */
+static int
+mg_proxy_feed_eventstream(mg_request_t *r, const char *data, size_t len)
+{
+    mg_err_t err;
+    if (r->xl == NULL || !r->translate) {
+        mg_err_set(&err, MG_ERR_UPSTREAM_5XX, "an AWS event-stream answer can only be translated");
+    } else if (mg_eventstream_feed(&r->xl->es, data, len, &err) == MG_OK) {
+        return MG_OK;
+    }
+    free(r->decode_error);
+    r->decode_error = mg_xstrdup(err.msg);
+    return MG_ERROR;
+}
+
+/* Whether a stream's framing ended on a boundary (no partial event or message pending). */
+static bool
+mg_proxy_stream_tail_ok(mg_request_t *r)
+{
+    if (r->up_framing == MG_FRAMING_EVENTSTREAM && r->xl != NULL) {
+        mg_err_t err;
+        return mg_eventstream_finish(&r->xl->es, &err) == MG_OK;
+    }
+    return mg_sse_pending(&r->sse) == 0;
+}
+
 static void
 mg_proxy_uperr_from_api(const mg_api_err_t *a, mg_uperr_t *e)
 {
@@ -504,7 +557,8 @@ mg_proxy_up_head(mg_request_t *r, int status, const char *ctype)
     } else if (ctype != NULL && strncasecmp(ctype, "text/event-stream", 17) == 0) {
         f = MG_FRAMING_SSE;
     }
-    r->up_stream = f == MG_FRAMING_SSE;
+    r->up_stream = f != MG_FRAMING_JSON;
+    r->up_framing = f;
     if (r->stream && r->up_stream && status >= 200 && status < 300) {
         mg_proxy_stream_begin(r, 200);
     }
@@ -527,6 +581,18 @@ mg_proxy_on_head(void *ud, const mg_http_head_t *head)
         memcpy(ctype, ct->value, n);
         ctype[n] = '\0';
     }
+    if (r->xl != NULL) {
+        /* a provider whose error type is a header (Bedrock) always translates: r->xl */
+        r->xl->up_error_hdr[0] = '\0';
+        const char *ehn = r->prov != NULL ? r->prov->ops->error_header : NULL;
+        const mg_http_header_t *eh = head->status >= 300 && ehn != NULL
+                                         ? mg_http_header_find(head, ehn)
+                                         : NULL;
+        if (eh != NULL && eh->value_len < sizeof(r->xl->up_error_hdr)) {
+            memcpy(r->xl->up_error_hdr, eh->value, eh->value_len);
+            r->xl->up_error_hdr[eh->value_len] = '\0';
+        }
+    }
     mg_proxy_up_head(r, head->status, ct != NULL ? ctype : NULL);
 }
 
@@ -534,7 +600,9 @@ static void
 mg_proxy_up_body(mg_request_t *r, const char *data, size_t len)
 {
     if (r->state == MG_ATT_STREAMING) {
-        int rc = mg_sse_feed(&r->sse, data, len, mg_proxy_on_sse, r);
+        int rc = r->up_framing == MG_FRAMING_EVENTSTREAM
+                     ? mg_proxy_feed_eventstream(r, data, len)
+                     : mg_sse_feed(&r->sse, data, len, mg_proxy_on_sse, r);
         mg_proxy_flush(r);
         if (rc != MG_OK || r->decode_error != NULL) {
             if (r->client != NULL) {
@@ -575,7 +643,7 @@ mg_proxy_on_body(void *ud, const char *data, size_t len)
 static void
 mg_proxy_finish_stream(mg_request_t *r, int rc, const mg_err_t *err)
 {
-    if (rc == MG_OK && mg_sse_pending(&r->sse) == 0) {
+    if (rc == MG_OK && mg_proxy_stream_tail_ok(r)) {
         mg_proxy_stats_end(r, !r->stream_errored, false);
         if (r->translate) {
             if (!r->xl->dec.ended) {
@@ -672,8 +740,11 @@ mg_proxy_up_done(mg_request_t *r, int rc, const mg_err_t *err)
     }
     if (r->up_status < 200 || r->up_status >= 300) {
         mg_proxy_stats_end(r, false, false);
-        mg_provider_error_http(r->prov, r->dep->provider, r->up_wire, r->up_status,
-                               mg_buf_head(&r->up_body), mg_buf_len(&r->up_body), &e);
+        mg_provider_error_http_hdr(r->prov, r->dep->provider, r->up_wire, r->up_status,
+                                   r->xl != NULL && r->xl->up_error_hdr[0] != '\0'
+                                       ? r->xl->up_error_hdr
+                                       : NULL,
+                                   mg_buf_head(&r->up_body), mg_buf_len(&r->up_body), &e);
         mg_proxy_fail(r, &e);
         return;
     }
@@ -949,6 +1020,8 @@ mg_proxy_attempt(mg_request_t *r)
         r->xl = mg_xcalloc(1, sizeof(*r->xl));
     }
     if (r->translate) {
+        mg_eventstream_decoder_free(&r->xl->es);
+        mg_eventstream_decoder_init(&r->xl->es, 0, mg_proxy_on_es_message, r);
         mg_dec_init(&r->xl->dec, w, r->api->op, &r->usage, mg_proxy_on_nev, r);
         mg_enc_init(&r->xl->enc, r->api, r->stream, r->q.include_usage, r->model, &r->usage,
                     &r->out);
@@ -957,6 +1030,7 @@ mg_proxy_attempt(mg_request_t *r)
     r->attempt_metered = false;
     r->restamp = true;
     r->up_status = 0;
+    r->up_framing = MG_FRAMING_JSON;
     r->up_retry_after[0] = '\0';
     r->t_upstream_us = mg_time_mono_us();
     r->t_first_byte_us = 0;
@@ -1452,6 +1526,7 @@ mg_proxy_cleanup(mg_request_t *r)
         mg_buf_free(&r->xl->mock.body);
         mg_dec_free(&r->xl->dec);
         mg_enc_free(&r->xl->enc);
+        mg_eventstream_decoder_free(&r->xl->es);
         free(r->xl);
         r->xl = NULL;
     }

@@ -15,6 +15,7 @@ extern const mg_provider_t mg_provider_openai_rows[];
 extern const size_t mg_provider_openai_nrows;
 extern const mg_provider_t mg_provider_anthropic_row;
 extern const mg_provider_t mg_provider_mock_row;
+extern const mg_provider_t mg_provider_bedrock_row;
 
 const mg_provider_t *
 mg_provider_find(const char *name)
@@ -29,6 +30,9 @@ mg_provider_find(const char *name)
     }
     if (strcmp(mg_provider_anthropic_row.name, name) == 0) {
         return &mg_provider_anthropic_row;
+    }
+    if (strcmp(mg_provider_bedrock_row.name, name) == 0) {
+        return &mg_provider_bedrock_row;
     }
     return NULL;
 }

@@ -71,6 +71,8 @@ struct mg_provider_s {
 typedef enum {
     MG_FRAMING_JSON = 0,                /* one JSON body */
     MG_FRAMING_SSE,                     /* text/event-stream */
+    MG_FRAMING_EVENTSTREAM,             /* application/vnd.amazon.eventstream (Bedrock): binary
+                                         * messages, each named by its headers (mg_dec_event_named) */
 } mg_framing_t;
 
 /* One upstream call, as the gateway asks a provider to build it. */
@@ -114,6 +116,12 @@ struct mg_provider_ops_s {
     /* Maps an upstream HTTP error (NULL: the shared OpenAI-style classification). */
     void (*map_error)(const mg_provider_t *p, int status, const char *body, size_t len,
                       mg_uperr_t *out);
+    /* Optional, instead of map_error: a provider whose error type travels in a response
+     * header (Bedrock's x-amzn-errortype) names it here, lowercase, and gets its value
+     * (NULL when absent) with the body. */
+    const char *error_header;
+    void (*map_error_hdr)(const mg_provider_t *p, int status, const char *hdr, const char *body,
+                          size_t len, mg_uperr_t *out);
     /* Answers offline (mock_response); NULL for real providers. */
     bool local;
 };
@@ -122,6 +130,10 @@ struct mg_provider_ops_s {
  * (NULL: an unknown provider named provider_name). */
 void mg_provider_error_http(const mg_provider_t *p, const char *provider_name, mg_wire_t wire,
                             int status, const char *body, size_t body_len, mg_uperr_t *out);
+/* The same with the value of p->ops->error_header from the error response (NULL: none). */
+void mg_provider_error_http_hdr(const mg_provider_t *p, const char *provider_name,
+                                mg_wire_t wire, int status, const char *hdr, const char *body,
+                                size_t body_len, mg_uperr_t *out);
 /* Maps a transport failure (connect, reset, timeout) or a build error. */
 void mg_provider_error_transport(const mg_provider_t *p, const char *provider_name,
                                  const mg_err_t *err, const mg_deployment_t *d, mg_uperr_t *out);

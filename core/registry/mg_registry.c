@@ -337,7 +337,11 @@ static const char *const mg_registry_reserved_params[] = {
     "mock_response", "azure_ad_token", "client_id", "client_secret", "tenant_id",
     "configurable_clientside_auth_params", "litellm_trace_id", "base_model", "model_info",
     "use_litellm_proxy", "supports_system_message", "allowed_fails", "access_groups",
-    "forward_client_headers", NULL,
+    "forward_client_headers",
+    /* AWS (bedrock/): credentials, endpoint and the model id the URL names */
+    "aws_bedrock_runtime_endpoint", "aws_profile_name", "aws_role_name", "aws_session_name",
+    "aws_web_identity_token", "aws_sts_endpoint", "aws_external_id", "aws_bearer_token",
+    "model_id", NULL,
 };
 
 static bool
@@ -786,7 +790,8 @@ mg_registry_secret_env(const char *name, size_t n)
     static const char *const suffix[] = {"_API_KEY", "_AUTH_TOKEN", "_SECRET_ACCESS_KEY",
                                          "_SESSION_TOKEN", "_CLIENT_SECRET", "_PASSWORD",
                                          "_AD_TOKEN", "_BEARER_TOKEN", "_SALT_KEY", "_MASTER_KEY",
-                                         "_ACCESS_KEY_ID", "_CREDENTIALS", NULL};
+                                         "_ACCESS_KEY_ID", "_CREDENTIALS",
+                                         "_BEARER_TOKEN_BEDROCK", NULL};
     for (const char *const *s = suffix; *s; s++) {
         size_t l = strlen(*s);
         if (n > l && strncmp(name + n - l, *s, l) == 0) {

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startMock, repoRoot, tmpDir } from '../lib/harness.mjs';
+import { startBedrockMock } from '../lib/mock_bedrock.mjs';
 import {
   client, USER_HI, words, wordChunks, collectChat, providerEnv, minConfigGeneration,
   waitAllWorkersPast, backgroundLoad, withExtraModel, startGw,
@@ -357,6 +358,57 @@ const EXAMPLES = {
       await sighupMidStream(ex, 'openai/gpt-4o-mini');
     } finally {
       await ex.gw.stop();
+    }
+  },
+
+  'bedrock.yaml': async () => {
+    await freshMock();
+    const AWS = { access_key_id: 'AKIAE2EEXAMPLE000001', secret_access_key: 'e2e/bedrock-secret+0001' };
+    const bmock = await startBedrockMock({ credentials: [AWS], region: 'us-east-1' });
+    const ex = await startExample('bedrock.yaml', providerEnv(mock, {
+      AWS_ACCESS_KEY_ID: AWS.access_key_id, AWS_SECRET_ACCESS_KEY: AWS.secret_access_key,
+      AWS_REGION_NAME: 'us-east-1', AWS_BEDROCK_RUNTIME_ENDPOINT: bmock.base,
+    }));
+    try {
+      assert.deepEqual((await ex.sdk.models.list()).data.map((m) => m.id), ['claude-sonnet', 'claude-haiku', 'nova-pro', 'gpt-4o-mini']);
+      const want = {
+        'claude-sonnet': ['us.anthropic.claude-3-5-sonnet-20241022-v2:0', 'converse'],
+        'claude-haiku': ['anthropic.claude-3-haiku-20240307-v1:0', 'invoke'],
+        'nova-pro': ['amazon.nova-pro-v1:0', 'converse'],
+      };
+      for (const [group, [id, op]] of Object.entries(want)) {
+        const before = (await bmock.stats()).last_seq;
+        const { data, response } = await ex.sdk.chat.completions.create({ model: group, messages: USER_HI }).withResponse();
+        assert.equal(data.model, group);
+        assert.equal(data.choices[0].message.content, `mock reply from ${id}`);
+        assert.equal(response.headers.get('x-litellm-model-group'), group);
+        const up = (await bmock.log(before)).at(-1);
+        assert.equal(up.model, id);
+        assert.equal(up.op, op);
+        assert.equal(up.check_error, null);
+        assert.equal(up.auth.verified, true, 'signed with the environment\'s keys for us-east-1');
+        if (group === 'nova-pro') assert.equal(up.body.inferenceConfig.maxTokens, 1024, 'the deployment default');
+      }
+      // a stream over ConverseStream
+      const st = await collectChat(await ex.sdk.chat.completions.create({
+        model: 'claude-sonnet', messages: USER_HI, stream: true, stream_options: { include_usage: true },
+      }));
+      assert.deepEqual(st.deltas, wordChunks('mock reply from us.anthropic.claude-3-5-sonnet-20241022-v2:0'));
+      assert.equal(st.finish, 'stop');
+      assert.ok(st.usage && st.usage.total_tokens > 0);
+      // drop_params: an OpenAI parameter Bedrock does not take is dropped, not refused
+      const dropped = await ex.sdk.chat.completions.create({ model: 'nova-pro', messages: USER_HI, seed: 7 });
+      assert.equal(dropped.choices[0].message.content, 'mock reply from amazon.nova-pro-v1:0');
+      // a Bedrock throttle (after the retry) falls back to OpenAI
+      await bmock.script({ rules: [{ match: { model: 'us.anthropic.claude-3-5-sonnet-20241022-v2:0' }, respond: { status: 429 } }] });
+      const fb = await chatOnce(ex.sdk, 'claude-sonnet');
+      assert.equal(fb.data.choices[0].message.content, 'mock reply from gpt-4o-mini');
+      assert.equal(fb.up.headers.authorization, 'Bearer sk-up-openai');
+      await bmock.script({ rules: [] });
+      await sighupMidStream(ex, 'gpt-4o-mini');
+    } finally {
+      await ex.gw.stop();
+      await bmock.stop();
     }
   },
 };

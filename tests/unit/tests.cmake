@@ -30,6 +30,7 @@ set(MG_UNIT_C_TESTS
   providers/test_oauth
   providers/test_google_auth
   api/test_translate
+  api/test_bedrock
   store/test_store_journal
 )
 
