@@ -4,6 +4,7 @@
  */
 #include "mg_gw.h"
 #include "mg_gw_metrics.h"
+#include "mg_keyauth.h"
 #include "mg_trace.h"
 
 #include "../base/mg_log.h"
@@ -413,7 +414,7 @@ mg_gw_auth(mg_request_t *r)
 {
     mg_config_t *cfg = r->gw->config;
     if (cfg->master_key == NULL) {
-        r->is_admin = true;
+        mg_ka_master(r); /* no master key: every route is open, as in LiteLLM */
         return MG_AUTH_OK;
     }
     const char *key = NULL;
@@ -475,30 +476,11 @@ mg_gw_auth(mg_request_t *r)
     }
     char *k = mg_arena_strndup(r->arena, key, klen);
     if (mg_ct_streq(k, cfg->master_key)) {
-        r->is_admin = true;
+        mg_ka_master(r);
         return MG_AUTH_OK;
     }
-    /* moongate has no virtual keys yet: every other key is refused, as LiteLLM does without a DB */
-    if (cfg->database_url == NULL) {
-        mg_gw_error_raw(r, 400, "No connected db.", "\"no_db_connection\"", "null", NULL);
-        return MG_AUTH_FAILED;
-    }
-    char red[32];
-    mg_log_redact(k, red, sizeof(red));
-    if (strncmp(k, "sk-", 3) != 0) {
-        char *msg = mg_arena_printf(r->arena, "Authentication Error, LiteLLM Virtual Key expected. "
-                                              "Received=%s, expected to start with 'sk-'.", red);
-        mg_gw_error_raw(r, 401, msg, "\"auth_error\"", "\"None\"", NULL);
-        return MG_AUTH_FAILED;
-    }
-    char hash[65];
-    mg_sha256_hex(k, klen, hash);
-    char *msg = mg_arena_printf(r->arena,
-                                "Authentication Error, Invalid proxy server token passed. Received "
-                                "API Key = %s, Key Hash (Token) =%s. Unable to find token in cache "
-                                "or `LiteLLM_VerificationTokenTable`", red, hash);
-    mg_gw_error_raw(r, 401, msg, "\"token_not_found_in_db\"", "\"key\"", NULL);
-    return MG_AUTH_FAILED;
+    /* a virtual key: its rights come from the snapshot the request pins */
+    return mg_ka_authenticate(r, key, klen) ? MG_AUTH_OK : MG_AUTH_FAILED;
 }
 
 /* ---- dispatch ---- */

@@ -123,6 +123,17 @@ typedef struct mg_fb_frame_s {
     char *last_child;               /* malloc: the last failed child's full message */
 } mg_fb_frame_t;
 
+/* Who is calling: the master key, or a virtual key with its user and team (borrowed from
+ * r->snap->auth, which the request pins). */
+typedef struct {
+    bool master;                    /* the master key, or no master key configured */
+    const mg_vkey_t *key;           /* NULL for the master key */
+    const mg_user_t *user;          /* the key's user, or NULL */
+    const mg_team_t *team;          /* the key's team, or NULL */
+    const char *role;               /* LiteLLM's user_role: proxy_admin for the master key */
+    const char *token;              /* sha256 hex of the key used (the master key's too), or NULL */
+} mg_principal_t;
+
 struct mg_request_s {
     mg_http_req_t *hr;              /* borrowed: our HTTP request */
     mg_gw_t *gw;                    /* borrowed */
@@ -133,7 +144,8 @@ struct mg_request_s {
     char call_id[80];
     const char *path;               /* after the root path */
     size_t path_len;
-    bool is_admin;                  /* authenticated with the master key (or open) */
+    bool is_admin;                  /* authenticated as a proxy admin (master key, or open) */
+    mg_principal_t who;             /* set by authentication */
     bool counted;                   /* in mg_shm->requests_inflight until finalised */
     bool finalized;                 /* measured and logged (mg_gw_finalize runs once) */
 

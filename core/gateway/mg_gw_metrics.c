@@ -176,7 +176,10 @@ static const char *
 mg_gwm_key_hash(const mg_request_t *r)
 {
     const mg_config_t *c = r->gw->config;
-    if (!r->is_admin || c->master_key == NULL) {
+    if (r->who.token != NULL) {
+        return r->who.token; /* a virtual key's hash */
+    }
+    if (!r->who.master || c->master_key == NULL) {
         return MG_GWM_NONE;
     }
     if (mg_gwm_mk_cfg != c) {
@@ -205,6 +208,24 @@ mg_gwm_base_values(const mg_request_t *r, mg_ml_values_t *v)
         v->v[i] = MG_GWM_NONE;
     }
     v->v[MG_ML_HASHED_API_KEY] = mg_gwm_key_hash(r);
+    const mg_vkey_t *k = r->who.key;
+    if (k != NULL) {
+        if (k->key_alias != NULL) {
+            v->v[MG_ML_API_KEY_ALIAS] = k->key_alias;
+        }
+        if (k->team != NULL) {
+            v->v[MG_ML_TEAM] = k->team->id;
+            if (k->team->alias != NULL) {
+                v->v[MG_ML_TEAM_ALIAS] = k->team->alias;
+            }
+        }
+        if (k->user_id != NULL) {
+            v->v[MG_ML_USER] = k->user_id;
+        }
+        if (k->user != NULL && k->user->email != NULL) {
+            v->v[MG_ML_USER_EMAIL] = k->user->email;
+        }
+    }
     /* a name the client made up would be a new series per request: only resolved names */
     v->v[MG_ML_REQUESTED_MODEL] = mg_gwm_requested(r);
 }
@@ -287,6 +308,15 @@ mg_gwm_key(mg_gwm_key_t *k, const mg_request_t *r, int event, int status, const 
     k->over = false;
     mg_gwm_key_add(k, head, sizeof(head));
     mg_gwm_key_str(k, mg_gwm_key_hash(r));
+    if (r->who.key != NULL) {
+        /* alias, team and user follow the key, but may change with a new snapshot */
+        const mg_vkey_t *vk = r->who.key;
+        mg_gwm_key_str(k, vk->key_alias);
+        mg_gwm_key_str(k, vk->team != NULL ? vk->team->id : NULL);
+        mg_gwm_key_str(k, vk->team != NULL ? vk->team->alias : NULL);
+        mg_gwm_key_str(k, vk->user_id);
+        mg_gwm_key_str(k, vk->user != NULL ? vk->user->email : NULL);
+    }
     mg_gwm_key_str(k, mg_gwm_requested(r));
     if (event == MG_GWM_REQ_OK || event == MG_GWM_REQ_FAIL) {
         mg_gwm_key_add(k, r->path, r->path_len);

@@ -16,6 +16,7 @@
  */
 #include "mg_gw.h"
 #include "mg_gw_metrics.h"
+#include "mg_keyauth.h"
 #include "mg_route.h"
 #include "mg_trace.h"
 
@@ -1430,9 +1431,14 @@ mg_proxy_handle(mg_request_t *r, const char *pm, size_t pml)
         mg_gw_error_raw(r, 503, msg, "\"service_unavailable\"", "null", "retry-after: 1\r\n");
         return;
     }
-    r->snap = mg_snapshot_ref(gw->snap);
+    if (r->snap == NULL) {
+        r->snap = mg_snapshot_ref(gw->snap); /* a virtual key pinned it already */
+    }
     mg_trace_request_begin(r);
     if (!mg_proxy_parse(r, pm, pml)) {
+        return;
+    }
+    if (!mg_ka_check_model(r)) {
         return;
     }
     if (!mg_proxy_resolve(r)) {
