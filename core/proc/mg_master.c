@@ -11,6 +11,7 @@
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 #include "../lua/mg_lua.h"
+#include "../registry/mg_limits.h"
 #include "../registry/mg_stats.h"
 #include "mg_ctl.h"
 #include "mg_worker.h"
@@ -471,6 +472,8 @@ mg_master_spawn(mg_master_t *m, int i)
 
 /* series in shared memory for the whole instance (about 400 bytes each) */
 #define MG_MASTER_MAX_SERIES 16384
+/* counters for keys, teams, users, end users (and per-model limits), about 270 bytes each */
+#define MG_MASTER_LIMIT_SLOTS 32768
 
 static void
 mg_master_reap(mg_master_t *m)
@@ -640,7 +643,9 @@ mg_master_run(const mg_master_args_t *args)
                MG_SHM_MAX_WORKERS);
         return 1;
     }
-    if (mg_shm_create(m.n, 24 * 1024 * 1024) != 0 || mg_stats_init(4096) != 0) {
+    /* untouched pages of the shared region cost no memory: size it for the tables' worst case */
+    if (mg_shm_create(m.n, 64 * 1024 * 1024) != 0 || mg_stats_init(4096) != 0 ||
+        mg_limits_init(MG_MASTER_LIMIT_SLOTS) != 0) {
         mg_log(MG_LOG_ERROR, NULL, "cannot set up shared memory");
         return 1;
     }
