@@ -4,6 +4,7 @@
  */
 #include "mg_gw.h"
 #include "mg_gw_metrics.h"
+#include "mg_admit.h"
 #include "mg_keyauth.h"
 #include "mg_trace.h"
 
@@ -267,6 +268,7 @@ mg_gw_common_headers(mg_request_t *r, mg_buf_t *h)
     mg_snapshot_t *s = r->snap != NULL ? r->snap : r->gw->snap;
     if (s != NULL) {
         mg_buf_printf(h, "x-moongate-registry-version: %lld\r\n", (long long) s->version);
+        mg_admit_headers(r, h);
         mg_lua_vm_t *vm = mg_gw_vm(s);
         if (vm != NULL) {
             mg_buf_printf(h, "x-moongate-policy-version: %s\r\n", mg_lua_vm_version(vm));
@@ -811,6 +813,7 @@ mg_gw_finalize(mg_request_t *r)
     if (r->gw != NULL && !r->finalized) {
         r->finalized = true;
         if (r->api != NULL) {
+            mg_admit_settle(r);
             mg_gwm_request_end(r);
         }
         if (mg_log_level >= MG_LOG_INFO) {

@@ -146,6 +146,7 @@ struct mg_request_s {
     size_t path_len;
     bool is_admin;                  /* authenticated as a proxy admin (master key, or open) */
     mg_principal_t who;             /* set by authentication */
+    struct mg_admission_s *adm;     /* arena: budgets and limits taken (mg_admit.c), or NULL */
     bool counted;                   /* in mg_shm->requests_inflight until finalised */
     bool finalized;                 /* measured and logged (mg_gw_finalize runs once) */
 

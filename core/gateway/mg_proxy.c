@@ -16,6 +16,7 @@
  */
 #include "mg_gw.h"
 #include "mg_gw_metrics.h"
+#include "mg_admit.h"
 #include "mg_keyauth.h"
 #include "mg_route.h"
 #include "mg_trace.h"
@@ -1450,6 +1451,9 @@ mg_proxy_handle(mg_request_t *r, const char *pm, size_t pml)
         return;
     }
     r->primary_group = r->group_name;
+    if (!mg_admit(r)) {
+        return; /* a budget spent or a limit reached: nothing goes upstream */
+    }
     r->max_retries = mg_proxy_group_retries(r);
     r->retries_left = r->max_retries;
     if (!mg_proxy_route_group(r, false)) {

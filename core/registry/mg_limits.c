@@ -127,6 +127,37 @@ mg_lim_seed(int slot, double row_spend, int64_t epoch)
     }
 }
 
+bool
+mg_lim_roll(int slot, int64_t row_reset_ms, int64_t duration_ms, int64_t now_ms, int64_t *next_ms)
+{
+    mg_lim_slot_t *s = mg_lim_get(slot);
+    if (s == NULL || row_reset_ms <= 0 || duration_ms <= 0) {
+        return false;
+    }
+    int64_t end = __atomic_load_n(&s->period_end_ms, __ATOMIC_ACQUIRE);
+    while (end < row_reset_ms) { /* the row knows a later end (a new period, an admin) */
+        if (__atomic_compare_exchange_n(&s->period_end_ms, &end, row_reset_ms, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            end = row_reset_ms;
+            break;
+        }
+    }
+    if (now_ms < end) {
+        return false;
+    }
+    int64_t next = now_ms + duration_ms;
+    if (!__atomic_compare_exchange_n(&s->period_end_ms, &end, next, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        return false; /* another worker rolled it */
+    }
+    int64_t have = __atomic_load_n(&s->spend, __ATOMIC_ACQUIRE);
+    __atomic_sub_fetch(&s->spend, have, __ATOMIC_ACQ_REL);
+    __atomic_sub_fetch(&s->committed, have, __ATOMIC_ACQ_REL); /* reservations stay */
+    __atomic_store_n(&s->soft_alerted, 0, __ATOMIC_RELEASE);
+    *next_ms = next;
+    return true;
+}
+
 double
 mg_lim_spend_of(mg_ent_kind_t kind, const char *id, double row_spend, int64_t epoch)
 {

@@ -9,9 +9,10 @@
  * single-word atomic (CAS loops): no lock that a killed worker could leave held.
  *
  * Spend is fixed point (1e-9 USD per unit).  A slot is seeded from the row's persisted spend
- * the first time it is used, and re-seeded when the row says the spend was set or reset
- * (its budget_reset_at or updated_at changed: an admin's /key/update, a budget period's end);
- * the spend pipeline's own additions to the row never re-seed it.
+ * the first time it is used, and re-seeded only when an admin set the spend explicitly (the
+ * row's metadata.moongate_spend_epoch changed); the spend pipeline's own additions to the row
+ * never re-seed it.  A budget period (budget_duration) ends for every worker at once: the
+ * first to see the end rolls the slot (spend to zero, the next end stored) with one CAS.
  *
  * Windows are LiteLLM's v3 limiter's: a window opens with the first request after the last
  * one closed and lasts LITELLM_RATE_LIMIT_WINDOW_SIZE seconds (60); a request is admitted when
@@ -39,6 +40,7 @@ typedef struct {
     int32_t inflight;
     int32_t pad;
     int64_t soft_alerted;       /* soft budget crossing already reported for this epoch */
+    int64_t period_end_ms;      /* when the budget period of this spend ends (0: none) */
 } mg_lim_slot_t;
 
 /* Master, before fork: nslots counters (0: a default). */
@@ -49,6 +51,12 @@ int mg_lim_slot(mg_ent_kind_t kind, const char *id, const char *model);
 mg_lim_slot_t *mg_lim_get(int slot);
 /* Seeds (or re-seeds when epoch differs) the slot's spend from a row's persisted spend. */
 void mg_lim_seed(int slot, double row_spend, int64_t epoch);
+
+/* Ends the budget period when it is over: the caller that wins the CAS zeroes the spend,
+ * stores the next end (now + duration) and gets true with *next_ms set (it writes the new
+ * period into the row).  row_reset_ms is the row's budget_reset_at (adopted when later). */
+bool mg_lim_roll(int slot, int64_t row_reset_ms, int64_t duration_ms, int64_t now_ms,
+                 int64_t *next_ms);
 
 /* The current spend in USD of an entity: its slot's when it has one, else row_spend.  For
  * /key/info, /team/info and friends. */
