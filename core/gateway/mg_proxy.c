@@ -15,6 +15,7 @@
  * way usage lands in r->usage, which spend and limits will read.
  */
 #include "mg_gw.h"
+#include "mg_reqlog.h"
 #include "mg_route.h"
 
 #include "../base/mg_log.h"
@@ -1400,6 +1401,7 @@ mg_proxy_drain(mg_request_t *r)
 void
 mg_proxy_cleanup(mg_request_t *r)
 {
+    mg_reqlog_record(r); /* the admin page's recent requests (LLM routes only) */
     mg_proxy_abort(r);
     mg_buf_free(&r->up_head);
     mg_buf_free(&r->up_body);

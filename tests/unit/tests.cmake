@@ -30,6 +30,7 @@ set(MG_UNIT_C_TESTS
   providers/test_google_auth
   api/test_translate
   store/test_store_journal
+  gateway/test_reqlog
 )
 
 foreach(t ${MG_UNIT_C_TESTS})
