@@ -48,6 +48,7 @@ typedef struct {
     uint64_t calls;
     uint64_t errors;
     uint64_t consecutive;
+    uint64_t budget_hits;           /* errors that were the instruction, step or memory budget */
     char last_error[768];
 } mg_lua_pol_t;
 
@@ -944,6 +945,9 @@ mg_lua_record_error(mg_lua_vm_t *vm, mg_lua_pol_t *p, mg_policy_kind_t kind, con
 {
     p->errors++;
     p->consecutive++;
+    if (vm->budget_exceeded || vm->mem_exceeded || vm->steps.exceeded) {
+        p->budget_hits++;
+    }
     snprintf(p->last_error, sizeof(p->last_error), "%s", msg);
     if (!vm->quiet && (p->errors == 1 || p->errors % 1000 == 0)) {
         mg_log(MG_LOG_ERROR, NULL, "%s policy \"%s\" (registry version %lld) failed (%llu errors "
@@ -1050,6 +1054,7 @@ mg_lua_vm_state(const mg_lua_vm_t *vm)
                               (json_int_t) p->calls, "errors", (json_int_t) p->errors,
                               "consecutive_errors", (json_int_t) p->consecutive, "failing",
                               !p->ok || p->consecutive >= 10);
+        json_object_set_new(e, "budget_hits", json_integer((json_int_t) p->budget_hits));
         json_object_set_new(e, "load_error", p->load_error[0] ? json_string(p->load_error) : json_null());
         json_object_set_new(e, "last_error", p->last_error[0] ? json_string(p->last_error) : json_null());
         json_array_append_new(list, e);
