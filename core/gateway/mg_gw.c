@@ -3,6 +3,7 @@
  * shared by the LLM routes (mg_proxy.c) and the admin routes (mg_admin.c).
  */
 #include "mg_gw.h"
+#include "mg_ui.h"
 
 #include "../base/mg_log.h"
 #include "../base/mg_scrub.h"
@@ -694,6 +695,9 @@ mg_gw_on_request(mg_http_req_t *hr)
     if (mg_gw_path_is(r, "/health/readiness") || mg_gw_path_is(r, "/")) {
         (void) mg_admin_handle(r, m, ml);
         return;
+    }
+    if (mg_ui_handle(r, m, ml)) {
+        return; /* the admin page, its assets, /docs and /openapi.json: public, as in LiteLLM */
     }
     mg_api_id_t api = MG_API_OPENAI_CHAT;
     const char *pm;

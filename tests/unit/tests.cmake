@@ -31,6 +31,7 @@ set(MG_UNIT_C_TESTS
   api/test_translate
   store/test_store_journal
   gateway/test_reqlog
+  gateway/test_openapi
 )
 
 foreach(t ${MG_UNIT_C_TESTS})
