@@ -404,7 +404,8 @@
       box.replaceChildren(el('p', 'hint', 'No request reached a deployment in the last 5 minutes.'));
       return;
     }
-    box.replaceChildren(...deps.map((d) => chart(d, traffic.bucket_seconds || 10)));
+    const order = [...deps].sort((a, b) => `${a.model_group}\u0000${a.id}`.localeCompare(`${b.model_group}\u0000${b.id}`));
+    box.replaceChildren(...order.map((d) => chart(d, traffic.bucket_seconds || 10))); // stable between polls
   }
 
   // ---- policies ----
