@@ -28,6 +28,7 @@ typedef struct {
     int32_t fallbacks;
     int32_t stream;
     int64_t time_ms;                /* realtime, when finalised */
+    uint64_t n;                     /* this worker's record number (order within a millisecond) */
     int64_t latency_us;             /* head received -> finalised */
     int64_t prompt_tokens;
     int64_t completion_tokens;
@@ -214,6 +215,7 @@ mg_reqlog_record(mg_request_t *r)
     e->fallbacks = r->fb_groups_tried;
     e->stream = r->stream;
     e->time_ms = now_ms;
+    e->n = p->next;
     e->latency_us = lat;
     e->prompt_tokens = r->usage.prompt_tokens;
     e->completion_tokens = r->usage.completion_tokens;
@@ -271,6 +273,9 @@ mg_reqlog_cmp_newest(const void *a, const void *b)
     const mg_reqlog_entry_t *x = a, *y = b;
     if (x->time_ms != y->time_ms) {
         return x->time_ms > y->time_ms ? -1 : 1;
+    }
+    if (x->worker == y->worker && x->n != y->n) {
+        return x->n > y->n ? -1 : 1;
     }
     return x->worker - y->worker;
 }
