@@ -9,6 +9,7 @@
  * outlives it and the late callback only frees it.
  */
 #include "mg_gw.h"
+#include "mg_reqlog.h"
 
 #include "../base/mg_metrics_litellm.h"
 #include "../base/mg_log.h"
@@ -790,6 +791,26 @@ mg_admin_state(mg_request_t *r)
     json_decref(b);
 }
 
+/* GET /moongate/requests (?limit=N, default 100) and GET /moongate/traffic (mg_reqlog.h). */
+static void
+mg_admin_recent(mg_request_t *r, bool traffic)
+{
+    json_t *b;
+    if (traffic) {
+        b = mg_reqlog_traffic_json();
+    } else {
+        char *lim = mg_admin_query(r, "limit");
+        long n = lim != NULL ? strtol(lim, NULL, 10) : 100;
+        b = mg_reqlog_requests_json(n > 0 && n < 100000 ? (int) n : 100);
+    }
+    if (!mg_reqlog_enabled()) {
+        json_object_set_new(b, "reason", json_string("no shared memory was set up for the request "
+                                                     "log (see the log at startup)"));
+    }
+    mg_gw_json_scrubbed(r, 200, b); /* ids only; scrubbed all the same, as every state answer */
+    json_decref(b);
+}
+
 static void
 mg_admin_cache(mg_request_t *r)
 {
@@ -1226,6 +1247,18 @@ mg_admin_handle(mg_request_t *r, const char *m, size_t ml)
         }
         return true;
     }
+    if (get && mg_admin_path_is(r, "/moongate/requests")) {
+        if (mg_admin_require_admin(r)) {
+            mg_admin_recent(r, false);
+        }
+        return true;
+    }
+    if (get && mg_admin_path_is(r, "/moongate/traffic")) {
+        if (mg_admin_require_admin(r)) {
+            mg_admin_recent(r, true);
+        }
+        return true;
+    }
     if (post && mg_admin_path_is(r, "/moongate/pool/evict")) {
         if (mg_admin_require_admin(r)) {
             mg_upool_evict_idle(r->gw->upool);
@@ -1267,7 +1300,7 @@ mg_admin_route_known(const mg_request_t *r)
         "/v1/model/info", "/v2/model/info", "/model_group/info", "/model/new", "/model/update",
         "/model/delete", "/config/reload", "/moongate/state", "/moongate/pool/evict",
         "/cache/flushall", "/cache/purge", "/cache/delete", "/cache/ping", "/policy/update",
-        "/policy/delete", "/policy/info", NULL,
+        "/policy/delete", "/policy/info", "/moongate/requests", "/moongate/traffic", NULL,
     };
     for (const char *const *e = exact; *e; e++) {
         if (mg_admin_path_is(r, *e)) {

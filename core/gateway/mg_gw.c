@@ -7,6 +7,7 @@
 #include "mg_admit.h"
 #include "mg_keyauth.h"
 #include "mg_trace.h"
+#include "mg_ui.h"
 
 #include "../base/mg_log.h"
 #include "../base/mg_scrub.h"
@@ -716,6 +717,9 @@ mg_gw_on_request(mg_http_req_t *hr)
     if (mg_gw_path_is(r, "/health/readiness") || mg_gw_path_is(r, "/")) {
         (void) mg_admin_handle(r, m, ml);
         return;
+    }
+    if (mg_ui_handle(r, m, ml)) {
+        return; /* the admin page, its assets, /docs and /openapi.json: public, as in LiteLLM */
     }
     if (mg_gw_path_is(r, "/metrics")) {
         /* open unless litellm_settings.require_auth_for_metrics_endpoint, as LiteLLM's */

@@ -18,6 +18,7 @@
 #include "mg_gw_metrics.h"
 #include "mg_admit.h"
 #include "mg_keyauth.h"
+#include "mg_reqlog.h"
 #include "mg_route.h"
 #include "mg_trace.h"
 
@@ -1526,6 +1527,7 @@ mg_proxy_drain(mg_request_t *r)
 void
 mg_proxy_cleanup(mg_request_t *r)
 {
+    mg_reqlog_record(r); /* the admin page's recent requests (LLM routes only) */
     mg_proxy_abort(r);
     mg_trace_request_end(r); /* before the buffers it reads are freed */
     mg_buf_free(&r->up_head);

@@ -49,6 +49,7 @@ typedef struct {
     uint64_t calls;
     uint64_t errors;
     uint64_t consecutive;
+    uint64_t budget_hits;           /* errors that were the instruction, step or memory budget */
     char last_error[768];
 } mg_lua_pol_t;
 
@@ -950,6 +951,7 @@ mg_lua_record_error(mg_lua_vm_t *vm, mg_lua_pol_t *p, mg_policy_kind_t kind, con
     mv.v[MG_ML_POLICY] = p->name;
     mg_metric_inc(mg_ml_series(MG_MF_POLICY_ERRORS, &mv), 1);
     if (vm->budget_exceeded || vm->mem_exceeded || vm->steps.exceeded) {
+        p->budget_hits++;
         mg_metric_inc(mg_ml_series(MG_MF_POLICY_BUDGET_HITS, &mv), 1);
     }
     snprintf(p->last_error, sizeof(p->last_error), "%s", msg);
@@ -1058,6 +1060,7 @@ mg_lua_vm_state(const mg_lua_vm_t *vm)
                               (json_int_t) p->calls, "errors", (json_int_t) p->errors,
                               "consecutive_errors", (json_int_t) p->consecutive, "failing",
                               !p->ok || p->consecutive >= 10);
+        json_object_set_new(e, "budget_hits", json_integer((json_int_t) p->budget_hits));
         json_object_set_new(e, "load_error", p->load_error[0] ? json_string(p->load_error) : json_null());
         json_object_set_new(e, "last_error", p->last_error[0] ? json_string(p->last_error) : json_null());
         json_array_append_new(list, e);

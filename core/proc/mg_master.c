@@ -10,6 +10,7 @@
 #include "../base/mg_metrics_litellm.h"
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
+#include "../gateway/mg_reqlog.h"
 #include "../lua/mg_lua.h"
 #include "../registry/mg_limits.h"
 #include "../registry/mg_stats.h"
@@ -657,6 +658,11 @@ mg_master_run(const mg_master_args_t *args)
         return 1;
     }
     mg_shm->started_ms = mg_time_real_ms();
+    mg_err_t rlerr;
+    if (mg_reqlog_init(m.n, &rlerr) != MG_OK) {
+        /* the admin page's recent requests only: serving is not affected */
+        mg_log(MG_LOG_WARN, NULL, "recent requests are not recorded: %s", rlerr.msg);
+    }
     int port = 0;
     m.listen_fd = mg_master_listen(args->host, args->port, &port);
     if (m.listen_fd < 0) {

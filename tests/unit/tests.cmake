@@ -32,6 +32,8 @@ set(MG_UNIT_C_TESTS
   api/test_translate
   api/test_bedrock
   store/test_store_journal
+  gateway/test_reqlog
+  gateway/test_openapi
 )
 
 foreach(t ${MG_UNIT_C_TESTS})
