@@ -86,6 +86,9 @@ static const mg_openapi_op_t mg_openapi_table[] = {
      "Ready when every worker has loaded the registry (503 otherwise)", NULL, NULL, NULL},
     {"get", "/health/liveliness", "health", MG_OA_PUBLIC, "Liveness probe", NULL, NULL, NULL},
     {"get", "/health/liveness", "health", MG_OA_PUBLIC, "Liveness probe", NULL, NULL, NULL},
+    {"get", "/metrics", "health", MG_OA_PUBLIC,
+     "Prometheus metrics of the whole instance (master key with require_auth_for_metrics_endpoint)",
+     NULL, NULL, NULL},
 
     /* policies */
     {"get", "/policy/info", "policies", 0, "The policies in force (source with ?source=1)",
