@@ -106,7 +106,9 @@ mg_adm_worst(mg_request_t *r)
     if (r->est_tokens == 0) {
         r->est_tokens = mg_api_estimate_input_tokens(&r->q) + 1;
     }
-    int64_t in_tok = r->est_tokens - 1;
+    /* an upper bound, not the estimate: every token is at least one byte, and the estimate is
+     * about a quarter of the bytes plus a few tokens per message */
+    int64_t in_tok = (r->est_tokens - 1) * 4 + 16;
     double worst = 0;
     size_t n = r->group != NULL ? r->group->ndeps : (size_t) r->norder;
     for (size_t i = 0; i < n; i++) {
@@ -407,6 +409,7 @@ mg_admit(mg_request_t *r)
         a->has_key = true;
         mg_adm_ent(&ents[n], MG_ENT_KEY, k->token, "api_key", &k->lim, k->row, k->spend);
         mg_adm_maybe_reset(r, &ents[n], "key");
+        a->key_spend = mg_lim_spend_of(MG_ENT_KEY, k->token, k->spend, ents[n].epoch);
         a->key_max_budget = k->lim.max_budget;
         n++;
         if (k->team != NULL) {

@@ -301,6 +301,7 @@ void
 mg_gw_send_body(mg_request_t *r, int status, const char *body, size_t len,
                 const char *extra_headers)
 {
+    mg_admit_settle(r);
     mg_gw_send_json_text(r, status, body, len, extra_headers);
 }
 
@@ -308,6 +309,7 @@ void
 mg_gw_error_raw(mg_request_t *r, int status, const char *message, const char *type_json,
                 const char *param_json, const char *extra_headers)
 {
+    mg_admit_settle(r); /* a refused or failed request releases what it reserved, first */
     /* in the envelope of the client's protocol (OpenAI's for everything but LLM routes);
      * never with a secret in it: upstream errors echo keys (issue 10) */
     mg_buf_t b = MG_BUF_INIT;

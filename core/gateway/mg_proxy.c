@@ -339,6 +339,7 @@ mg_proxy_stats_end(mg_request_t *r, bool ok, bool timeout)
     if (ok && !r->attempt_metered && r->dep != NULL) {
         /* LiteLLM's deployment success (local mock_response answers included) */
         r->attempt_metered = true;
+        mg_admit_settle(r); /* before the answer's last byte: the next request sees the spend */
         mg_gwm_attempt_end(r, true, NULL);
         if (r->fb_groups_tried > 0) {
             mg_gwm_fallback(r, r->group_name, true);

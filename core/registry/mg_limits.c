@@ -185,9 +185,10 @@ mg_lim_reserve(int slot, double max, double worst)
     int64_t m = mg_lim_nano(max);
     int64_t cur = __atomic_load_n(&s->committed, __ATOMIC_ACQUIRE);
     do {
-        /* LiteLLM refuses once spend reaches the budget; moongate also counts what the
-         * requests in flight may still spend, so concurrency cannot overshoot it */
-        if (cur >= m || (w > 0 && cur + w > m)) {
+        /* LiteLLM refuses once the spend reaches the budget; moongate counts what the
+         * requests in flight may still spend too (their worst case), so concurrent requests
+         * cannot overshoot it further than one request run alone does */
+        if (cur >= m) {
             return false;
         }
     } while (!__atomic_compare_exchange_n(&s->committed, &cur, cur + w, false, __ATOMIC_ACQ_REL,

@@ -62,7 +62,8 @@ bool mg_lim_roll(int slot, int64_t row_reset_ms, int64_t duration_ms, int64_t no
  * /key/info, /team/info and friends. */
 double mg_lim_spend_of(mg_ent_kind_t kind, const char *id, double row_spend, int64_t epoch);
 
-/* Budget admission: reserves `worst` USD if committed + worst <= max (max < 0: always). */
+/* Budget admission: refused when committed (spent + reserved) has reached max (LiteLLM's rule,
+ * with in-flight requests' worst case counted); else reserves `worst` (max < 0: always). */
 bool mg_lim_reserve(int slot, double max, double worst);
 /* Settlement of a reservation: committed += actual - worst; spend += actual. */
 void mg_lim_settle(int slot, double worst, double actual);
