@@ -30,6 +30,10 @@ typedef struct {
 
 extern const mg_wire_ops_t mg_wire_openai;
 extern const mg_wire_ops_t mg_wire_anthropic;
+extern const mg_wire_ops_t mg_wire_responses;
+
+/* Frees the Responses encoder's state of e (mg_api_responses.c); NULL-safe. */
+void mg_api_responses_enc_free(mg_enc_t *e);
 
 /* Aggregated tool call of an encoder (non-stream bodies). */
 struct mg_enc_tool_s {

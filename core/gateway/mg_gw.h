@@ -208,6 +208,8 @@ struct mg_request_s {
 
     /* usage: the one neutral record every path fills */
     mg_usage_t usage;
+
+    struct mg_resp_req_s *resp;     /* arena: Responses API state (mg_responses.c), or NULL */
 };
 
 /* ---- gw lifecycle (worker) ---- */
@@ -265,6 +267,22 @@ void mg_proxy_handle(mg_request_t *r, const char *path_model, size_t pm_len);
 void mg_proxy_abort(mg_request_t *r);
 void mg_proxy_drain(mg_request_t *r);
 void mg_proxy_cleanup(mg_request_t *r);
+
+/* ---- Responses API (mg_responses.c) ---- */
+/* Whether the path is a stored-response route: /v1/responses/{id}[/input_items|/cancel]
+ * (also without /v1, and under /openai/ and /openai/v1/ for Azure-style clients). */
+bool mg_responses_route(const mg_request_t *r);
+/* GET / DELETE of a stored response, its input_items, cancel: one exchange with the
+ * deployment its id names (or a clear 404). */
+void mg_responses_handle(mg_request_t *r, const char *method, size_t mlen);
+/* POST /v1/responses with a previous_response_id moongate issued: the request is pinned
+ * to the deployment that made it (no other, no fallback).  False: answered with an error
+ * (that deployment is gone, or stores nothing). */
+bool mg_responses_pin(mg_request_t *r);
+/* Each attempt of a Responses request on d: the ids the client sees name d; to a native
+ * upstream the decoded previous_response_id and OpenAI's metadata go instead of the
+ * client's values. */
+void mg_responses_attempt(mg_request_t *r, mg_deployment_t *d, bool native);
 
 /* ---- admin routes (mg_admin.c) ---- */
 /* Returns true if the path was an admin/info route it handled. */

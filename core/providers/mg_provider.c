@@ -15,6 +15,8 @@ extern const mg_provider_t mg_provider_openai_rows[];
 extern const size_t mg_provider_openai_nrows;
 extern const mg_provider_t mg_provider_anthropic_row;
 extern const mg_provider_t mg_provider_mock_row;
+extern const mg_provider_t mg_provider_azure_rows[];
+extern const size_t mg_provider_azure_nrows;
 
 const mg_provider_t *
 mg_provider_find(const char *name)
@@ -29,6 +31,11 @@ mg_provider_find(const char *name)
     }
     if (strcmp(mg_provider_anthropic_row.name, name) == 0) {
         return &mg_provider_anthropic_row;
+    }
+    for (size_t i = 0; i < mg_provider_azure_nrows; i++) {
+        if (strcmp(mg_provider_azure_rows[i].name, name) == 0) {
+            return &mg_provider_azure_rows[i];
+        }
     }
     return NULL;
 }
@@ -135,6 +142,13 @@ mg_provider_path_segment(mg_buf_t *out, const char *s)
 void
 mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, const char *query)
 {
+    mg_provider_head_method(out, "POST", base, suffix, query);
+}
+
+void
+mg_provider_head_method(mg_buf_t *out, const char *method, const char *base, const char *suffix,
+                        const char *query)
+{
     /* base as a URL: authority, path, query (the config loader refused userinfo and
      * fragments); the route goes after the path, the query after the route */
     const char *hp = strstr(base, "://");
@@ -147,7 +161,8 @@ mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, cons
     while (plen > 0 && path[plen - 1] == '/') {
         plen--;
     }
-    mg_buf_append_str(out, "POST ");
+    mg_buf_append_str(out, method);
+    mg_buf_append(out, " ", 1);
     mg_buf_append(out, path, plen);
     mg_buf_append_str(out, suffix);
     bool q = false;
@@ -288,6 +303,40 @@ mg_provider_body(mg_call_t *c, const char *model, const char *extra_members, mg_
     mg_iovs_push(&c->body, c->arena, s, mg_buf_len(&b));
     mg_buf_free(&b);
     return MG_OK;
+}
+
+void
+mg_provider_responses_path(const mg_call_t *c, mg_buf_t *path)
+{
+    mg_buf_append_str(path, "/responses");
+    if (c->resp_action == MG_RESP_CREATE || c->resp_id == NULL) {
+        return;
+    }
+    mg_buf_append(path, "/", 1);
+    mg_provider_path_segment(path, c->resp_id);
+    if (c->resp_action == MG_RESP_INPUT_ITEMS) {
+        mg_buf_append_str(path, "/input_items");
+    } else if (c->resp_action == MG_RESP_CANCEL) {
+        mg_buf_append_str(path, "/cancel");
+    }
+}
+
+const char *
+mg_provider_responses_method(const mg_call_t *c)
+{
+    switch (c->resp_action) {
+    case MG_RESP_GET:
+    case MG_RESP_INPUT_ITEMS: return "GET";
+    case MG_RESP_DELETE: return "DELETE";
+    default: return "POST";
+    }
+}
+
+void
+mg_provider_no_body(mg_call_t *c)
+{
+    mg_iovs_push(&c->body, c->arena, "", 1);
+    c->body.len = 0;
 }
 
 void

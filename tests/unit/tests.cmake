@@ -29,6 +29,8 @@ set(MG_UNIT_C_TESTS
   providers/test_oauth
   providers/test_google_auth
   api/test_translate
+  api/test_responses
+  providers/test_azure
   store/test_store_journal
 )
 
