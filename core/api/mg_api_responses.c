@@ -273,11 +273,11 @@ mg_rs_check_objects(const mg_api_req_t *q, mg_api_err_t *err)
         json_t *it;
         json_array_foreach(a, i, it) {
             if (!json_is_object(it)) {
+                const char *got = json_is_string(it) ? "a string" : "another value";
                 json_decref(a);
                 return mg_api_err(err, 400, "invalid_request_error", "input",
                                   "%s: Invalid type for 'input[%zu]': expected an input item "
-                                  "object, but got %s instead.", rp, i,
-                                  json_is_string(it) ? "a string" : "another value");
+                                  "object, but got %s instead.", rp, i, got);
             }
         }
         json_decref(a);

@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI, { AzureOpenAI } from 'openai';
 import { startGateway, moongateBin, tmpDir, pool } from '../lib/harness.mjs';
+import { assertCleanStop } from './lib_rotation.mjs';
 import { startAzureMock } from '../lib/mock_azure.mjs';
 
 const MASTER = 'sk-azure-master';
@@ -43,8 +44,9 @@ const config = (key) => ({
 const gw = await startGateway({ config: config(K1), workers: 2, env: { AZURE_API_VERSION: '' } });
 const azure = new AzureOpenAI({ apiKey: MASTER, endpoint: gw.url, apiVersion: '2024-10-21', maxRetries: 0 });
 const openai = new OpenAI({ apiKey: MASTER, baseURL: `${gw.url}/v1`, maxRetries: 0 });
+let stopped = false;
 after(async () => {
-  await gw.stop();
+  if (!stopped) await gw.stop();
   await az.stop();
 });
 const lastSeq = async () => (await az.log()).at(-1)?.seq ?? 0;
@@ -233,4 +235,9 @@ test('Entra client credentials are refused when the config loads, naming the key
   assert.equal(still.status, 200);
   gw.writeConfig(config(K2));
   assert.equal((await gw.reload()).status, 200);
+});
+
+test('moongate stops cleanly, with no sanitizer report in an ASan build', async () => {
+  stopped = true;
+  await assertCleanStop(gw);
 });

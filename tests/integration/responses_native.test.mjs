@@ -9,6 +9,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startMock, startGateway } from '../lib/harness.mjs';
+import { assertCleanStop } from './lib_rotation.mjs';
 
 const MASTER = 'sk-resp-native';
 const mocks = await Promise.all([startMock(), startMock(), startMock()]);
@@ -23,8 +24,9 @@ const config = (n) => ({
 });
 const gw = await startGateway({ config: config(3) });
 const client = new OpenAI({ apiKey: MASTER, baseURL: `${gw.url}/v1`, maxRetries: 0 });
+let stopped = false;
 after(async () => {
-  await gw.stop();
+  if (!stopped) await gw.stop();
   await Promise.all(mocks.map((m) => m.stop()));
 });
 
@@ -207,4 +209,9 @@ test('a deleted deployment: its responses and their follow-ups are a clear 404',
   assert.equal((await whoGot(m0)).length, 0, 'the follow-up went to another deployment');
   gw.writeConfig(config(3));
   assert.equal((await gw.reload()).status, 200);
+});
+
+test('moongate stops cleanly, with no sanitizer report in an ASan build', async () => {
+  stopped = true;
+  await assertCleanStop(gw);
 });

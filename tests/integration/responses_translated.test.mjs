@@ -8,6 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startGateway } from '../lib/harness.mjs';
+import { assertCleanStop } from './lib_rotation.mjs';
 import { startAnthropicMock } from '../lib/mock_anthropic.mjs';
 
 const MASTER = 'sk-resp-xl';
@@ -23,8 +24,9 @@ const gw = await startGateway({
   },
 });
 const client = new OpenAI({ apiKey: MASTER, baseURL: `${gw.url}/v1`, maxRetries: 0 });
+let stopped = false;
 after(async () => {
-  await gw.stop();
+  if (!stopped) await gw.stop();
   await am.stop();
 });
 
@@ -190,4 +192,9 @@ test('mock_response deployments answer Responses requests offline', async () => 
   const s = client.responses.stream({ model: 'offline', input: 'hi' });
   const fin = await s.finalResponse();
   assert.equal(fin.output_text, 'canned answer');
+});
+
+test('moongate stops cleanly, with no sanitizer report in an ASan build', async () => {
+  stopped = true;
+  await assertCleanStop(gw);
 });

@@ -2657,11 +2657,15 @@ static const char *method_name(struct evhttp_request *req)
 static int classify(const char *path, char **deployment)
 {
     *deployment = NULL;
-    if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/chat/completions"))
+    /* also Azure's v1 API (/openai/v1/...) and Azure AI model inference (/models/...) */
+    if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/chat/completions") ||
+        !strcmp(path, "/openai/v1/chat/completions") || !strcmp(path, "/models/chat/completions"))
         return EP_CHAT;
-    if (!strcmp(path, "/v1/completions") || !strcmp(path, "/completions"))
+    if (!strcmp(path, "/v1/completions") || !strcmp(path, "/completions") ||
+        !strcmp(path, "/openai/v1/completions"))
         return EP_COMPLETIONS;
-    if (!strcmp(path, "/v1/embeddings") || !strcmp(path, "/embeddings"))
+    if (!strcmp(path, "/v1/embeddings") || !strcmp(path, "/embeddings") ||
+        !strcmp(path, "/openai/v1/embeddings") || !strcmp(path, "/models/embeddings"))
         return EP_EMBEDDINGS;
     if (!strcmp(path, "/v1/models") || !strcmp(path, "/models"))
         return EP_MODELS;
