@@ -284,7 +284,6 @@ mg_api_parse(const mg_api_t *api, mg_arena_t *a, const char *body, size_t len,
     q->include_usage = false;
     q->neutral = NULL;
     q->late.status = 0;
-    q->nsubst = 0;
     if (len == 0 || body == NULL) {
         body = empty;
         len = 2;
@@ -385,20 +384,20 @@ mg_api_check_late(const mg_api_req_t *q, mg_api_err_t *err)
 }
 
 bool
-mg_api_req_subst(mg_api_req_t *q, const char *key, const char *json)
+mg_api_subst_set(mg_api_subst_t *s, const char *key, const char *json)
 {
-    for (int i = 0; i < q->nsubst; i++) {
-        if (strcmp(q->subst[i].key, key) == 0) {
-            q->subst[i].json = json;
+    for (int i = 0; i < s->n; i++) {
+        if (strcmp(s->m[i].key, key) == 0) {
+            s->m[i].json = json;
             return true;
         }
     }
-    if (q->nsubst >= (int) (sizeof(q->subst) / sizeof(q->subst[0]))) {
+    if (s->n >= (int) (sizeof(s->m) / sizeof(s->m[0]))) {
         return false;
     }
-    q->subst[q->nsubst].key = key;
-    q->subst[q->nsubst].json = json;
-    q->nsubst++;
+    s->m[s->n].key = key;
+    s->m[s->n].json = json;
+    s->n++;
     return true;
 }
 
@@ -473,9 +472,9 @@ mg_api_splice(const mg_api_req_t *q, const mg_body_opts_t *o, mg_arena_t *a, mg_
         /* a substituted member goes up even when its name is also one of LiteLLM's own
          * (the Responses API's metadata) */
         const char *subst = NULL;
-        for (int k = 0; k < q->nsubst && subst == NULL; k++) {
-            if (mg_json_key_is(m, q->subst[k].key)) {
-                subst = q->subst[k].json;
+        for (int k = 0; o->subst != NULL && k < o->subst->n && subst == NULL; k++) {
+            if (mg_json_key_is(m, o->subst->m[k].key)) {
+                subst = o->subst->m[k].json;
             }
         }
         bool is_model = subst == NULL && mg_json_key_is(m, "model");

@@ -106,13 +106,6 @@ typedef struct {
     bool include_usage;         /* stream_options.include_usage */
     json_t *neutral;            /* owned: the neutral request, built once on first need */
     mg_api_err_t late;          /* a refusal that waits until the model resolved (status 0: none) */
-    /* members the same-wire body carries with another value (a previous_response_id
-     * decoded from the id moongate issued); 0 on nearly every request */
-    int nsubst;
-    struct {
-        const char *key;        /* static or arena */
-        const char *json;       /* arena: the member's new value as JSON text */
-    } subst[2];
 } mg_api_req_t;
 
 /*
@@ -142,9 +135,6 @@ bool mg_api_utf8_valid(const char *s, size_t n);
 int mg_api_check_int(const mg_api_req_t *q, const char *key, double min, double max,
                      mg_api_err_t *err);
 
-/* Makes the same-wire body carry key with the JSON text json (arena or static) instead of
- * the client's value; false when no slot is left. */
-bool mg_api_req_subst(mg_api_req_t *q, const char *key, const char *json);
 
 /* The neutral request (OpenAI chat JSON, or the embeddings body), built and cached in q. */
 json_t *mg_api_neutral(mg_api_req_t *q, mg_api_err_t *err);
@@ -160,6 +150,19 @@ int64_t mg_api_estimate_input_tokens(const mg_api_req_t *q);
 
 /* ---- upstream bodies ---- */
 
+/* Members a same-wire body carries with other values than the client's: a
+ * previous_response_id decoded from the id moongate issued, the Responses API's metadata. */
+typedef struct {
+    int n;
+    struct {
+        const char *key;        /* borrowed (static or arena) */
+        const char *json;       /* borrowed: the member's value as JSON text */
+    } m[4];
+} mg_api_subst_t;
+
+/* Sets key's value (a second call for a key replaces it); false when all 4 slots are taken. */
+bool mg_api_subst_set(mg_api_subst_t *s, const char *key, const char *json);
+
 /* What a provider asks of the body it sends. */
 typedef struct {
     const char *model;          /* upstream model; NULL: not in the body (it is in the URL) */
@@ -174,6 +177,8 @@ typedef struct {
     bool *json_mode;
     /* out, may be NULL: anthropic-beta values the body needs (static strings, ","-joined) */
     const char **betas;
+    /* the spliced body's members with other values (borrowed), or NULL */
+    const mg_api_subst_t *subst;
 } mg_body_opts_t;
 
 /* A body as pieces: spans of the client's buffer and arena strings, never copied twice. */
@@ -188,7 +193,8 @@ void mg_iovs_push(mg_iovs_t *v, mg_arena_t *a, const void *p, size_t n);
 /*
  * The same-wire body: the client's members spliced as they are, "model"
  * replaced, nulls, LiteLLM-only and additional_drop members left out,
- * deployment defaults added.  The pieces borrow q->body and the arena.
+ * deployment defaults added, o->subst's members with their values (even one of
+ * LiteLLM's names).  The pieces borrow q->body and the arena.
  */
 void mg_api_splice(const mg_api_req_t *q, const mg_body_opts_t *o, mg_arena_t *a, mg_iovs_t *out);
 

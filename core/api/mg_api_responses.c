@@ -1177,28 +1177,20 @@ mg_rs_stream_close(mg_enc_t *e, int i)
     }
 }
 
-/* The item an event goes to, opened (and announced) when new; the one open before it is
- * closed first: output items stream one after the other. */
+/* Stream: the item a text or reasoning fragment goes to: the open item when it is of that
+ * kind, else a new one, announced, after the open one is closed (output items stream one
+ * after the other; text after a function call is a new message item). */
 static mg_rs_item_t *
-mg_rs_stream_item(mg_enc_t *e, int kind, int tool, bool new_call)
+mg_rs_stream_item(mg_enc_t *e, int kind)
 {
     struct mg_resp_enc_s *x = mg_rs_x(e);
     if (x->open >= 0) {
-        mg_rs_item_t *cur = &x->items[x->open];
-        if (cur->kind == kind && (kind != MG_RS_ITEM_CALL || (cur->tool == tool && !new_call))) {
-            return cur;
+        if (x->items[x->open].kind == kind) {
+            return &x->items[x->open];
         }
         mg_rs_stream_close(e, x->open);
     }
-    if (!new_call) {
-        /* a fragment of an item already done (interleaved tool calls): it is kept for the
-         * final object, with no delta after its .done events */
-        mg_rs_item_t *old = mg_rs_find(e, kind, tool);
-        if (old != NULL) {
-            return old;
-        }
-    }
-    mg_rs_item_t *it = mg_rs_item_new(e, kind, tool);
+    mg_rs_item_t *it = mg_rs_item_new(e, kind, 0);
     int i = x->nitems - 1;
     x->open = i;
     mg_buf_t *o = e->out;
@@ -1212,7 +1204,7 @@ mg_rs_stream_item(mg_enc_t *e, int kind, int tool, bool new_call)
         mg_buf_append_str(o, ",\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":\"\","
                              "\"annotations\":[],\"logprobs\":[]}");
         mg_rs_ev_close(e);
-    } else if (kind == MG_RS_ITEM_REASONING) {
+    } else {
         mg_rs_ev_open(e, "response.reasoning_summary_part.added");
         mg_rs_ev_item_ref(e, it, i);
         mg_buf_append_str(o, ",\"summary_index\":0,\"part\":{\"type\":\"summary_text\","
@@ -1222,12 +1214,15 @@ mg_rs_stream_item(mg_enc_t *e, int kind, int tool, bool new_call)
     return it;
 }
 
-/* Aggregation shared by both modes: the item an event belongs to. */
+/* Whole body: the same rule, so a stream and a body have the same items. */
 static mg_rs_item_t *
-mg_rs_collect_item(mg_enc_t *e, int kind, int tool, bool new_call)
+mg_rs_collect_item(mg_enc_t *e, int kind)
 {
-    mg_rs_item_t *it = new_call ? NULL : mg_rs_find(e, kind, tool);
-    return it != NULL ? it : mg_rs_item_new(e, kind, tool);
+    struct mg_resp_enc_s *x = mg_rs_x(e);
+    if (x->nitems > 0 && x->items[x->nitems - 1].kind == kind) {
+        return &x->items[x->nitems - 1];
+    }
+    return mg_rs_item_new(e, kind, 0);
 }
 
 static void
@@ -1279,7 +1274,7 @@ mg_rs_enc_event(mg_enc_t *e, const mg_ev_t *ev)
     case MG_EV_TEXT:
         if (s) {
             mg_rs_stream_start(e);
-            it = mg_rs_stream_item(e, MG_RS_ITEM_MESSAGE, 0, false);
+            it = mg_rs_stream_item(e, MG_RS_ITEM_MESSAGE);
             if (!it->done) {
                 mg_rs_ev_open(e, "response.output_text.delta");
                 mg_rs_ev_item_ref(e, it, (int) (it - e->rx->items));
@@ -1289,14 +1284,14 @@ mg_rs_enc_event(mg_enc_t *e, const mg_ev_t *ev)
                 mg_rs_ev_close(e);
             }
         } else {
-            it = mg_rs_collect_item(e, MG_RS_ITEM_MESSAGE, 0, false);
+            it = mg_rs_collect_item(e, MG_RS_ITEM_MESSAGE);
         }
         mg_buf_append(&it->text, ev->text, ev->text_len);
         break;
     case MG_EV_REASONING:
         if (s) {
             mg_rs_stream_start(e);
-            it = mg_rs_stream_item(e, MG_RS_ITEM_REASONING, 0, false);
+            it = mg_rs_stream_item(e, MG_RS_ITEM_REASONING);
             if (!it->done && ev->text != NULL && ev->text_len > 0) {
                 mg_rs_ev_open(e, "response.reasoning_summary_text.delta");
                 mg_rs_ev_item_ref(e, it, (int) (it - e->rx->items));
@@ -1305,7 +1300,7 @@ mg_rs_enc_event(mg_enc_t *e, const mg_ev_t *ev)
                 mg_rs_ev_close(e);
             }
         } else {
-            it = mg_rs_collect_item(e, MG_RS_ITEM_REASONING, 0, false);
+            it = mg_rs_collect_item(e, MG_RS_ITEM_REASONING);
         }
         if (ev->text != NULL) {
             mg_buf_append(&it->text, ev->text, ev->text_len);

@@ -542,11 +542,9 @@ mg_gw_llm_route(mg_request_t *r, mg_api_id_t *api, const char **pm, size_t *pml)
         {"/anthropic/v1/messages", MG_API_ANTHROPIC_MESSAGES},
         {"/v1/messages/count_tokens", MG_API_ANTHROPIC_COUNT_TOKENS},
         {"/anthropic/v1/messages/count_tokens", MG_API_ANTHROPIC_COUNT_TOKENS},
-        {"/v1/responses", MG_API_OPENAI_RESPONSES},
-        {"/responses", MG_API_OPENAI_RESPONSES},
-        {"/openai/v1/responses", MG_API_OPENAI_RESPONSES},
-        {"/openai/responses", MG_API_OPENAI_RESPONSES},
     };
+    static const char *const responses[] = {"/v1/responses", "/responses", "/openai/v1/responses",
+                                            "/openai/responses", NULL};
     *pm = NULL;
     *pml = 0;
     for (size_t i = 0; i < sizeof(anthropic) / sizeof(anthropic[0]); i++) {
@@ -571,6 +569,12 @@ mg_gw_llm_route(mg_request_t *r, mg_api_id_t *api, const char **pm, size_t *pml)
                 continue;
             }
             *api = routes[i].api;
+            return true;
+        }
+    }
+    for (const char *const *p = responses; *p; p++) {
+        if (mg_gw_path_is(r, *p)) {
+            *api = MG_API_OPENAI_RESPONSES;
             return true;
         }
     }

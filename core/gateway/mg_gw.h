@@ -91,11 +91,13 @@ typedef enum {
 
 typedef struct mg_pending_s mg_pending_t;
 
-/* What only a translated or local answer needs (kept out of every request's zeroed struct). */
+/* What only a translated or local answer, or a Responses API request, needs (kept out of
+ * every request's zeroed struct). */
 typedef struct {
     mg_dec_t dec;                   /* upstream -> neutral events */
     mg_enc_t enc;                   /* neutral events -> client */
     mg_mock_answer_t mock;          /* a local (mock_response) answer being delivered */
+    struct mg_resp_req_s *resp;     /* arena: Responses API state (mg_responses.c), or NULL */
 } mg_proxy_xl_t;
 
 /*
@@ -208,8 +210,6 @@ struct mg_request_s {
 
     /* usage: the one neutral record every path fills */
     mg_usage_t usage;
-
-    struct mg_resp_req_s *resp;     /* arena: Responses API state (mg_responses.c), or NULL */
 };
 
 /* ---- gw lifecycle (worker) ---- */
@@ -280,9 +280,9 @@ void mg_responses_handle(mg_request_t *r, const char *method, size_t mlen);
  * (that deployment is gone, or stores nothing). */
 bool mg_responses_pin(mg_request_t *r);
 /* Each attempt of a Responses request on d: the ids the client sees name d; to a native
- * upstream the decoded previous_response_id and OpenAI's metadata go instead of the
- * client's values. */
-void mg_responses_attempt(mg_request_t *r, mg_deployment_t *d, bool native);
+ * upstream (c's spliced body) the decoded previous_response_id and OpenAI's metadata go
+ * instead of the client's values. */
+void mg_responses_attempt(mg_request_t *r, mg_deployment_t *d, bool native, mg_call_t *c);
 
 /* ---- admin routes (mg_admin.c) ---- */
 /* Returns true if the path was an admin/info route it handled. */

@@ -589,11 +589,8 @@ mg_proxy_finish_stream(mg_request_t *r, int rc, const mg_err_t *err)
 static bool
 mg_proxy_blocked(mg_request_t *r, const char *b, size_t bl, mg_uperr_t *e)
 {
-    if (r->api->id != MG_API_OPENAI_CHAT || r->stream) {
-        return false;
-    }
-    json_t *cp = mg_config_router_get(r->snap->config, "content_policy_fallbacks");
-    if (cp == NULL) {
+    json_t *cp = r->snap->config->cp_fallbacks; /* NULL on nearly every config: one load */
+    if (cp == NULL || r->api->id != MG_API_OPENAI_CHAT || r->stream) {
         return false;
     }
     bool listed = false;
@@ -983,7 +980,7 @@ mg_proxy_attempt(mg_request_t *r)
                     &r->out);
     }
     if (r->api->op == MG_OP_RESPONSES) {
-        mg_responses_attempt(r, d, !r->translate);
+        mg_responses_attempt(r, d, !r->translate, &c);
     }
     r->stream_errored = false;
     r->restamp = true;

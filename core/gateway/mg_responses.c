@@ -11,7 +11,7 @@
  * since, or one moongate reaches through chat completions (which stores
  * nothing), is a clear error, never another deployment.
  *
- * Owns: per request, an arena struct (r->resp).  The upstream exchange of a
+ * Owns: per request, an arena struct (r->xl->resp).  The upstream exchange of a
  * stored-response route uses the request's own client, head and body buffers
  * (freed by mg_proxy_abort / mg_proxy_cleanup like a proxied request's).
  */
@@ -32,16 +32,19 @@ struct mg_resp_req_s {
     const char *query;          /* arena: the client's query string, api-version dropped */
     const char *prev_json;      /* arena: the decoded previous_response_id as JSON text */
     const char *metadata_json;  /* arena: metadata as OpenAI takes it (string values) */
+    mg_api_subst_t subst;       /* what a native attempt's spliced body carries instead */
 };
 
 static struct mg_resp_req_s *
 mg_responses_state(mg_request_t *r)
 {
-    if (r->resp == NULL) {
-        r->resp = mg_arena_alloc(r->arena, sizeof(*r->resp));
-        memset(r->resp, 0, sizeof(*r->resp));
+    if (r->xl == NULL) {
+        r->xl = mg_xcalloc(1, sizeof(*r->xl)); /* freed in mg_proxy_cleanup() */
     }
-    return r->resp;
+    if (r->xl->resp == NULL) {
+        r->xl->resp = mg_arena_calloc(r->arena, sizeof(*r->xl->resp));
+    }
+    return r->xl->resp;
 }
 
 /* Whether d answers the Responses API itself (and so stores what it answers). */
@@ -171,7 +174,7 @@ mg_responses_metadata(mg_request_t *r)
 }
 
 void
-mg_responses_attempt(mg_request_t *r, mg_deployment_t *d, bool native)
+mg_responses_attempt(mg_request_t *r, mg_deployment_t *d, bool native, mg_call_t *c)
 {
     if (!native) {
         mg_enc_set_origin(&r->xl->enc, &r->q, d->provider, d->id);
@@ -179,16 +182,18 @@ mg_responses_attempt(mg_request_t *r, mg_deployment_t *d, bool native)
     }
     mg_relay_set_origin(&r->relay, d->provider, d->id);
     struct mg_resp_req_s *x = mg_responses_state(r);
+    /* 4 slots, at most 2 used: the returns need no check */
     if (x->prev_json != NULL) {
         /* the upstream knows its own id, not the one moongate handed out */
-        (void) mg_api_req_subst(&r->q, "previous_response_id", x->prev_json); /* 2 slots, 2 uses */
+        (void) mg_api_subst_set(&x->subst, "previous_response_id", x->prev_json);
     }
     if (x->metadata_json == NULL) {
         x->metadata_json = mg_responses_metadata(r);
     }
     if (x->metadata_json != NULL) {
-        (void) mg_api_req_subst(&r->q, "metadata", x->metadata_json);
+        (void) mg_api_subst_set(&x->subst, "metadata", x->metadata_json);
     }
+    c->subst = &x->subst;
 }
 
 /* ---- GET / DELETE /v1/responses/{id}, input_items, cancel ---- */
@@ -314,7 +319,7 @@ static void
 mg_responses_on_done(void *ud, int rc, const mg_err_t *err)
 {
     mg_request_t *r = ud;
-    struct mg_resp_req_s *x = r->resp;
+    struct mg_resp_req_s *x = mg_responses_state(r);
     if (r->client != NULL) {
         mg_client_free(r->client); /* deferred by the client until we return */
         r->client = NULL;

@@ -7,6 +7,7 @@
 
 #include "../base/mg_util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -139,15 +140,10 @@ mg_provider_path_segment(mg_buf_t *out, const char *s)
     }
 }
 
-void
-mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, const char *query)
-{
-    mg_provider_head_method(out, "POST", base, suffix, query);
-}
-
-void
-mg_provider_head_method(mg_buf_t *out, const char *method, const char *base, const char *suffix,
-                        const char *query)
+/* method_sp: the method with its trailing space ("POST "). */
+static void
+mg_provider_head_line(mg_buf_t *out, const char *method_sp, const char *base, const char *suffix,
+                      const char *query)
 {
     /* base as a URL: authority, path, query (the config loader refused userinfo and
      * fragments); the route goes after the path, the query after the route */
@@ -161,8 +157,7 @@ mg_provider_head_method(mg_buf_t *out, const char *method, const char *base, con
     while (plen > 0 && path[plen - 1] == '/') {
         plen--;
     }
-    mg_buf_append_str(out, method);
-    mg_buf_append(out, " ", 1);
+    mg_buf_append_str(out, method_sp);
     mg_buf_append(out, path, plen);
     mg_buf_append_str(out, suffix);
     bool q = false;
@@ -178,6 +173,21 @@ mg_provider_head_method(mg_buf_t *out, const char *method, const char *base, con
     mg_buf_append(out, hp, hostlen);
     mg_buf_append_str(out, "\r\ncontent-type: application/json\r\naccept: application/json\r\n"
                            "user-agent: moongate/" MG_VERSION "\r\n");
+}
+
+void
+mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, const char *query)
+{
+    mg_provider_head_line(out, "POST ", base, suffix, query);
+}
+
+void
+mg_provider_head_method(mg_buf_t *out, const char *method, const char *base, const char *suffix,
+                        const char *query)
+{
+    char m[16];
+    snprintf(m, sizeof(m), "%s ", method);
+    mg_provider_head_line(out, m, base, suffix, query);
 }
 
 void
@@ -286,6 +296,7 @@ mg_provider_body(mg_call_t *c, const char *model, const char *extra_members, mg_
         .client_model = c->client != NULL ? c->client->model : NULL,
         .json_mode = &c->json_mode,
         .betas = &c->betas,
+        .subst = c->subst,
     };
     /* [0] is the head, filled by mg_provider_head_end */
     mg_iovs_push(&c->body, c->arena, "", 1);

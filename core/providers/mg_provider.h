@@ -108,6 +108,7 @@ typedef struct {
     mg_resp_action_t resp_action;
     const char *resp_id;                /* borrowed: the upstream's own response id */
     const char *resp_query;             /* borrowed: the client's query string (no '?'), or NULL */
+    const mg_api_subst_t *subst;        /* borrowed: spliced members with other values, or NULL */
 } mg_call_t;
 
 struct mg_provider_ops_s {

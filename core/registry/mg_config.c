@@ -1006,6 +1006,8 @@ mg_cfg_router(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls, json_t *rs)
         }
     }
     cfg->pre_call_checks = json_is_true(json_object_get(router, "enable_pre_call_checks"));
+    json_t *cpf = json_object_get(router, "content_policy_fallbacks");
+    cfg->cp_fallbacks = json_is_array(cpf) && json_array_size(cpf) > 0 ? cpf : NULL;
     json_t *dmp = json_object_get(router, "default_max_parallel_requests");
     cfg->default_max_parallel = json_is_number(dmp) && json_number_value(dmp) >= 1
                                     ? mg_clamp_int(json_number_value(dmp))

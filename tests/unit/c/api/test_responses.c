@@ -691,6 +691,50 @@ test_encode_tool_ids(void)
     t_enc_free(&t);
 }
 
+/* Text after a function call is a new message item, in a body and in a stream alike. */
+static void
+test_encode_text_after_call(void)
+{
+    MG_T_CASE("encode text after call");
+    for (int stream = 0; stream < 2; stream++) {
+        t_enc_t t;
+        t_enc_start(&t, "{\"model\":\"my-model\",\"input\":\"x\"}", stream);
+        t_ev(&t, MG_EV_START, "c2", NULL, NULL, 0, 0);
+        t_ev(&t, MG_EV_TEXT, NULL, NULL, "before", 0, 0);
+        t_ev(&t, MG_EV_TOOL, "call_x", "f", "{}", 0, 0);
+        t_ev(&t, MG_EV_TEXT, NULL, NULL, "after", 0, 0);
+        t_ev(&t, MG_EV_END, NULL, NULL, NULL, 0, 0);
+        mg_enc_finish(&t.enc);
+        json_t *r;
+        if (stream) {
+            json_t *evs = t_events(mg_buf_cstr(&t.out));
+            r = json_incref(t_get(json_array_get(evs, json_array_size(evs) - 1), "data.response"));
+            /* every delta went out, the second text under the third item */
+            int deltas = 0;
+            size_t i;
+            json_t *e;
+            json_array_foreach(evs, i, e) {
+                if (strcmp(t_str(e, "event"), "response.output_text.delta") == 0) {
+                    deltas++;
+                    if (strcmp(t_str(e, "data.delta"), "after") == 0) {
+                        CHECK_INT(json_integer_value(t_get(e, "data.output_index")), 2);
+                    }
+                }
+            }
+            CHECK_INT(deltas, 2);
+            json_decref(evs);
+        } else {
+            r = json_loadb(mg_buf_head(&t.out), mg_buf_len(&t.out), 0, NULL);
+        }
+        CHECK_INT(json_array_size(json_object_get(r, "output")), 3);
+        CHECK_STR(t_str(r, "output.0.content.0.text"), "before");
+        CHECK_STR(t_str(r, "output.1.type"), "function_call");
+        CHECK_STR(t_str(r, "output.2.content.0.text"), "after");
+        json_decref(r);
+        t_enc_free(&t);
+    }
+}
+
 /* ---- relay ---- */
 
 static void
@@ -786,10 +830,14 @@ test_splice_subst(void)
     CHECK_INT(t_parse("{\"model\":\"alias\",\"input\":\"x\",\"previous_response_id\":\"resp_ENC\","
                       "\"metadata\":{\"a\":\"b\",\"n\":1},\"mock_response\":\"no\"}", &q, &err),
               MG_OK);
-    CHECK(mg_api_req_subst(&q, "previous_response_id", "\"resp_up\""));
-    CHECK(mg_api_req_subst(&q, "metadata", "{\"a\":\"b\"}"));
-    CHECK(!mg_api_req_subst(&q, "third", "1")); /* two slots */
-    mg_body_opts_t o = {.model = "gpt-4o"};
+    mg_api_subst_t sub = {0};
+    CHECK(mg_api_subst_set(&sub, "previous_response_id", "\"resp_x\""));
+    CHECK(mg_api_subst_set(&sub, "previous_response_id", "\"resp_up\"")); /* replaced */
+    CHECK(mg_api_subst_set(&sub, "metadata", "{\"a\":\"b\"}"));
+    CHECK(mg_api_subst_set(&sub, "k3", "1"));
+    CHECK(mg_api_subst_set(&sub, "k4", "1"));
+    CHECK(!mg_api_subst_set(&sub, "k5", "1")); /* four slots */
+    mg_body_opts_t o = {.model = "gpt-4o", .subst = &sub};
     mg_iovs_t iv = {0};
     mg_api_splice(&q, &o, &t_arena, &iv);
     mg_buf_t b = MG_BUF_INIT;
@@ -823,6 +871,7 @@ main(void)
     test_encode_body();
     test_encode_stream();
     test_encode_tool_ids();
+    test_encode_text_after_call();
     test_relay();
     test_splice_subst();
     mg_arena_destroy(&t_arena);
