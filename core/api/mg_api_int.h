@@ -43,6 +43,10 @@ extern const char *const mg_api_openai_params[];
 /* reasoning_effort as a thinking budget (mg_api_anthropic.c): 0 for "none", -1 with err
  * for a value LiteLLM does not map. */
 int mg_an_thinking_budget(const char *effort, mg_api_err_t *err);
+extern const mg_wire_ops_t mg_wire_responses;
+
+/* Frees the Responses encoder's state of e (mg_api_responses.c); NULL-safe. */
+void mg_api_responses_enc_free(mg_enc_t *e);
 
 /* Aggregated tool call of an encoder (non-stream bodies). */
 struct mg_enc_tool_s {

@@ -552,6 +552,8 @@ mg_gw_llm_route(mg_request_t *r, mg_api_id_t *api, const char **pm, size_t *pml)
         {"/v1/messages/count_tokens", MG_API_ANTHROPIC_COUNT_TOKENS},
         {"/anthropic/v1/messages/count_tokens", MG_API_ANTHROPIC_COUNT_TOKENS},
     };
+    static const char *const responses[] = {"/v1/responses", "/responses", "/openai/v1/responses",
+                                            "/openai/responses", NULL};
     *pm = NULL;
     *pml = 0;
     for (size_t i = 0; i < sizeof(anthropic) / sizeof(anthropic[0]); i++) {
@@ -576,6 +578,12 @@ mg_gw_llm_route(mg_request_t *r, mg_api_id_t *api, const char **pm, size_t *pml)
                 continue;
             }
             *api = routes[i].api;
+            return true;
+        }
+    }
+    for (const char *const *p = responses; *p; p++) {
+        if (mg_gw_path_is(r, *p)) {
+            *api = MG_API_OPENAI_RESPONSES;
             return true;
         }
     }
@@ -739,14 +747,16 @@ mg_gw_on_request(mg_http_req_t *hr)
     const char *pm;
     size_t pml;
     bool llm = mg_gw_llm_route(r, &api, &pm, &pml);
-    if (llm) {
-        r->api = mg_api_get(api); /* errors from here on, auth's too, in its envelope */
+    bool stored = !llm && mg_responses_route(r); /* /v1/responses/{id}... */
+    if (llm || stored) {
+        r->api = mg_api_get(stored ? MG_API_OPENAI_RESPONSES : api); /* errors from here on,
+                                                                      * auth's too, in its envelope */
     }
     if (llm && !mg_gw_method_is(m, ml, "POST")) {
         mg_gw_error(r, 405, "Method Not Allowed", "invalid_request_error", NULL, NULL);
         return;
     }
-    if (!llm && !mg_admin_route_known(r)) {
+    if (!llm && !stored && !mg_admin_route_known(r)) {
         mg_gw_not_found(r); /* routing comes before authentication, as in LiteLLM */
         return;
     }
@@ -755,6 +765,10 @@ mg_gw_on_request(mg_http_req_t *hr)
     }
     if (llm) {
         mg_proxy_handle(r, pm, pml);
+        return;
+    }
+    if (stored) {
+        mg_responses_handle(r, m, ml);
         return;
     }
     if (mg_admin_handle(r, m, ml)) {

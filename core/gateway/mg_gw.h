@@ -99,13 +99,15 @@ typedef enum {
 
 typedef struct mg_pending_s mg_pending_t;
 
-/* What only a translated or local answer needs (kept out of every request's zeroed struct). */
+/* What only a translated or local answer, or a Responses API request, needs (kept out of
+ * every request's zeroed struct). */
 typedef struct {
     mg_dec_t dec;                   /* upstream -> neutral events */
     mg_enc_t enc;                   /* neutral events -> client */
     mg_mock_answer_t mock;          /* a local (mock_response) answer being delivered */
     mg_eventstream_decoder_t es;    /* an AWS event-stream answer's framing (Bedrock) */
     char up_error_hdr[96];          /* an error answer's prov->ops->error_header value, "" none */
+    struct mg_resp_req_s *resp;     /* arena: Responses API state (mg_responses.c), or NULL */
 } mg_proxy_xl_t;
 
 /*
@@ -295,6 +297,22 @@ void mg_proxy_handle(mg_request_t *r, const char *path_model, size_t pm_len);
 void mg_proxy_abort(mg_request_t *r);
 void mg_proxy_drain(mg_request_t *r);
 void mg_proxy_cleanup(mg_request_t *r);
+
+/* ---- Responses API (mg_responses.c) ---- */
+/* Whether the path is a stored-response route: /v1/responses/{id}[/input_items|/cancel]
+ * (also without /v1, and under /openai/ and /openai/v1/ for Azure-style clients). */
+bool mg_responses_route(const mg_request_t *r);
+/* GET / DELETE of a stored response, its input_items, cancel: one exchange with the
+ * deployment its id names (or a clear 404). */
+void mg_responses_handle(mg_request_t *r, const char *method, size_t mlen);
+/* POST /v1/responses with a previous_response_id moongate issued: the request is pinned
+ * to the deployment that made it (no other, no fallback).  False: answered with an error
+ * (that deployment is gone, or stores nothing). */
+bool mg_responses_pin(mg_request_t *r);
+/* Each attempt of a Responses request on d: the ids the client sees name d; to a native
+ * upstream (c's spliced body) the decoded previous_response_id and OpenAI's metadata go
+ * instead of the client's values. */
+void mg_responses_attempt(mg_request_t *r, mg_deployment_t *d, bool native, mg_call_t *c);
 
 /* ---- admin routes (mg_admin.c) ---- */
 /* Returns true if the path was an admin/info route it handled. */

@@ -683,11 +683,62 @@ mg_proxy_finish_stream(mg_request_t *r, int rc, const mg_err_t *err)
     mg_proxy_stream_error(r, st, msg, tj);
 }
 
+/*
+ * LiteLLM's router turns a non-stream chat answer whose first choice finished with
+ * content_filter (Azure's filtered completions) into ContentPolicyViolationError("Response
+ * output was blocked.") when the group has content_policy_fallbacks, so that they run;
+ * without one the answer goes to the client as it is.  An answer with no choices counts
+ * (LiteLLM's check only looks past an empty list).  Fills e when blocked.
+ */
+static bool
+mg_proxy_blocked(mg_request_t *r, const char *b, size_t bl, mg_uperr_t *e)
+{
+    json_t *cp = r->snap->config->cp_fallbacks; /* NULL on nearly every config: one load */
+    if (cp == NULL || r->api->id != MG_API_OPENAI_CHAT || r->stream) {
+        return false;
+    }
+    bool listed = false;
+    size_t i;
+    json_t *it;
+    json_array_foreach(cp, i, it) {
+        listed = listed || json_object_get(it, r->group_name) != NULL;
+    }
+    if (!listed) {
+        return false;
+    }
+    bool blocked;
+    if (r->translate) {
+        blocked = r->xl->enc.nchoices == 0 || r->xl->enc.finish[0] == MG_FIN_CONTENT_FILTER;
+    } else {
+        json_t *j = json_loadb(b, bl, 0, NULL);
+        json_t *ch = json_object_get(j, "choices");
+        const char *fr = json_string_value(json_object_get(json_array_get(ch, 0),
+                                                           "finish_reason"));
+        blocked = json_is_array(ch) && (json_array_size(ch) == 0 ||
+                                        (fr != NULL && strcmp(fr, "content_filter") == 0));
+        json_decref(j);
+    }
+    if (!blocked) {
+        return false;
+    }
+    mg_uperr_set(e, 400, MG_ERR_CONTENT_POLICY,
+                 "litellm.ContentPolicyViolationError: Response output was blocked.");
+    e->content_policy = true;
+    e->local = true; /* the deployment answered: nothing to cool down */
+    return true;
+}
+
 /* A complete non-stream answer. */
 static void
 mg_proxy_answer(mg_request_t *r, const char *b, size_t bl)
 {
+    mg_uperr_t blocked;
     if (!r->translate) {
+        if (mg_proxy_blocked(r, b, bl, &blocked)) {
+            mg_proxy_stats_end(r, true, false);
+            mg_proxy_fail(r, &blocked);
+            return;
+        }
         bool restamp = r->restamp && r->api->op != MG_OP_EMBEDDINGS;
         bool rewritten = mg_relay_body(&r->relay, b, bl, restamp, &r->out);
         mg_proxy_stats_end(r, true, false);
@@ -705,6 +756,10 @@ mg_proxy_answer(mg_request_t *r, const char *b, size_t bl)
         return;
     }
     mg_proxy_stats_end(r, true, false);
+    if (mg_proxy_blocked(r, b, bl, &blocked)) {
+        mg_proxy_fail(r, &blocked);
+        return;
+    }
     if (r->stream) {
         /* the client asked for a stream and the upstream answered in one piece */
         mg_proxy_stream_begin(r, 200);
@@ -978,7 +1033,13 @@ mg_proxy_attempt(mg_request_t *r)
         r->upstream_model = d->upstream_model;
     }
     mg_trace_attempt_begin(r);
-    mg_wire_t w = p->ops->wire(p, d, r->api->op);
+    mg_op_t up_op = r->api->op;
+    mg_wire_t w = p->ops->wire(p, d, up_op);
+    if (up_op == MG_OP_RESPONSES && w != MG_WIRE_OPENAI_RESPONSES) {
+        /* a provider without the Responses API: through its chat completions, as LiteLLM */
+        up_op = MG_OP_CHAT;
+        w = p->ops->wire(p, d, up_op);
+    }
     if (w == MG_WIRE_NONE && r->api->op == MG_OP_COUNT_TOKENS) {
         mg_proxy_count_tokens(r);
         return;
@@ -1000,7 +1061,7 @@ mg_proxy_attempt(mg_request_t *r)
     }
     mg_call_t c = {
         .dep = d,
-        .op = r->api->op,
+        .op = up_op,
         .wire = w,
         .stream = r->stream,
         .upstream_model = r->upstream_model,
@@ -1026,9 +1087,12 @@ mg_proxy_attempt(mg_request_t *r)
     if (r->translate) {
         mg_eventstream_decoder_free(&r->xl->es);
         mg_eventstream_decoder_init(&r->xl->es, 0, mg_proxy_on_es_message, r);
-        mg_dec_init(&r->xl->dec, w, r->api->op, &r->usage, mg_proxy_on_nev, r);
+        mg_dec_init(&r->xl->dec, w, up_op, &r->usage, mg_proxy_on_nev, r);
         mg_enc_init(&r->xl->enc, r->api, r->stream, r->q.include_usage, r->model, &r->usage,
                     &r->out);
+    }
+    if (r->api->op == MG_OP_RESPONSES) {
+        mg_responses_attempt(r, d, !r->translate, &c);
     }
     r->stream_errored = false;
     r->attempt_metered = false;
@@ -1451,6 +1515,9 @@ mg_proxy_handle(mg_request_t *r, const char *pm, size_t pml)
     if (mg_api_check_late(&r->q, &late) != MG_OK) {
         mg_proxy_simple_error(r, late.status, late.msg, late.type_json, late.param_json);
         return;
+    }
+    if (r->api->op == MG_OP_RESPONSES && !mg_responses_pin(r)) {
+        return; /* previous_response_id names a deployment that cannot answer: said why */
     }
     r->primary_group = r->group_name;
     if (!mg_admit(r)) {

@@ -432,6 +432,47 @@ mg_cfg_model_safe(mg_cfg_ctx_t *c, json_t *e, const char *path)
     return MG_OK;
 }
 
+/*
+ * Azure credentials moongate cannot use yet: Entra ID client credentials, username and
+ * password, and OIDC token exchange all need a token minted before the call.  A
+ * deployment naming them is refused, so it never runs unauthenticated or on another
+ * credential by surprise.
+ */
+static int
+mg_cfg_azure_auth(mg_cfg_ctx_t *c, json_t *lp, const char *p)
+{
+    const char *model = json_string_value(json_object_get(lp, "model"));
+    const char *clp = json_string_value(json_object_get(lp, "custom_llm_provider"));
+    bool azure = (clp != NULL && (strcmp(clp, "azure") == 0 || strcmp(clp, "azure_ai") == 0)) ||
+                 (clp == NULL && model != NULL &&
+                  (strncmp(model, "azure/", 6) == 0 || strncmp(model, "azure_ai/", 9) == 0));
+    if (!azure) {
+        return MG_OK;
+    }
+    static const char *const keys[] = {"tenant_id", "client_id", "client_secret",
+                                       "azure_username", "azure_password", NULL};
+    char named[160] = "";
+    for (const char *const *k = keys; *k; k++) {
+        json_t *v = json_object_get(lp, *k);
+        if (v != NULL && !json_is_null(v)) {
+            size_t n = strlen(named);
+            snprintf(named + n, sizeof(named) - n, "%s%s", n ? ", " : "", *k);
+        }
+    }
+    if (named[0] != '\0') {
+        return mg_cfg_fail(c, p, "litellm_params %s: Azure Entra ID token credentials are not "
+                                 "supported by moongate yet (it would have to mint a token "
+                                 "first); use api_key or azure_ad_token", named);
+    }
+    const char *tok = json_string_value(json_object_get(lp, "azure_ad_token"));
+    if (tok != NULL && strncmp(tok, "oidc/", 5) == 0) {
+        return mg_cfg_fail(c, p, "litellm_params azure_ad_token: an \"oidc/...\" token is "
+                                 "exchanged for an Entra ID token first, which moongate does "
+                                 "not support yet; give the token itself or an api_key");
+    }
+    return MG_OK;
+}
+
 static int
 mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
 {
@@ -503,6 +544,10 @@ mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
             rc = MG_ERROR;
             goto fail;
         }
+    }
+    if (mg_cfg_azure_auth(c, lp, p) != MG_OK) {
+        rc = MG_ERROR;
+        goto fail;
     }
     const char *base = json_string_value(json_object_get(lp, "api_base"));
     snprintf(mp, sizeof(mp), "%s.api_base", p);
@@ -1070,6 +1115,8 @@ mg_cfg_router(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls, json_t *rs)
         }
     }
     cfg->pre_call_checks = json_is_true(json_object_get(router, "enable_pre_call_checks"));
+    json_t *cpf = json_object_get(router, "content_policy_fallbacks");
+    cfg->cp_fallbacks = json_is_array(cpf) && json_array_size(cpf) > 0 ? cpf : NULL;
     json_t *dmp = json_object_get(router, "default_max_parallel_requests");
     cfg->default_max_parallel = json_is_number(dmp) && json_number_value(dmp) >= 1
                                     ? mg_clamp_int(json_number_value(dmp))

@@ -71,6 +71,7 @@ struct mg_config_s {
     int policy_memory_mb;
     int limit_concurrency;
     bool pre_call_checks;       /* router enable_pre_call_checks */
+    json_t *cp_fallbacks;       /* borrowed (router): content_policy_fallbacks array, or NULL */
     int default_max_parallel;   /* router default_max_parallel_requests, 0 = none */
 
     /* observability (litellm_settings) */

@@ -327,6 +327,71 @@ const EXAMPLES = {
     }
   },
 
+  'azure.yaml': async () => {
+    await freshMock();
+    const env = providerEnv(mock, {
+      AZURE_API_BASE_EASTUS: mock.base, AZURE_API_KEY_EASTUS: 'az-up-east',
+      AZURE_API_BASE_SWEDEN: mock.base, AZURE_API_KEY_SWEDEN: 'az-up-sweden',
+      AZURE_AD_TOKEN: 'entra-e2e-token', AZURE_V1_BASE: `${mock.base}/openai/v1`,
+      AZURE_AI_API_BASE: mock.base, AZURE_AI_API_KEY: 'ai-up-key',
+    });
+    const ex = await startExample('azure.yaml', env);
+    try {
+      assert.deepEqual((await ex.sdk.models.list()).data.map((m) => m.id),
+        ['chat', 'chat-strict', 'embeddings', 'gpt-v1', 'responses', 'mistral']);
+      // chat: two regions, each at its deployment URL with its own key
+      const seen = new Map();
+      for (let i = 0; i < 300 && seen.size < 2; i++) {
+        const r = await chatOnce(ex.sdk, 'chat');
+        assert.equal(r.data.model, 'chat');
+        seen.set(r.up.headers['api-key'], r.up.path);
+      }
+      assert.equal(seen.get('az-up-east'), '/openai/deployments/gpt-4o-eastus/chat/completions?api-version=2024-10-21');
+      assert.equal(seen.get('az-up-sweden'), '/openai/deployments/gpt-4o-swedencentral/chat/completions?api-version=2024-10-21');
+      // an Entra token as a bearer
+      const strict = await chatOnce(ex.sdk, 'chat-strict');
+      assert.equal(strict.up.headers.authorization, 'Bearer entra-e2e-token');
+      assert.equal(strict.up.headers['api-key'], undefined);
+      // no api_version: LiteLLM's default
+      const before = (await mock.stats()).last_seq;
+      const emb = await ex.sdk.embeddings.create({ model: 'embeddings', input: 'one' });
+      assert.equal(emb.data.length, 1);
+      assert.equal((await mock.log(before)).at(-1).path,
+        '/openai/deployments/text-embedding-3-small/embeddings?api-version=2025-02-01-preview');
+      // the v1 API: the deployment is the body's model
+      const v1 = await chatOnce(ex.sdk, 'gpt-v1');
+      assert.equal(v1.up.path, '/openai/v1/chat/completions');
+      assert.equal(v1.up.body.model, 'gpt-4.1-mini');
+      // Azure AI Foundry: a bearer off Azure's hosts
+      const ai = await chatOnce(ex.sdk, 'mistral');
+      assert.equal(ai.up.path, '/chat/completions');
+      assert.equal(ai.up.headers.authorization, 'Bearer ai-up-key');
+      assert.equal(ai.up.body.model, 'mistral-large-2411');
+      // the Responses API natively, a follow-up on the deployment that stored the first
+      const r1 = await ex.sdk.responses.create({ model: 'responses', input: 'hello' });
+      assert.equal(r1.output_text, 'mock reply from gpt-4.1');
+      const r2 = await ex.sdk.responses.create({ model: 'responses', input: 'again', previous_response_id: r1.id });
+      assert.equal(r2.status, 'completed');
+      assert.equal((await ex.sdk.responses.retrieve(r2.id)).id, r2.id);
+      const rlog = (await mock.log(before)).filter((e) => e.endpoint.startsWith('response'));
+      assert.equal(rlog[0].path, '/openai/responses?api-version=2025-04-01-preview');
+      assert.equal(rlog[1].body.previous_response_id, 'resp_mock_' + rlog[0].seq);
+      // a content-filter refusal in both regions: content_policy_fallbacks to chat-strict
+      await mock.script({ rules: [{ match: { path: '/openai/deployments/gpt-4o-eastus/chat/completions' }, respond: { status: 400, error_code: 'content_filter' } },
+        { match: { path: '/openai/deployments/gpt-4o-swedencentral/chat/completions' }, respond: { status: 400, error_code: 'content_filter' } }] });
+      const fb = await chatOnce(ex.sdk, 'chat');
+      assert.equal(fb.data.choices[0].message.content, 'mock reply from gpt-4o-strict');
+      assert.equal(fb.up.headers.authorization, 'Bearer entra-e2e-token');
+      await mock.script({ rules: [] });
+
+      await streamOnce(ex.sdk, 'chat');
+      await sighupMidStream(ex, 'chat');
+    } finally {
+      await mock.script({ rules: [] });
+      await ex.gw.stop();
+    }
+  },
+
   'wildcard.yaml': async () => {
     await freshMock();
     const ex = await startExample('wildcard.yaml', providerEnv(mock));

@@ -31,6 +31,8 @@ set(MG_UNIT_C_TESTS
   providers/test_google_auth
   api/test_translate
   api/test_bedrock
+  api/test_responses
+  providers/test_azure
   store/test_store_journal
   gateway/test_reqlog
   gateway/test_openapi
