@@ -19,9 +19,28 @@
                        "the provider speaks another format)"
 #define MG_OA_LLM_COMP "OpenAI legacy completions"
 #define MG_OA_LLM_EMB "OpenAI embeddings"
+#define MG_OA_LLM_RESP "OpenAI Responses API: native to OpenAI/Azure, translated to chat elsewhere"
 
 static const mg_openapi_op_t mg_openapi_table[] = {
     /* LLM routes (mg_gw_llm_route) */
+    {"post", "/v1/responses", "llm", MG_OA_STREAM, MG_OA_LLM_RESP, NULL, NULL, NULL},
+    {"post", "/responses", "llm", MG_OA_STREAM, MG_OA_LLM_RESP, NULL, NULL, NULL},
+    {"post", "/openai/v1/responses", "llm", MG_OA_STREAM, MG_OA_LLM_RESP, NULL, NULL, NULL},
+    {"post", "/openai/responses", "llm", MG_OA_STREAM, MG_OA_LLM_RESP, NULL, NULL, NULL},
+    {"get", "/v1/responses/{response_id}", "llm", 0,
+     "A stored response, from the deployment that made it", NULL, NULL, NULL},
+    {"delete", "/v1/responses/{response_id}", "llm", 0, "Deletes a stored response", NULL, NULL,
+     NULL},
+    {"get", "/v1/responses/{response_id}/input_items", "llm", 0,
+     "The input items of a stored response", NULL, NULL, NULL},
+    {"post", "/v1/responses/{response_id}/cancel", "llm", 0, "Cancels a background response",
+     NULL, NULL, NULL},
+    {"get", "/responses/{response_id}", "llm", 0, "A stored response (without /v1)", NULL, NULL,
+     NULL},
+    {"get", "/openai/v1/responses/{response_id}", "llm", 0, "A stored response (Azure-style path)",
+     NULL, NULL, NULL},
+    {"get", "/openai/responses/{response_id}", "llm", 0, "A stored response (Azure-style path)",
+     NULL, NULL, NULL},
     {"post", "/v1/chat/completions", "llm", MG_OA_STREAM, MG_OA_LLM_CHAT, NULL, "ChatRequest", NULL},
     {"post", "/chat/completions", "llm", MG_OA_STREAM, MG_OA_LLM_CHAT, NULL, "ChatRequest", NULL},
     {"post", "/openai/deployments/{model}/chat/completions", "llm", MG_OA_STREAM,

@@ -15,7 +15,7 @@ import { startGateway, waitFor, repoRoot } from '../lib/harness.mjs';
 const PREFIX = '/llmproxy';
 const MASTER = 'sk-openapi-master-31';
 // a value for each path parameter, that names something this config has
-const EXAMPLES = { model: 'doc-model', model_id: 'doc-model-id', asset: 'app.js' };
+const EXAMPLES = { model: 'doc-model', model_id: 'doc-model-id', asset: 'app.js', response_id: 'resp_not-a-moongate-id' };
 
 let gw;
 let doc;
@@ -86,7 +86,10 @@ test('every documented operation is served (neither 404 nor 405) and its auth ho
   for (const o of ops) {
     const r = await send(o, MASTER);
     const text = await r.text();
-    assert.ok(r.status !== 404 && r.status !== 405, `${o.method.toUpperCase()} ${o.path}: ${r.status} ${text.slice(0, 200)}`);
+    // a 404 is a route the server does not know (FastAPI's "detail": "Not Found"), unless it
+    // names the missing resource (a lookup by id of something that does not exist)
+    const routeMiss = r.status === 404 && /"detail"\s*:\s*"Not Found"/.test(text);
+    assert.ok(!routeMiss && r.status !== 405, `${o.method.toUpperCase()} ${o.path}: ${r.status} ${text.slice(0, 200)}`);
     const documented = Object.keys(o.op.responses);
     assert.ok(documented.includes(String(r.status)) || documented.includes('default'),
       `${o.method} ${o.path}: ${r.status} is documented (${documented})`);
