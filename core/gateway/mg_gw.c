@@ -136,6 +136,7 @@ mg_gw_create(struct event_base *base, int worker_id, mg_config_t *cfg, const mg_
     gw->config = mg_config_ref(cfg);
     gw->host = *host;
     gw->started_ms = mg_time_real_ms();
+    mg_map_init(&gw->unpriced_said);
     snprintf(gw->not_ready_reason, sizeof(gw->not_ready_reason), "the registry is loading");
     mg_gw_apply_root_path(gw);
     mg_http_server_conf_t hc;
@@ -156,6 +157,7 @@ mg_gw_destroy(mg_gw_t *gw)
     gw->snap = NULL;
     mg_upool_destroy(gw->upool);
     mg_config_unref(gw->config);
+    mg_map_free(&gw->unpriced_said);
     free(gw);
 }
 
