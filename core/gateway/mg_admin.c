@@ -10,6 +10,7 @@
  */
 #include "mg_gw.h"
 
+#include "../base/mg_metrics_litellm.h"
 #include "../base/mg_log.h"
 #include "../base/mg_scrub.h"
 #include "../base/mg_shm.h"
@@ -1463,6 +1464,7 @@ mg_admin_policy_update(mg_request_t *r, bool del)
         mg_err_t err;
         if (mg_lua_check((mg_policy_kind_t) k, src, chunk, conf, true, &err) != MG_OK) {
             json_decref(b);
+            mg_ml_refused("policy");
             char *m = mg_arena_printf(r->arena, "policy refused: %s", err.msg);
             mg_gw_error(r, 400, m, "policy_error", "source", NULL);
             return;

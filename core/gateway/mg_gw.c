@@ -3,6 +3,7 @@
  * shared by the LLM routes (mg_proxy.c) and the admin routes (mg_admin.c).
  */
 #include "mg_gw.h"
+#include "mg_gw_metrics.h"
 
 #include "../base/mg_log.h"
 #include "../base/mg_scrub.h"
@@ -11,6 +12,7 @@
 #include "../base/mg_util.h"
 #include "../registry/mg_stats.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +63,7 @@ mg_gw_detach(void *ud, mg_snapshot_t *s, mg_deployment_t *d)
         mg_upstream_unref(d->upstream);
         d->upstream = NULL;
     }
+    mg_gwm_release(d);
     (void) gw;
 }
 
@@ -134,6 +137,7 @@ mg_gw_create(struct event_base *base, int worker_id, mg_config_t *cfg, const mg_
     gw->base = base;
     gw->worker_id = worker_id;
     gw->config = mg_config_ref(cfg);
+    mg_log_set_json(cfg->json_logs);
     gw->host = *host;
     gw->started_ms = mg_time_real_ms();
     mg_map_init(&gw->unpriced_said);
@@ -168,6 +172,7 @@ mg_gw_set_config(mg_gw_t *gw, mg_config_t *cfg)
     gw->config = mg_config_ref(cfg);
     mg_config_unref(old);
     gw->http->conf.max_body = cfg->max_request_size;
+    mg_log_set_json(cfg->json_logs); /* json_logs, or JSON_LOGS (read by the config) */
     gw->http->conf.keepalive_timeout_ms = cfg->keepalive_timeout_ms;
     gw->http->conf.header_timeout_ms = cfg->header_timeout_ms;
     gw->http->conf.body_timeout_ms = cfg->body_timeout_ms;
@@ -599,6 +604,21 @@ mg_gw_call_id(char out[37])
              (unsigned) (0x8000 | ((y >> 48) & 0x3fff)), (unsigned long long) (y & 0xffffffffffffULL));
 }
 
+/* GET /metrics: the whole instance in Prometheus' text format 0.0.4. */
+static void
+mg_gw_metrics(mg_request_t *r)
+{
+    mg_buf_t body = MG_BUF_INIT;
+    mg_gwm_scrape(r->gw, &body);
+    mg_buf_t h = MG_BUF_INIT;
+    mg_buf_append_str(&h, "content-type: text/plain; version=0.0.4; charset=utf-8\r\n");
+    mg_gw_common_headers(r, &h);
+    mg_http_respond(r->hr, 200, mg_buf_head(&h), mg_buf_len(&h),
+                    body.data != NULL ? mg_buf_head(&body) : "", mg_buf_len(&body));
+    mg_buf_free(&h);
+    mg_buf_free(&body);
+}
+
 static void
 mg_gw_on_request(mg_http_req_t *hr)
 {
@@ -609,6 +629,7 @@ mg_gw_on_request(mg_http_req_t *hr)
     r->arena = &hr->arena;
     r->req_num_retries = -1;
     gw->requests++;
+    mg_gwm_in_flight(gw, ++gw->in_flight);
     size_t cl;
     const char *cid = mg_http_req_header(hr, "x-litellm-call-id", &cl);
     if (cid != NULL && cl > 0 && cl < sizeof(r->call_id)) {
@@ -697,6 +718,18 @@ mg_gw_on_request(mg_http_req_t *hr)
         (void) mg_admin_handle(r, m, ml);
         return;
     }
+    if (mg_gw_path_is(r, "/metrics")) {
+        /* open unless litellm_settings.require_auth_for_metrics_endpoint, as LiteLLM's */
+        if (!get) {
+            mg_gw_error(r, 405, "Method Not Allowed", "invalid_request_error", NULL, NULL);
+            return;
+        }
+        if (gw->config->metrics_auth && mg_gw_auth(r) != MG_AUTH_OK) {
+            return;
+        }
+        mg_gw_metrics(r);
+        return;
+    }
     mg_api_id_t api = MG_API_OPENAI_CHAT;
     const char *pm;
     size_t pml;
@@ -725,9 +758,65 @@ mg_gw_on_request(mg_http_req_t *hr)
     mg_gw_not_found(r);
 }
 
+/* One record per request at INFO (LITELLM_LOG=INFO): what was asked, what answered, how
+ * long it took and what it used.  Never a secret: no query string, no header, no body. */
+static void
+mg_gw_access_log(mg_request_t *r)
+{
+    mg_http_req_t *hr = r->hr;
+    char method[16], path[256];
+    snprintf(method, sizeof(method), "%.*s", (int) hr->head.method_len, hr->head.method);
+    size_t tl = strcspn(hr->head.target, "?");
+    if (tl > hr->head.target_len) {
+        tl = hr->head.target_len;
+    }
+    snprintf(path, sizeof(path), "%.*s", (int) tl, hr->head.target);
+    double ms = (double) (mg_time_mono_us() - hr->start_us) / 1000.0;
+    const mg_deployment_t *d = r->dep;
+    double ttft = r->stream && r->t_first_byte_us > 0
+                      ? (double) (r->t_first_byte_us - hr->start_us) / 1000.0
+                      : NAN;
+    double cost = d != NULL && r->cost_known ? r->cost_usd : NAN;
+    bool llm = r->api != NULL;
+    mg_log_kv_t kv[] = {
+        {"method", MG_LOG_KV_STR, method, 0, 0},
+        {"path", MG_LOG_KV_STR, path, 0, 0},
+        {"status", MG_LOG_KV_INT, NULL, hr->status > 0 ? hr->status : 499, 0},
+        {"latency_ms", MG_LOG_KV_DBL, NULL, 0, ms},
+        {"model_group", MG_LOG_KV_STR, llm ? r->primary_group : NULL, 0, 0},
+        {"model_id", MG_LOG_KV_STR, d != NULL ? d->id : NULL, 0, 0},
+        {"provider", MG_LOG_KV_STR, d != NULL ? d->provider : NULL, 0, 0},
+        {"attempts", MG_LOG_KV_INT, NULL, r->attempts, 0},
+        {"fallbacks", MG_LOG_KV_INT, NULL, r->fb_groups_tried, 0},
+        {"stream", MG_LOG_KV_BOOL, NULL, r->stream, 0},
+        {"ttft_ms", MG_LOG_KV_DBL, NULL, 0, ttft},
+        {"prompt_tokens", MG_LOG_KV_INT, NULL, r->usage.prompt_tokens, 0},
+        {"completion_tokens", MG_LOG_KV_INT, NULL, r->usage.completion_tokens, 0},
+        {"total_tokens", MG_LOG_KV_INT, NULL, mg_usage_total(&r->usage), 0},
+        {"response_cost", MG_LOG_KV_DBL, NULL, 0, cost},
+        {"key_alias", MG_LOG_KV_STR, NULL, 0, 0},
+    };
+    int n = (int) (sizeof(kv) / sizeof(kv[0]));
+    if (!llm) {
+        n = 4; /* admin and info routes: the request line, status and time */
+    }
+    mg_log_ctx_t lc = {r->call_id, NULL, NULL};
+    mg_log_record(MG_LOG_INFO, &lc, "access", kv, n);
+}
+
 void
 mg_gw_finalize(mg_request_t *r)
 {
+    if (r->gw != NULL && !r->finalized) {
+        r->finalized = true;
+        if (r->api != NULL) {
+            mg_gwm_request_end(r);
+        }
+        if (mg_log_level >= MG_LOG_INFO) {
+            mg_gw_access_log(r);
+        }
+        mg_gwm_in_flight(r->gw, --r->gw->in_flight);
+    }
     if (r->counted) {
         r->counted = false;
         __atomic_sub_fetch(&mg_shm->requests_inflight, 1, __ATOMIC_ACQ_REL);

@@ -80,6 +80,7 @@ struct mg_gw_s {
     uint64_t ignored_caching;       /* requests that asked for caching moongate does not do */
     mg_map_t unpriced_said;         /* "deployment id" (wildcards: "id\nmodel") -> (void *) 1:
                                      * "no price" was logged for it by this worker */
+    int64_t in_flight;              /* requests between dispatch and finalisation */
     int64_t started_ms;
 };
 
@@ -131,6 +132,7 @@ struct mg_request_s {
     size_t path_len;
     bool is_admin;                  /* authenticated with the master key (or open) */
     bool counted;                   /* in mg_shm->requests_inflight until finalised */
+    bool finalized;                 /* measured and logged (mg_gw_finalize runs once) */
 
     /* LLM request */
     const mg_api_t *api;            /* static: the client protocol of an LLM route, else NULL */
@@ -167,6 +169,7 @@ struct mg_request_s {
     int max_retries;
     int attempts_in_group;
     int retries_done;               /* x-litellm-attempted-retries */
+    int attempts;                   /* upstream attempts started, all groups */
     int fallback_depth;             /* LiteLLM's fallback_depth of the group being tried */
     mg_fb_frame_t *fb_top;          /* malloc chain: the fallback lists being walked, innermost first */
     int fb_groups_tried;
@@ -209,6 +212,7 @@ struct mg_request_s {
     int64_t t_first_byte_us;
     int64_t upstream_us_total;
     bool stats_begun;
+    bool attempt_metered;           /* this attempt's success is in the metrics */
     struct event timer;             /* backoff / local answers */
     bool timer_on;
 

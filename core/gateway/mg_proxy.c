@@ -15,6 +15,7 @@
  * way usage lands in r->usage, which spend and limits will read.
  */
 #include "mg_gw.h"
+#include "mg_gw_metrics.h"
 #include "mg_route.h"
 
 #include "../base/mg_log.h"
@@ -366,6 +367,14 @@ mg_proxy_stats_end(mg_request_t *r, bool ok, bool timeout)
 {
     if (ok) {
         mg_proxy_cost(r); /* the usage is final here: spend and metrics read r->cost_usd */
+    }
+    if (ok && !r->attempt_metered && r->dep != NULL) {
+        /* LiteLLM's deployment success (local mock_response answers included) */
+        r->attempt_metered = true;
+        mg_gwm_attempt_end(r, true, NULL);
+        if (r->fb_groups_tried > 0) {
+            mg_gwm_fallback(r, r->group_name, true);
+        }
     }
     if (!r->stats_begun || r->dep == NULL) {
         return;
@@ -905,6 +914,7 @@ mg_proxy_attempt(mg_request_t *r)
     }
     r->dep = d;
     r->attempts_in_group++;
+    r->attempts++;
     json_t *mock = r->req_mock != NULL ? r->req_mock : d->mock_response;
     const mg_provider_t *p = mock != NULL ? mg_provider_mock() : d->prov;
     if (p == NULL) {
@@ -979,6 +989,7 @@ mg_proxy_attempt(mg_request_t *r)
                     &r->out);
     }
     r->stream_errored = false;
+    r->attempt_metered = false;
     r->restamp = true;
     r->up_status = 0;
     r->up_retry_after[0] = '\0';
@@ -1273,6 +1284,7 @@ mg_proxy_group_failed(mg_request_t *r, const mg_uperr_t *e)
     }
     char *mine = NULL; /* a fallback group's message with its suffix */
     if (!primary) {
+        mg_gwm_fallback(r, r->group_name, false);
         mine = mg_proxy_group_message(r->grp_error, r->group_name, repr);
         if (raised) {
             char *m = NULL;
@@ -1309,6 +1321,9 @@ mg_proxy_fail(mg_request_t *r, mg_uperr_t *e)
            e->status, e->message);
     /* cooldown bookkeeping (shared by all workers) */
     if (d != NULL) {
+        if (!e->local) {
+            mg_gwm_attempt_end(r, false, e); /* an upstream call (or one built for it) failed */
+        }
         mg_route_on_failure(r, d, e);
     }
     /* LiteLLM raises a group's first error once its retries are spent */

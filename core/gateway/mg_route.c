@@ -3,6 +3,7 @@
  * retries, cooldowns and fallback groups (see mg_route.h).
  */
 #include "mg_route.h"
+#include "mg_gw_metrics.h"
 
 #include "../base/mg_arena.h"
 #include "../base/mg_log.h"
@@ -426,6 +427,7 @@ mg_route_on_failure(mg_request_t *r, mg_deployment_t *d, const mg_uperr_t *e)
     if (cool && mg_stats_cooldown(d->stats_slot, (int64_t) (secs * 1000), st)) {
         mg_log_ctx_t lc = {r->call_id, d->id, NULL};
         mg_log(MG_LOG_NOTICE, &lc, "deployment cooled down for %gs after status %d", secs, st);
+        mg_gwm_cooled_down(r, d, st);
         if (r->gw->host.cooldown != NULL) {
             r->gw->host.cooldown(r->gw->host.host, d->id, (int64_t) (secs * 1000), st);
         }

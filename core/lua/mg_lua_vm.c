@@ -5,6 +5,7 @@
 #include "mg_lua.h"
 #include "mg_lua_pattern.h"
 
+#include "../base/mg_metrics_litellm.h"
 #include "../base/mg_arena.h"
 #include "../base/mg_buf.h"
 #include "../base/mg_log.h"
@@ -944,6 +945,13 @@ mg_lua_record_error(mg_lua_vm_t *vm, mg_lua_pol_t *p, mg_policy_kind_t kind, con
 {
     p->errors++;
     p->consecutive++;
+    mg_ml_values_t mv = {{NULL}};
+    mv.v[MG_ML_KIND] = mg_policy_kind_name(kind);
+    mv.v[MG_ML_POLICY] = p->name;
+    mg_metric_inc(mg_ml_series(MG_MF_POLICY_ERRORS, &mv), 1);
+    if (vm->budget_exceeded || vm->mem_exceeded || vm->steps.exceeded) {
+        mg_metric_inc(mg_ml_series(MG_MF_POLICY_BUDGET_HITS, &mv), 1);
+    }
     snprintf(p->last_error, sizeof(p->last_error), "%s", msg);
     if (!vm->quiet && (p->errors == 1 || p->errors % 1000 == 0)) {
         mg_log(MG_LOG_ERROR, NULL, "%s policy \"%s\" (registry version %lld) failed (%llu errors "

@@ -10,6 +10,7 @@
 #include "../base/mg_arena.h"
 #include "../base/mg_buf.h"
 #include "../base/mg_log.h"
+#include "../base/mg_metrics_litellm.h"
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
@@ -288,6 +289,7 @@ mg_cl_refuse(mg_costload_t *cl, const mg_err_t *err)
     if (mg_shm != NULL) {
         __atomic_add_fetch(&mg_shm->costmap_refusals, 1, __ATOMIC_RELAXED);
     }
+    mg_ml_refused("cost_map"); /* moongate_reloads_refused_total{kind="cost_map"} */
     char at[40];
     int64_t now = mg_time_real_ms();
     mg_fmt_iso_utc(now, at, sizeof(at));

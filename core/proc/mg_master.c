@@ -7,6 +7,7 @@
 
 #include "../base/mg_arena.h"
 #include "../base/mg_log.h"
+#include "../base/mg_metrics_litellm.h"
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
@@ -296,6 +297,7 @@ mg_master_answer_ok(mg_master_t *m, int origin, int64_t req, json_t *result)
 static void
 mg_master_reload_fail(mg_master_t *m, int origin, int64_t req, const char *msg)
 {
+    mg_ml_refused("config");
     if (origin < 0) {
         mg_log(MG_LOG_ERROR, NULL, "config reload refused, the running config keeps serving: %s", msg);
         return;
@@ -324,8 +326,16 @@ mg_master_cost_origin(const mg_config_t *cfg)
 static void
 mg_master_install(mg_master_t *m, mg_config_t *cfg, int64_t version)
 {
+    if (cfg->nlatency_buckets != m->config->nlatency_buckets ||
+        (cfg->nlatency_buckets > 0 &&
+         memcmp(cfg->latency_buckets, m->config->latency_buckets,
+                (size_t) cfg->nlatency_buckets * sizeof(double)) != 0)) {
+        mg_log(MG_LOG_WARN, NULL, "litellm_settings.prometheus_latency_buckets changed: the "
+                                  "histograms keep the buckets they started with until a restart");
+    }
     mg_config_unref(m->config);
     m->config = cfg;
+    mg_log_set_json(m->config->json_logs);
     m->config_gen++;
     mg_master_scrub(m->config);
     json_t *apply = json_pack("{s:s,s:I,s:I,s:O,s:s}", "op", "apply", "version",
@@ -743,6 +753,9 @@ mg_master_spawn(mg_master_t *m, int i)
     mg_log(MG_LOG_INFO, NULL, "worker %d started (pid %d)", i, (int) pid);
 }
 
+/* series in shared memory for the whole instance (about 400 bytes each) */
+#define MG_MASTER_MAX_SERIES 16384
+
 static void
 mg_master_reap(mg_master_t *m)
 {
@@ -766,6 +779,7 @@ mg_master_reap(mg_master_t *m)
             }
             mg_atomic_store32(&mg_shm->workers[i].state, MG_WSTATE_DEAD);
             mg_atomic_store32(&mg_shm->workers[i].pid, 0);
+            mg_metrics_worker_exited(i); /* its gauges go, rather than linger stale */
             if (m->shutting_down) {
                 mg_log(MG_LOG_INFO, NULL, "worker %d (pid %d) exited", i, (int) pid);
                 break;
@@ -913,8 +927,15 @@ mg_master_run(const mg_master_args_t *args)
                MG_SHM_MAX_WORKERS);
         return 1;
     }
-    if (mg_shm_create(m.n, 16 * 1024 * 1024) != 0 || mg_stats_init(4096) != 0) {
+    if (mg_shm_create(m.n, 24 * 1024 * 1024) != 0 || mg_stats_init(4096) != 0) {
         mg_log(MG_LOG_ERROR, NULL, "cannot set up shared memory");
+        return 1;
+    }
+    mg_err_t merr;
+    if (mg_metrics_init(MG_MASTER_MAX_SERIES, 0, &merr) != MG_OK ||
+        mg_metrics_litellm_declare(m.config->latency_buckets, m.config->nlatency_buckets,
+                                   &merr) != MG_OK) {
+        mg_log(MG_LOG_ERROR, NULL, "cannot set up metrics: %s", merr.msg);
         return 1;
     }
     mg_shm->started_ms = mg_time_real_ms();

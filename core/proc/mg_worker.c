@@ -3,8 +3,10 @@
  */
 #include "mg_worker.h"
 
+#include "../base/mg_metrics_litellm.h"
 #include "../base/mg_arena.h"
 #include "../base/mg_log.h"
+#include "../base/mg_metrics.h"
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 #include "../gateway/mg_gw.h"
@@ -242,6 +244,7 @@ mg_wk_load_done(void *ud, int rc, int64_t version, json_t *models, json_t *polic
     w->loading = false;
     if (rc != MG_OK) {
         w->load_failures++;
+        mg_ml_refused("registry");
         bool changed = strcmp(w->last_error, err->msg) != 0;
         snprintf(w->last_error, sizeof(w->last_error), "%s", err->msg);
         w->last_error_ms = mg_time_real_ms();
@@ -884,6 +887,7 @@ mg_worker_run(const mg_worker_args_t *a)
     w->built_gen = -1;
     w->base = event_base_new();
     mg_shm_worker_t *slot = &mg_shm->workers[a->index];
+    mg_metrics_set_worker(a->index);
     mg_atomic_store32(&slot->pid, getpid());
     mg_atomic_store64(&slot->started_ms, mg_time_real_ms());
     mg_atomic_store64(&slot->version, -1);

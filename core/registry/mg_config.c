@@ -859,6 +859,90 @@ mg_cfg_settings_check(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *gs, json_t *ls,
     return MG_OK;
 }
 
+/* LiteLLM's logging callbacks moongate runs itself (the rest warn, one line each). */
+static const char *const mg_cfg_callbacks_done[] = {"prometheus", NULL};
+
+static int
+mg_cfg_callbacks(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls, const char *key)
+{
+    json_t *cb = json_object_get(ls, key);
+    char p[128];
+    snprintf(p, sizeof(p), "litellm_settings.%s", key);
+    if (cb == NULL || json_is_null(cb)) {
+        return MG_OK;
+    }
+    if (!json_is_array(cb) && !json_is_string(cb)) {
+        return mg_cfg_fail(c, p, "%s must be a list of callback names, got %s", key,
+                           mg_cfg_type_name(cb));
+    }
+    for (size_t i = 0; i < (json_is_array(cb) ? json_array_size(cb) : 1); i++) {
+        json_t *it = json_is_array(cb) ? json_array_get(cb, i) : cb;
+        const char *name = json_string_value(it);
+        if (name == NULL) {
+            return mg_cfg_fail(c, p, "%s[%zu] must be a callback name (a string), got %s", key, i,
+                               mg_cfg_type_name(it));
+        }
+        if (mg_cfg_in(name, mg_cfg_callbacks_done)) {
+            continue;
+        }
+        char what[300];
+        snprintf(what, sizeof(what), "%s: \"%s\"", p, name);
+        mg_cfg_warn(c, p, "accepted, not implemented in moongate: callback \"%s\" in %s; "
+                          "effect: nothing is sent to it", name, p);
+        json_array_append_new(cfg->unimplemented,
+                              json_pack("{s:s,s:s}", "setting", what, "effect",
+                                        "nothing is sent to this callback"));
+    }
+    return MG_OK;
+}
+
+/* Metrics, logs: litellm_settings callbacks, prometheus_latency_buckets, json_logs,
+ * require_auth_for_metrics_endpoint. */
+static int
+mg_cfg_observability(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls)
+{
+    static const char *const keys[] = {"callbacks", "success_callback", "failure_callback",
+                                       "service_callbacks", NULL};
+    for (const char *const *k = keys; *k != NULL; k++) {
+        if (mg_cfg_callbacks(c, cfg, ls, *k) != MG_OK) {
+            return MG_ERROR;
+        }
+    }
+    json_t *b = json_object_get(ls, "prometheus_latency_buckets");
+    if (b != NULL && !json_is_null(b)) {
+        const char *p = "litellm_settings.prometheus_latency_buckets";
+        if (!json_is_array(b) || json_array_size(b) == 0 || json_array_size(b) > 60) {
+            return mg_cfg_fail(c, p, "prometheus_latency_buckets must be a list of 1 to 60 "
+                                     "ascending numbers of seconds");
+        }
+        cfg->latency_buckets = mg_xcalloc(json_array_size(b) + 1, sizeof(double));
+        size_t i;
+        json_t *it;
+        json_array_foreach(b, i, it) {
+            double v = json_is_number(it) ? json_number_value(it) : -1;
+            if (json_is_string(it) && (strcmp(json_string_value(it), "inf") == 0 ||
+                                       strcmp(json_string_value(it), "+Inf") == 0)) {
+                v = INFINITY;
+            }
+            if (!(v > 0) || (i > 0 && !(v > cfg->latency_buckets[i - 1]))) {
+                return mg_cfg_fail(c, p, "prometheus_latency_buckets[%zu] must be a number of "
+                                         "seconds greater than the one before it", i);
+            }
+            cfg->latency_buckets[i] = v;
+        }
+        cfg->nlatency_buckets = (int) json_array_size(b);
+    }
+    json_t *ra = json_object_get(ls, "require_auth_for_metrics_endpoint");
+    cfg->metrics_auth = json_is_true(ra);
+    json_t *jl = json_object_get(ls, "json_logs");
+    cfg->json_logs = json_is_true(jl);
+    const char *env = getenv("JSON_LOGS");
+    if (env != NULL && (strcasecmp(env, "true") == 0 || strcmp(env, "1") == 0)) {
+        cfg->json_logs = true;
+    }
+    return MG_OK;
+}
+
 static int
 mg_cfg_fallback_list(mg_cfg_ctx_t *c, json_t *router, const char *key, const char *section)
 {
@@ -1421,10 +1505,9 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
         if (mg_cfg_number(c, ls, "num_retries", "litellm_settings", &d, &present) != MG_OK) {
             return MG_ERROR;
         }
-        json_t *cb = json_object_get(ls, "callbacks");
-        if (cb != NULL && !json_is_null(cb) && !json_is_array(cb) && !json_is_string(cb)) {
-            return mg_cfg_fail(c, "litellm_settings.callbacks", "callbacks must be a list");
-        }
+    }
+    if (mg_cfg_observability(c, cfg, ls) != MG_OK) {
+        return MG_ERROR;
     }
     if (mg_cfg_router(c, cfg, ls, rs) != MG_OK) {
         return MG_ERROR;
@@ -1764,6 +1847,7 @@ mg_config_unref(mg_config_t *c)
     json_decref(c->router);
     json_decref(c->unimplemented);
     free(c->master_key);
+    free(c->latency_buckets);
     free(c->database_url);
     free(c->redis_host);
     free(c->redis_password);

@@ -77,7 +77,13 @@ struct mg_config_s {
     int cost_map_fetch_timeout_ms;  /* cost_map_fetch_timeout_seconds: one fetch, all of it */
     int limit_concurrency;
     bool pre_call_checks;       /* router enable_pre_call_checks */
-    int default_max_parallel;   /* router default_max_parallel_requests, 0 = none */      /* --limit_concurrency / LIMIT_CONCURRENCY: 503 past it, 0 = none */
+    int default_max_parallel;   /* router default_max_parallel_requests, 0 = none */
+
+    /* observability (litellm_settings) */
+    double *latency_buckets;    /* owned: prometheus_latency_buckets, ascending; NULL = LiteLLM's */
+    int nlatency_buckets;
+    bool metrics_auth;          /* require_auth_for_metrics_endpoint */
+    bool json_logs;             /* json_logs or JSON_LOGS */
 
     int nwarnings;
     json_t *unimplemented;      /* owned: [{setting, effect}] accepted but not implemented */

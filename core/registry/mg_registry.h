@@ -73,6 +73,7 @@ struct mg_deployment_s {
     const void *prov;               /* borrowed: const mg_provider_t * */
     void *upstream;                 /* ref: mg_upstream_t *, dropped in detach */
     int stats_slot;                 /* index into shared stats, -1 none */
+    void *metrics;                  /* owned by the gateway: resolved metric series, freed in detach */
 };
 
 struct mg_group_s {
