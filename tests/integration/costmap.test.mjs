@@ -365,6 +365,10 @@ test('every broken map is refused with its reason; the old prices keep applying'
   }
   const logged = gw.output().stderr.split('\n').filter((l) => /\[error\].*cost map .* refused \(api\)/.test(l));
   assert.ok(logged.length >= cases.length, `every refusal is an error line (${logged.length})`);
+  const metrics = (await gw.request('/metrics')).text;
+  const m = /^moongate_reloads_refused_total\{kind="cost_map"\} (\d+)/m.exec(metrics);
+  assert.ok(m, 'the refusal counter is on /metrics');
+  assert.equal(Number(m[1]), refusals);
   serve = { status: 200, ctype: 'application/json', body: text(BASE_MAP) };
 });
 
