@@ -68,6 +68,9 @@ mg_adm_price(const mg_deployment_t *d, double *in, double *out)
 double
 mg_admit_cost(const mg_request_t *r)
 {
+    if (r->cost_known) {
+        return r->cost_usd; /* the cost map's price of the usage (cached, reasoning tokens...) */
+    }
     const mg_deployment_t *d = r->dep;
     if (d == NULL || !r->usage.seen || d->input_cost < 0 || d->output_cost < 0) {
         return -1;

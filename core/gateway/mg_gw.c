@@ -155,6 +155,7 @@ mg_gw_create(struct event_base *base, int worker_id, mg_config_t *cfg, const mg_
     mg_log_set_json(cfg->json_logs);
     gw->host = *host;
     gw->started_ms = mg_time_real_ms();
+    mg_map_init(&gw->unpriced_said);
     snprintf(gw->not_ready_reason, sizeof(gw->not_ready_reason), "the registry is loading");
     mg_gw_apply_root_path(gw);
     mg_http_server_conf_t hc;
@@ -179,6 +180,7 @@ mg_gw_destroy(mg_gw_t *gw)
     gw->snap = NULL;
     mg_upool_destroy(gw->upool);
     mg_config_unref(gw->config);
+    mg_map_free(&gw->unpriced_said);
     free(gw);
 }
 
@@ -795,11 +797,7 @@ mg_gw_access_log(mg_request_t *r)
     double ttft = r->stream && r->t_first_byte_us > 0
                       ? (double) (r->t_first_byte_us - hr->start_us) / 1000.0
                       : NAN;
-    double cost = NAN;
-    if (d != NULL && r->usage.seen && d->input_cost >= 0 && d->output_cost >= 0) {
-        cost = (double) r->usage.prompt_tokens * d->input_cost +
-               (double) r->usage.completion_tokens * d->output_cost;
-    }
+    double cost = d != NULL && r->cost_known ? r->cost_usd : NAN;
     bool llm = r->api != NULL;
     mg_log_kv_t kv[] = {
         {"method", MG_LOG_KV_STR, method, 0, 0},

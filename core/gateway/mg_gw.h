@@ -54,6 +54,10 @@ typedef struct {
     json_t *(*store_status)(void *host);
     /* A deployment was cooled down here: share it with other instances (may be NULL). */
     void (*cooldown)(void *host, const char *deployment_id, int64_t ms, int status);
+    /* A cost map operation, done by the master: action "reload" (answers once every worker
+     * applied the new map, or with why it was refused), "schedule" (every `hours`) or
+     * "unschedule".  The result is the route's JSON answer (may be NULL: then 503). */
+    void (*costmap)(void *host, const char *action, double hours, mg_gw_reload_cb cb, void *ud);
     void *host;
 } mg_gw_host_t;
 
@@ -77,6 +81,8 @@ struct mg_gw_s {
     uint64_t failures;
     uint64_t policy_errors;
     uint64_t ignored_caching;       /* requests that asked for caching moongate does not do */
+    mg_map_t unpriced_said;         /* "deployment id" (wildcards: "id\nmodel") -> (void *) 1:
+                                     * "no price" was logged for it by this worker */
     int64_t in_flight;              /* requests between dispatch and finalisation */
     int64_t started_ms;
     mg_trace_t *otel_exp;           /* owned or NULL: this worker's span exporter, created when a
@@ -240,6 +246,10 @@ struct mg_request_s {
 
     mg_trace_req_t *trace;          /* malloc or NULL (not traced): the request's open spans;
                                      * freed in mg_trace_request_end() */
+    /* USD cost of the answering call, from its deployment's prices and usage
+     * (mg_proxy_cost, when the call succeeded): for spend and metrics */
+    double cost_usd;
+    bool cost_known;
 };
 
 /* ---- gw lifecycle (worker) ---- */

@@ -284,15 +284,11 @@ mg_gwm_route(const mg_request_t *r, char *buf, size_t len)
     return buf;
 }
 
+/* The answer's cost (mg_proxy_cost: the cost map and the deployment's prices), -1 unknown. */
 static double
 mg_gwm_cost(const mg_request_t *r)
 {
-    const mg_deployment_t *d = r->dep;
-    if (d == NULL || !r->usage.seen || d->input_cost < 0 || d->output_cost < 0) {
-        return -1;
-    }
-    return (double) r->usage.prompt_tokens * d->input_cost +
-           (double) r->usage.completion_tokens * d->output_cost;
+    return r->dep != NULL && r->cost_known ? r->cost_usd : -1;
 }
 
 /* ---- events ---- */

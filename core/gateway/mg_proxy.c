@@ -325,17 +325,75 @@ mg_proxy_success_headers(mg_request_t *r, mg_buf_t *h)
     if (r->retries_done > 0) {
         mg_buf_printf(h, "x-litellm-max-retries: %d\r\n", r->max_retries);
     }
-    if (d->input_cost >= 0 && d->output_cost >= 0 && r->usage.seen) {
+    if (r->cost_known) {
+        /* known when the usage is (non-stream answers); a stream's comes with its end, after
+         * the headers: then the header is absent rather than false */
         char c[64];
-        mg_fmt_pyfloat((double) r->usage.prompt_tokens * d->input_cost +
-                           (double) r->usage.completion_tokens * d->output_cost, c, sizeof(c));
+        mg_fmt_pyfloat(r->cost_usd, c, sizeof(c));
         mg_buf_printf(h, "x-litellm-response-cost: %s\r\n", c);
     }
+}
+
+/* Most (deployment, model) pairs "no price" is logged for, per worker: a client asking a
+ * wildcard for endless names cannot grow the set without end. */
+#define MG_PROXY_UNPRICED_MAX 4096
+
+/*
+ * The answering call's cost (LiteLLM's completion_cost): the cost map entry of the model
+ * that answered, the deployment's own prices over it, and the usage that came back.
+ * Called once the usage is final (the answer's end), before the success is counted.
+ */
+static void
+mg_proxy_cost(mg_request_t *r)
+{
+    mg_deployment_t *d = r->dep;
+    if (d == NULL || r->cost_known || !r->usage.seen) {
+        return; /* no usage came back (a stream without include_usage): the cost is unknown */
+    }
+    /* the snapshot the deployment is from: a retry may have taken it from a newer one */
+    const mg_snapshot_t *ds = r->snap;
+    const mg_snapshot_t *as = r->att_snap;
+    if (as != NULL && d >= as->deps && d < as->deps + as->ndeps) {
+        ds = as;
+    }
+    const mg_costmap_entry_t *e = mg_registry_cost_entry(ds, d, r->upstream_model);
+    mg_costmap_call_t call = r->api != NULL && r->api->op == MG_OP_EMBEDDINGS
+                                 ? MG_COSTMAP_CALL_EMBEDDING
+                                 : MG_COSTMAP_CALL_CHAT;
+    int64_t dur_ms = (mg_time_mono_us() - r->t_upstream_us) / 1000;
+    mg_costmap_cost_t cc;
+    r->cost_usd = mg_costmap_cost(e, &d->prices, &r->usage, dur_ms, call, &cc);
+    r->cost_known = true;
+    if (!cc.unpriced) {
+        return;
+    }
+    /* once per worker and deployment (and model, for a wildcard), never per request */
+    char key[600];
+    int kl = d->wildcard ? snprintf(key, sizeof(key), "%s\n%s", d->id,
+                                    r->upstream_model ? r->upstream_model : "")
+                         : snprintf(key, sizeof(key), "%s", d->id);
+    if (kl < 0 || (size_t) kl >= sizeof(key)) {
+        kl = (int) strlen(key);
+    }
+    mg_map_t *said = &r->gw->unpriced_said;
+    if (mg_map_get(said, key, (size_t) kl) != NULL || said->count >= MG_PROXY_UNPRICED_MAX) {
+        return;
+    }
+    mg_map_put(said, key, (size_t) kl, (void *) 1);
+    mg_log_ctx_t lc = {r->call_id, d->id, "pricing a call"};
+    mg_log(MG_LOG_WARN, &lc, "model \"%s\" (deployment \"%s\" of group \"%s\") has no price in "
+                             "the cost map \"%s\" nor in its litellm_params/model_info: its calls "
+                             "cost 0 (said once per worker)",
+           d->wildcard && r->upstream_model ? r->upstream_model : d->litellm_model, d->id,
+           d->model_name, ds->costmap->source);
 }
 
 static void
 mg_proxy_stats_end(mg_request_t *r, bool ok, bool timeout)
 {
+    if (ok) {
+        mg_proxy_cost(r); /* the usage is final here: spend and metrics read r->cost_usd */
+    }
     if (ok && !r->attempt_metered && r->dep != NULL) {
         /* LiteLLM's deployment success (local mock_response answers included) */
         r->attempt_metered = true;
@@ -1077,6 +1135,8 @@ mg_proxy_attempt(mg_request_t *r)
     };
     /* the answer's state, fresh for each attempt */
     memset(&r->usage, 0, sizeof(r->usage));
+    r->cost_usd = 0;
+    r->cost_known = false;
     mg_buf_reset(&r->up_body);
     mg_buf_reset(&r->out);
     mg_sse_free(&r->sse);

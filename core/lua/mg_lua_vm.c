@@ -699,9 +699,9 @@ mg_lua_push_descs(lua_State *L, const mg_snapshot_t *s)
             lua_pushinteger(L, d->order);
             lua_setfield(L, -2, "order");
         }
-        json_t *mit = json_object_get(d->model_info, "max_input_tokens");
-        if (json_is_number(mit)) {
-            lua_pushnumber(L, json_number_value(mit));
+        if (d->max_input_tokens > 0) {
+            /* model_info's, else the snapshot's cost map's */
+            lua_pushnumber(L, (lua_Number) d->max_input_tokens);
             lua_setfield(L, -2, "max_input_tokens");
         }
         const char *region = json_string_value(json_object_get(d->litellm_params, "region_name"));

@@ -1871,8 +1871,19 @@ static void usage_json(sb_t *b, rs_t *rs)
     }
     if (tt < 0)
         tt = pt + ct;
-    sb_printf(b, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld}", pt,
+    sb_printf(b, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld", pt,
               ct, tt);
+    /* OpenAI's detail objects (cached_tokens, reasoning_tokens, ...), as scripted */
+    static const char *const details[] = {"prompt_tokens_details", "completion_tokens_details"};
+    for (int i = 0; i < 2 && rs->b.usage; i++) {
+        json_t *d = json_object_get(rs->b.usage, details[i]);
+        if (json_is_object(d)) {
+            char *txt = json_dumps(d, JSON_COMPACT);
+            sb_printf(b, ",\"%s\":%s", details[i], txt);
+            free(txt);
+        }
+    }
+    sb_adds(b, "}");
 }
 
 static const char *rs_finish_reason(rs_t *rs)

@@ -19,6 +19,7 @@ set(MG_UNIT_C_TESTS
   base/test_otel
   http/test_http_parse
   http/test_sse
+  net/test_fetch
   registry/test_yaml
   registry/test_config
   registry/test_registry
