@@ -364,8 +364,11 @@ mg_proxy_cost(mg_request_t *r)
     mg_costmap_cost_t cc;
     r->cost_usd = mg_costmap_cost(e, &d->prices, &r->usage, dur_ms, call, &cc);
     r->cost_known = true;
-    if (!cc.unpriced) {
+    if (!cc.unpriced || (!d->wildcard && d->unpriced_said)) {
         return;
+    }
+    if (!d->wildcard) {
+        d->unpriced_said = true; /* this snapshot's deployment: the map below decides once */
     }
     /* once per worker and deployment (and model, for a wildcard), never per request */
     char key[600];

@@ -57,6 +57,7 @@ struct mg_org_s {
     json_t *models;             /* borrowed array; NULL or empty: every model */
     mg_limdef_t lim;
     double spend;
+    int lim_slot;               /* memo of this process: mg_limits slot + 1, 0 unknown */
 };
 
 struct mg_team_s {
@@ -71,6 +72,7 @@ struct mg_team_s {
     mg_limdef_t lim;
     double spend;
     mg_org_t *org;              /* borrowed, or NULL */
+    int lim_slot;               /* memo of this process: mg_limits slot + 1, 0 unknown */
 };
 
 struct mg_user_s {
@@ -82,6 +84,7 @@ struct mg_user_s {
     json_t *teams;              /* borrowed array of team ids */
     mg_limdef_t lim;
     double spend;
+    int lim_slot;               /* memo of this process: mg_limits slot + 1, 0 unknown */
 };
 
 typedef struct {
@@ -91,6 +94,7 @@ typedef struct {
     bool blocked;
     mg_limdef_t lim;            /* from its budget row (budget_id) */
     double spend;
+    int lim_slot;               /* memo of this process: mg_limits slot + 1, 0 unknown */
 } mg_enduser_t;
 
 typedef struct {
@@ -112,6 +116,7 @@ typedef struct {
     double spend;
     mg_team_t *team;            /* borrowed, or NULL */
     mg_user_t *user;            /* borrowed, or NULL */
+    int lim_slot;               /* memo of this process: mg_limits slot + 1, 0 unknown */
 } mg_vkey_t;
 
 typedef struct mg_auth_s {

@@ -75,6 +75,7 @@ struct mg_deployment_s {
     void *upstream;                 /* ref: mg_upstream_t *, dropped in detach */
     int stats_slot;                 /* index into shared stats, -1 none */
     void *metrics;                  /* owned by the gateway: resolved metric series, freed in detach */
+    bool unpriced_said;             /* gateway memo: "no price" was logged for this deployment */
 };
 
 struct mg_group_s {
