@@ -66,6 +66,7 @@ struct mg_deployment_s {
     const void *prov;               /* borrowed: const mg_provider_t * */
     void *upstream;                 /* ref: mg_upstream_t *, dropped in detach */
     int stats_slot;                 /* index into shared stats, -1 none */
+    void *pstate;                   /* owned by the provider: ops->attach, freed by ops->release */
 };
 
 struct mg_group_s {

@@ -28,6 +28,7 @@ set(MG_UNIT_C_TESTS
   providers/test_eventstream
   providers/test_oauth
   providers/test_google_auth
+  providers/test_token
   api/test_translate
   store/test_store_journal
 )
