@@ -34,6 +34,7 @@ static const mg_wire_ops_t *const mg_wires[MG_WIRE__COUNT] = {
     NULL,
     &mg_wire_openai,
     &mg_wire_anthropic,
+    &mg_wire_gemini,
 };
 
 const mg_api_t *
@@ -48,6 +49,7 @@ mg_wire_name(mg_wire_t w)
     switch (w) {
     case MG_WIRE_OPENAI: return "openai";
     case MG_WIRE_ANTHROPIC: return "anthropic";
+    case MG_WIRE_GEMINI: return "gemini";
     default: return "none";
     }
 }
@@ -620,6 +622,8 @@ mg_enc_free(mg_enc_t *e)
     free(e->tools);
     e->tools = NULL;
     e->ntools = e->tools_cap = 0;
+    mg_buf_free(&e->embed);
+    e->nembed = 0;
 }
 
 void

@@ -50,6 +50,7 @@ typedef enum {
     MG_WIRE_NONE = 0,       /* the provider cannot do this operation */
     MG_WIRE_OPENAI,
     MG_WIRE_ANTHROPIC,
+    MG_WIRE_GEMINI,         /* Google's generateContent (upstream side only) */
     MG_WIRE__COUNT
 } mg_wire_t;
 
@@ -207,6 +208,8 @@ typedef enum {
     MG_EV_FINISH,               /* choice index finished: finish (text: the stop sequence) */
     MG_EV_USAGE,                /* the usage so far changed (read the usage struct) */
     MG_EV_ERROR,                /* the upstream failed mid-way: status, etype, text */
+    MG_EV_EMBEDDING,            /* embeddings: vector number tool (the input's index), text:
+                                 * the vector as a JSON array of numbers */
     MG_EV_END,                  /* the response is complete */
 } mg_ev_kind_t;
 
@@ -281,6 +284,9 @@ typedef struct {
     mg_enc_tool_t *tools;       /* aggregate: malloc array */
     int ntools, tools_cap;
     int nchoices;
+    mg_buf_t embed;             /* embeddings: the data items so far, comma-joined (owned) */
+    int nembed;
+    bool embed_base64;          /* embeddings: vectors as base64 float32 (encoding_format) */
 } mg_enc_t;
 
 void mg_enc_init(mg_enc_t *e, const mg_api_t *api, bool stream, bool include_usage,

@@ -30,6 +30,7 @@ typedef struct {
 
 extern const mg_wire_ops_t mg_wire_openai;
 extern const mg_wire_ops_t mg_wire_anthropic;
+extern const mg_wire_ops_t mg_wire_gemini;     /* upstream side only: build, decode, errors */
 
 /* Aggregated tool call of an encoder (non-stream bodies). */
 struct mg_enc_tool_s {

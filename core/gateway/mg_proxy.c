@@ -839,6 +839,21 @@ mg_proxy_no_provider(mg_request_t *r, const mg_deployment_t *d)
     mg_proxy_fail(r, &e);
 }
 
+/* A translated embeddings answer: the vectors in the encoding the client asked for, and the
+ * prompt's estimated tokens as usage unless the upstream counts them (Gemini's
+ * batchEmbedContents does not; LiteLLM counts them locally). */
+static void
+mg_proxy_embeddings_init(mg_request_t *r)
+{
+    const mg_json_member_t *ef = mg_api_member(&r->q, "encoding_format");
+    r->xl->enc.embed_base64 = ef != NULL && ef->type == MG_JSON_STRING && ef->val_len == 8 &&
+                              memcmp(ef->val, "\"base64\"", 8) == 0;
+    int64_t est = mg_api_estimate_input_tokens(&r->q);
+    r->usage.prompt_tokens = est;
+    r->usage.total_tokens = est;
+    r->usage.seen = true;
+}
+
 /* ---- the credential step (ops->prepare) ---- */
 
 /*
@@ -1031,6 +1046,9 @@ mg_proxy_attempt(mg_request_t *r)
         mg_dec_init(&r->xl->dec, w, r->api->op, &r->usage, mg_proxy_on_nev, r);
         mg_enc_init(&r->xl->enc, r->api, r->stream, r->q.include_usage, r->model, &r->usage,
                     &r->out);
+        if (r->api->op == MG_OP_EMBEDDINGS) {
+            mg_proxy_embeddings_init(r);
+        }
     }
     r->stream_errored = false;
     r->restamp = true;

@@ -15,6 +15,8 @@ extern const mg_provider_t mg_provider_openai_rows[];
 extern const size_t mg_provider_openai_nrows;
 extern const mg_provider_t mg_provider_anthropic_row;
 extern const mg_provider_t mg_provider_mock_row;
+extern const mg_provider_t mg_provider_gemini_row;
+extern const mg_provider_t mg_provider_vertex_row;
 
 const mg_provider_t *
 mg_provider_find(const char *name)
@@ -29,6 +31,12 @@ mg_provider_find(const char *name)
     }
     if (strcmp(mg_provider_anthropic_row.name, name) == 0) {
         return &mg_provider_anthropic_row;
+    }
+    if (strcmp(mg_provider_gemini_row.name, name) == 0) {
+        return &mg_provider_gemini_row;
+    }
+    if (strcmp(mg_provider_vertex_row.name, name) == 0) {
+        return &mg_provider_vertex_row;
     }
     return NULL;
 }

@@ -30,6 +30,7 @@ set(MG_UNIT_C_TESTS
   providers/test_google_auth
   providers/test_token
   api/test_translate
+  api/test_gemini
   store/test_store_journal
 )
 
