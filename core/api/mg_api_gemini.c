@@ -1335,7 +1335,8 @@ mg_gm_dec_embeddings(mg_dec_t *d, json_t *j, mg_api_err_t *err)
         if (!json_is_array(values)) {
             return mg_api_err(err, 502, NULL, NULL, "Gemini embedding %zu has no \"values\"", i);
         }
-        char *s = json_dumps(values, JSON_COMPACT);
+        /* Google's vectors are float32: 9 significant digits give each back exactly */
+        char *s = json_dumps(values, JSON_COMPACT | JSON_REAL_PRECISION(9));
         mg_ev_t ev = {.kind = MG_EV_EMBEDDING, .index = 0, .tool = (int) i};
         ev.text = s;
         ev.text_len = strlen(s);

@@ -339,6 +339,7 @@ mg_token_fetch_done(mg_token_cache_t *c, mg_token_entry_t *e, int rc, int status
     mg_oauth_token_t tok;
     memset(&tok, 0, sizeof(tok));
     int res = MG_ERROR;
+    mg_err_set(&fail, MG_ERR_UPSTREAM_5XX, "no error named in the answer");
     if (rc != MG_OK) {
         fail = *err;
         mg_err_prefix(&fail, "token request for %s: ", e->what);
@@ -346,18 +347,16 @@ mg_token_fetch_done(mg_token_cache_t *c, mg_token_entry_t *e, int rc, int status
                status < 300) {
         res = MG_OK;
     } else {
-        if (tok.access_token != NULL) {
-            /* a token in a refusal is not one to use */
-            mg_oauth_token_free(&tok);
+        mg_oauth_token_free(&tok); /* a token in a refusal is not one to use */
+        if (status >= 500) {
+            /* the endpoint's own trouble, whatever its body says: retriable, never "auth" */
             mg_err_set(&fail, MG_ERR_UPSTREAM_5XX, "token endpoint answered %d", status);
-        } else if (fail.cls != MG_ERR_AUTH && status >= 400 && status < 500) {
-            mg_err_set(&fail, MG_ERR_AUTH, "token endpoint answered %d (%s)", status,
-                       fail.msg);
+        } else if (status >= 300 && fail.cls != MG_ERR_AUTH) {
+            char why[256];
+            snprintf(why, sizeof(why), "%s", status >= 400 ? fail.msg : "a redirect");
+            mg_err_set(&fail, MG_ERR_AUTH, "token endpoint answered %d (%s)", status, why);
         }
         mg_err_prefix(&fail, "token request for %s: ", e->what);
-        if (status >= 500) {
-            fail.cls = fail.cls == MG_ERR_AUTH ? MG_ERR_AUTH : MG_ERR_UPSTREAM_5XX;
-        }
     }
     if (res == MG_OK) {
         int64_t life = tok.expires_in * 1000;

@@ -351,11 +351,24 @@ test_failure(void)
     answer(c, 1, 503, "<html>unavailable</html>");
     CHECK_INT(y.rc, MG_ERROR);
     CHECK_INT(y.err.cls, MG_ERR_UPSTREAM_5XX);
+    /* a 5xx in Google's own envelope ({"error": {...}}) is still the endpoint's trouble */
+    now_ms += MG_TOKEN_FAIL_HOLD_MS + 1;
+    memset(&y, 0, sizeof(y));
+    CHECK_INT(get(c, &s, &y, &tok, &err), MG_AGAIN);
+    answer(c, nfetches - 1, 503, "{\"error\":{\"code\":503,\"message\":\"x\",\"status\":\"UNAVAILABLE\"}}");
+    CHECK_INT(y.err.cls, MG_ERR_UPSTREAM_5XX);
+    CHECK_CONTAINS(y.err.msg, "token endpoint answered 503");
+    /* a 4xx whose body is not OAuth's: auth */
+    now_ms += MG_TOKEN_FAIL_HOLD_MS + 1;
+    memset(&y, 0, sizeof(y));
+    CHECK_INT(get(c, &s, &y, &tok, &err), MG_AGAIN);
+    answer(c, nfetches - 1, 403, "forbidden");
+    CHECK_INT(y.err.cls, MG_ERR_AUTH);
     /* a 200 without access_token */
     now_ms += MG_TOKEN_FAIL_HOLD_MS + 1;
     memset(&y, 0, sizeof(y));
     CHECK_INT(get(c, &s, &y, &tok, &err), MG_AGAIN);
-    answer(c, 2, 200, "{\"expires_in\":3600}");
+    answer(c, nfetches - 1, 200, "{\"expires_in\":3600}");
     CHECK_INT(y.err.cls, MG_ERR_UPSTREAM_5XX);
     CHECK_CONTAINS(y.err.msg, "access_token");
     /* a transport error */
@@ -364,8 +377,8 @@ test_failure(void)
     CHECK_INT(get(c, &s, &y, &tok, &err), MG_AGAIN);
     mg_err_t te;
     mg_err_set(&te, MG_ERR_UPSTREAM_TIMEOUT, "read timed out after 30000ms");
-    fetches[3].live = false;
-    mg_token_fetch_done(c, fetches[3].fetch, MG_ERROR, 0, NULL, 0, &te);
+    fetches[nfetches - 1].live = false;
+    mg_token_fetch_done(c, fetches[nfetches - 1].fetch, MG_ERROR, 0, NULL, 0, &te);
     CHECK_INT(y.err.cls, MG_ERR_UPSTREAM_TIMEOUT);
     CHECK_CONTAINS(y.err.msg, "read timed out");
     /* the io cannot start: an error at once, held */
