@@ -827,7 +827,8 @@ mg_registry_secrets_config(mg_scrub_builder_t *bp, const mg_config_t *c)
             mg_scrub_builder_add_str(&b, eq + 1);
         }
         if (eq != NULL && (strncmp(*e, "GOOGLE_APPLICATION_CREDENTIALS=", 31) == 0 ||
-                           strncmp(*e, "VERTEXAI_CREDENTIALS=", 21) == 0)) {
+                           strncmp(*e, "VERTEXAI_CREDENTIALS=", 21) == 0 ||
+                           strncmp(*e, "VERTEX_CREDENTIALS=", 19) == 0)) {
             mg_registry_secret_key_file(&b, eq + 1);
         }
         if (eq != NULL && (strncmp(*e, "DATABASE_URL=", 13) == 0 ||

@@ -5,9 +5,9 @@
  * "model" member and anthropic_version vertex-2023-10-16).
  *
  * Credentials, as LiteLLM reads them: vertex_credentials (or vertex_ai_credentials, or the
- * VERTEXAI_CREDENTIALS environment variable) holding a service-account key as JSON text, a
- * JSON object, or a file path; else the file GOOGLE_APPLICATION_CREDENTIALS names.  They
- * are read once per snapshot (ops->attach) into the deployment's state, which the
+ * environment's VERTEXAI_CREDENTIALS or VERTEX_CREDENTIALS) holding a service-account key
+ * as JSON text, a JSON object, or a file path; else the file GOOGLE_APPLICATION_CREDENTIALS
+ * names.  They are read once per snapshot (ops->attach) into the deployment's state, which the
  * fingerprint covers: a rotated key file is a new upstream client and a new token cache key
  * after the reload that reads it.  Requests carry a Bearer access token minted from the key
  * (an RS256 JWT for the key's own token_uri, which is also how tests point it at a mock):
@@ -140,6 +140,10 @@ mg_vertex_key_json(const mg_deployment_t *d, char **error)
     if (s == NULL || s[0] == '\0') {
         s = mg_vertex_env("VERTEXAI_CREDENTIALS");
         from = "VERTEXAI_CREDENTIALS";
+    }
+    if (s == NULL) {
+        s = mg_vertex_env("VERTEX_CREDENTIALS");
+        from = "VERTEX_CREDENTIALS";
     }
     if (s != NULL) {
         const char *p = s;
