@@ -15,7 +15,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startGateway, waitFor } from '../lib/harness.mjs';
-import { chat } from './lib_rotation.mjs';
+import { chat, assertCleanStop } from './lib_rotation.mjs';
 import {
   startTokenMock, startVertexMock, makeServiceAccount, newTokenSecret, vertexModelPath,
 } from '../lib/mock_google.mjs';
@@ -158,5 +158,17 @@ test('short-lived tokens are refreshed before they expire: no request carries an
   const serials = new Set(entries.map((e) => e.token_serial));
   assert.ok(serials.size >= 2);
   assert.ok(await mintedFor(SA.short.email) <= serials.size + 1, 'one refresh at a time, not one per request');
+  await tok.script([]);
+});
+
+test('both gateways stop cleanly: a hung token fetch cancelled, no sanitizer report', async () => {
+  await tok.script([{ match: { iss: SA.hang.email }, respond: { hang: true } }]);
+  // a fetch hangs at the token endpoint while the gateway stops; the waiting client goes away
+  const waiting = chat(gw1, body('hang', 'at-stop'), { abortAfterMs: 300, timeout: 30000 });
+  await waitFor(async () => (await tok.log()).some((e) => e.iss === SA.hang.email && e.outcome === 'in_progress'),
+    { timeout: 10000, what: 'a token request hanging at the endpoint' });
+  await waiting;
+  await assertCleanStop(gw1);
+  await assertCleanStop(gw2);
   await tok.script([]);
 });

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startGateway, waitFor, tmpDir } from '../lib/harness.mjs';
-import { chat, streamOk, describeResult, hitEveryWorker } from './lib_rotation.mjs';
+import { chat, streamOk, describeResult, hitEveryWorker, assertCleanStop } from './lib_rotation.mjs';
 import {
   startTokenMock, startVertexMock, makeServiceAccount, newTokenSecret, vertexModelPath,
 } from '../lib/mock_google.mjs';
@@ -124,4 +124,8 @@ test('a stored model rotated by POST /model/update: no request after it uses SA1
       method: 'POST', body: { model_info: { id: 'rot-store-1' }, litellm_params: { vertex_credentials: SA3.text } },
     }),
   });
+});
+
+test('the gateway stops cleanly after the rotations (no sanitizer report)', async () => {
+  await assertCleanStop(gw);
 });
