@@ -318,3 +318,17 @@ test('vertex_ai/: RESOURCE_EXHAUSTED is a RateLimitError, and falls back to gemi
   });
   await vx.script([]);
 });
+
+test('vertex_ai/: a minted token echoed by the upstream is scrubbed like a configured key', async () => {
+  await openai.chat.completions.create({ model: 'vtx', messages: [{ role: 'user', content: 'warm' }] });
+  const tokens = (await tok.tokens()).map((t) => t.token);
+  assert.ok(tokens.length >= 1);
+  const token = tokens.at(-1);
+  await vx.script([{ match: { model: 'gemini-verr' }, respond: { status: 400, error_message: `bad request with Authorization ${token} echoed` } }]);
+  const r = await gw.chat({ model: 'vtx-err', messages: [{ role: 'user', content: 'x' }], num_retries: 0 });
+  assert.equal(r.status, 400);
+  assert.match(r.json.error.message, /echoed/);
+  for (const t of tokens) assert.ok(!r.text.includes(t) && !r.text.includes(t.slice(10, 40)), 'no token in the answer');
+  assert.ok(!gw.output().stderr.includes(token.slice(10, 40)), 'no token in the log');
+  await vx.script([]);
+});
