@@ -121,6 +121,10 @@ struct mg_provider_ops_s {
      * worker's cache, or by waiting on the one fetch in flight) and runs build with
      * c->token set.  MG_ERROR: err, mapped like a build error (class auth for a
      * credential that cannot be used; the message never holds the secret).
+     * need->key must be c->dep->cred_hash: a rotation changes it, so the new credential
+     * never finds the old token, and the gateway drops the tokens of keys the current
+     * snapshot no longer has.  need->body and need->ud are used only inside the call
+     * that starts a fetch (state hanging off d->pstate is fine).
      */
     int (*prepare)(const mg_provider_t *p, mg_call_t *c, mg_token_src_t *need, mg_err_t *err);
     /* Builds the request (c->head and c->body).  Errors carry a class and status. */
