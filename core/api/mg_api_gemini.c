@@ -540,16 +540,6 @@ mg_gm_contents(json_t *msgs, json_t *sys_parts, json_t *contents, mg_api_err_t *
 
 /* ---- request: parameters ---- */
 
-/* OpenAI's parameters (LiteLLM's default optional params): refused unless supported. */
-static const char *const mg_gm_openai_params[] = {
-    "functions", "function_call", "temperature", "top_p", "n", "stream", "stream_options", "stop",
-    "max_tokens", "max_completion_tokens", "modalities", "prediction", "audio", "presence_penalty",
-    "frequency_penalty", "logit_bias", "user", "response_format", "seed", "tools", "tool_choice",
-    "max_retries", "logprobs", "top_logprobs", "extra_headers", "parallel_tool_calls",
-    "reasoning_effort", "thinking", "web_search_options", "service_tier", "safety_identifier",
-    "prompt_cache_key", "verbosity", "store", NULL,
-};
-
 /* VertexGeminiConfig.get_supported_openai_params, plus what _check_valid_arg never checks
  * (stream_options, max_retries) and user (dropped: Gemini has no place for it). */
 static const char *const mg_gm_supported[] = {
@@ -581,7 +571,7 @@ mg_gm_unsupported(json_t *n, const mg_body_opts_t *o, const char *model, mg_api_
     const char *k;
     json_t *v;
     json_object_foreach(n, k, v) {
-        if (json_is_null(v) || !mg_gm_in(k, mg_gm_openai_params) || mg_gm_in(k, mg_gm_supported)) {
+        if (json_is_null(v) || !mg_gm_in(k, mg_api_openai_params) || mg_gm_in(k, mg_gm_supported)) {
             continue;
         }
         bool listed = false;

@@ -774,6 +774,24 @@ mg_metrics_worker_exited(int worker)
 }
 
 void
+mg_metrics_hide_family(int family)
+{
+    if (mg_mx == NULL || family < 0 || family >= mg_mx_nfam) {
+        return;
+    }
+    for (uint32_t i = 0; i < mg_mx->index_size; i++) {
+        uint32_t e = __atomic_load_n(&mg_mx_index[i], __ATOMIC_ACQUIRE);
+        if (e == 0 || e == MG_MX_CLAIMING) {
+            continue;
+        }
+        mg_metric_t *m = mg_mx_rec(e);
+        if (m->family == family) {
+            __atomic_store_n(&m->hidden, 1, __ATOMIC_RELEASE);
+        }
+    }
+}
+
+void
 mg_metrics_usage(uint32_t *used, uint32_t *max)
 {
     *used = mg_mx != NULL ? __atomic_load_n(&mg_mx->nseries, __ATOMIC_RELAXED) : 0;

@@ -181,6 +181,11 @@ void mg_metrics_worker_exited(int worker);
  * moongate_metrics_series_dropped_total.  Allocates a temporary index (not for the hot path). */
 void mg_metrics_expose(mg_buf_t *out);
 
+/* Hides every series of a family until it is resolved again: a gauge computed at scrape
+ * time (one per deployment) then shows only what still exists.  Another process's scrape
+ * running at the same moment may miss a series it has not re-resolved yet. */
+void mg_metrics_hide_family(int family);
+
 /* Series in use and the capacity (for the admin page). */
 void mg_metrics_usage(uint32_t *used, uint32_t *max);
 

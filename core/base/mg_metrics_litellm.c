@@ -330,3 +330,11 @@ mg_ml_label_name(mg_ml_label_t l)
 {
     return (int) l >= 0 && l < MG_ML__COUNT ? mg_ml_names[l] : NULL;
 }
+
+void
+mg_ml_refused(const char *kind)
+{
+    mg_ml_values_t v = {{NULL}};
+    v.v[MG_ML_KIND] = kind;
+    mg_metric_inc(mg_ml_series(MG_MF_RELOADS_REFUSED, &v), 1);
+}

@@ -115,5 +115,7 @@ mg_metric_t *mg_ml_series_worker(mg_mf_t f, int worker, const mg_ml_values_t *va
 
 /* "end_user", "hashed_api_key", ... */
 const char *mg_ml_label_name(mg_ml_label_t l);
+/* moongate_reloads_refused_total{kind} += 1 ("config", "registry", "policy", "cost_map"). */
+void mg_ml_refused(const char *kind);
 
 #endif

@@ -3,6 +3,11 @@
  * shared by the LLM routes (mg_proxy.c) and the admin routes (mg_admin.c).
  */
 #include "mg_gw.h"
+#include "mg_gw_metrics.h"
+#include "mg_admit.h"
+#include "mg_keyauth.h"
+#include "mg_trace.h"
+#include "mg_ui.h"
 
 #include "../base/mg_log.h"
 #include "../base/mg_scrub.h"
@@ -11,6 +16,7 @@
 #include "../base/mg_util.h"
 #include "../registry/mg_stats.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +76,7 @@ mg_gw_detach(void *ud, mg_snapshot_t *s, mg_deployment_t *d)
         p->ops->release(p, d);
         d->pstate = NULL;
     }
+    mg_gwm_release(d);
     (void) gw;
 }
 
@@ -136,6 +143,17 @@ mg_gw_pool_conf(mg_gw_t *gw, mg_upool_conf_t *pc)
     pc->max_idle = gw->config->upstream_max_idle;
 }
 
+/* Tracing follows the config: the exporter is made the first time a config asks for "otel"
+ * and kept (with its counters) when a later one does not; only new requests see the change. */
+static void
+mg_gw_apply_otel(mg_gw_t *gw)
+{
+    if (gw->config->otel && gw->otel_exp == NULL) {
+        gw->otel_exp = mg_trace_create(gw->base, gw->worker_id);
+    }
+    gw->otel = gw->config->otel ? gw->otel_exp : NULL;
+}
+
 mg_gw_t *
 mg_gw_create(struct event_base *base, int worker_id, mg_config_t *cfg, const mg_gw_host_t *host)
 {
@@ -143,8 +161,10 @@ mg_gw_create(struct event_base *base, int worker_id, mg_config_t *cfg, const mg_
     gw->base = base;
     gw->worker_id = worker_id;
     gw->config = mg_config_ref(cfg);
+    mg_log_set_json(cfg->json_logs);
     gw->host = *host;
     gw->started_ms = mg_time_real_ms();
+    mg_map_init(&gw->unpriced_said);
     snprintf(gw->not_ready_reason, sizeof(gw->not_ready_reason), "the registry is loading");
     mg_gw_apply_root_path(gw);
     mg_http_server_conf_t hc;
@@ -156,19 +176,24 @@ mg_gw_create(struct event_base *base, int worker_id, mg_config_t *cfg, const mg_
     gw->upool = mg_upool_create(base, &pc);
     mg_token_conf_t tc = {.io = mg_gw_token_io(gw)};
     gw->tokens = mg_token_cache_create(&tc);
+    mg_gw_apply_otel(gw);
     return gw;
 }
 
 void
 mg_gw_destroy(mg_gw_t *gw)
 {
-    mg_http_server_destroy(gw->http);
+    mg_http_server_destroy(gw->http); /* finalises what is left: their spans are queued */
     mg_token_cache_destroy(gw->tokens); /* after the requests that could wait on it */
     gw->tokens = NULL;
+    mg_trace_destroy(gw->otel_exp);
+    gw->otel_exp = NULL;
+    gw->otel = NULL;
     mg_snapshot_unref(gw->snap);
     gw->snap = NULL;
     mg_upool_destroy(gw->upool);
     mg_config_unref(gw->config);
+    mg_map_free(&gw->unpriced_said);
     free(gw);
 }
 
@@ -179,12 +204,14 @@ mg_gw_set_config(mg_gw_t *gw, mg_config_t *cfg)
     gw->config = mg_config_ref(cfg);
     mg_config_unref(old);
     gw->http->conf.max_body = cfg->max_request_size;
+    mg_log_set_json(cfg->json_logs); /* json_logs, or JSON_LOGS (read by the config) */
     gw->http->conf.keepalive_timeout_ms = cfg->keepalive_timeout_ms;
     gw->http->conf.header_timeout_ms = cfg->header_timeout_ms;
     gw->http->conf.body_timeout_ms = cfg->body_timeout_ms;
     mg_upool_conf_t pc;
     mg_gw_pool_conf(gw, &pc);
     mg_upool_set_conf(gw->upool, &pc);
+    mg_gw_apply_otel(gw);
 }
 
 /* Whether a deployment of snapshot ud has the token cache key (its credential fingerprint). */
@@ -273,6 +300,7 @@ mg_gw_common_headers(mg_request_t *r, mg_buf_t *h)
     mg_snapshot_t *s = r->snap != NULL ? r->snap : r->gw->snap;
     if (s != NULL) {
         mg_buf_printf(h, "x-moongate-registry-version: %lld\r\n", (long long) s->version);
+        mg_admit_headers(r, h);
         mg_lua_vm_t *vm = mg_gw_vm(s);
         if (vm != NULL) {
             mg_buf_printf(h, "x-moongate-policy-version: %s\r\n", mg_lua_vm_version(vm));
@@ -304,6 +332,7 @@ void
 mg_gw_send_body(mg_request_t *r, int status, const char *body, size_t len,
                 const char *extra_headers)
 {
+    mg_admit_settle(r);
     mg_gw_send_json_text(r, status, body, len, extra_headers);
 }
 
@@ -311,6 +340,7 @@ void
 mg_gw_error_raw(mg_request_t *r, int status, const char *message, const char *type_json,
                 const char *param_json, const char *extra_headers)
 {
+    mg_admit_settle(r); /* a refused or failed request releases what it reserved, first */
     /* in the envelope of the client's protocol (OpenAI's for everything but LLM routes);
      * never with a secret in it: upstream errors echo keys (issue 10) */
     mg_buf_t b = MG_BUF_INIT;
@@ -420,7 +450,7 @@ mg_gw_auth(mg_request_t *r)
 {
     mg_config_t *cfg = r->gw->config;
     if (cfg->master_key == NULL) {
-        r->is_admin = true;
+        mg_ka_master(r); /* no master key: every route is open, as in LiteLLM */
         return MG_AUTH_OK;
     }
     const char *key = NULL;
@@ -482,30 +512,11 @@ mg_gw_auth(mg_request_t *r)
     }
     char *k = mg_arena_strndup(r->arena, key, klen);
     if (mg_ct_streq(k, cfg->master_key)) {
-        r->is_admin = true;
+        mg_ka_master(r);
         return MG_AUTH_OK;
     }
-    /* moongate has no virtual keys yet: every other key is refused, as LiteLLM does without a DB */
-    if (cfg->database_url == NULL) {
-        mg_gw_error_raw(r, 400, "No connected db.", "\"no_db_connection\"", "null", NULL);
-        return MG_AUTH_FAILED;
-    }
-    char red[32];
-    mg_log_redact(k, red, sizeof(red));
-    if (strncmp(k, "sk-", 3) != 0) {
-        char *msg = mg_arena_printf(r->arena, "Authentication Error, LiteLLM Virtual Key expected. "
-                                              "Received=%s, expected to start with 'sk-'.", red);
-        mg_gw_error_raw(r, 401, msg, "\"auth_error\"", "\"None\"", NULL);
-        return MG_AUTH_FAILED;
-    }
-    char hash[65];
-    mg_sha256_hex(k, klen, hash);
-    char *msg = mg_arena_printf(r->arena,
-                                "Authentication Error, Invalid proxy server token passed. Received "
-                                "API Key = %s, Key Hash (Token) =%s. Unable to find token in cache "
-                                "or `LiteLLM_VerificationTokenTable`", red, hash);
-    mg_gw_error_raw(r, 401, msg, "\"token_not_found_in_db\"", "\"key\"", NULL);
-    return MG_AUTH_FAILED;
+    /* a virtual key: its rights come from the snapshot the request pins */
+    return mg_ka_authenticate(r, key, klen) ? MG_AUTH_OK : MG_AUTH_FAILED;
 }
 
 /* ---- dispatch ---- */
@@ -572,6 +583,8 @@ mg_gw_llm_route(mg_request_t *r, mg_api_id_t *api, const char **pm, size_t *pml)
         {"/v1/messages/count_tokens", MG_API_ANTHROPIC_COUNT_TOKENS},
         {"/anthropic/v1/messages/count_tokens", MG_API_ANTHROPIC_COUNT_TOKENS},
     };
+    static const char *const responses[] = {"/v1/responses", "/responses", "/openai/v1/responses",
+                                            "/openai/responses", NULL};
     *pm = NULL;
     *pml = 0;
     for (size_t i = 0; i < sizeof(anthropic) / sizeof(anthropic[0]); i++) {
@@ -596,6 +609,12 @@ mg_gw_llm_route(mg_request_t *r, mg_api_id_t *api, const char **pm, size_t *pml)
                 continue;
             }
             *api = routes[i].api;
+            return true;
+        }
+    }
+    for (const char *const *p = responses; *p; p++) {
+        if (mg_gw_path_is(r, *p)) {
+            *api = MG_API_OPENAI_RESPONSES;
             return true;
         }
     }
@@ -626,6 +645,21 @@ mg_gw_call_id(char out[37])
              (unsigned) (0x8000 | ((y >> 48) & 0x3fff)), (unsigned long long) (y & 0xffffffffffffULL));
 }
 
+/* GET /metrics: the whole instance in Prometheus' text format 0.0.4. */
+static void
+mg_gw_metrics(mg_request_t *r)
+{
+    mg_buf_t body = MG_BUF_INIT;
+    mg_gwm_scrape(r->gw, &body);
+    mg_buf_t h = MG_BUF_INIT;
+    mg_buf_append_str(&h, "content-type: text/plain; version=0.0.4; charset=utf-8\r\n");
+    mg_gw_common_headers(r, &h);
+    mg_http_respond(r->hr, 200, mg_buf_head(&h), mg_buf_len(&h),
+                    body.data != NULL ? mg_buf_head(&body) : "", mg_buf_len(&body));
+    mg_buf_free(&h);
+    mg_buf_free(&body);
+}
+
 static void
 mg_gw_on_request(mg_http_req_t *hr)
 {
@@ -636,6 +670,7 @@ mg_gw_on_request(mg_http_req_t *hr)
     r->arena = &hr->arena;
     r->req_num_retries = -1;
     gw->requests++;
+    mg_gwm_in_flight(gw, ++gw->in_flight);
     size_t cl;
     const char *cid = mg_http_req_header(hr, "x-litellm-call-id", &cl);
     if (cid != NULL && cl > 0 && cl < sizeof(r->call_id)) {
@@ -724,18 +759,35 @@ mg_gw_on_request(mg_http_req_t *hr)
         (void) mg_admin_handle(r, m, ml);
         return;
     }
+    if (mg_ui_handle(r, m, ml)) {
+        return; /* the admin page, its assets, /docs and /openapi.json: public, as in LiteLLM */
+    }
+    if (mg_gw_path_is(r, "/metrics")) {
+        /* open unless litellm_settings.require_auth_for_metrics_endpoint, as LiteLLM's */
+        if (!get) {
+            mg_gw_error(r, 405, "Method Not Allowed", "invalid_request_error", NULL, NULL);
+            return;
+        }
+        if (gw->config->metrics_auth && mg_gw_auth(r) != MG_AUTH_OK) {
+            return;
+        }
+        mg_gw_metrics(r);
+        return;
+    }
     mg_api_id_t api = MG_API_OPENAI_CHAT;
     const char *pm;
     size_t pml;
     bool llm = mg_gw_llm_route(r, &api, &pm, &pml);
-    if (llm) {
-        r->api = mg_api_get(api); /* errors from here on, auth's too, in its envelope */
+    bool stored = !llm && mg_responses_route(r); /* /v1/responses/{id}... */
+    if (llm || stored) {
+        r->api = mg_api_get(stored ? MG_API_OPENAI_RESPONSES : api); /* errors from here on,
+                                                                      * auth's too, in its envelope */
     }
     if (llm && !mg_gw_method_is(m, ml, "POST")) {
         mg_gw_error(r, 405, "Method Not Allowed", "invalid_request_error", NULL, NULL);
         return;
     }
-    if (!llm && !mg_admin_route_known(r)) {
+    if (!llm && !stored && !mg_admin_route_known(r)) {
         mg_gw_not_found(r); /* routing comes before authentication, as in LiteLLM */
         return;
     }
@@ -746,15 +798,76 @@ mg_gw_on_request(mg_http_req_t *hr)
         mg_proxy_handle(r, pm, pml);
         return;
     }
+    if (stored) {
+        mg_responses_handle(r, m, ml);
+        return;
+    }
     if (mg_admin_handle(r, m, ml)) {
         return;
     }
     mg_gw_not_found(r);
 }
 
+/* One record per request at INFO (LITELLM_LOG=INFO): what was asked, what answered, how
+ * long it took and what it used.  Never a secret: no query string, no header, no body. */
+static void
+mg_gw_access_log(mg_request_t *r)
+{
+    mg_http_req_t *hr = r->hr;
+    char method[16], path[256];
+    snprintf(method, sizeof(method), "%.*s", (int) hr->head.method_len, hr->head.method);
+    size_t tl = strcspn(hr->head.target, "?");
+    if (tl > hr->head.target_len) {
+        tl = hr->head.target_len;
+    }
+    snprintf(path, sizeof(path), "%.*s", (int) tl, hr->head.target);
+    double ms = (double) (mg_time_mono_us() - hr->start_us) / 1000.0;
+    const mg_deployment_t *d = r->dep;
+    double ttft = r->stream && r->t_first_byte_us > 0
+                      ? (double) (r->t_first_byte_us - hr->start_us) / 1000.0
+                      : NAN;
+    double cost = d != NULL && r->cost_known ? r->cost_usd : NAN;
+    bool llm = r->api != NULL;
+    mg_log_kv_t kv[] = {
+        {"method", MG_LOG_KV_STR, method, 0, 0},
+        {"path", MG_LOG_KV_STR, path, 0, 0},
+        {"status", MG_LOG_KV_INT, NULL, hr->status > 0 ? hr->status : 499, 0},
+        {"latency_ms", MG_LOG_KV_DBL, NULL, 0, ms},
+        {"model_group", MG_LOG_KV_STR, llm ? r->primary_group : NULL, 0, 0},
+        {"model_id", MG_LOG_KV_STR, d != NULL ? d->id : NULL, 0, 0},
+        {"provider", MG_LOG_KV_STR, d != NULL ? d->provider : NULL, 0, 0},
+        {"attempts", MG_LOG_KV_INT, NULL, r->attempts, 0},
+        {"fallbacks", MG_LOG_KV_INT, NULL, r->fb_groups_tried, 0},
+        {"stream", MG_LOG_KV_BOOL, NULL, r->stream, 0},
+        {"ttft_ms", MG_LOG_KV_DBL, NULL, 0, ttft},
+        {"prompt_tokens", MG_LOG_KV_INT, NULL, r->usage.prompt_tokens, 0},
+        {"completion_tokens", MG_LOG_KV_INT, NULL, r->usage.completion_tokens, 0},
+        {"total_tokens", MG_LOG_KV_INT, NULL, mg_usage_total(&r->usage), 0},
+        {"response_cost", MG_LOG_KV_DBL, NULL, 0, cost},
+        {"key_alias", MG_LOG_KV_STR, NULL, 0, 0},
+    };
+    int n = (int) (sizeof(kv) / sizeof(kv[0]));
+    if (!llm) {
+        n = 4; /* admin and info routes: the request line, status and time */
+    }
+    mg_log_ctx_t lc = {r->call_id, NULL, NULL};
+    mg_log_record(MG_LOG_INFO, &lc, "access", kv, n);
+}
+
 void
 mg_gw_finalize(mg_request_t *r)
 {
+    if (r->gw != NULL && !r->finalized) {
+        r->finalized = true;
+        if (r->api != NULL) {
+            mg_admit_settle(r);
+            mg_gwm_request_end(r);
+        }
+        if (mg_log_level >= MG_LOG_INFO) {
+            mg_gw_access_log(r);
+        }
+        mg_gwm_in_flight(r->gw, --r->gw->in_flight);
+    }
     if (r->counted) {
         r->counted = false;
         __atomic_sub_fetch(&mg_shm->requests_inflight, 1, __ATOMIC_ACQ_REL);

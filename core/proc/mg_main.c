@@ -222,6 +222,10 @@ mg_main(int argc, char **argv)
     }
     mg_log_set_level(lvl);
     mg_log_set_process("master", -1);
+    const char *jl = getenv("JSON_LOGS");
+    if (jl != NULL && (strcasecmp(jl, "true") == 0 || strcmp(jl, "1") == 0)) {
+        mg_log_set_json(true); /* from the first line; litellm_settings.json_logs once read */
+    }
     if (config != NULL && config[0] == '\0') {
         config = NULL;
     }
@@ -237,6 +241,9 @@ mg_main(int argc, char **argv)
         fprintf(stderr, "moongate: config error: %s\n", err.msg);
         mg_config_unref(cfg);
         return 1;
+    }
+    if (cfg->json_logs) {
+        mg_log_set_json(true);
     }
     if (validate) {
         printf("moongate: config OK (%zu models)\n", cfg->nmodels);

@@ -7,6 +7,7 @@
 
 #include "../base/mg_util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +18,9 @@ extern const mg_provider_t mg_provider_anthropic_row;
 extern const mg_provider_t mg_provider_mock_row;
 extern const mg_provider_t mg_provider_gemini_row;
 extern const mg_provider_t mg_provider_vertex_row;
+extern const mg_provider_t mg_provider_bedrock_row;
+extern const mg_provider_t mg_provider_azure_rows[];
+extern const size_t mg_provider_azure_nrows;
 
 const mg_provider_t *
 mg_provider_find(const char *name)
@@ -37,6 +41,14 @@ mg_provider_find(const char *name)
     }
     if (strcmp(mg_provider_vertex_row.name, name) == 0) {
         return &mg_provider_vertex_row;
+    }
+    if (strcmp(mg_provider_bedrock_row.name, name) == 0) {
+        return &mg_provider_bedrock_row;
+    }
+    for (size_t i = 0; i < mg_provider_azure_nrows; i++) {
+        if (strcmp(mg_provider_azure_rows[i].name, name) == 0) {
+            return &mg_provider_azure_rows[i];
+        }
     }
     return NULL;
 }
@@ -140,8 +152,10 @@ mg_provider_path_segment(mg_buf_t *out, const char *s)
     }
 }
 
-void
-mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, const char *query)
+/* method_sp: the method with its trailing space ("POST "). */
+static void
+mg_provider_head_line(mg_buf_t *out, const char *method_sp, const char *base, const char *suffix,
+                      const char *query)
 {
     /* base as a URL: authority, path, query (the config loader refused userinfo and
      * fragments); the route goes after the path, the query after the route */
@@ -155,7 +169,7 @@ mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, cons
     while (plen > 0 && path[plen - 1] == '/') {
         plen--;
     }
-    mg_buf_append_str(out, "POST ");
+    mg_buf_append_str(out, method_sp);
     mg_buf_append(out, path, plen);
     mg_buf_append_str(out, suffix);
     bool q = false;
@@ -171,6 +185,21 @@ mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, cons
     mg_buf_append(out, hp, hostlen);
     mg_buf_append_str(out, "\r\ncontent-type: application/json\r\naccept: application/json\r\n"
                            "user-agent: moongate/" MG_VERSION "\r\n");
+}
+
+void
+mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, const char *query)
+{
+    mg_provider_head_line(out, "POST ", base, suffix, query);
+}
+
+void
+mg_provider_head_method(mg_buf_t *out, const char *method, const char *base, const char *suffix,
+                        const char *query)
+{
+    char m[16];
+    snprintf(m, sizeof(m), "%s ", method);
+    mg_provider_head_line(out, m, base, suffix, query);
 }
 
 void
@@ -213,6 +242,10 @@ mg_provider_forward_one(const mg_call_t *c, const char *h, mg_buf_t *out)
 {
     if (mg_provider_never_forwarded(h)) {
         return;
+    }
+    if (c->trace_headers != NULL &&
+        (strcasecmp(h, "traceparent") == 0 || strcasecmp(h, "tracestate") == 0)) {
+        return; /* tracing sends the attempt's own trace context */
     }
     /* the deployment's own extra_headers win over the client's */
     if (c->dep->extra_headers != NULL) {
@@ -279,6 +312,7 @@ mg_provider_body(mg_call_t *c, const char *model, const char *extra_members, mg_
         .client_model = c->client != NULL ? c->client->model : NULL,
         .json_mode = &c->json_mode,
         .betas = &c->betas,
+        .subst = c->subst,
     };
     /* [0] is the head, filled by mg_provider_head_end */
     mg_iovs_push(&c->body, c->arena, "", 1);
@@ -299,9 +333,56 @@ mg_provider_body(mg_call_t *c, const char *model, const char *extra_members, mg_
 }
 
 void
+mg_provider_responses_path(const mg_call_t *c, mg_buf_t *path)
+{
+    mg_buf_append_str(path, "/responses");
+    if (c->resp_action == MG_RESP_CREATE || c->resp_id == NULL) {
+        return;
+    }
+    mg_buf_append(path, "/", 1);
+    mg_provider_path_segment(path, c->resp_id);
+    if (c->resp_action == MG_RESP_INPUT_ITEMS) {
+        mg_buf_append_str(path, "/input_items");
+    } else if (c->resp_action == MG_RESP_CANCEL) {
+        mg_buf_append_str(path, "/cancel");
+    }
+}
+
+const char *
+mg_provider_responses_method(const mg_call_t *c)
+{
+    switch (c->resp_action) {
+    case MG_RESP_GET:
+    case MG_RESP_INPUT_ITEMS: return "GET";
+    case MG_RESP_DELETE: return "DELETE";
+    default: return "POST";
+    }
+}
+
+void
+mg_provider_no_body(mg_call_t *c)
+{
+    mg_iovs_push(&c->body, c->arena, "", 1);
+    c->body.len = 0;
+}
+
+void
 mg_provider_head_end(mg_call_t *c)
 {
+    if (c->trace_headers != NULL) {
+        mg_buf_append_str(c->head, c->trace_headers);
+    }
     mg_buf_printf(c->head, "content-length: %zu\r\n\r\n", c->body.len);
     c->body.iov[0].iov_base = mg_buf_head(c->head);
     c->body.iov[0].iov_len = mg_buf_len(c->head);
+}
+
+int
+mg_provider_value_ok(const char *header, const char *v, mg_err_t *err)
+{
+    if (v == NULL || strpbrk(v, "\r\n") == NULL) {
+        return MG_OK; /* a NUL ends the C string: it cannot be written */
+    }
+    return mg_err_set(err, MG_ERR_INTERNAL, "refusing to send an upstream request head with a raw "
+                                            "CR/LF/NUL in header \"%s\"", header);
 }

@@ -137,6 +137,10 @@ mg_anth_build(const mg_provider_t *p, mg_call_t *c, mg_err_t *err, mg_api_err_t 
     mg_buf_t *h = c->head;
     mg_provider_head_start(h, base, mg_buf_cstr(&path), NULL);
     mg_buf_free(&path);
+    if (mg_provider_value_ok("x-api-key", key, err) != MG_OK ||
+        mg_provider_value_ok("authorization", token, err) != MG_OK) {
+        return MG_ERROR;
+    }
     if (!has_auth_header) {
         if (key != NULL && key[0] != '\0' && strncmp(key, "sk-ant-oat", 10) != 0) {
             mg_buf_printf(h, "x-api-key: %s\r\n", key);

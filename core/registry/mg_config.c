@@ -8,6 +8,7 @@
 #include "../base/mg_arena.h"
 #include "../base/mg_buf.h"
 #include "../base/mg_log.h"
+#include "../base/mg_otel.h"
 #include "../base/mg_util.h"
 
 #include <errno.h>
@@ -248,7 +249,9 @@ mg_cfg_in(const char *k, const char *const *list)
 static const char *const mg_cfg_number_params[] = {
     "rpm", "tpm", "weight", "order", "timeout", "stream_timeout", "request_timeout",
     "max_retries", "num_retries", "cooldown_time", "input_cost_per_token",
-    "output_cost_per_token", "max_parallel_requests", NULL,
+    "output_cost_per_token", "cache_read_input_token_cost", "cache_creation_input_token_cost",
+    "output_cost_per_reasoning_token", "input_cost_per_second", "output_cost_per_second",
+    "max_input_tokens", "max_parallel_requests", NULL,
 };
 
 static const char *const mg_cfg_string_params[] = {
@@ -431,6 +434,47 @@ mg_cfg_model_safe(mg_cfg_ctx_t *c, json_t *e, const char *path)
     return MG_OK;
 }
 
+/*
+ * Azure credentials moongate cannot use yet: Entra ID client credentials, username and
+ * password, and OIDC token exchange all need a token minted before the call.  A
+ * deployment naming them is refused, so it never runs unauthenticated or on another
+ * credential by surprise.
+ */
+static int
+mg_cfg_azure_auth(mg_cfg_ctx_t *c, json_t *lp, const char *p)
+{
+    const char *model = json_string_value(json_object_get(lp, "model"));
+    const char *clp = json_string_value(json_object_get(lp, "custom_llm_provider"));
+    bool azure = (clp != NULL && (strcmp(clp, "azure") == 0 || strcmp(clp, "azure_ai") == 0)) ||
+                 (clp == NULL && model != NULL &&
+                  (strncmp(model, "azure/", 6) == 0 || strncmp(model, "azure_ai/", 9) == 0));
+    if (!azure) {
+        return MG_OK;
+    }
+    static const char *const keys[] = {"tenant_id", "client_id", "client_secret",
+                                       "azure_username", "azure_password", NULL};
+    char named[160] = "";
+    for (const char *const *k = keys; *k; k++) {
+        json_t *v = json_object_get(lp, *k);
+        if (v != NULL && !json_is_null(v)) {
+            size_t n = strlen(named);
+            snprintf(named + n, sizeof(named) - n, "%s%s", n ? ", " : "", *k);
+        }
+    }
+    if (named[0] != '\0') {
+        return mg_cfg_fail(c, p, "litellm_params %s: Azure Entra ID token credentials are not "
+                                 "supported by moongate yet (it would have to mint a token "
+                                 "first); use api_key or azure_ad_token", named);
+    }
+    const char *tok = json_string_value(json_object_get(lp, "azure_ad_token"));
+    if (tok != NULL && strncmp(tok, "oidc/", 5) == 0) {
+        return mg_cfg_fail(c, p, "litellm_params azure_ad_token: an \"oidc/...\" token is "
+                                 "exchanged for an Entra ID token first, which moongate does "
+                                 "not support yet; give the token itself or an api_key");
+    }
+    return MG_OK;
+}
+
 static int
 mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
 {
@@ -502,6 +546,10 @@ mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
             rc = MG_ERROR;
             goto fail;
         }
+    }
+    if (mg_cfg_azure_auth(c, lp, p) != MG_OK) {
+        rc = MG_ERROR;
+        goto fail;
     }
     const char *base = json_string_value(json_object_get(lp, "api_base"));
     snprintf(mp, sizeof(mp), "%s.api_base", p);
@@ -577,6 +625,14 @@ mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
         }
     } else {
         json_object_set_new(e, "model_info", json_object());
+    }
+    /* prices that could not be used are refused here, not priced at 0 on every call */
+    mg_costmap_prices_t prices;
+    mg_err_t perr;
+    if (mg_costmap_prices_from_json(lp, json_object_get(e, "model_info"), &prices, &perr) !=
+        MG_OK) {
+        rc = mg_cfg_fail(c, path, "%s", perr.msg);
+        goto fail;
     }
     if (mg_cfg_model_safe(c, e, path) != MG_OK) {
         rc = MG_ERROR;
@@ -786,7 +842,8 @@ mg_cfg_includes(mg_cfg_ctx_t *c, const char *path, json_t *root, mg_marks_t *mar
 
 static const char *const mg_cfg_top_known[] = {
     "model_list", "litellm_settings", "router_settings", "general_settings",
-    "environment_variables", "credential_list", "moongate_settings", "__moongate_policies", NULL,
+    "environment_variables", "credential_list", "moongate_settings", "__moongate_policies",
+    "__moongate_cost_map", NULL,
 };
 
 
@@ -794,6 +851,71 @@ static const char *const mg_cfg_strategies[] = {
     "simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
     "latency-based-routing", "cost-based-routing", NULL,
 };
+
+/* Logging integrations moongate runs, by LiteLLM's callback name. */
+static const char *const mg_cfg_callbacks_known[] = {"otel", "prometheus", NULL};
+
+/*
+ * litellm_settings.callbacks / success_callback / failure_callback: "otel" turns tracing
+ * on (cfg->otel; the exporter reads its settings from the OTEL_* environment, and what it
+ * cannot honour is warned about here, once per load); any other integration is named in a
+ * warning and listed as not implemented.
+ */
+static int
+mg_cfg_callbacks(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls)
+{
+    static const char *const keys[] = {"callbacks", "success_callback", "failure_callback",
+                                       "service_callbacks"};
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+        char p[64];
+        snprintf(p, sizeof(p), "litellm_settings.%s", keys[k]);
+        json_t *cb = json_object_get(ls, keys[k]);
+        if (cb == NULL || json_is_null(cb)) {
+            continue;
+        }
+        if (!json_is_array(cb) && !json_is_string(cb)) {
+            return mg_cfg_fail(c, p, "%s must be a list", keys[k]);
+        }
+        size_t n = json_is_array(cb) ? json_array_size(cb) : 1;
+        for (size_t i = 0; i < n; i++) {
+            json_t *v = json_is_array(cb) ? json_array_get(cb, i) : cb;
+            const char *name = json_string_value(v);
+            if (name == NULL) {
+                return mg_cfg_fail(c, p, "%s[%zu] must be a string (an integration name)", keys[k],
+                                   i);
+            }
+            if (strcmp(name, "otel") == 0) {
+                cfg->otel = true;
+            }
+            if (mg_cfg_in(name, mg_cfg_callbacks_known)) {
+                continue;
+            }
+            char what[300];
+            snprintf(what, sizeof(what), "%s \"%s\"", p, name);
+            mg_cfg_warn(c, p, "accepted, not implemented in moongate: the \"%s\" logging "
+                              "integration; effect: it does not run", name);
+            json_array_append_new(cfg->unimplemented,
+                                  json_pack("{s:s,s:s}", "setting", what, "effect",
+                                            "this logging integration does not run"));
+        }
+    }
+    if (cfg->otel && !c->quiet) {
+        mg_otel_conf_t oc;
+        mg_otel_conf_from_env(&oc);
+        for (size_t i = 0; i < oc.nwarnings; i++) {
+            mg_cfg_warn(c, "litellm_settings.callbacks", "otel: %s", oc.warnings[i]);
+        }
+        if (oc.exporter == MG_OTEL_EXP_OTLP_HTTP) {
+            mg_log(MG_LOG_NOTICE, NULL, "otel: traces go to %s (OTLP/HTTP, JSON), service.name "
+                                        "\"%s\"", oc.endpoint, oc.resource[0].value);
+        } else if (oc.exporter == MG_OTEL_EXP_CONSOLE) {
+            mg_log(MG_LOG_NOTICE, NULL, "otel: spans are printed to the log (OTEL_EXPORTER=console; "
+                                        "set OTEL_ENDPOINT to export them)");
+        }
+        mg_otel_conf_free(&oc);
+    }
+    return MG_OK;
+}
 
 /*
  * Every key of the LiteLLM sections against the one settings table (mg_settings.c):
@@ -844,6 +966,49 @@ mg_cfg_settings_check(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *gs, json_t *ls,
                                    p, st->effect);
             }
         }
+    }
+    return MG_OK;
+}
+
+/* Metrics, logs: litellm_settings callbacks, prometheus_latency_buckets, json_logs,
+ * require_auth_for_metrics_endpoint. */
+static int
+mg_cfg_observability(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls)
+{
+    if (mg_cfg_callbacks(c, cfg, ls) != MG_OK) {
+        return MG_ERROR;
+    }
+    json_t *b = json_object_get(ls, "prometheus_latency_buckets");
+    if (b != NULL && !json_is_null(b)) {
+        const char *p = "litellm_settings.prometheus_latency_buckets";
+        if (!json_is_array(b) || json_array_size(b) == 0 || json_array_size(b) > 60) {
+            return mg_cfg_fail(c, p, "prometheus_latency_buckets must be a list of 1 to 60 "
+                                     "ascending numbers of seconds");
+        }
+        cfg->latency_buckets = mg_xcalloc(json_array_size(b) + 1, sizeof(double));
+        size_t i;
+        json_t *it;
+        json_array_foreach(b, i, it) {
+            double v = json_is_number(it) ? json_number_value(it) : -1;
+            if (json_is_string(it) && (strcmp(json_string_value(it), "inf") == 0 ||
+                                       strcmp(json_string_value(it), "+Inf") == 0)) {
+                v = INFINITY;
+            }
+            if (!(v > 0) || (i > 0 && !(v > cfg->latency_buckets[i - 1]))) {
+                return mg_cfg_fail(c, p, "prometheus_latency_buckets[%zu] must be a number of "
+                                         "seconds greater than the one before it", i);
+            }
+            cfg->latency_buckets[i] = v;
+        }
+        cfg->nlatency_buckets = (int) json_array_size(b);
+    }
+    json_t *ra = json_object_get(ls, "require_auth_for_metrics_endpoint");
+    cfg->metrics_auth = json_is_true(ra);
+    json_t *jl = json_object_get(ls, "json_logs");
+    cfg->json_logs = json_is_true(jl);
+    const char *env = getenv("JSON_LOGS");
+    if (env != NULL && (strcasecmp(env, "true") == 0 || strcmp(env, "1") == 0)) {
+        cfg->json_logs = true;
     }
     return MG_OK;
 }
@@ -961,6 +1126,8 @@ mg_cfg_router(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls, json_t *rs)
         }
     }
     cfg->pre_call_checks = json_is_true(json_object_get(router, "enable_pre_call_checks"));
+    json_t *cpf = json_object_get(router, "content_policy_fallbacks");
+    cfg->cp_fallbacks = json_is_array(cpf) && json_array_size(cpf) > 0 ? cpf : NULL;
     json_t *dmp = json_object_get(router, "default_max_parallel_requests");
     cfg->default_max_parallel = json_is_number(dmp) && json_number_value(dmp) >= 1
                                     ? mg_clamp_int(json_number_value(dmp))
@@ -1241,6 +1408,31 @@ mg_cfg_policies(mg_cfg_ctx_t *c, mg_config_t *cfg)
     return MG_OK;
 }
 
+/* root["__moongate_cost_map"] (sent by the master) -> cfg->costmap; else the built-in map */
+static int
+mg_cfg_costmap(mg_cfg_ctx_t *c, mg_config_t *cfg)
+{
+    json_t *node = json_object_get(cfg->root, "__moongate_cost_map");
+    json_t *text = json_object_get(node, "text");
+    if (node == NULL || json_is_null(node) || text == NULL) {
+        return mg_costmap_default(&cfg->costmap, c->err);
+    }
+    const char *src = json_string_value(json_object_get(node, "source"));
+    if (!json_is_string(text) ||
+        mg_costmap_parse(json_string_value(text), json_string_length(text),
+                         src != NULL ? src : "(carried)", &cfg->costmap, c->err) != MG_OK) {
+        if (!json_is_string(text)) {
+            mg_err_set(c->err, MG_ERR_CONFIG, "__moongate_cost_map.text must be a string");
+        }
+        return MG_ERROR;
+    }
+    json_t *at = json_object_get(node, "loaded_ms");
+    if (json_is_integer(at)) {
+        cfg->costmap->loaded_real_ms = json_integer_value(at); /* when the master read it */
+    }
+    return MG_OK;
+}
+
 static int
 mg_cfg_int_setting(mg_cfg_ctx_t *c, json_t *obj, const char *key, const char *path, double scale,
                    int *out)
@@ -1385,10 +1577,9 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
         if (mg_cfg_number(c, ls, "num_retries", "litellm_settings", &d, &present) != MG_OK) {
             return MG_ERROR;
         }
-        json_t *cb = json_object_get(ls, "callbacks");
-        if (cb != NULL && !json_is_null(cb) && !json_is_array(cb) && !json_is_string(cb)) {
-            return mg_cfg_fail(c, "litellm_settings.callbacks", "callbacks must be a list");
-        }
+    }
+    if (mg_cfg_observability(c, cfg, ls) != MG_OK) {
+        return MG_ERROR;
     }
     if (mg_cfg_router(c, cfg, ls, rs) != MG_OK) {
         return MG_ERROR;
@@ -1404,7 +1595,7 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
     if (mg_cfg_redis(c, cfg) != MG_OK) {
         return MG_ERROR;
     }
-    if (mg_cfg_policies(c, cfg) != MG_OK) {
+    if (mg_cfg_policies(c, cfg) != MG_OK || mg_cfg_costmap(c, cfg) != MG_OK) {
         return MG_ERROR;
     }
 
@@ -1428,8 +1619,24 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
             mg_cfg_int_setting(c, ms, "header_timeout_seconds", mp, 1000, &cfg->header_timeout_ms) != MG_OK ||
             mg_cfg_int_setting(c, ms, "body_timeout_seconds", mp, 1000, &cfg->body_timeout_ms) != MG_OK ||
             mg_cfg_int_setting(c, ms, "policy_budget_ms", mp, 1, &cfg->policy_budget_ms) != MG_OK ||
-            mg_cfg_int_setting(c, ms, "policy_memory_mb", mp, 1, &cfg->policy_memory_mb) != MG_OK) {
+            mg_cfg_int_setting(c, ms, "policy_memory_mb", mp, 1, &cfg->policy_memory_mb) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "cost_map_fetch_timeout_seconds", mp, 1000,
+                               &cfg->cost_map_fetch_timeout_ms) != MG_OK) {
             return MG_ERROR;
+        }
+        double h;
+        bool present;
+        if (mg_cfg_number(c, ms, "cost_map_reload_interval_hours", mp, &h, &present) != MG_OK) {
+            return MG_ERROR;
+        }
+        if (present && (h < 0 || h > 24 * 365)) {
+            return mg_cfg_fail(c, "moongate_settings.cost_map_reload_interval_hours",
+                               "cost_map_reload_interval_hours must be between 0 (no schedule) "
+                               "and 8760, got %g", h);
+        }
+        cfg->cost_map_reload_hours = present ? h : 0;
+        if (cfg->cost_map_fetch_timeout_ms < 100) {
+            cfg->cost_map_fetch_timeout_ms = 100;
         }
         if (cfg->registry_poll_ms < 50) {
             cfg->registry_poll_ms = 50;
@@ -1476,6 +1683,17 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
                                          "credential_values (a mapping)");
             }
             mg_cfg_resolve_obj(vals);
+            /* every credential value may end up in a head, used or not */
+            const char *vk;
+            json_t *vv;
+            json_object_foreach(vals, vk, vv) {
+                char vp[256];
+                snprintf(vp, sizeof(vp), "%s.credential_values.%s", p, vk);
+                if (mg_cfg_header_safe(c, vp, vk, vv) != MG_OK) {
+                    json_decref(cred_map);
+                    return MG_ERROR;
+                }
+            }
             json_object_set(cred_map, name, vals);
         }
     }
@@ -1494,31 +1712,38 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
         json_array_foreach(ml, i, entry) {
             char p[64];
             snprintf(p, sizeof(p), "model_list[%zu]", i);
-            json_t *norm = NULL;
-            if (mg_cfg_model(c, entry, p, &norm) != MG_OK) {
-                json_decref(cred_map);
-                return MG_ERROR;
-            }
-            json_t *lp = json_object_get(norm, "litellm_params");
-            const char *cn = json_string_value(json_object_get(lp, "litellm_credential_name"));
+            /* a credential's values join the deployment's before it is checked, so they pass
+             * the same checks (header-safe fields, api_base) as values written inline */
+            json_t *merged = NULL;
+            json_t *lp0 = json_object_get(entry, "litellm_params");
+            const char *cn = json_string_value(json_object_get(lp0, "litellm_credential_name"));
             if (cn != NULL) {
                 json_t *vals = json_object_get(cred_map, cn);
                 if (vals == NULL) {
                     char pp[128];
                     snprintf(pp, sizeof(pp), "%s.litellm_params.litellm_credential_name", p);
                     int rc = mg_cfg_fail(c, pp, "credential \"%s\" is not in credential_list", cn);
-                    json_decref(norm); /* after the message: cn points into it */
                     json_decref(cred_map);
                     return rc;
                 }
+                merged = json_deep_copy(entry);
+                json_t *mlp = json_object_get(merged, "litellm_params");
                 const char *ck;
                 json_t *cv;
                 json_object_foreach(vals, ck, cv) {
-                    if (json_object_get(lp, ck) == NULL) {
-                        json_object_set(lp, ck, cv);
+                    if (json_object_get(mlp, ck) == NULL) {
+                        json_object_set(mlp, ck, cv);
                     }
                 }
             }
+            json_t *norm = NULL;
+            int mrc = mg_cfg_model(c, merged != NULL ? merged : entry, p, &norm);
+            json_decref(merged);
+            if (mrc != MG_OK) {
+                json_decref(cred_map);
+                return MG_ERROR;
+            }
+            json_t *lp = json_object_get(norm, "litellm_params");
             /* organization: [a, b] -> one deployment per organization */
             json_t *org = json_object_get(lp, "organization");
             if (json_is_array(org)) {
@@ -1568,6 +1793,7 @@ mg_config_new(const char *path)
     cfg->body_timeout_ms = 60000;
     cfg->policy_budget_ms = 5;
     cfg->policy_memory_mb = 64;
+    cfg->cost_map_fetch_timeout_ms = 10000;
     cfg->redis_port = 6379;
     return cfg;
 }
@@ -1594,6 +1820,31 @@ mg_config_from_json(const char *path, json_t *root, const mg_config_opts_t *opts
     mg_config_hash(cfg);
     *out = cfg;
     return MG_OK;
+}
+
+int
+mg_config_with_costmap(const mg_config_t *cfg, json_t *node, mg_config_t **out, mg_err_t *err)
+{
+    json_t *root = json_copy(cfg->root); /* shallow: mg_config_from_json copies it deeply */
+    if (node != NULL) {
+        json_object_set(root, "__moongate_cost_map", node);
+    } else {
+        json_object_del(root, "__moongate_cost_map");
+    }
+    mg_config_opts_t opts = {cfg->state_dir, true};
+    int rc = mg_config_from_json(cfg->path, root, &opts, out, err);
+    json_decref(root);
+    if (rc == MG_OK) {
+        (*out)->nwarnings = cfg->nwarnings;
+    }
+    return rc;
+}
+
+json_t *
+mg_config_costmap_node(const mg_config_t *cfg)
+{
+    json_t *n = json_object_get(cfg->root, "__moongate_cost_map");
+    return json_is_object(n) && json_is_string(json_object_get(n, "text")) ? n : NULL;
 }
 
 static int mg_config_load_impl(const char *path, const char *text, size_t len,
@@ -1686,11 +1937,13 @@ mg_config_unref(mg_config_t *c)
     json_decref(c->router);
     json_decref(c->unimplemented);
     free(c->master_key);
+    free(c->latency_buckets);
     free(c->database_url);
     free(c->redis_host);
     free(c->redis_password);
     free(c->redis_username);
     free(c->state_dir);
+    mg_costmap_unref(c->costmap);
     free(c);
 }
 

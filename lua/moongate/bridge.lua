@@ -51,18 +51,53 @@ local function ro_error(t, k)
     error("policies may not modify their inputs (tried to set " .. tostring(k) .. ")", 2)
 end
 
--- A read-only view of t (deep for nested tables).
+local ro_mt = { __newindex = ro_error, __metatable = "read-only" }
+local shadow_of = setmetatable({}, { __mode = "k" }) -- proxy -> the table it shows
+
+-- Whether t is a non-empty sequence (keys exactly 1..#t).
+local function is_array(t)
+    local n = #t
+    if n == 0 then
+        return false
+    end
+    local count = 0
+    for _ in pairs(t) do
+        count = count + 1
+    end
+    return count == n
+end
+
+-- A read-only view of t (deep for nested tables).  A map is an empty proxy over a
+-- shadow copy: every write is refused.  LuaJIT (Lua 5.1) ignores __len and __pairs on
+-- tables, so an array is a guarded copy instead (new keys refused; # and ipairs work;
+-- overwriting an element changes only this state's copy), and the sandbox's pairs, ipairs
+-- and next see through proxies.
 local function readonly(t)
     if type(t) ~= "table" then
         return t
     end
-    local shadow = {}
+    local copy = {}
     for k, v in pairs(t) do
-        shadow[k] = readonly(v)
+        copy[k] = readonly(v)
     end
-    return setmetatable({}, { __index = shadow, __newindex = ro_error, __metatable = "read-only",
-                              __len = function() return #shadow end,
-                              __pairs = function() return next, shadow, nil end })
+    if is_array(t) then
+        return setmetatable(copy, ro_mt)
+    end
+    local proxy = setmetatable({}, { __index = copy, __newindex = ro_error, __metatable = "read-only" })
+    shadow_of[proxy] = copy
+    return proxy
+end
+
+local function ro_next(t, k)
+    return next(shadow_of[t] or t, k)
+end
+
+local function ro_pairs(t)
+    return next, shadow_of[t] or t, nil
+end
+
+local function ro_ipairs(t)
+    return ipairs(shadow_of[t] or t)
 end
 
 function _M.init(abi, base, size, cfuncs)
@@ -168,7 +203,7 @@ local safe_math = copy_lib(math, { random = true, randomseed = true })
 
 local function make_env(name)
     local env = {
-        assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+        assert = assert, error = error, ipairs = ro_ipairs, next = ro_next, pairs = ro_pairs,
         pcall = safe_pcall, xpcall = safe_xpcall, select = select, tonumber = tonumber,
         tostring = tostring, type = type, unpack = unpack, setmetatable = setmetatable,
         getmetatable = getmetatable, rawequal = rawequal,

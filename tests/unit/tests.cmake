@@ -16,8 +16,10 @@ set(MG_UNIT_C_TESTS
   base/test_util
   base/test_metrics
   base/test_scrub
+  base/test_otel
   http/test_http_parse
   http/test_sse
+  net/test_fetch
   registry/test_yaml
   registry/test_config
   registry/test_registry
@@ -31,7 +33,12 @@ set(MG_UNIT_C_TESTS
   providers/test_token
   api/test_translate
   api/test_gemini
+  api/test_bedrock
+  api/test_responses
+  providers/test_azure
   store/test_store_journal
+  gateway/test_reqlog
+  gateway/test_openapi
 )
 
 foreach(t ${MG_UNIT_C_TESTS})

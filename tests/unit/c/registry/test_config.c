@@ -277,6 +277,26 @@ test_coercion_and_settings(void)
     CHECK(cfg != NULL && json_array_size(cfg->unimplemented) == 3, "listed: %zu",
           cfg ? json_array_size(cfg->unimplemented) : 0);
     mg_config_unref(cfg);
+    /* callbacks: "otel" is tracing; another integration is a warning of its own */
+    cfg = t_load("model_list: []\nlitellm_settings:\n  callbacks: [otel]\n", &err);
+    CHECK(cfg != NULL && cfg->otel, "%s", err.msg);
+    CHECK(cfg != NULL && json_array_size(cfg->unimplemented) == 0);
+    mg_config_unref(cfg);
+    cfg = t_load("model_list: []\nlitellm_settings:\n  success_callback: [langfuse, otel]\n"
+                 "  failure_callback: [datadog]\n", &err);
+    CHECK(cfg != NULL && cfg->otel, "%s", err.msg);
+    CHECK(cfg != NULL && json_array_size(cfg->unimplemented) == 2, "listed: %zu",
+          cfg ? json_array_size(cfg->unimplemented) : 0);
+    CHECK(cfg != NULL && strstr(json_string_value(json_object_get(
+                                    json_array_get(cfg->unimplemented, 0), "setting")),
+                                "\"langfuse\"") != NULL);
+    mg_config_unref(cfg);
+    cfg = t_load("model_list: []\nlitellm_settings:\n  callbacks: [prometheus]\n", &err);
+    CHECK(cfg != NULL && !cfg->otel);
+    mg_config_unref(cfg);
+    cfg = t_load("model_list: []\nlitellm_settings:\n  callbacks: [1]\n", &err);
+    CHECK(cfg == NULL && strstr(err.msg, "callbacks[0] must be a string") != NULL, "%s", err.msg);
+    mg_config_unref(cfg);
     /* refused where ignoring it would change what clients get, naming it */
     cfg = t_load("model_list: []\nguardrails:\n  - guardrail_name: x\n", &err);
     CHECK(cfg == NULL);
