@@ -11,6 +11,7 @@
 #include "mg_keyauth.h"
 
 #include "../base/mg_log.h"
+#include "../base/mg_metrics_litellm.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
 #include "../registry/mg_limits.h"
@@ -32,6 +33,8 @@ typedef struct {
     double worst;               /* USD reserved */
     int64_t tpm_n;              /* tokens reserved */
     int64_t tpm_start;          /* when, in seconds */
+    double soft;                /* soft_budget, < 0: none */
+    mg_ent_kind_t kind;
 } mg_adm_item_t;
 
 struct mg_admission_s {
@@ -251,6 +254,8 @@ mg_adm_take(mg_request_t *r, const mg_adm_ent_t *e, double worst, int64_t tpm_n,
     memset(it, 0, sizeof(*it));
     it->slot = slot;
     it->tpm_start = now_s;
+    it->kind = e->kind;
+    it->soft = e->model == NULL ? e->lim->soft_budget : -1;
     if (e->model == NULL) {
         mg_lim_seed(slot, e->row_spend, e->epoch);
     } else {
@@ -496,6 +501,34 @@ mg_admit(mg_request_t *r)
 
 /* ---- settlement ---- */
 
+/* soft_budget: LiteLLM alerts and lets the request through; moongate logs a warning and counts
+ * it, once per crossing (per budget period, or until an admin sets the spend). */
+static void
+mg_adm_soft(mg_request_t *r, mg_adm_item_t *it, mg_lim_slot_t *s)
+{
+    int64_t soft = (int64_t) (it->soft * MG_LIM_NANO);
+    if (__atomic_load_n(&s->spend, __ATOMIC_ACQUIRE) < soft ||
+        __atomic_load_n(&s->soft_alerted, __ATOMIC_ACQUIRE) != 0) {
+        return;
+    }
+    int64_t zero = 0;
+    if (!__atomic_compare_exchange_n(&s->soft_alerted, &zero, 1, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        return;
+    }
+    static const char *const kinds[MG_ENT__COUNT] = {"key", "team", "user", "end_user", "org"};
+    mg_log_ctx_t lc = {r->call_id, NULL, NULL};
+    const char *alias = r->who.key != NULL && r->who.key->key_alias ? r->who.key->key_alias : "";
+    mg_log(MG_LOG_WARN, &lc, "soft budget crossed: %s %s%s%s spent %.6f of a soft budget of %.6f "
+                             "(requests still pass)", kinds[it->kind],
+           it->kind == MG_ENT_KEY ? "" : s->id, it->kind == MG_ENT_KEY ? "alias=" : "",
+           it->kind == MG_ENT_KEY ? alias : "",
+           (double) __atomic_load_n(&s->spend, __ATOMIC_ACQUIRE) / MG_LIM_NANO, it->soft);
+    mg_ml_values_t v = {{NULL}};
+    v.v[MG_ML_KIND] = kinds[it->kind];
+    mg_metric_inc(mg_ml_series(MG_MF_SOFT_BUDGET_CROSSED, &v), 1);
+}
+
 void
 mg_admit_settle(mg_request_t *r)
 {
@@ -517,6 +550,9 @@ mg_admit_settle(mg_request_t *r)
             continue;
         }
         mg_lim_settle(it->slot, it->worst, cost);
+        if (it->soft >= 0 && cost > 0) {
+            mg_adm_soft(r, it, s);
+        }
         if (it->taken & MG_ADM_PAR) {
             mg_lim_leave(it->slot);
         }

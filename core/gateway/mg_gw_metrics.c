@@ -24,7 +24,9 @@
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
+#include "../registry/mg_limits.h"
 #include "../registry/mg_stats.h"
+#include "mg_trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -569,11 +571,80 @@ mg_gwm_deployments(mg_gw_t *gw)
     }
 }
 
+/* LiteLLM's budget gauges of every key and team with a max_budget (from the shared counters;
+ * a deleted key's series disappear). */
+static void
+mg_gwm_budgets(mg_gw_t *gw)
+{
+    static const mg_mf_t fams[] = {MG_MF_REMAINING_API_KEY_BUDGET, MG_MF_API_KEY_MAX_BUDGET,
+                                   MG_MF_API_KEY_BUDGET_REMAINING_HOURS, MG_MF_REMAINING_TEAM_BUDGET,
+                                   MG_MF_TEAM_MAX_BUDGET, MG_MF_TEAM_BUDGET_REMAINING_HOURS};
+    for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+        mg_metrics_hide_family(mg_mf[fams[i]]);
+    }
+    const mg_auth_t *a = gw->snap != NULL ? gw->snap->auth : NULL;
+    if (a == NULL) {
+        return;
+    }
+    int64_t now = mg_time_real_ms();
+    for (size_t i = 0; i < a->nkeys; i++) {
+        const mg_vkey_t *k = &a->keys[i];
+        if (k->lim.max_budget < 0) {
+            continue;
+        }
+        json_t *md = json_object_get(k->row, "metadata");
+        json_t *se = json_object_get(md, "moongate_spend_epoch");
+        double spend = mg_lim_spend_of(MG_ENT_KEY, k->token, k->spend,
+                                       json_is_number(se) ? (int64_t) json_number_value(se) : 0);
+        mg_ml_values_t v;
+        memset(&v, 0, sizeof(v));
+        v.v[MG_ML_HASHED_API_KEY] = k->token;
+        v.v[MG_ML_API_KEY_ALIAS] = k->key_alias != NULL ? k->key_alias : MG_GWM_NONE;
+        mg_metric_set(mg_ml_series(MG_MF_REMAINING_API_KEY_BUDGET, &v), k->lim.max_budget - spend);
+        mg_metric_set(mg_ml_series(MG_MF_API_KEY_MAX_BUDGET, &v), k->lim.max_budget);
+        if (k->lim.reset_at_ms > 0) {
+            double h = (double) (k->lim.reset_at_ms - now) / 3600000.0;
+            mg_metric_set(mg_ml_series(MG_MF_API_KEY_BUDGET_REMAINING_HOURS, &v), h > 0 ? h : 0);
+        }
+    }
+    for (size_t i = 0; i < a->nteams; i++) {
+        const mg_team_t *t = &a->teams[i];
+        if (t->lim.max_budget < 0) {
+            continue;
+        }
+        json_t *md = json_object_get(t->row, "metadata");
+        json_t *se = json_object_get(md, "moongate_spend_epoch");
+        double spend = mg_lim_spend_of(MG_ENT_TEAM, t->id, t->spend,
+                                       json_is_number(se) ? (int64_t) json_number_value(se) : 0);
+        mg_ml_values_t v;
+        memset(&v, 0, sizeof(v));
+        v.v[MG_ML_TEAM] = t->id;
+        v.v[MG_ML_TEAM_ALIAS] = t->alias != NULL ? t->alias : MG_GWM_NONE;
+        mg_metric_set(mg_ml_series(MG_MF_REMAINING_TEAM_BUDGET, &v), t->lim.max_budget - spend);
+        mg_metric_set(mg_ml_series(MG_MF_TEAM_MAX_BUDGET, &v), t->lim.max_budget);
+        if (t->lim.reset_at_ms > 0) {
+            double h = (double) (t->lim.reset_at_ms - now) / 3600000.0;
+            mg_metric_set(mg_ml_series(MG_MF_TEAM_BUDGET_REMAINING_HOURS, &v), h > 0 ? h : 0);
+        }
+    }
+}
+
+void
+mg_gwm_worker_tick(mg_gw_t *gw)
+{
+    static mg_metric_t *dropped;
+    if (dropped == NULL) {
+        dropped = mg_ml_series(MG_MF_OTEL_SPANS_DROPPED, NULL);
+    }
+    mg_metric_set(dropped, (double) mg_trace_dropped_spans(gw->otel_exp));
+}
+
 void
 mg_gwm_scrape(mg_gw_t *gw, mg_buf_t *out)
 {
     mg_gwm_workers();
     mg_gwm_deployments(gw);
+    mg_gwm_budgets(gw);
     if (gw->host.store_status != NULL) {
         json_t *st = gw->host.store_status(gw->host.host);
         json_t *type = json_object_get(st, "type");

@@ -10,6 +10,7 @@
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 #include "../gateway/mg_gw.h"
+#include "../gateway/mg_gw_metrics.h"
 #include "../gateway/mg_trace.h"
 #include "../registry/mg_stats.h"
 #include "../store/mg_hint_redis.h"
@@ -182,6 +183,7 @@ mg_wk_state(void *host)
 static void
 mg_wk_publish_state(mg_wk_t *w)
 {
+    mg_gwm_worker_tick(w->gw);
     json_t *st = mg_wk_state(w);
     char *s = json_dumps(st, JSON_COMPACT);
     size_t n = strlen(s);
