@@ -20,6 +20,14 @@
  * changes nothing bumps nothing.  litellm_params values are encrypted one by one (mg_crypto) so
  * an update can merge them in SQL with ||.
  *
+ * LiteLLM's tables (mg_store_pg_litellm.c): the identity tables (keys, teams, users, end users,
+ * budgets, organizations) are LiteLLM_* tables, created when absent and otherwise used as they
+ * are; their columns are read from the catalogue at every (re)connect, so an identity mutation's
+ * SQL is built when it is sent.  Models in LiteLLM_ProxyModelTable are served after moongate's
+ * own (litellm_params decrypted as LiteLLM encrypts them) but never written, except that
+ * model_delete removes the id from both tables.  One load is one statement: one snapshot of
+ * everything.  The session runs with TimeZone UTC (LiteLLM's timestamps are UTC without a zone).
+ *
  * Callbacks always run from the loop, never inside the call that queued the operation.
  * destroy() may be called from any callback: everything is released at once, no callback runs
  * after it, and the object itself is freed when the outermost callback frame returns.
@@ -229,8 +237,8 @@ static const char mg_store_pg_sql_bump[] =
 
 /* An identity table as {id: row}: every column that exists, whatever LiteLLM version made it. */
 #define MG_PG_SQL_IDENT(name, rel, pk)                                                             \
-    "'" name "', COALESCE((SELECT json_object_agg(t." pk ", row_to_json(t)) FROM \"" rel "\" t), "   \
-    "'{}'::json)"
+    "'" name "', COALESCE((SELECT json_object_agg(t." pk ", row_to_json(t))\n"                     \
+    "                      FROM \"" rel "\" t), '{}'::json)"
 
 /*
  * One statement, so one snapshot: the version, the models (moongate's and LiteLLM's), the

@@ -105,7 +105,8 @@ static const char mg_pgl_ddl_team[] =
     "    \"model_id\" INTEGER,\n"
     "    \"allow_team_guardrail_config\" BOOLEAN NOT NULL DEFAULT false,\n"
     "    CONSTRAINT \"LiteLLM_TeamTable_pkey\" PRIMARY KEY (\"team_id\"));\n"
-    "CREATE UNIQUE INDEX \"LiteLLM_TeamTable_model_id_key\" ON \"LiteLLM_TeamTable\"(\"model_id\");\n"
+    "CREATE UNIQUE INDEX \"LiteLLM_TeamTable_model_id_key\" "
+    "ON \"LiteLLM_TeamTable\"(\"model_id\");\n"
     "CREATE INDEX \"LiteLLM_TeamTable_organization_id_idx\" "
     "ON \"LiteLLM_TeamTable\"(\"organization_id\");\n"
     "CREATE INDEX \"LiteLLM_TeamTable_team_alias_idx\" ON \"LiteLLM_TeamTable\"(\"team_alias\");\n"
@@ -925,7 +926,8 @@ mg_store_pgl_crypto_init(mg_store_pgl_crypto_t *k, const char *secret)
     static const char info[] = "litellm-at-rest-v3";
     size_t outlen = sizeof(k->hkdf);
     EVP_PKEY_CTX *p = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
-    if (p == NULL || EVP_PKEY_derive_init(p) <= 0 || EVP_PKEY_CTX_set_hkdf_md(p, EVP_sha256()) <= 0 ||
+    if (p == NULL || EVP_PKEY_derive_init(p) <= 0 ||
+        EVP_PKEY_CTX_set_hkdf_md(p, EVP_sha256()) <= 0 ||
         EVP_PKEY_CTX_set1_hkdf_key(p, (const unsigned char *) secret, (int) n) <= 0 ||
         EVP_PKEY_CTX_add1_hkdf_info(p, (const unsigned char *) info, (int) sizeof(info) - 1) <= 0 ||
         EVP_PKEY_derive(p, k->hkdf, &outlen) <= 0 || outlen != sizeof(k->hkdf)) {

@@ -30,7 +30,7 @@
  */
 char *mg_store_pgl_schema_sql(void);
 
-/* One SELECT returning one JSON value: the catalogue of those tables (see mg_store_pgl_cat_load). */
+/* One SELECT returning one JSON value: the catalogue of those tables (mg_store_pgl_cat_load). */
 extern const char mg_store_pgl_catalog_sql[];
 
 /* ---- the catalogue: what exists, read on every (re)connect ---- */

@@ -1396,7 +1396,8 @@ t_litellm(void)
     }
 
     /* ---- 2. a database LiteLLM made, with rows as LiteLLM writes them ---- */
-    t_section("a LiteLLM database: rows as LiteLLM writes them (an older schema: no budget_limits)");
+    t_section("a LiteLLM database: rows as LiteLLM writes them (an older schema without "
+              "budget_limits)");
     char tok1[65], tok2[65];
     mg_sha256_hex(T_KEY1, strlen(T_KEY1), tok1);
     mg_sha256_hex("sk-litellm-key-2", 16, tok2);
@@ -1522,8 +1523,8 @@ t_litellm(void)
     t_section("ident_put: a new key, timestamps with an offset stored as UTC, version bumped");
     char tok3[65];
     mg_sha256_hex("sk-moongate-key-3", 17, tok3);
-    snprintf(buf, sizeof(buf), "{\"op\":\"ident_put\",\"table\":\"key\",\"id\":\"%s\",\"create\":true,"
-             "\"row\":{\"key_alias\":\"mg-3\",\"models\":[\"lt-nacl\",\"gpt-4o\"],"
+    snprintf(buf, sizeof(buf), "{\"op\":\"ident_put\",\"table\":\"key\",\"id\":\"%s\","
+             "\"create\":true,\"row\":{\"key_alias\":\"mg-3\",\"models\":[\"lt-nacl\",\"gpt-4o\"],"
              "\"metadata\":{\"tags\":[\"x\"],\"n\":1},\"expires\":\"2032-01-02T05:30:00+05:30\","
              "\"tpm_limit\":500,\"max_budget\":2.5,\"blocked\":false,\"team_id\":\"team-1\","
              "\"user_id\":\"u-1\",\"budget_id\":\"b-free\",\"spend\":0,"
@@ -1649,7 +1650,8 @@ t_litellm(void)
     snprintf(buf, sizeof(buf), "SELECT detail->'dependents' FROM moongate_events WHERE version = "
              "%" PRId64, v0 + 5);
     v = t_sql(fx, buf);
-    CHECK(v != NULL && strstr(v, "LiteLLM_InvitationLink") && strstr(v, "LiteLLM_OrganizationMembership"),
+    CHECK(v != NULL && strstr(v, "LiteLLM_InvitationLink") &&
+              strstr(v, "LiteLLM_OrganizationMembership"),
           "dependents in the audit row: %s", v ? v : "-");
     /* an organization's deletion sets its teams' organization_id to NULL (LiteLLM's SET NULL) */
     CHECK(t_mutate(a, &m, "{\"op\":\"ident_delete\",\"table\":\"org\",\"ids\":[\"org-1\"]}",
@@ -1687,8 +1689,8 @@ t_litellm(void)
                  "\"set\":{}}", rt[i][0], i);
         CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK && m.version == vb + 2,
               "%s empty patch: %s", rt[i][0], m.err.msg);
-        snprintf(buf, sizeof(buf), "{\"op\":\"ident_delete\",\"table\":\"%s\",\"ids\":[\"rt-%zu\"]}",
-                 rt[i][0], i);
+        snprintf(buf, sizeof(buf), "{\"op\":\"ident_delete\",\"table\":\"%s\","
+                 "\"ids\":[\"rt-%zu\"]}", rt[i][0], i);
         CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK && m.version == vb + 3,
               "%s delete: %s", rt[i][0], m.err.msg);
     }
@@ -1713,7 +1715,8 @@ t_litellm(void)
     CHECK(v != NULL && strcmp(v, "0") == 0, "the LiteLLM row is still there");
     /* an id in both tables (LiteLLM wrote one after moongate did): moongate's comes first */
     CHECK(t_mutate(a, &m, "{\"op\":\"model_new\",\"model_id\":\"dup\",\"model_name\":\"dup-mg\","
-                          "\"litellm_params\":{\"model\":\"openai/mg\",\"api_key\":\"k\"}}", 15000) &&
+                          "\"litellm_params\":{\"model\":\"openai/mg\",\"api_key\":\"k\"}}",
+                   15000) &&
               m.rc == MG_OK, "model_new dup: %s", m.err.msg);
     CHECK(t_insert_lmodel(fx, "dup", "dup-litellm", lp, false, false), "LiteLLM's dup");
     CHECK(t_lload(a, &l), "load: %s", l.r.err.msg);
