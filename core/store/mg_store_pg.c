@@ -2180,7 +2180,7 @@ mg_store_pg_prisma_url(const char *url, char **schema)
                 mg_buf_t v = MG_BUF_INIT;
                 for (const char *x = p + kl + 1; x < p + n; x++) {
                     int h1, h2;
-                    if (*x == '%' && x + 2 < p + n + 1 && (h1 = mg_store_pg_hex(x[1])) >= 0 &&
+                    if (*x == '%' && x + 2 < p + n && (h1 = mg_store_pg_hex(x[1])) >= 0 &&
                         (h2 = mg_store_pg_hex(x[2])) >= 0) {
                         char ch = (char) (h1 * 16 + h2);
                         mg_buf_append(&v, &ch, 1);

@@ -329,9 +329,11 @@ static const struct {
 };
 
 /* Replacing a row (ident_put over an existing one) keeps these when the row does not name them:
- * history and the spend pipeline's counters, not rights. */
-static const char *const mg_pgl_kept[] = {"created_at", "created_by", "spend", "model_spend",
-                                          "last_active", NULL};
+ * history, not rights. */
+static const char *const mg_pgl_kept[] = {"created_at", "created_by", "last_active", NULL};
+/* ... and these always: the spend pipeline's counters, which it adds to without a version bump,
+ * so a row copied from a snapshot would set them back (ident_patch sets them on purpose). */
+static const char *const mg_pgl_counters[] = {"spend", "model_spend", NULL};
 
 void
 mg_store_pgl_cat_init(mg_store_pgl_cat_t *c)
@@ -414,6 +416,7 @@ mg_store_pgl_cat_load(mg_store_pgl_cat_t *c, const char *json_text, mg_err_t *er
             col->type = mg_xstrdup(type);
             col->ts = strncmp(type, "timestamp", 9) == 0 && strstr(type, "without time zone");
             col->kept = mg_pgl_in(name, mg_pgl_kept);
+            col->counter = mg_pgl_in(name, mg_pgl_counters);
         }
         t->deps = mg_xcalloc(json_array_size(deps) + 1, sizeof(*t->deps));
         json_array_foreach(deps, k, v) {
@@ -664,13 +667,13 @@ mg_pgl_build_put(const mg_store_pgl_table_t *t, json_t *m, const char *id, const
     if (create) {
         mg_buf_append_str(b, ") DO NOTHING\n");
     } else {
-        /* a replacement: what the row does not name goes back to its default, except history
-         * and spend (kept), so a put never loses spend the pipeline added meanwhile */
+        /* a replacement: what the row does not name goes back to its default, except history;
+         * spend stays as the pipeline left it, whatever the row says */
         mg_buf_append_str(b, ") DO UPDATE SET ");
         bool first = true;
         for (int i = 0; i < t->ncols; i++) {
             const mg_store_pgl_col_t *col = &t->cols[i];
-            if (strcmp(col->name, t->pk) == 0 || (!given[i] && col->kept)) {
+            if (strcmp(col->name, t->pk) == 0 || (!given[i] && col->kept) || col->counter) {
                 continue;
             }
             mg_buf_append_str(b, first ? "" : ", ");
@@ -1024,7 +1027,9 @@ mg_pgl_open(const mg_store_pgl_crypto_t *k, const char *s, size_t n, char **out,
         *outlen = (size_t) total;
         return MG_PGL_OPENED;
     }
-    unsigned char *buf = mg_pgl_unb64(s, n, &bl);
+    /* LiteLLM writes base64 with its padding (urlsafe_b64encode) and reads anything else as
+     * plain (urlsafe_b64decode raises): so do we, which keeps long plain values plain */
+    unsigned char *buf = n % 4 == 0 ? mg_pgl_unb64(s, n, &bl) : NULL;
     if (buf == NULL || bl < MG_PGL_BOX_MIN) {
         free(buf);
         return MG_PGL_PLAIN;

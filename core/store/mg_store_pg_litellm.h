@@ -39,7 +39,8 @@ typedef struct {
     char *name;                 /* malloc: column name as stored */
     char *type;                 /* malloc: format_type(), e.g. "timestamp(3) without time zone" */
     bool ts;                    /* timestamp without time zone: LiteLLM's DateTime (UTC) */
-    bool kept;                  /* not reset by a replacing ident_put (history / spend) */
+    bool kept;                  /* not reset by a replacing ident_put unless named (history) */
+    bool counter;               /* never changed by a replacing ident_put (spend, model_spend) */
 } mg_store_pgl_col_t;
 
 typedef struct {

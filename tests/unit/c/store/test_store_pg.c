@@ -1,9 +1,13 @@
 /*
  * test_store_pg.c -- integration test of the PostgreSQL registry store (core/store/mg_store_pg.c)
- * against a real PostgreSQL server, driven on a libevent loop.
+ * against a real PostgreSQL server, driven on a libevent loop; with t_litellm(), LiteLLM's tables
+ * (core/store/mg_store_pg_litellm.c): a database created from tests/fixtures/litellm/schema.sql
+ * (Prisma's DDL, not ours) with rows and encrypted model rows written as LiteLLM writes them
+ * (tests/fixtures/litellm/encrypt.py: PyNaCl and pyca/cryptography, needs /usr/bin/python3 with
+ * python3-nacl and python3-cryptography).
  *
  * Owns: a temporary directory under /tmp (server data, socket, logs), the PostgreSQL server it
- * starts there, and a test database it creates.  Everything is removed at the end, even when a
+ * starts there, and the test databases it creates.  Everything is removed at the end, even when a
  * check fails or the process dies: a guardian process (forked at start, in its own session)
  * waits for this one to exit and then stops the server and removes the directory.
  *
@@ -1356,8 +1360,11 @@ t_litellm_crypto(void)
         json_decref(e);
         free(enc);
     }
-    /* values LiteLLM leaves plain, and plain values that merely look like base64 */
-    json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:i}", "model", "openai/gpt-4o", "api_key",
+    /* values LiteLLM leaves plain, and plain values that merely look like base64: a padded
+     * one that decodes to 40+ bytes (not "model": passes, as in LiteLLM), and a long "model"
+     * in the base64 alphabet without padding (LiteLLM's decoder refuses it: plain) */
+    json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:i}", "model",
+                          "azure/my-very-long-deployment-name-for-production-use-2024", "api_key",
                           "c2stcHJvai1hYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODk=",
                           "api_base", "", "region", "eu", "rpm", 3);
     mg_err_t err;
@@ -1617,12 +1624,13 @@ t_litellm(void)
               json_real_value(json_object_get(m.a, "spend")) == 0.25,
           "patched row: %s", m.a ? json_dumps(m.a, JSON_COMPACT) : "NULL");
 
-    t_section("ident_put over an existing row: a replacement that keeps spend and created_at");
+    t_section("ident_put over an existing row: a replacement that keeps created_at and the spend "
+              "the pipeline added, whatever the row says");
     snprintf(buf, sizeof(buf), "UPDATE \"LiteLLM_VerificationToken\" SET spend = 1.75 WHERE "
              "token = '%s'", tok3);
     CHECK(t_exec(fx, buf), "spend update");
     snprintf(buf, sizeof(buf), "{\"op\":\"ident_put\",\"table\":\"key\",\"id\":\"%s\",\"row\":{"
-             "\"key_alias\":\"mg-3b\",\"models\":[\"gpt-4o\"]}}", tok3);
+             "\"key_alias\":\"mg-3b\",\"models\":[\"gpt-4o\"],\"spend\":0}}", tok3);
     CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK && m.version == v0 + 3, "replace: %s",
           m.err.msg);
     CHECK(m.a && strcmp(t_str(m.a, "key_alias"), "mg-3b") == 0 &&
@@ -1632,23 +1640,28 @@ t_litellm(void)
               json_is_null(json_object_get(m.a, "tpm_limit")) &&
               json_object_size(json_object_get(m.a, "metadata")) == 0,
           "replaced row: %s", m.a ? json_dumps(m.a, JSON_COMPACT) : "NULL");
+    snprintf(buf, sizeof(buf), "{\"op\":\"ident_patch\",\"table\":\"key\",\"id\":\"%s\","
+             "\"set\":{\"spend\":0.5}}", tok3);
+    CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK &&
+              json_real_value(json_object_get(m.a, "spend")) == 0.5,
+          "ident_patch sets spend when asked: %s", m.err.msg);
 
     t_section("ident_delete: a key LiteLLM_JWTKeyMapping points at, a user with memberships");
     snprintf(buf, sizeof(buf), "{\"op\":\"ident_delete\",\"table\":\"key\",\"ids\":[\"%s\"]}",
              tok1);
-    CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK && m.version == v0 + 4 &&
+    CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK && m.version == v0 + 5 &&
               json_array_size(json_object_get(m.a, "deleted")) == 1,
           "delete key: %s", m.err.msg);
     v = t_sql(fx, "SELECT count(*) FROM \"LiteLLM_JWTKeyMapping\"");
     CHECK(v != NULL && strcmp(v, "0") == 0, "JWT mappings left: %s", v ? v : "-");
     CHECK(t_mutate(a, &m, "{\"op\":\"ident_delete\",\"table\":\"user\",\"ids\":[\"u-1\"]}",
-                   15000) && m.rc == MG_OK && m.version == v0 + 5,
+                   15000) && m.rc == MG_OK && m.version == v0 + 6,
           "delete user: %s", m.err.msg);
     v = t_sql(fx, "SELECT (SELECT count(*) FROM \"LiteLLM_OrganizationMembership\") || ' ' || "
                   "(SELECT count(*) FROM \"LiteLLM_InvitationLink\")");
     CHECK(v != NULL && strcmp(v, "0 0") == 0, "memberships / invitations left: %s", v ? v : "-");
     snprintf(buf, sizeof(buf), "SELECT detail->'dependents' FROM moongate_events WHERE version = "
-             "%" PRId64, v0 + 5);
+             "%" PRId64, v0 + 6);
     v = t_sql(fx, buf);
     CHECK(v != NULL && strstr(v, "LiteLLM_InvitationLink") &&
               strstr(v, "LiteLLM_OrganizationMembership"),
@@ -1658,13 +1671,13 @@ t_litellm(void)
                    15000) && m.rc == MG_OK, "delete org: %s", m.err.msg);
 
     t_section("a load after the mutations sees all of them at one version");
-    CHECK(t_lload(a, &l) && l.r.version == v0 + 6, "load: %s", l.r.err.msg);
+    CHECK(t_lload(a, &l) && l.r.version == v0 + 7, "load: %s", l.r.err.msg);
     CHECK(t_ident(l.idents, "key", tok1) == NULL && t_ident(l.idents, "user", "u-1") == NULL &&
               t_ident(l.idents, "org", "org-1") == NULL &&
               strcmp(t_str(t_ident(l.idents, "key", tok3), "key_alias"), "mg-3b") == 0 &&
               json_is_null(json_object_get(t_ident(l.idents, "team", "team-1"), "organization_id")),
           "idents after the mutations: %s", json_dumps(l.idents, JSON_COMPACT));
-    CHECK(WAIT_FOR(wt.max_hint == v0 + 6, 10000), "hints stopped at %" PRId64, wt.max_hint);
+    CHECK(WAIT_FOR(wt.max_hint == v0 + 7, 10000), "hints stopped at %" PRId64, wt.max_hint);
 
     t_section("budgets, teams, users, end users: put, patch and delete round trips");
     static const char *const rt[][2] = {
@@ -1898,8 +1911,11 @@ main(int argc, char **argv)
 
     if (!t_own_server) {
         admin = t_admin("postgres");
-        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", t_db);
-        t_sql(admin, sql);
+        static const char *const suffix[] = {"", "_litellm", "_schema"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s%s", t_db, suffix[i]);
+            t_sql(admin, sql);
+        }
         PQfinish(admin);
     } else {
         CHECK(t_pg_stop("fast") == 0, "pg_ctl stop at the end failed");
