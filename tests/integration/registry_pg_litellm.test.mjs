@@ -23,6 +23,8 @@ import { req, everyWorker, startLoaded, waitState } from './lib_registry.mjs';
 const MASTER = 'sk-litellm-master-1234';
 const SALT = 'litellm-salt-for-the-test';
 const VKEY = 'sk-LiteLLMVirtualKey-0001';
+const EXPIRED = 'sk-LiteLLMVirtualKey-expired';
+const BLOCKED = 'sk-LiteLLMVirtualKey-blocked';
 const UPSTREAM = 'sk-upstream-secret-from-litellm';
 const W = 2;
 const fixtures = path.join(repoRoot, 'tests', 'fixtures', 'litellm');
@@ -90,7 +92,12 @@ INSERT INTO "LiteLLM_UserTable" (user_id, user_email, user_role, teams, models, 
 INSERT INTO "LiteLLM_VerificationToken" (token, key_name, key_alias, models, user_id, team_id, metadata,
     max_budget, spend, created_by, updated_by, expires)
   VALUES (${lit(token)}, 'sk-...0001', 'litellm-key', ARRAY['lt-model', 'lt-model-v3', 'lt-wrong-salt'],
-          'user-a', 'team-a', '{}', 100, 0.125, 'user-a', 'user-a', '2099-01-01 00:00:00');
+          'user-a', 'team-a', '{}', 100, 0.125, 'user-a', 'user-a', '2099-01-01 00:00:00'),
+         (${lit(sha256(EXPIRED))}, 'sk-...0002', 'expired', ARRAY['lt-model'], 'user-a', 'team-a', '{}',
+          NULL, 0, 'user-a', 'user-a', '2020-01-01 00:00:00'),
+         (${lit(sha256(BLOCKED))}, 'sk-...0003', 'blocked', ARRAY['lt-model'], 'user-a', 'team-a', '{}',
+          NULL, 0, 'user-a', 'user-a', NULL);
+UPDATE "LiteLLM_VerificationToken" SET blocked = true WHERE key_alias = 'blocked';
 ${rows.map(([id, name, p]) => `INSERT INTO "LiteLLM_ProxyModelTable" (model_id, model_name, litellm_params,
     model_info, created_by, updated_by, updated_at)
   VALUES (${lit(id)}, ${lit(name)}, ${lit(p)}::jsonb, ${lit(JSON.stringify({ id, db_model: true }))}::jsonb,
@@ -142,13 +149,22 @@ test('the virtual key LiteLLM stored authenticates on every worker and reaches t
   assert.equal(mk.status, 200, mk.text);
 });
 
-test('a wrong key is 401 on every worker', async () => {
+test('a wrong, an expired and a blocked key are 401', async () => {
   // (the token itself, 64 hex digits, is taken as already hashed, as LiteLLM does: not tried here)
   for (const key of ['sk-LiteLLMVirtualKey-0002', `${VKEY}x`, 'not-a-litellm-key']) {
     const seen = await everyWorker(gw.port, W, '/v1/chat/completions', { method: 'POST', key,
       body: { model: 'lt-model', messages: [{ role: 'user', content: 'wrong' }] } });
     for (const [w, r] of seen) assert.equal(r.status, 401, `worker ${w}, key ${key.slice(0, 6)}...: ${r.text}`);
   }
+  // LiteLLM's expired and blocked keys stay refused (its UTC timestamp read as UTC)
+  const ex = await req(gw.port, '/v1/chat/completions', { method: 'POST', key: EXPIRED,
+    body: { model: 'lt-model', messages: [{ role: 'user', content: 'wrong' }] } });
+  assert.equal(ex.status, 401, ex.text);
+  assert.match(ex.json.error.message, /Expired Key/);
+  const bl = await req(gw.port, '/v1/chat/completions', { method: 'POST', key: BLOCKED,
+    body: { model: 'lt-model', messages: [{ role: 'user', content: 'wrong' }] } });
+  assert.equal(bl.status, 401, bl.text);
+  assert.match(bl.json.error.message, /blocked/);
   assert.ok(!(await mock.log()).some((x) => x.body?.messages?.[0]?.content === 'wrong'), 'nothing reached upstream');
 });
 
