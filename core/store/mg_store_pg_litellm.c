@@ -38,7 +38,7 @@
 #define MG_PGL_NOW "TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP"
 #define MG_PGL_LIST "TEXT[] DEFAULT ARRAY[]::TEXT[]"
 
-static const char mg_pgl_ddl_budget[] =
+static const char mg_store_pgl_ddl_budget[] =
     "CREATE TABLE \"LiteLLM_BudgetTable\" (\n"
     "    \"budget_id\" TEXT NOT NULL,\n"
     "    \"max_budget\" DOUBLE PRECISION,\n"
@@ -56,7 +56,7 @@ static const char mg_pgl_ddl_budget[] =
     "    \"updated_by\" TEXT NOT NULL,\n"
     "    CONSTRAINT \"LiteLLM_BudgetTable_pkey\" PRIMARY KEY (\"budget_id\"));\n";
 
-static const char mg_pgl_ddl_org[] =
+static const char mg_store_pgl_ddl_org[] =
     "CREATE TABLE \"LiteLLM_OrganizationTable\" (\n"
     "    \"organization_id\" TEXT NOT NULL,\n"
     "    \"organization_alias\" TEXT NOT NULL,\n"
@@ -72,7 +72,7 @@ static const char mg_pgl_ddl_org[] =
     "    \"updated_by\" TEXT NOT NULL,\n"
     "    CONSTRAINT \"LiteLLM_OrganizationTable_pkey\" PRIMARY KEY (\"organization_id\"));\n";
 
-static const char mg_pgl_ddl_team[] =
+static const char mg_store_pgl_ddl_team[] =
     "CREATE TABLE \"LiteLLM_TeamTable\" (\n"
     "    \"team_id\" TEXT NOT NULL,\n"
     "    \"team_alias\" TEXT,\n"
@@ -112,7 +112,7 @@ static const char mg_pgl_ddl_team[] =
     "CREATE INDEX \"LiteLLM_TeamTable_team_alias_idx\" ON \"LiteLLM_TeamTable\"(\"team_alias\");\n"
     "CREATE INDEX \"LiteLLM_TeamTable_created_at_idx\" ON \"LiteLLM_TeamTable\"(\"created_at\");\n";
 
-static const char mg_pgl_ddl_user[] =
+static const char mg_store_pgl_ddl_user[] =
     "CREATE TABLE \"LiteLLM_UserTable\" (\n"
     "    \"user_id\" TEXT NOT NULL,\n"
     "    \"user_alias\" TEXT,\n"
@@ -143,7 +143,7 @@ static const char mg_pgl_ddl_user[] =
     "CREATE UNIQUE INDEX \"LiteLLM_UserTable_sso_user_id_key\" "
     "ON \"LiteLLM_UserTable\"(\"sso_user_id\");\n";
 
-static const char mg_pgl_ddl_key[] =
+static const char mg_store_pgl_ddl_key[] =
     "CREATE TABLE \"LiteLLM_VerificationToken\" (\n"
     "    \"token\" TEXT NOT NULL,\n"
     "    \"key_name\" TEXT,\n"
@@ -196,7 +196,7 @@ static const char mg_pgl_ddl_key[] =
     "CREATE INDEX \"LiteLLM_VerificationToken_budget_reset_at_expires_idx\" "
     "ON \"LiteLLM_VerificationToken\"(\"budget_reset_at\", \"expires\");\n";
 
-static const char mg_pgl_ddl_end_user[] =
+static const char mg_store_pgl_ddl_end_user[] =
     "CREATE TABLE \"LiteLLM_EndUserTable\" (\n"
     "    \"user_id\" TEXT NOT NULL,\n"
     "    \"alias\" TEXT,\n"
@@ -208,7 +208,7 @@ static const char mg_pgl_ddl_end_user[] =
     "    \"blocked\" BOOLEAN NOT NULL DEFAULT false,\n"
     "    CONSTRAINT \"LiteLLM_EndUserTable_pkey\" PRIMARY KEY (\"user_id\"));\n";
 
-static const char mg_pgl_ddl_model[] =
+static const char mg_store_pgl_ddl_model[] =
     "CREATE TABLE \"LiteLLM_ProxyModelTable\" (\n"
     "    \"model_id\" TEXT NOT NULL,\n"
     "    \"model_name\" TEXT NOT NULL,\n"
@@ -231,52 +231,52 @@ static const struct {
     const char *var;            /* the DO block's "made it" flag */
     const char *ddl;
     const char *fk[2][2];       /* {flag of the referenced table, ALTER TABLE} */
-} mg_pgl_creates[] = {
-    {"LiteLLM_BudgetTable", "made_budget", mg_pgl_ddl_budget, {{NULL, NULL}, {NULL, NULL}}},
-    {"LiteLLM_OrganizationTable", "made_org", mg_pgl_ddl_org,
+} mg_store_pgl_creates[] = {
+    {"LiteLLM_BudgetTable", "made_budget", mg_store_pgl_ddl_budget, {{NULL, NULL}, {NULL, NULL}}},
+    {"LiteLLM_OrganizationTable", "made_org", mg_store_pgl_ddl_org,
      {{"made_budget", MG_PGL_FK("LiteLLM_OrganizationTable", "budget_id", "LiteLLM_BudgetTable",
                                 "budget_id", "RESTRICT")},
       {NULL, NULL}}},
-    {"LiteLLM_TeamTable", "made_team", mg_pgl_ddl_team,
+    {"LiteLLM_TeamTable", "made_team", mg_store_pgl_ddl_team,
      {{"made_org", MG_PGL_FK("LiteLLM_TeamTable", "organization_id", "LiteLLM_OrganizationTable",
                              "organization_id", "SET NULL")},
       {NULL, NULL}}},
-    {"LiteLLM_UserTable", "made_user", mg_pgl_ddl_user,
+    {"LiteLLM_UserTable", "made_user", mg_store_pgl_ddl_user,
      {{"made_org", MG_PGL_FK("LiteLLM_UserTable", "organization_id", "LiteLLM_OrganizationTable",
                              "organization_id", "SET NULL")},
       {NULL, NULL}}},
-    {"LiteLLM_VerificationToken", "made_key", mg_pgl_ddl_key,
+    {"LiteLLM_VerificationToken", "made_key", mg_store_pgl_ddl_key,
      {{"made_budget", MG_PGL_FK("LiteLLM_VerificationToken", "budget_id", "LiteLLM_BudgetTable",
                                 "budget_id", "SET NULL")},
       {"made_org", MG_PGL_FK("LiteLLM_VerificationToken", "organization_id",
                              "LiteLLM_OrganizationTable", "organization_id", "SET NULL")}}},
-    {"LiteLLM_EndUserTable", "made_end_user", mg_pgl_ddl_end_user,
+    {"LiteLLM_EndUserTable", "made_end_user", mg_store_pgl_ddl_end_user,
      {{"made_budget", MG_PGL_FK("LiteLLM_EndUserTable", "budget_id", "LiteLLM_BudgetTable",
                                 "budget_id", "SET NULL")},
       {NULL, NULL}}},
-    {"LiteLLM_ProxyModelTable", "made_model", mg_pgl_ddl_model, {{NULL, NULL}, {NULL, NULL}}},
+    {"LiteLLM_ProxyModelTable", "made_model", mg_store_pgl_ddl_model, {{NULL, NULL}, {NULL, NULL}}},
 };
 
 char *
 mg_store_pgl_schema_sql(void)
 {
     mg_buf_t b = MG_BUF_INIT;
-    size_t n = sizeof(mg_pgl_creates) / sizeof(mg_pgl_creates[0]);
+    size_t n = sizeof(mg_store_pgl_creates) / sizeof(mg_store_pgl_creates[0]);
     mg_buf_append_str(&b, "DO $mgl$\nDECLARE\n");
     for (size_t i = 0; i < n; i++) {
-        mg_buf_printf(&b, "    %s boolean := false;\n", mg_pgl_creates[i].var);
+        mg_buf_printf(&b, "    %s boolean := false;\n", mg_store_pgl_creates[i].var);
     }
     mg_buf_append_str(&b, "BEGIN\n");
     for (size_t i = 0; i < n; i++) {
-        mg_buf_printf(&b, "IF to_regclass('\"%s\"') IS NULL THEN\n%s", mg_pgl_creates[i].rel,
-                      mg_pgl_creates[i].ddl);
+        mg_buf_printf(&b, "IF to_regclass('\"%s\"') IS NULL THEN\n%s", mg_store_pgl_creates[i].rel,
+                      mg_store_pgl_creates[i].ddl);
         for (int f = 0; f < 2; f++) {
-            if (mg_pgl_creates[i].fk[f][0] != NULL) {
-                mg_buf_printf(&b, "IF %s THEN\n%sEND IF;\n", mg_pgl_creates[i].fk[f][0],
-                              mg_pgl_creates[i].fk[f][1]);
+            if (mg_store_pgl_creates[i].fk[f][0] != NULL) {
+                mg_buf_printf(&b, "IF %s THEN\n%sEND IF;\n", mg_store_pgl_creates[i].fk[f][0],
+                              mg_store_pgl_creates[i].fk[f][1]);
             }
         }
-        mg_buf_printf(&b, "%s := true;\nEND IF;\n", mg_pgl_creates[i].var);
+        mg_buf_printf(&b, "%s := true;\nEND IF;\n", mg_store_pgl_creates[i].var);
     }
     mg_buf_append_str(&b, "END\n$mgl$;\n");
     char *r = mg_xstrdup(mg_buf_cstr(&b));
@@ -318,7 +318,7 @@ static const struct {
     const char *name;
     const char *relname;
     const char *pk;
-} mg_pgl_tables[MG_STORE_PGL_NTABLES] = {
+} mg_store_pgl_tables[MG_STORE_PGL_NTABLES] = {
     {"key", "LiteLLM_VerificationToken", "token"},
     {"team", "LiteLLM_TeamTable", "team_id"},
     {"user", "LiteLLM_UserTable", "user_id"},
@@ -330,19 +330,19 @@ static const struct {
 
 /* Replacing a row (ident_put over an existing one) keeps these when the row does not name them:
  * history, not rights. */
-static const char *const mg_pgl_kept[] = {"created_at", "created_by", "last_active", NULL};
+static const char *const mg_store_pgl_kept[] = {"created_at", "created_by", "last_active", NULL};
 /* ... and these always: the spend pipeline's counters, which it adds to without a version bump,
  * so a row copied from a snapshot would set them back (ident_patch sets them on purpose). */
-static const char *const mg_pgl_counters[] = {"spend", "model_spend", NULL};
+static const char *const mg_store_pgl_counters[] = {"spend", "model_spend", NULL};
 
 void
 mg_store_pgl_cat_init(mg_store_pgl_cat_t *c)
 {
     memset(c, 0, sizeof(*c));
     for (int i = 0; i < MG_STORE_PGL_NTABLES; i++) {
-        c->t[i].name = mg_pgl_tables[i].name;
-        c->t[i].relname = mg_pgl_tables[i].relname;
-        c->t[i].pk = mg_pgl_tables[i].pk;
+        c->t[i].name = mg_store_pgl_tables[i].name;
+        c->t[i].relname = mg_store_pgl_tables[i].relname;
+        c->t[i].pk = mg_store_pgl_tables[i].pk;
     }
 }
 
@@ -368,7 +368,7 @@ mg_store_pgl_cat_free(mg_store_pgl_cat_t *c)
 }
 
 static bool
-mg_pgl_in(const char *s, const char *const *list)
+mg_store_pgl_in(const char *s, const char *const *list)
 {
     for (int i = 0; list[i] != NULL; i++) {
         if (strcmp(s, list[i]) == 0) {
@@ -415,8 +415,8 @@ mg_store_pgl_cat_load(mg_store_pgl_cat_t *c, const char *json_text, mg_err_t *er
             col->name = mg_xstrdup(name);
             col->type = mg_xstrdup(type);
             col->ts = strncmp(type, "timestamp", 9) == 0 && strstr(type, "without time zone");
-            col->kept = mg_pgl_in(name, mg_pgl_kept);
-            col->counter = mg_pgl_in(name, mg_pgl_counters);
+            col->kept = mg_store_pgl_in(name, mg_store_pgl_kept);
+            col->counter = mg_store_pgl_in(name, mg_store_pgl_counters);
         }
         t->deps = mg_xcalloc(json_array_size(deps) + 1, sizeof(*t->deps));
         json_array_foreach(deps, k, v) {
@@ -461,7 +461,7 @@ mg_store_pgl_table(const mg_store_pgl_cat_t *c, const char *name)
 }
 
 static const mg_store_pgl_col_t *
-mg_pgl_col(const mg_store_pgl_table_t *t, const char *name)
+mg_store_pgl_col(const mg_store_pgl_table_t *t, const char *name)
 {
     for (int i = 0; i < t->ncols; i++) {
         if (strcmp(t->cols[i].name, name) == 0) {
@@ -493,7 +493,7 @@ mg_store_pgl_fix_row(const mg_store_pgl_table_t *t, json_t *row)
 /* ---- SQL text helpers ---- */
 
 static void
-mg_pgl_ident(mg_buf_t *b, const char *s)
+mg_store_pgl_ident(mg_buf_t *b, const char *s)
 {
     mg_buf_append_str(b, "\"");
     for (const char *p = s; *p != '\0'; p++) {
@@ -507,7 +507,7 @@ mg_pgl_ident(mg_buf_t *b, const char *s)
 
 /* A string literal (the session sets standard_conforming_strings = on). */
 static void
-mg_pgl_lit(mg_buf_t *b, const char *s)
+mg_store_pgl_lit(mg_buf_t *b, const char *s)
 {
     mg_buf_append_str(b, "'");
     for (const char *p = s; *p != '\0'; p++) {
@@ -521,22 +521,22 @@ mg_pgl_lit(mg_buf_t *b, const char *s)
 
 /* The SQL value of column col from the JSON in s.j / the populated record r. */
 static void
-mg_pgl_value(mg_buf_t *b, const mg_store_pgl_col_t *col)
+mg_store_pgl_value(mg_buf_t *b, const mg_store_pgl_col_t *col)
 {
     if (col->ts) {
         /* timestamp input ignores a UTC offset: go through timestamptz (session zone UTC) */
         mg_buf_append_str(b, "((s.j->>");
-        mg_pgl_lit(b, col->name);
+        mg_store_pgl_lit(b, col->name);
         mg_buf_printf(b, ")::timestamptz AT TIME ZONE 'UTC')::%s", col->type);
     } else {
         mg_buf_append_str(b, "r.");
-        mg_pgl_ident(b, col->name);
+        mg_store_pgl_ident(b, col->name);
     }
 }
 
 /* "s AS (...), r AS (...)": the JSON and the record jsonb_populate_record() makes of it. */
 static void
-mg_pgl_source(mg_buf_t *b, const mg_store_pgl_table_t *t, json_t *vals)
+mg_store_pgl_source(mg_buf_t *b, const mg_store_pgl_table_t *t, json_t *vals)
 {
     mg_buf_append_str(b, "s AS (SELECT $2::jsonb AS j),\nr AS (SELECT x.* FROM s, "
                          "jsonb_populate_record(NULL::");
@@ -546,7 +546,7 @@ mg_pgl_source(mg_buf_t *b, const mg_store_pgl_table_t *t, json_t *vals)
     for (int i = 0; i < t->ncols; i++) {
         if (t->cols[i].ts && json_object_get(vals, t->cols[i].name) != NULL) {
             mg_buf_append_str(b, any ? ", " : " - ARRAY[");
-            mg_pgl_lit(b, t->cols[i].name);
+            mg_store_pgl_lit(b, t->cols[i].name);
             any = true;
         }
     }
@@ -554,7 +554,7 @@ mg_pgl_source(mg_buf_t *b, const mg_store_pgl_table_t *t, json_t *vals)
 }
 
 static const char *
-mg_pgl_str(json_t *m, const char *key)
+mg_store_pgl_str(json_t *m, const char *key)
 {
     return json_string_value(json_object_get(m, key));
 }
@@ -565,8 +565,8 @@ mg_pgl_str(json_t *m, const char *key)
  * no such column), or NULL with err set (refused).
  */
 static const mg_store_pgl_col_t *
-mg_pgl_check_key(const mg_store_pgl_table_t *t, const char *op, const char *id, const char *k,
-                 json_t *v, bool *skip, mg_err_t *err)
+mg_store_pgl_check_key(const mg_store_pgl_table_t *t, const char *op, const char *id,
+                       const char *k, json_t *v, bool *skip, mg_err_t *err)
 {
     *skip = false;
     if (strcmp(k, t->pk) == 0) {
@@ -578,7 +578,7 @@ mg_pgl_check_key(const mg_store_pgl_table_t *t, const char *op, const char *id, 
         *skip = true;
         return NULL;
     }
-    const mg_store_pgl_col_t *col = mg_pgl_col(t, k);
+    const mg_store_pgl_col_t *col = mg_store_pgl_col(t, k);
     if (col == NULL && (strcmp(k, "created_at") == 0 || strcmp(k, "updated_at") == 0)) {
         *skip = true;
         return NULL;
@@ -596,8 +596,8 @@ mg_pgl_check_key(const mg_store_pgl_table_t *t, const char *op, const char *id, 
 }
 
 static void
-mg_pgl_tail(mg_buf_t *b, const char *bump_sql, const char *ev_fmt, const char *op,
-            const char *detail, const char *third)
+mg_store_pgl_tail(mg_buf_t *b, const char *bump_sql, const char *ev_fmt, const char *op,
+                  const char *detail, const char *third)
 {
     mg_buf_printf(b, bump_sql, "EXISTS (SELECT 1 FROM ch)");
     mg_buf_append_str(b, ",\n");
@@ -607,8 +607,9 @@ mg_pgl_tail(mg_buf_t *b, const char *bump_sql, const char *ev_fmt, const char *o
 }
 
 static int
-mg_pgl_build_put(const mg_store_pgl_table_t *t, json_t *m, const char *id, const char *bump_sql,
-                 const char *ev_fmt, mg_buf_t *b, json_t *vals, mg_err_t *err)
+mg_store_pgl_build_put(const mg_store_pgl_table_t *t, json_t *m, const char *id,
+                       const char *bump_sql, const char *ev_fmt, mg_buf_t *b, json_t *vals,
+                       mg_err_t *err)
 {
     json_t *row = json_object_get(m, "row");
     if (row != NULL && !json_is_null(row) && !json_is_object(row)) {
@@ -621,7 +622,8 @@ mg_pgl_build_put(const mg_store_pgl_table_t *t, json_t *m, const char *id, const
     json_t *v;
     json_object_foreach(row, k, v) {
         bool skip;
-        const mg_store_pgl_col_t *col = mg_pgl_check_key(t, "ident_put", id, k, v, &skip, err);
+        const mg_store_pgl_col_t *col =
+            mg_store_pgl_check_key(t, "ident_put", id, k, v, &skip, err);
         if (col == NULL && !skip) {
             free(given);
             return MG_ERROR;
@@ -632,11 +634,11 @@ mg_pgl_build_put(const mg_store_pgl_table_t *t, json_t *m, const char *id, const
         }
     }
     mg_buf_append_str(b, "WITH ");
-    mg_pgl_source(b, t, vals);
+    mg_store_pgl_source(b, t, vals);
     mg_buf_append_str(b, "ch AS (\n    INSERT INTO ");
     mg_buf_append_str(b, t->rel);
     mg_buf_append_str(b, " AS t (");
-    mg_pgl_ident(b, t->pk);
+    mg_store_pgl_ident(b, t->pk);
     mg_buf_t sel = MG_BUF_INIT;
     mg_buf_append_str(&sel, "$1");
     for (int i = 0; i < t->ncols; i++) {
@@ -653,17 +655,17 @@ mg_pgl_build_put(const mg_store_pgl_table_t *t, json_t *m, const char *id, const
             continue;
         }
         mg_buf_append_str(b, ", ");
-        mg_pgl_ident(b, col->name);
+        mg_store_pgl_ident(b, col->name);
         mg_buf_append_str(&sel, ", ");
         if (auto_val != NULL) {
             mg_buf_append_str(&sel, auto_val);
         } else {
-            mg_pgl_value(&sel, col);
+            mg_store_pgl_value(&sel, col);
         }
     }
     mg_buf_printf(b, ")\n    SELECT %s FROM s, r\n    ON CONFLICT (", mg_buf_cstr(&sel));
     mg_buf_free(&sel);
-    mg_pgl_ident(b, t->pk);
+    mg_store_pgl_ident(b, t->pk);
     if (create) {
         mg_buf_append_str(b, ") DO NOTHING\n");
     } else {
@@ -677,15 +679,15 @@ mg_pgl_build_put(const mg_store_pgl_table_t *t, json_t *m, const char *id, const
                 continue;
             }
             mg_buf_append_str(b, first ? "" : ", ");
-            mg_pgl_ident(b, col->name);
+            mg_store_pgl_ident(b, col->name);
             mg_buf_append_str(b, " = EXCLUDED.");
-            mg_pgl_ident(b, col->name);
+            mg_store_pgl_ident(b, col->name);
             first = false;
         }
         if (first) {
-            mg_pgl_ident(b, t->pk);
+            mg_store_pgl_ident(b, t->pk);
             mg_buf_append_str(b, " = EXCLUDED.");
-            mg_pgl_ident(b, t->pk);
+            mg_store_pgl_ident(b, t->pk);
         }
         mg_buf_append_str(b, "\n");
     }
@@ -693,17 +695,18 @@ mg_pgl_build_put(const mg_store_pgl_table_t *t, json_t *m, const char *id, const
     mg_buf_append_str(b, "    RETURNING t.*),\n");
     mg_buf_t d = MG_BUF_INIT;
     mg_buf_append_str(&d, "jsonb_build_object('table', ");
-    mg_pgl_lit(&d, t->name);
+    mg_store_pgl_lit(&d, t->name);
     mg_buf_append_str(&d, ", 'id', $1::text)");
-    mg_pgl_tail(b, bump_sql, ev_fmt, "ident_put", mg_buf_cstr(&d),
+    mg_store_pgl_tail(b, bump_sql, ev_fmt, "ident_put", mg_buf_cstr(&d),
                 "(SELECT row_to_json(c) FROM ch c)");
     mg_buf_free(&d);
     return MG_OK;
 }
 
 static int
-mg_pgl_build_patch(const mg_store_pgl_table_t *t, json_t *m, const char *id, const char *bump_sql,
-                   const char *ev_fmt, mg_buf_t *b, json_t *vals, mg_err_t *err)
+mg_store_pgl_build_patch(const mg_store_pgl_table_t *t, json_t *m, const char *id,
+                         const char *bump_sql, const char *ev_fmt, mg_buf_t *b, json_t *vals,
+                         mg_err_t *err)
 {
     json_t *set = json_object_get(m, "set");
     json_t *clear = json_object_get(m, "clear");
@@ -726,8 +729,8 @@ mg_pgl_build_patch(const mg_store_pgl_table_t *t, json_t *m, const char *id, con
                               t->pk);
         }
         bool skip;
-        const mg_store_pgl_col_t *col = mg_pgl_check_key(t, "ident_patch", id, ck, NULL, &skip,
-                                                         err);
+        const mg_store_pgl_col_t *col =
+            mg_store_pgl_check_key(t, "ident_patch", id, ck, NULL, &skip, err);
         if (col == NULL) {
             if (skip) {
                 continue;
@@ -740,7 +743,8 @@ mg_pgl_build_patch(const mg_store_pgl_table_t *t, json_t *m, const char *id, con
     const char *k;
     json_object_foreach(set, k, v) {
         bool skip;
-        const mg_store_pgl_col_t *col = mg_pgl_check_key(t, "ident_patch", id, k, v, &skip, err);
+        const mg_store_pgl_col_t *col =
+            mg_store_pgl_check_key(t, "ident_patch", id, k, v, &skip, err);
         if (col == NULL && !skip) {
             free(what);
             return MG_ERROR;
@@ -751,7 +755,7 @@ mg_pgl_build_patch(const mg_store_pgl_table_t *t, json_t *m, const char *id, con
         }
     }
     mg_buf_append_str(b, "WITH ");
-    mg_pgl_source(b, t, vals);
+    mg_store_pgl_source(b, t, vals);
     mg_buf_append_str(b, "ch AS (\n    UPDATE ");
     mg_buf_append_str(b, t->rel);
     mg_buf_append_str(b, " AS t SET ");
@@ -763,39 +767,39 @@ mg_pgl_build_patch(const mg_store_pgl_table_t *t, json_t *m, const char *id, con
             continue;
         }
         mg_buf_append_str(b, first ? "" : ", ");
-        mg_pgl_ident(b, col->name);
+        mg_store_pgl_ident(b, col->name);
         mg_buf_append_str(b, " = ");
         if (now) {
             mg_buf_append_str(b, "now()");
         } else if (what[c] == 2) {
             mg_buf_append_str(b, "DEFAULT");
         } else {
-            mg_pgl_value(b, col);
+            mg_store_pgl_value(b, col);
         }
         first = false;
     }
     free(what);
     if (first) {
-        mg_pgl_ident(b, t->pk);
+        mg_store_pgl_ident(b, t->pk);
         mg_buf_append_str(b, " = t.");
-        mg_pgl_ident(b, t->pk);
+        mg_store_pgl_ident(b, t->pk);
     }
     mg_buf_append_str(b, "\n    FROM s, r WHERE t.");
-    mg_pgl_ident(b, t->pk);
+    mg_store_pgl_ident(b, t->pk);
     mg_buf_append_str(b, " = $1\n    RETURNING t.*),\n");
     mg_buf_t d = MG_BUF_INIT;
     mg_buf_append_str(&d, "jsonb_build_object('table', ");
-    mg_pgl_lit(&d, t->name);
+    mg_store_pgl_lit(&d, t->name);
     mg_buf_append_str(&d, ", 'id', $1::text)");
-    mg_pgl_tail(b, bump_sql, ev_fmt, "ident_patch", mg_buf_cstr(&d),
+    mg_store_pgl_tail(b, bump_sql, ev_fmt, "ident_patch", mg_buf_cstr(&d),
                 "(SELECT row_to_json(c) FROM ch c)");
     mg_buf_free(&d);
     return MG_OK;
 }
 
 static int
-mg_pgl_build_delete(const mg_store_pgl_table_t *t, json_t *m, const char *bump_sql,
-                    const char *ev_fmt, mg_buf_t *b, mg_err_t *err)
+mg_store_pgl_build_delete(const mg_store_pgl_table_t *t, json_t *m, const char *bump_sql,
+                          const char *ev_fmt, mg_buf_t *b, mg_err_t *err)
 {
     json_t *ids = json_object_get(m, "ids");
     size_t i;
@@ -810,7 +814,7 @@ mg_pgl_build_delete(const mg_store_pgl_table_t *t, json_t *m, const char *bump_s
         return mg_err_set(err, MG_ERR_BAD_REQUEST, "ident_delete without ids");
     }
     mg_buf_t pk = MG_BUF_INIT;
-    mg_pgl_ident(&pk, t->pk);
+    mg_store_pgl_ident(&pk, t->pk);
     const char *p = mg_buf_cstr(&pk);
     mg_buf_printf(b, "WITH w AS (SELECT x.id, x.n FROM jsonb_array_elements_text($1::jsonb) "
                      "WITH ORDINALITY x(id, n)),\n"
@@ -822,7 +826,7 @@ mg_pgl_build_delete(const mg_store_pgl_table_t *t, json_t *m, const char *bump_s
      * LiteLLM_OrganizationMembership.user_id, ...) go with it, in the same statement */
     mg_buf_t d = MG_BUF_INIT;
     mg_buf_append_str(&d, "jsonb_build_object('table', ");
-    mg_pgl_lit(&d, t->name);
+    mg_store_pgl_lit(&d, t->name);
     mg_buf_append_str(&d, ", 'ids', $1::jsonb, 'dependents', jsonb_build_object(");
     for (int k = 0; k < t->ndeps; k++) {
         const mg_store_pgl_dep_t *dep = &t->deps[k];
@@ -830,14 +834,14 @@ mg_pgl_build_delete(const mg_store_pgl_table_t *t, json_t *m, const char *bump_s
                          "FROM %s t WHERE t.%s IN (SELECT id FROM w)) RETURNING 1),\n",
                       k, dep->rel, dep->col, dep->refcol, t->rel, p);
         mg_buf_printf(&d, "%s", k > 0 ? ", " : "");
-        mg_pgl_lit(&d, dep->rel);
+        mg_store_pgl_lit(&d, dep->rel);
         mg_buf_printf(&d, ", (SELECT count(*) FROM d%d)", k);
     }
     mg_buf_append_str(&d, "))");
     mg_buf_printf(b, "ch AS (DELETE FROM %s t USING go WHERE go.ok AND t.%s IN (SELECT id FROM w) "
                      "RETURNING t.%s),\n",
                   t->rel, p, p);
-    mg_pgl_tail(b, bump_sql, ev_fmt, "ident_delete", mg_buf_cstr(&d),
+    mg_store_pgl_tail(b, bump_sql, ev_fmt, "ident_delete", mg_buf_cstr(&d),
                 "json_build_object('missing', (SELECT id FROM miss))");
     mg_buf_free(&d);
     mg_buf_free(&pk);
@@ -849,8 +853,8 @@ mg_store_pgl_build_ident(const mg_store_pgl_cat_t *c, json_t *m, const char *bum
                          const char *ev_fmt, char **sql, char **params, int *nparams, char **id,
                          mg_err_t *err)
 {
-    const char *op = mg_pgl_str(m, "op");
-    const char *tn = mg_pgl_str(m, "table");
+    const char *op = mg_store_pgl_str(m, "op");
+    const char *tn = mg_store_pgl_str(m, "table");
     const mg_store_pgl_table_t *t = tn != NULL ? mg_store_pgl_table(c, tn) : NULL;
     *sql = NULL;
     *nparams = 0;
@@ -869,12 +873,12 @@ mg_store_pgl_build_ident(const mg_store_pgl_cat_t *c, json_t *m, const char *bum
         json_t *ids = json_object_get(m, "ids");
         *id = mg_xstrdup(json_is_string(json_array_get(ids, 0))
                              ? json_string_value(json_array_get(ids, 0)) : "");
-        rc = mg_pgl_build_delete(t, m, bump_sql, ev_fmt, &b, err);
+        rc = mg_store_pgl_build_delete(t, m, bump_sql, ev_fmt, &b, err);
         if (rc == MG_OK) {
             params[(*nparams)++] = json_dumps(ids, JSON_COMPACT);
         }
     } else {
-        const char *iid = mg_pgl_str(m, "id");
+        const char *iid = mg_store_pgl_str(m, "id");
         if (iid == NULL || iid[0] == '\0') {
             mg_buf_free(&b);
             return mg_err_set(err, MG_ERR_BAD_REQUEST, "%s without id", op);
@@ -882,9 +886,9 @@ mg_store_pgl_build_ident(const mg_store_pgl_cat_t *c, json_t *m, const char *bum
         *id = mg_xstrdup(iid);
         json_t *vals = json_object();
         if (strcmp(op, "ident_put") == 0) {
-            rc = mg_pgl_build_put(t, m, iid, bump_sql, ev_fmt, &b, vals, err);
+            rc = mg_store_pgl_build_put(t, m, iid, bump_sql, ev_fmt, &b, vals, err);
         } else if (strcmp(op, "ident_patch") == 0) {
-            rc = mg_pgl_build_patch(t, m, iid, bump_sql, ev_fmt, &b, vals, err);
+            rc = mg_store_pgl_build_patch(t, m, iid, bump_sql, ev_fmt, &b, vals, err);
         } else {
             rc = mg_err_set(err, MG_ERR_BAD_REQUEST, "unknown mutation op \"%s\"", op);
         }
@@ -943,7 +947,7 @@ mg_store_pgl_crypto_init(mg_store_pgl_crypto_t *k, const char *secret)
 /* Base64 in either alphabet (LiteLLM writes URL-safe, older rows standard), padding optional.
  * NULL when s is not base64. */
 static unsigned char *
-mg_pgl_unb64(const char *s, size_t n, size_t *outlen)
+mg_store_pgl_unb64(const char *s, size_t n, size_t *outlen)
 {
     while (n > 0 && s[n - 1] == '=') {
         n--;
@@ -988,16 +992,17 @@ typedef enum {
     MG_PGL_OPENED,
     MG_PGL_FAIL_GCM,    /* a marked AES-GCM value that does not open */
     MG_PGL_FAIL_BOX,    /* looks like a SecretBox ciphertext but does not open */
-} mg_pgl_open_t;
+} mg_store_pgl_open_t;
 
-static mg_pgl_open_t
-mg_pgl_open(const mg_store_pgl_crypto_t *k, const char *s, size_t n, char **out, size_t *outlen)
+static mg_store_pgl_open_t
+mg_store_pgl_open(const mg_store_pgl_crypto_t *k, const char *s, size_t n, char **out,
+                  size_t *outlen)
 {
     bool v3 = n >= 7 && memcmp(s, "v3:gcm:", 7) == 0;
     bool v2 = n >= 7 && memcmp(s, "v2:gcm:", 7) == 0;
     size_t bl = 0;
     if (v3 || v2) {
-        unsigned char *buf = mg_pgl_unb64(s + 7, n - 7, &bl);
+        unsigned char *buf = mg_store_pgl_unb64(s + 7, n - 7, &bl);
         if (!k->enabled || buf == NULL || bl < MG_PGL_GCM_NONCE + MG_PGL_GCM_TAG) {
             free(buf);
             return MG_PGL_FAIL_GCM;
@@ -1029,7 +1034,7 @@ mg_pgl_open(const mg_store_pgl_crypto_t *k, const char *s, size_t n, char **out,
     }
     /* LiteLLM writes base64 with its padding (urlsafe_b64encode) and reads anything else as
      * plain (urlsafe_b64decode raises): so do we, which keeps long plain values plain */
-    unsigned char *buf = n % 4 == 0 ? mg_pgl_unb64(s, n, &bl) : NULL;
+    unsigned char *buf = n % 4 == 0 ? mg_store_pgl_unb64(s, n, &bl) : NULL;
     if (buf == NULL || bl < MG_PGL_BOX_MIN) {
         free(buf);
         return MG_PGL_PLAIN;
@@ -1070,7 +1075,8 @@ mg_store_pgl_decrypt_params(const mg_store_pgl_crypto_t *k, json_t *params, mg_e
         }
         char *plain = NULL;
         size_t pl = 0;
-        mg_pgl_open_t r = mg_pgl_open(k, json_string_value(v), json_string_length(v), &plain, &pl);
+        mg_store_pgl_open_t r =
+            mg_store_pgl_open(k, json_string_value(v), json_string_length(v), &plain, &pl);
         json_t *dv = NULL;
         if (r == MG_PGL_OPENED) {
             dv = json_stringn(plain, pl);
@@ -1098,7 +1104,7 @@ mg_store_pgl_decrypt_params(const mg_store_pgl_crypto_t *k, json_t *params, mg_e
 
 /* A JSON column Prisma may have stored as a JSON string holding the object. */
 static json_t *
-mg_pgl_json_col(json_t *v)
+mg_store_pgl_json_col(json_t *v)
 {
     if (json_is_string(v)) {
         json_t *p = json_loads(json_string_value(v), 0, NULL);
@@ -1124,9 +1130,9 @@ mg_store_pgl_model_row(const mg_store_pgl_crypto_t *k, const mg_store_pgl_table_
         json_t *v = json_object_get(raw, copy[i]);
         json_object_set(row, copy[i], v != NULL ? v : json_null());
     }
-    json_t *mi = mg_pgl_json_col(json_object_get(raw, "model_info"));
+    json_t *mi = mg_store_pgl_json_col(json_object_get(raw, "model_info"));
     json_object_set_new(row, "model_info", mi != NULL ? mi : json_object());
-    json_t *lp = mg_pgl_json_col(json_object_get(raw, "litellm_params"));
+    json_t *lp = mg_store_pgl_json_col(json_object_get(raw, "litellm_params"));
     mg_err_t err;
     mg_err_clear(&err);
     json_t *dec = lp != NULL ? mg_store_pgl_decrypt_params(k, lp, &err) : NULL;
