@@ -154,7 +154,7 @@ const mg_org_t *mg_auth_org(const mg_auth_t *a, const char *id);
 json_t *mg_auth_budget_row(const mg_auth_t *a, const char *budget_id);
 
 /* The SHA-256 hex of a key, as LiteLLM's hash_token (a key that is already 64 hex digits is
- * taken as a hash, as LiteLLM does). */
+ * taken as a hash, as LiteLLM's management routes do: for lookups, never to authenticate). */
 void mg_auth_hash_key(const char *key, size_t len, char out[65]);
 /* LiteLLM's key_name: "sk-...abcd" (the last 4 characters). */
 void mg_auth_key_name(const char *key, char *out, size_t outlen);
