@@ -11,7 +11,9 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { startMock, startGateway, startRedis, mockModel, pool, waitFor, tmpDir } from '../lib/harness.mjs';
 import { putKey, sha256hex } from '../lib/journal.mjs';
-import { sanitizerReport, stopAndCollect } from './lib_rotation.mjs';
+import { sanitizerBuild, sanitizerReport, stopAndCollect } from './lib_rotation.mjs';
+
+console.log(`# keys_redis: ${sanitizerBuild().yes ? 'sanitizer build: reports are checked at stop' : 'not a sanitizer build'}`);
 
 const MASTER = 'sk-redislim-master-0001112223';
 const K = {
@@ -23,6 +25,7 @@ const K = {
   late: 'sk-redislim-late-ffffffffffffff',
   park: 'sk-redislim-park-gggggggggggggg',
   both: 'sk-redislim-both-hhhhhhhhhhhhhh',
+  budget: 'sk-redislim-budget-iiiiiiiiiiii',
 };
 
 const mock = await startMock();
@@ -37,9 +40,14 @@ putKey(state, K.back, { rpm_limit: 3 });
 putKey(state, K.late, { rpm_limit: 10, max_parallel_requests: 1 });
 putKey(state, K.park, { rpm_limit: 10, max_parallel_requests: 1 });
 putKey(state, K.both, { rpm_limit: 5, tpm_limit: 1000, max_parallel_requests: 4 });
+putKey(state, K.budget, { max_budget: 0.01, max_parallel_requests: 1 });
 
 const config = (ms = {}) => ({
-  model_list: [mockModel(mock, 'gpt-4o')],
+  model_list: [
+    mockModel(mock, 'gpt-4o'),
+    // each request costs 10 * 1e-4 + 20 * 1e-4 = $0.003 (the scripted usage: 10 in, 20 out)
+    mockModel(mock, 'priced', { info: { input_cost_per_token: 1e-4, output_cost_per_token: 1e-4 } }),
+  ],
   general_settings: { master_key: MASTER },
   router_settings: { num_retries: 0, redis_host: '127.0.0.1', redis_port: redis.port },
   moongate_settings: ms,
@@ -191,6 +199,37 @@ test('every descriptor of a request in one script: a key with rpm, tpm and paral
   // every settlement consumed its marker: nothing is left to settle twice
   await waitFor(() => redis.cli('--scan', '--pattern', `{api_key:${hashOf(K.both)}}:moongate:counted:*`) === '',
     { what: 'the markers consumed' });
+});
+
+test('a request refused by a rate limit gives its budget reservation back once', async () => {
+  // budgets stay per instance (A here); every refused request reserved its worst case first
+  const usage = { usage: { prompt_tokens: 10, completion_tokens: 20 } };
+  const body = { model: 'priced', max_tokens: 20 };
+  const free = () => waitFor(() => redis.cli('ZCARD', rkey(K.budget, 'parallel')) === '0', { what: 'the slot released' });
+  await mock.script({ default: { ...usage, latency_ms: 1500 } });
+  let slow;
+  try {
+    slow = chat(A, K.budget, body);
+    await waitFor(async () => (await mock.stats()).in_progress >= 1, { what: 'one request in flight' });
+    await mock.script({ default: usage });
+    const refused = await pool(20, 1, () => chat(A, K.budget, body)); // one at a time: only the slot refuses
+    assert.ok(refused.every((r) => r.status === 429 && /max_parallel_requests/.test(r.json.error.message)),
+      refused.map((r) => r.status).join(','));
+    assert.equal((await slow).status, 200);
+    await free();
+    // $0.003 spent, nothing reserved: $0.003 -> 0.006 -> 0.009 -> 0.012 (the 3rd crosses), then refused
+    const seq = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await chat(A, K.budget, body);
+      seq.push(r);
+      if (r.status !== 200) break;
+      await free();
+    }
+    assert.deepEqual(seq.map((r) => r.status), [200, 200, 200, 400], seq.map((r) => r.text).join('\n'));
+    assert.match(seq[3].json.error.message, /^Budget has been exceeded! Current cost: 0\.012[0-9]*, Max budget: 0\.01$/);
+  } finally {
+    await mock.reset();
+  }
 });
 
 test('Redis stopped: each replica holds the limits on its own counters and says so; Redis back: shared again', async () => {
