@@ -278,6 +278,14 @@ static const mg_ml_family_t mg_ml_table[MG_MF__COUNT] = {
     [MG_MF_OTEL_SPANS_DROPPED] = {"moongate_otel_spans_dropped",
         "OpenTelemetry spans dropped (queue full or export failed), summed over the live workers",
         G, MG_METRIC_PER_WORKER_SUM, mg_ml_l_none, NULL, 0, 0},
+    [MG_MF_LIMITS_REDIS_UP] = {"moongate_limits_redis_up",
+        "1 if the worker's rate limits (rpm, tpm, parallel) are shared through Redis now, 0 if they "
+        "fall back to this instance's counters", G, MG_METRIC_PER_WORKER_LABEL, mg_ml_l_none, NULL,
+        0, 0},
+    [MG_MF_LIMITS_LOCAL_FALLBACKS] = {"moongate_limits_local_fallbacks",
+        "Admissions whose rate limits were checked on this instance's counters although Redis is "
+        "configured, by kind (disconnected, timeout, error, busy)", C, S, mg_ml_l_kind, NULL, 0,
+        0},
     [MG_MF_RELOADS_REFUSED] = {"moongate_reloads_refused",
         "Reloads refused, the running config, registry or policy kept serving", C, S, mg_ml_l_kind,
         NULL, 0, 0},

@@ -15,6 +15,7 @@
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
 #include "../registry/mg_limits.h"
+#include "../store/mg_limits_redis.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -44,12 +45,17 @@ struct mg_admission_s {
     /* what the response headers say (the key's, else the first limited entity's) */
     int64_t rpm_limit, rpm_remaining, tpm_limit, tpm_remaining;
     const char *hdr_descriptor;
-    double key_spend, key_max_budget;
+    double key_spend, key_max_budget; /* key_spend: at admission (key_spend_set) */
+    bool key_spend_set;
     bool has_key;
+    struct mg_adm_redis_s *rd;  /* arena: the Redis path's state, NULL on the local path */
 };
 
-static int64_t
-mg_adm_window_s(void)
+/* The worker's Redis limiter, or NULL: limits in shared memory only (mg_admit_set_redis). */
+static mg_limits_redis_t *mg_adm_lr;
+
+int64_t
+mg_admit_window_s(void)
 {
     static int64_t w;
     if (w == 0) {
@@ -214,7 +220,7 @@ static void
 mg_adm_release(mg_request_t *r)
 {
     struct mg_admission_s *a = r->adm;
-    int64_t w = mg_adm_window_s();
+    int64_t w = mg_admit_window_s();
     for (int i = 0; i < a->n; i++) {
         mg_adm_item_t *it = &a->it[i];
         mg_lim_slot_t *s = mg_lim_get(it->slot);
@@ -224,6 +230,7 @@ mg_adm_release(mg_request_t *r)
         if (it->taken & MG_ADM_BUDGET) {
             mg_lim_settle(it->slot, it->worst, 0);
         }
+        it->worst = 0; /* released: the settlement that follows the refusal gives nothing back */
         if (it->taken & MG_ADM_PAR) {
             mg_lim_leave(it->slot);
         }
@@ -237,14 +244,14 @@ mg_adm_release(mg_request_t *r)
     }
 }
 
-/* Takes what e limits; false (response sent, everything released) on a refusal. */
-static bool
-mg_adm_take(mg_request_t *r, const mg_adm_ent_t *e, double worst, int64_t tpm_n, int64_t now_s)
+/* The item that counts e's spend and holds what the request took for it; NULL when e gets
+ * none (the table is full: logged by mg_lim_slot, not enforced). */
+static mg_adm_item_t *
+mg_adm_item(mg_request_t *r, const mg_adm_ent_t *e, int64_t now_s)
 {
     struct mg_admission_s *a = r->adm;
-    bool budget = e->max_budget >= 0; /* without limits the item only counts spend, at settlement */
     if (a->n >= MG_ADM_MAX) {
-        return true;
+        return NULL;
     }
     int slot;
     if (e->slot_memo != NULL && *e->slot_memo > 0) {
@@ -255,9 +262,8 @@ mg_adm_take(mg_request_t *r, const mg_adm_ent_t *e, double worst, int64_t tpm_n,
             *e->slot_memo = slot + 1;
         }
     }
-    mg_lim_slot_t *s = mg_lim_get(slot);
-    if (s == NULL) {
-        return true; /* the table is full: logged by mg_lim_slot, not enforced */
+    if (mg_lim_get(slot) == NULL) {
+        return NULL;
     }
     mg_adm_item_t *it = &a->it[a->n++];
     memset(it, 0, sizeof(*it));
@@ -267,72 +273,119 @@ mg_adm_take(mg_request_t *r, const mg_adm_ent_t *e, double worst, int64_t tpm_n,
     it->soft = e->model == NULL ? e->lim->soft_budget : -1;
     if (e->model == NULL) {
         mg_lim_seed(slot, e->row_spend, e->epoch);
-        if (e->kind == MG_ENT_KEY) {
-            a->key_spend = (double) __atomic_load_n(&s->spend, __ATOMIC_ACQUIRE) / MG_LIM_NANO;
-        }
     } else {
         mg_lim_seed(slot, 0, e->epoch); /* per-model spend starts in this instance */
     }
-    if (budget) {
-        if (!mg_lim_reserve(slot, e->max_budget, worst)) {
-            double spent = (double) __atomic_load_n(&s->spend, __ATOMIC_ACQUIRE) / MG_LIM_NANO;
-            mg_adm_release(r);
-            if (e->model != NULL) {
-                char *msg = mg_arena_printf(r->arena, "LiteLLM Virtual Key: %s, key_alias: %s, "
-                                                      "exceeded budget for model=%s",
-                                            r->who.token, r->who.key && r->who.key->key_alias
-                                                              ? r->who.key->key_alias : "None",
-                                            e->model);
-                mg_gw_error_raw(r, 400, msg, "\"budget_exceeded\"", "null", NULL);
-            } else {
-                mg_adm_budget_error(r, e->kind, e->id, spent, e->max_budget);
-            }
-            return false;
-        }
-        it->taken |= MG_ADM_BUDGET;
-        it->worst = worst;
+    return it;
+}
+
+/* Reserves e's budget; false (the 400 sent, everything released) on a refusal. */
+static bool
+mg_adm_take_budget(mg_request_t *r, const mg_adm_ent_t *e, mg_adm_item_t *it, double worst)
+{
+    if (e->max_budget < 0) {
+        return true; /* without a budget the item only counts spend, at settlement */
     }
-    const char *value = e->model != NULL ? mg_arena_printf(r->arena, "%s:%s", e->id, e->model) : e->id;
-    int64_t w = mg_adm_window_s();
+    if (!mg_lim_reserve(it->slot, e->max_budget, worst)) {
+        mg_lim_slot_t *s = mg_lim_get(it->slot);
+        double spent = (double) __atomic_load_n(&s->spend, __ATOMIC_ACQUIRE) / MG_LIM_NANO;
+        mg_adm_release(r);
+        if (e->model != NULL) {
+            char *msg = mg_arena_printf(r->arena, "LiteLLM Virtual Key: %s, key_alias: %s, "
+                                                  "exceeded budget for model=%s",
+                                        r->who.token, r->who.key && r->who.key->key_alias
+                                                          ? r->who.key->key_alias : "None",
+                                        e->model);
+            mg_gw_error_raw(r, 400, msg, "\"budget_exceeded\"", "null", NULL);
+        } else {
+            mg_adm_budget_error(r, e->kind, e->id, spent, e->max_budget);
+        }
+        return false;
+    }
+    it->taken |= MG_ADM_BUDGET;
+    it->worst = worst;
+    return true;
+}
+
+/* LiteLLM's descriptor value of e in messages: the id, "<id>:<model>" for per-model limits. */
+static const char *
+mg_adm_value(mg_request_t *r, const mg_adm_ent_t *e)
+{
+    return e->model != NULL ? mg_arena_printf(r->arena, "%s:%s", e->id, e->model) : e->id;
+}
+
+/* The rate-limit headers follow the key's limits, else the first limited entity's. */
+static void
+mg_adm_hdr(struct mg_admission_s *a, const mg_adm_ent_t *e, int64_t rpm_rem, int64_t tpm_rem)
+{
+    if (a->hdr_descriptor != NULL && e->kind != MG_ENT_KEY) {
+        return;
+    }
+    if (e->rpm >= 0) {
+        a->rpm_limit = e->rpm;
+        a->rpm_remaining = rpm_rem;
+    }
+    if (e->tpm >= 0) {
+        a->tpm_limit = e->tpm;
+        a->tpm_remaining = tpm_rem;
+    }
+    if (e->rpm >= 0 || e->tpm >= 0) {
+        a->hdr_descriptor = e->desc;
+    }
+}
+
+/* Takes e's parallel slot and its request and token windows in shared memory; false (the 429
+ * sent, everything released) on a refusal. */
+static bool
+mg_adm_take_limits(mg_request_t *r, const mg_adm_ent_t *e, mg_adm_item_t *it, int64_t tpm_n,
+                   int64_t now_s)
+{
+    if (e->parallel < 0 && e->rpm < 0 && e->tpm < 0) {
+        return true;
+    }
+    mg_lim_slot_t *s = mg_lim_get(it->slot);
+    int64_t w = mg_admit_window_s();
     if (e->parallel >= 0) {
-        if (!mg_lim_enter(slot, e->parallel)) {
+        if (!mg_lim_enter(it->slot, e->parallel)) {
             mg_adm_release(r);
-            mg_adm_rate_error(r, e->desc, value, "max_parallel_requests", e->parallel, 0, now_s + 1);
+            mg_adm_rate_error(r, e->desc, mg_adm_value(r, e), "max_parallel_requests",
+                              e->parallel, 0, now_s + 1);
             return false;
         }
         it->taken |= MG_ADM_PAR;
     }
-    int64_t rem = -1, reset = 0;
+    int64_t rem = -1, reset = 0, trem = -1;
     if (e->rpm >= 0) {
         if (!mg_lim_window(&s->rpm_word, e->rpm, 1, now_s, w, &rem, &reset)) {
             mg_adm_release(r);
-            mg_adm_rate_error(r, e->desc, value, "requests", e->rpm, rem, reset);
+            mg_adm_rate_error(r, e->desc, mg_adm_value(r, e), "requests", e->rpm, rem, reset);
             return false;
         }
         it->taken |= MG_ADM_RPM;
-        if (a->hdr_descriptor == NULL || e->kind == MG_ENT_KEY) {
-            a->rpm_limit = e->rpm;
-            a->rpm_remaining = rem;
-        }
     }
     if (e->tpm >= 0) {
-        int64_t trem = -1, treset = 0;
+        int64_t treset = 0;
         if (!mg_lim_window(&s->tpm_word, e->tpm, tpm_n, now_s, w, &trem, &treset)) {
             mg_adm_release(r);
-            mg_adm_rate_error(r, e->desc, value, "tokens", e->tpm, trem, treset);
+            mg_adm_rate_error(r, e->desc, mg_adm_value(r, e), "tokens", e->tpm, trem, treset);
             return false;
         }
         it->taken |= MG_ADM_TPM;
         it->tpm_n = tpm_n;
-        if (a->hdr_descriptor == NULL || e->kind == MG_ENT_KEY) {
-            a->tpm_limit = e->tpm;
-            a->tpm_remaining = trem;
-        }
     }
-    if ((e->rpm >= 0 || e->tpm >= 0) && (a->hdr_descriptor == NULL || e->kind == MG_ENT_KEY)) {
-        a->hdr_descriptor = e->desc;
-    }
+    mg_adm_hdr(r->adm, e, rem, trem);
     return true;
+}
+
+/* Takes what e limits; false (response sent, everything released) on a refusal. */
+static bool
+mg_adm_take(mg_request_t *r, const mg_adm_ent_t *e, double worst, int64_t tpm_n, int64_t now_s)
+{
+    mg_adm_item_t *it = mg_adm_item(r, e, now_s);
+    if (it == NULL) {
+        return true;
+    }
+    return mg_adm_take_budget(r, e, it, worst) && mg_adm_take_limits(r, e, it, tpm_n, now_s);
 }
 
 static void
@@ -398,8 +451,152 @@ mg_adm_maybe_reset(mg_request_t *r, const mg_adm_ent_t *e, const char *table)
     json_decref(m);
 }
 
-bool
-mg_admit(mg_request_t *r)
+/* x-litellm-key-spend: the key's spend once its reservations are taken. */
+/* The key's spend now (LiteLLM's x-litellm-key-spend: before this request settles). */
+static double
+mg_adm_key_spend(const mg_request_t *r)
+{
+    const mg_vkey_t *k = r->who.key;
+    if (k == NULL) {
+        return 0;
+    }
+    /* the key's item seeded its slot already (the memo is set); else the slow way */
+    mg_lim_slot_t *ks = k->lim_slot > 0 ? mg_lim_get(k->lim_slot - 1) : NULL;
+    return ks != NULL ? (double) __atomic_load_n(&ks->spend, __ATOMIC_ACQUIRE) / MG_LIM_NANO
+                      : mg_lim_spend_of(MG_ENT_KEY, k->token, k->spend, mg_adm_epoch(k->row));
+}
+
+/* LiteLLM's header is the spend the request was admitted on, not what it settles to. */
+static void
+mg_adm_key_spend_keep(mg_request_t *r)
+{
+    if (r->who.key != NULL) {
+        r->adm->key_spend = mg_adm_key_spend(r);
+        r->adm->key_spend_set = true;
+    }
+}
+
+/* ---- the Redis path: budgets here, rate limits in Redis, one round trip ---- */
+
+#define MG_ADM_NENTS 7
+
+typedef struct mg_adm_redis_s {
+    mg_lr_op_t *op;             /* while the request waits on Redis; cancelled if it goes */
+    mg_lr_hold_t *hold;         /* admitted through Redis: settled in mg_admit_settle() */
+    mg_admit_resume_cb resume;
+    mg_adm_ent_t ents[MG_ADM_NENTS];
+    mg_adm_item_t *items[MG_ADM_NENTS]; /* each entity's item (NULL: none) */
+    int n;
+    int map[MG_LR_MAX_DESC];    /* descriptor -> entity */
+    int nd;
+    int64_t tpm_n;
+} mg_adm_redis_t;
+
+/* Redis did not answer (in time) or is not usable: the entities' limits in shared memory. */
+static bool
+mg_adm_redis_local(mg_request_t *r, int64_t now_s)
+{
+    mg_adm_redis_t *rd = r->adm->rd;
+    for (int i = 0; i < rd->n; i++) {
+        if (rd->items[i] != NULL &&
+            !mg_adm_take_limits(r, &rd->ents[i], rd->items[i], rd->tpm_n, now_s)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void
+mg_adm_redis_done(void *ud, const mg_lr_result_t *res)
+{
+    mg_request_t *r = ud;
+    struct mg_admission_s *a = r->adm;
+    mg_adm_redis_t *rd = a->rd;
+    rd->op = NULL;
+    r->state = MG_ATT_NONE;
+    if (res->rc == MG_BUSY && res->index >= 0 && res->index < rd->nd) {
+        const mg_adm_ent_t *e = &rd->ents[rd->map[res->index]];
+        static const char *const types[] = {"max_parallel_requests", "requests", "tokens"};
+        mg_adm_release(r);
+        mg_adm_rate_error(r, e->desc, mg_adm_value(r, e),
+                          types[res->type >= 0 && res->type <= 2 ? res->type : 1], res->limit,
+                          res->remaining, res->reset_s);
+        return;
+    }
+    if (res->rc == MG_OK) {
+        rd->hold = res->hold;
+        for (int j = 0; j < rd->nd; j++) {
+            mg_adm_hdr(a, &rd->ents[rd->map[j]], res->rpm_remaining[j], res->tpm_remaining[j]);
+        }
+    } else if (!mg_adm_redis_local(r, mg_time_real_ms() / 1000)) {
+        return; /* refused here: the 429 was sent */
+    }
+    mg_adm_key_spend_keep(r);
+    rd->resume(r);
+}
+
+static int
+mg_adm_redis(mg_request_t *r, const mg_adm_ent_t *ents, int n, double worst, int64_t tpm_n,
+             int64_t now_s, mg_admit_resume_cb resume)
+{
+    struct mg_admission_s *a = r->adm;
+    mg_adm_redis_t *rd = mg_arena_calloc(r->arena, sizeof(*rd));
+    a->rd = rd;
+    rd->resume = resume;
+    rd->tpm_n = tpm_n;
+    rd->n = n;
+    mg_lr_desc_t d[MG_LR_MAX_DESC];
+    /* budgets first, here (they are per instance); then every rate limit in one script */
+    for (int i = 0; i < n; i++) {
+        rd->ents[i] = ents[i];
+        rd->items[i] = mg_adm_item(r, &ents[i], now_s);
+        if (rd->items[i] != NULL &&
+            !mg_adm_take_budget(r, &ents[i], rd->items[i], ents[i].max_budget >= 0 ? worst : 0)) {
+            return MG_ERROR;
+        }
+        if ((ents[i].rpm >= 0 || ents[i].tpm >= 0 || ents[i].parallel >= 0) &&
+            rd->nd < MG_LR_MAX_DESC) {
+            mg_lr_desc_t *x = &d[rd->nd];
+            x->desc = ents[i].desc;
+            x->value = mg_adm_value(r, &ents[i]);
+            x->rpm = ents[i].rpm;
+            x->tpm = ents[i].tpm;
+            x->parallel = ents[i].parallel;
+            rd->map[rd->nd++] = i;
+        }
+    }
+    if (rd->nd > 0) {
+        rd->op = mg_limits_redis_admit(mg_adm_lr, d, rd->nd, tpm_n, mg_adm_redis_done, r);
+        if (rd->op != NULL) {
+            r->state = MG_ATT_ASYNC; /* mg_adm_redis_done continues */
+            return MG_AGAIN;
+        }
+        if (!mg_adm_redis_local(r, now_s)) { /* Redis unusable now: counted, said in state */
+            return MG_ERROR;
+        }
+    }
+    mg_adm_key_spend_keep(r);
+    return MG_OK;
+}
+
+void
+mg_admit_set_redis(mg_limits_redis_t *lr)
+{
+    mg_adm_lr = lr;
+}
+
+void
+mg_admit_abort(mg_request_t *r)
+{
+    struct mg_admission_s *a = r->adm;
+    if (a != NULL && a->rd != NULL && a->rd->op != NULL) {
+        mg_limits_redis_cancel(a->rd->op); /* what Redis counted for it is undone */
+        a->rd->op = NULL;
+    }
+}
+
+int
+mg_admit(mg_request_t *r, mg_admit_resume_cb resume)
 {
     const mg_vkey_t *k = r->who.key;
     const mg_auth_t *auth = r->snap->auth;
@@ -414,17 +611,17 @@ mg_admit(mg_request_t *r)
                                                   "Update via `/customer/unblock` if you're admin.",
                                         eu->id);
             mg_gw_error_raw(r, 400, msg, "\"auth_error\"", "\"None\"", NULL);
-            return false;
+            return MG_ERROR;
         }
     }
     if (k == NULL && eu == NULL) {
-        return true; /* the master key: no budget, no limit */
+        return MG_OK; /* the master key: no budget, no limit */
     }
     r->adm = mg_arena_calloc(r->arena, sizeof(struct mg_admission_s));
     struct mg_admission_s *a = r->adm;
     a->rpm_limit = a->tpm_limit = -1;
     a->key_max_budget = -1;
-    mg_adm_ent_t ents[6];
+    mg_adm_ent_t ents[7];
     int n = 0;
     if (k != NULL) {
         a->has_key = true;
@@ -482,35 +679,37 @@ mg_admit(mg_request_t *r)
         }
         tpm_n = asked ? tpm_n : 1;
     }
-    int64_t now_s = mg_time_real_ms() / 1000;
-    for (int i = 0; i < n; i++) {
-        if (!mg_adm_take(r, &ents[i], ents[i].max_budget >= 0 ? worst : 0, tpm_n, now_s)) {
-            return false;
-        }
-    }
     if (k != NULL) {
-        /* the key's per-model limits (model_max_budget, model_rpm_limit, model_tpm_limit) */
+        /* the key's per-model limits (model_max_budget, model_rpm_limit, model_tpm_limit),
+         * taken after the entities' */
         json_t *mr = k->lim.model_rpm != NULL ? json_object_get(k->lim.model_rpm, model) : NULL;
         json_t *mt = k->lim.model_tpm != NULL ? json_object_get(k->lim.model_tpm, model) : NULL;
         if (model_budget >= 0 || json_is_number(mr) || json_is_number(mt)) {
-            mg_adm_ent_t me;
-            memset(&me, 0, sizeof(me));
-            me.kind = MG_ENT_KEY;
-            me.id = k->token;
-            me.desc = "model_per_key";
-            me.model = model;
-            me.lim = &k->lim;
-            me.epoch = ents[0].epoch;
-            me.max_budget = model_budget;
-            me.rpm = json_is_number(mr) ? (int64_t) json_number_value(mr) : -1;
-            me.tpm = json_is_number(mt) ? (int64_t) json_number_value(mt) : -1;
-            me.parallel = -1;
-            if (!mg_adm_take(r, &me, model_budget >= 0 ? worst : 0, tpm_n, now_s)) {
-                return false;
-            }
+            mg_adm_ent_t *me = &ents[n++];
+            memset(me, 0, sizeof(*me));
+            me->kind = MG_ENT_KEY;
+            me->id = k->token;
+            me->desc = "model_per_key";
+            me->model = model;
+            me->lim = &k->lim;
+            me->epoch = ents[0].epoch;
+            me->max_budget = model_budget;
+            me->rpm = json_is_number(mr) ? (int64_t) json_number_value(mr) : -1;
+            me->tpm = json_is_number(mt) ? (int64_t) json_number_value(mt) : -1;
+            me->parallel = -1;
         }
     }
-    return true;
+    int64_t now_s = mg_time_real_ms() / 1000;
+    if (mg_adm_lr != NULL) {
+        return mg_adm_redis(r, ents, n, worst, tpm_n, now_s, resume);
+    }
+    for (int i = 0; i < n; i++) {
+        if (!mg_adm_take(r, &ents[i], ents[i].max_budget >= 0 ? worst : 0, tpm_n, now_s)) {
+            return MG_ERROR;
+        }
+    }
+    mg_adm_key_spend_keep(r);
+    return MG_OK;
 }
 
 /* ---- settlement ---- */
@@ -551,12 +750,19 @@ mg_admit_settle(mg_request_t *r)
         return;
     }
     a->settled = true;
+    if (a->rd != NULL) {
+        mg_admit_abort(r);
+        if (a->rd->hold != NULL) {
+            mg_limits_redis_settle(mg_adm_lr, a->rd->hold, r->usage.completion_tokens);
+            a->rd->hold = NULL;
+        }
+    }
     double cost = mg_admit_cost(r);
     if (cost < 0) {
         cost = 0;
     }
     int64_t toks = r->usage.completion_tokens; /* LiteLLM's token_rate_limit_type "output" */
-    int64_t w = mg_adm_window_s();
+    int64_t w = mg_admit_window_s();
     for (int i = 0; i < a->n; i++) {
         mg_adm_item_t *it = &a->it[i];
         mg_lim_slot_t *s = mg_lim_get(it->slot);
@@ -585,7 +791,7 @@ mg_admit_headers(const mg_request_t *r, mg_buf_t *h)
     }
     if (a->has_key) {
         char b[48];
-        mg_fmt_pyfloat(a->key_spend, b, sizeof(b));
+        mg_fmt_pyfloat(a->key_spend_set ? a->key_spend : mg_adm_key_spend(r), b, sizeof(b));
         mg_buf_append_str(h, "x-litellm-key-spend: ");
         mg_buf_append_str(h, b);
         mg_buf_append(h, "\r\n", 2);

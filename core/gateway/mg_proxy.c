@@ -1694,6 +1694,8 @@ mg_proxy_fail(mg_request_t *r, mg_uperr_t *e)
 }
 /* ---- entry points ---- */
 
+static void mg_proxy_admitted(mg_request_t *r);
+
 void
 mg_proxy_handle(mg_request_t *r, const char *pm, size_t pml)
 {
@@ -1728,9 +1730,17 @@ mg_proxy_handle(mg_request_t *r, const char *pm, size_t pml)
         return; /* previous_response_id names a deployment that cannot answer: said why */
     }
     r->primary_group = r->group_name;
-    if (!mg_admit(r)) {
-        return; /* a budget spent or a limit reached: nothing goes upstream */
+    if (mg_admit(r, mg_proxy_admitted) != MG_OK) {
+        return; /* a budget spent or a limit reached (nothing goes upstream), or the limits
+                 * are being checked in Redis: mg_proxy_admitted continues */
     }
+    mg_proxy_admitted(r);
+}
+
+/* Routing, once the request is admitted (at once, or when Redis answered). */
+static void
+mg_proxy_admitted(mg_request_t *r)
+{
     r->max_retries = mg_proxy_group_retries(r);
     r->retries_left = r->max_retries;
     if (!mg_proxy_route_group(r, false)) {
@@ -1779,6 +1789,7 @@ mg_proxy_handle(mg_request_t *r, const char *pm, size_t pml)
 void
 mg_proxy_abort(mg_request_t *r)
 {
+    mg_admit_abort(r); /* a Redis check still pending: cancelled */
     if (r->client != NULL) {
         mg_client_free(r->client);
         r->client = NULL;

@@ -9,11 +9,13 @@
 #include "../base/mg_metrics.h"
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
+#include "../gateway/mg_admit.h"
 #include "../gateway/mg_gw.h"
 #include "../gateway/mg_gw_metrics.h"
 #include "../gateway/mg_trace.h"
 #include "../registry/mg_stats.h"
 #include "../store/mg_hint_redis.h"
+#include "../store/mg_limits_redis.h"
 #include "../store/mg_store.h"
 #include "mg_ctl.h"
 
@@ -65,6 +67,7 @@ typedef struct {
     mg_gw_t *gw;
     mg_store_t *store;              /* owned; NULL if it could not be created */
     mg_hint_redis_t *redis;         /* owned; NULL without Redis */
+    mg_limits_redis_t *limits;      /* owned; NULL without Redis (lent to mg_admit) */
     mg_ctl_t *ctl;                  /* owned */
     mg_config_t *config;            /* ref */
     int64_t config_gen;
@@ -164,6 +167,10 @@ mg_wk_state(void *host)
                               (json_int_t) w->hints_store, "polls", (json_int_t) w->polls);
     json_object_set_new(hints, "redis", w->redis ? mg_hint_redis_status(w->redis) : json_null());
     json_object_set_new(st, "hints", hints);
+    json_object_set_new(st, "limits", w->limits != NULL
+                                          ? mg_limits_redis_status(w->limits)
+                                          : json_pack("{s:s,s:b}", "backend", "local",
+                                                      "redis_configured", 0));
     json_object_set_new(st, "last_load_error", w->last_error[0] ? json_string(w->last_error) : json_null());
     json_object_set_new(st, "load_failures", json_integer((json_int_t) w->load_failures));
     json_object_set_new(st, "pool", mg_upool_state(gw->upool));
@@ -953,6 +960,26 @@ mg_worker_run(const mg_worker_args_t *a)
         if (w->redis == NULL) {
             mg_log(MG_LOG_ERROR, NULL, "Redis hints disabled: %s", err.msg);
         }
+        /* rate limits shared by the replicas: their own connection, so a burst of admissions
+         * never queues behind hints (and the other way round) */
+        mg_limits_redis_conf_t lc = {
+            .base = w->base,
+            .host = w->config->redis_host,
+            .port = w->config->redis_port,
+            .username = w->config->redis_username,
+            .password = w->config->redis_password,
+            .db = w->config->redis_db,
+            .instance_id = mg_shm->instance_id,
+            .worker = a->index,
+            .window_s = mg_admit_window_s(),
+            .deadline_ms = w->config->rate_limit_redis_timeout_ms,
+        };
+        w->limits = mg_limits_redis_create(&lc, &err);
+        if (w->limits == NULL) {
+            mg_log(MG_LOG_ERROR, NULL, "rate limits across replicas disabled (limits hold per "
+                                       "instance): %s", err.msg);
+        }
+        mg_admit_set_redis(w->limits);
     }
 
     event_assign(&w->accept_ev, w->base, a->listen_fd, EV_READ | EV_PERSIST, mg_wk_accept, w);
@@ -985,6 +1012,8 @@ mg_worker_run(const mg_worker_args_t *a)
     event_del(&w->accept_pause_ev);
     mg_ctl_flush_blocking(w->ctl);
     mg_gw_destroy(w->gw);
+    mg_admit_set_redis(NULL);
+    mg_limits_redis_destroy(w->limits);
     if (w->redis != NULL) {
         mg_hint_redis_destroy(w->redis);
     }

@@ -1621,7 +1621,9 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
             mg_cfg_int_setting(c, ms, "policy_budget_ms", mp, 1, &cfg->policy_budget_ms) != MG_OK ||
             mg_cfg_int_setting(c, ms, "policy_memory_mb", mp, 1, &cfg->policy_memory_mb) != MG_OK ||
             mg_cfg_int_setting(c, ms, "cost_map_fetch_timeout_seconds", mp, 1000,
-                               &cfg->cost_map_fetch_timeout_ms) != MG_OK) {
+                               &cfg->cost_map_fetch_timeout_ms) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "rate_limit_redis_timeout_ms", mp, 1,
+                               &cfg->rate_limit_redis_timeout_ms) != MG_OK) {
             return MG_ERROR;
         }
         double h;
@@ -1794,6 +1796,7 @@ mg_config_new(const char *path)
     cfg->policy_budget_ms = 5;
     cfg->policy_memory_mb = 64;
     cfg->cost_map_fetch_timeout_ms = 10000;
+    cfg->rate_limit_redis_timeout_ms = 500;
     cfg->redis_port = 6379;
     return cfg;
 }

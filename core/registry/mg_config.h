@@ -77,6 +77,7 @@ struct mg_config_s {
     int policy_memory_mb;
     double cost_map_reload_hours;   /* cost_map_reload_interval_hours, 0 = no schedule */
     int cost_map_fetch_timeout_ms;  /* cost_map_fetch_timeout_seconds: one fetch, all of it */
+    int rate_limit_redis_timeout_ms; /* an admission's wait for Redis before local limits */
     int limit_concurrency;
     bool pre_call_checks;       /* router enable_pre_call_checks */
     json_t *cp_fallbacks;       /* borrowed (router): content_policy_fallbacks array, or NULL */

@@ -21,3 +21,4 @@ mg_node_test(integration.limits_routing integration/limits_routing.test.mjs inte
 mg_node_test(integration.state_dir integration/state_dir.test.mjs integration TIMEOUT 120)
 mg_node_test(integration.hostile_paths integration/hostile_paths.test.mjs integration TIMEOUT 120)
 mg_node_test(integration.keys_limits integration/keys_limits.test.mjs integration TIMEOUT 180)
+mg_node_test(integration.keys_redis integration/keys_redis.test.mjs integration TIMEOUT 240)

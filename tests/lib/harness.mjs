@@ -216,9 +216,10 @@ export function mockModel(mock, name, { model = `openai/${name}`, key = 'sk-upst
 
 // ---- redis ----
 
-export async function startRedis({ args = [] } = {}) {
+// port: a given one (to start Redis again where moongate expects it), else a free one
+export async function startRedis({ args = [], port: want = 0 } = {}) {
   const dir = tmpDir('mg-redis-');
-  const port = await freePort();
+  const port = want || await freePort();
   const child = track(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
     '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }), 'redis');
   const output = capture(child);
