@@ -13,7 +13,8 @@
 // config file (reload) and through /model/update is used at once (the next token request
 // carries the new secret, no request after it carries a token of the old one); a wrong
 // secret, a wrong scope and incomplete credentials are a 401 naming the refusal, never the
-// secret (not in the answer, not in the gateway's log); an endpoint that is down, failing
+// secret (not in the answer, not in the gateway's log), and an upstream echoing the secret or
+// the token is redacted; an endpoint that is down, failing
 // or hanging is a prompt error, not a hang; the environment's credentials are used.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -269,6 +270,22 @@ test('a wrong secret: 401 AuthenticationError naming Entra\'s refusal, the secre
   const partial = await gw.chat(body('partial', 'partial'));
   assert.equal(partial.status, 401, partial.text);
   assert.match(partial.json.error.message, /Entra ID client credentials are incomplete: no client_secret \(or AZURE_CLIENT_SECRET\)/);
+});
+
+test('an upstream echoing the client secret or the minted token: both redacted', async () => {
+  // the token the gateway sent last to this deployment
+  const used = (await chats(0, 'ent-main')).filter((e) => e.entra).at(-1).headers.authorization.slice(7);
+  await az.script([{ match: { deployment: 'ent-main' }, respond: { status: 400, error_code: 'BadRequest',
+    error_message: `secret ${SECRET.main} and token ${used} are not valid here` } }]);
+  try {
+    const r = await gw.chat(body('entra', 'echo'));
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.json.error.message, /AzureException - secret \.\.\.\S+ and token \S+ are not valid here/);
+    assertNoSecret(r.text, 'the echoed error');
+    for (const x of await az.tokens()) assert.ok(!r.text.includes(x.token), 'a minted token reached the client');
+  } finally {
+    await az.script([]);
+  }
 });
 
 test('the Entra endpoint down, failing or hanging: a prompt, clear error', async () => {
