@@ -12,21 +12,36 @@
  *   <resource>/openai/v1/{chat/completions,...}, the deployment in the body's model.
  * Auth: litellm_params.azure_ad_token as "Authorization: Bearer", else the key
  * (api_key, AZURE_OPENAI_API_KEY, AZURE_API_KEY) as "api-key", else the
- * AZURE_AD_TOKEN environment variable as a bearer.  Entra ID client
- * credentials (tenant_id/client_id/client_secret) are refused when the config
- * loads (mg_config.c) until the token step exists.
+ * AZURE_AD_TOKEN environment variable as a bearer, else Entra ID client
+ * credentials (LiteLLM's get_azure_ad_token_from_entra_id): tenant_id,
+ * client_id and client_secret (each else AZURE_TENANT_ID, AZURE_CLIENT_ID,
+ * AZURE_CLIENT_SECRET) traded at <authority>/<tenant>/oauth2/v2.0/token for a
+ * bearer token of scope azure_scope (else AZURE_SCOPE, else
+ * https://cognitiveservices.azure.com/.default).  The authority is
+ * litellm_params.azure_authority_host (moongate's; tests point it at a mock),
+ * else AZURE_AUTHORITY_HOST (as azure-identity reads it), else
+ * https://login.microsoftonline.com.  The credentials are resolved once per
+ * snapshot (ops->attach, into d->pstate, which the fingerprint covers), and
+ * ops->prepare asks the worker's token cache (mg_token.h) for the token, so a
+ * rotated secret has another cache key and never finds a token minted from the
+ * old one.  azure_username/azure_password and "oidc/" tokens are refused when
+ * the config loads (mg_config.c).
  *
  * Azure AI (LiteLLM's AzureAIStudioConfig): <api_base>/models/chat/completions
  * on *.services.ai.azure.com, else <api_base>/chat/completions; api-version
  * only when configured; "api-key" on Azure hosts, else a bearer; text-only
  * content lists sent as one string.
  *
- * Stateless: everything is read from the deployment (and the environment) per
- * call; secrets never enter an error message.
+ * State: only Entra deployments have any (mg_az_entra_t, immutable once attached;
+ * the client secret is wiped when the snapshot goes).  Everything else is read
+ * from the deployment (and the environment) per call.  Secrets (keys, tokens,
+ * the client secret) never enter an error message.
  */
 #include "mg_provider.h"
+#include "oauth/mg_oauth.h"
 
 #include "../base/mg_scrub.h"
+#include "../base/mg_util.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -141,40 +156,227 @@ typedef struct {
     const char *key;            /* api-key, or NULL */
 } mg_az_auth_t;
 
-static int
-mg_azure_auth(const mg_provider_t *p, const mg_deployment_t *d, mg_az_auth_t *au, mg_err_t *err)
+/* The static credentials of d, in LiteLLM's order: azure_ad_token, the key, AZURE_AD_TOKEN.
+ * false when there is none (Entra client credentials, or nothing). */
+static bool
+mg_azure_static_auth(const mg_provider_t *p, const mg_deployment_t *d, mg_az_auth_t *au)
 {
     au->token = mg_azure_param(d, "azure_ad_token");
     au->key = au->token == NULL ? mg_provider_key(p, d) : NULL;
     if (au->token == NULL && au->key == NULL) {
         au->token = mg_azure_env("AZURE_AD_TOKEN");
     }
-    if (au->token != NULL || au->key != NULL) {
+    return au->token != NULL || au->key != NULL;
+}
+
+static int
+mg_azure_auth(const mg_provider_t *p, const mg_deployment_t *d, mg_az_auth_t *au, mg_err_t *err)
+{
+    if (mg_azure_static_auth(p, d, au)) {
         return MG_OK;
     }
-    bool entra = mg_azure_env("AZURE_TENANT_ID") != NULL && mg_azure_env("AZURE_CLIENT_ID") != NULL &&
-                 mg_azure_env("AZURE_CLIENT_SECRET") != NULL;
     mg_err_set(err, MG_ERR_AUTH,
-               "AuthenticationError: %s - Missing credentials. Please pass one of `api_key` or "
-               "`azure_ad_token` in litellm_params, or set the AZURE_OPENAI_API_KEY, "
-               "AZURE_API_KEY or AZURE_AD_TOKEN environment variables%s", p->exception_name,
-               entra ? " (AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are set, but "
-                       "moongate does not obtain Entra ID tokens yet)" : "");
+               "AuthenticationError: %s - Missing credentials. Please pass one of `api_key`, "
+               "`azure_ad_token`, or `tenant_id`, `client_id` and `client_secret` in "
+               "litellm_params, or set the AZURE_OPENAI_API_KEY, AZURE_API_KEY or AZURE_AD_TOKEN "
+               "environment variables (or AZURE_TENANT_ID, AZURE_CLIENT_ID and "
+               "AZURE_CLIENT_SECRET)", p->exception_name);
     err->status = 401;
     return MG_ERROR;
+}
+
+/* ---- Entra ID client credentials ---- */
+
+/* An Entra deployment's state (d->pstate), immutable once attached. */
+typedef struct {
+    char *tenant_id;            /* malloc or NULL */
+    char *client_id;            /* malloc or NULL */
+    char *client_secret;        /* malloc or NULL, secret: wiped before free */
+    char *scope;                /* malloc */
+    char *token_url;            /* malloc or NULL (when error) */
+    char *what;                 /* malloc: "Entra ID app <client_id> in tenant <tenant>" */
+    char *error;                /* malloc: why no token can be minted (never a secret), or NULL */
+} mg_az_entra_t;
+
+static char *
+mg_azure_strdup_or_null(const char *s)
+{
+    return s != NULL ? mg_xstrdup(s) : NULL;
+}
+
+/* litellm_params.<k>, else the environment's <env> (LiteLLM: params.get(k, os.getenv(env))). */
+static const char *
+mg_azure_param_env(const mg_deployment_t *d, const char *k, const char *env)
+{
+    const char *v = mg_azure_param(d, k);
+    return v != NULL ? v : mg_azure_env(env);
+}
+
+/* The authority as a URL: azure-identity takes a bare host too ("login.microsoftonline.us"). */
+static char *
+mg_azure_authority(const mg_deployment_t *d, char **error)
+{
+    const char *from = "azure_authority_host";
+    const char *a = mg_azure_param(d, "azure_authority_host");
+    if (a == NULL) {
+        from = "AZURE_AUTHORITY_HOST";
+        a = mg_azure_env("AZURE_AUTHORITY_HOST");
+    }
+    if (a == NULL) {
+        return mg_xstrdup(MG_OAUTH_ENTRA_AUTHORITY);
+    }
+    for (const unsigned char *q = (const unsigned char *) a; *q; q++) {
+        if (*q <= 0x20 || *q == 0x7f || *q == '?' || *q == '#') {
+            /* it becomes a request line and a host header: no control bytes, spaces, query */
+            if (asprintf(error, "%s is not a URL (it holds a space, a control byte, '?' or '#')",
+                         from) < 0) {
+                abort();
+            }
+            return NULL;
+        }
+    }
+    char *url;
+    if (asprintf(&url, "%s%s", strstr(a, "://") != NULL ? "" : "https://", a) < 0) {
+        abort();
+    }
+    if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
+        if (asprintf(error, "%s \"%.200s\" is neither http:// nor https://", from, a) < 0) {
+            abort();
+        }
+        free(url);
+        return NULL;
+    }
+    return url;
+}
+
+static void
+mg_azure_attach(const mg_provider_t *p, mg_deployment_t *d)
+{
+    mg_az_auth_t au;
+    if (mg_azure_static_auth(p, d, &au)) {
+        return; /* a key or a token wins, as in LiteLLM: no state, no token step */
+    }
+    const char *tenant = mg_azure_param_env(d, "tenant_id", "AZURE_TENANT_ID");
+    const char *client = mg_azure_param_env(d, "client_id", "AZURE_CLIENT_ID");
+    const char *secret = mg_azure_param_env(d, "client_secret", "AZURE_CLIENT_SECRET");
+    if (tenant == NULL && client == NULL && secret == NULL) {
+        return; /* no credentials at all: build says "Missing credentials" */
+    }
+    mg_az_entra_t *st = mg_xcalloc(1, sizeof(*st));
+    st->tenant_id = mg_azure_strdup_or_null(tenant);
+    st->client_id = mg_azure_strdup_or_null(client);
+    st->client_secret = mg_azure_strdup_or_null(secret);
+    const char *scope = mg_azure_param_env(d, "azure_scope", "AZURE_SCOPE");
+    st->scope = mg_xstrdup(scope != NULL ? scope : MG_OAUTH_ENTRA_SCOPE_COGNITIVE);
+    if (asprintf(&st->what, "Entra ID app %.100s in tenant %.100s", client ? client : "(none)",
+                 tenant ? tenant : "(none)") < 0) {
+        abort();
+    }
+    d->pstate = st;
+    if (tenant == NULL || client == NULL || secret == NULL) {
+        char missing[160] = "";
+        static const char *const names[3][2] = {{"tenant_id", "AZURE_TENANT_ID"},
+                                                {"client_id", "AZURE_CLIENT_ID"},
+                                                {"client_secret", "AZURE_CLIENT_SECRET"}};
+        const char *vals[3] = {tenant, client, secret};
+        for (int i = 0; i < 3; i++) {
+            if (vals[i] == NULL) {
+                size_t n = strlen(missing);
+                snprintf(missing + n, sizeof(missing) - n, "%s%s (or %s)", n ? ", " : "",
+                         names[i][0], names[i][1]);
+            }
+        }
+        if (asprintf(&st->error, "Entra ID client credentials are incomplete: no %s; give all "
+                                 "three of tenant_id, client_id and client_secret, or an api_key "
+                                 "or azure_ad_token", missing) < 0) {
+            abort();
+        }
+        return;
+    }
+    char *authority = mg_azure_authority(d, &st->error);
+    if (authority == NULL) {
+        return;
+    }
+    mg_buf_t url = MG_BUF_INIT;
+    mg_err_t err;
+    if (mg_oauth_entra_token_url(authority, tenant, &url, &err) != MG_OK) {
+        st->error = mg_xstrdup(err.msg);
+    } else {
+        st->token_url = mg_xstrdup(mg_buf_cstr(&url));
+    }
+    mg_buf_free(&url);
+    free(authority);
+}
+
+static void
+mg_azure_release(const mg_provider_t *p, mg_deployment_t *d)
+{
+    (void) p;
+    mg_az_entra_t *st = d->pstate;
+    if (st == NULL) {
+        return;
+    }
+    if (st->client_secret != NULL) {
+        memset(st->client_secret, 0, strlen(st->client_secret));
+        free(st->client_secret);
+    }
+    free(st->tenant_id);
+    free(st->client_id);
+    free(st->scope);
+    free(st->token_url);
+    free(st->what);
+    free(st->error);
+    free(st);
+}
+
+static int
+mg_azure_entra_body(void *ud, int64_t now_s, mg_buf_t *out, mg_err_t *err)
+{
+    (void) now_s;
+    const mg_az_entra_t *st = ud;
+    return mg_oauth_entra_body(st->client_id, st->client_secret, st->scope, out, err);
+}
+
+static int
+mg_azure_prepare(const mg_provider_t *p, mg_call_t *c, mg_token_src_t *need, mg_err_t *err)
+{
+    (void) p;
+    const mg_deployment_t *d = c->dep;
+    mg_az_entra_t *st = d->pstate;
+    if (st == NULL) {
+        return MG_OK; /* a key or a token of its own (or none: build says so) */
+    }
+    if (st->error != NULL) {
+        mg_err_set(err, MG_ERR_AUTH, "azure deployment %s: %s", d->id, st->error);
+        return MG_ERROR;
+    }
+    /* the deployment's credential fingerprint keys the token: a rotation never finds it */
+    memcpy(need->key, d->cred_hash, sizeof(need->key));
+    need->url = st->token_url;
+    need->what = st->what;
+    need->body = mg_azure_entra_body;
+    need->ud = st;
+    return MG_AGAIN;
 }
 
 static void
 mg_azure_fingerprint(const mg_provider_t *p, const mg_deployment_t *d, mg_buf_t *fp)
 {
     (void) p;
-    (void) d;
     /* what the environment adds to the parameters and key the shared hash already has */
     static const char *const env[] = {"AZURE_AD_TOKEN", "AZURE_API_VERSION",
                                       "AZURE_DEFAULT_RESPONSES_API_VERSION", NULL};
     for (const char *const *e = env; *e; e++) {
         const char *v = mg_azure_env(*e);
         mg_buf_printf(fp, "%s=%s|", *e, v ? v : "");
+    }
+    /* Entra's credentials as resolved (the environment's too), the endpoint and the scope */
+    const mg_az_entra_t *st = d->pstate;
+    if (st != NULL) {
+        mg_buf_printf(fp, "entra=%s|%s|%s|%s|%s", st->tenant_id ? st->tenant_id : "",
+                      st->client_id ? st->client_id : "",
+                      st->client_secret ? st->client_secret : "", st->scope,
+                      st->token_url ? st->token_url : "");
     }
 }
 
@@ -266,8 +468,18 @@ mg_azure_build(const mg_provider_t *p, mg_call_t *c, mg_err_t *err, mg_api_err_t
 {
     const mg_deployment_t *d = c->dep;
     const char *base;
-    mg_az_auth_t au;
-    if (mg_provider_openai_base(p, d, &base, err) != MG_OK || mg_azure_auth(p, d, &au, err) != MG_OK) {
+    mg_az_auth_t au = {NULL, NULL};
+    if (mg_provider_openai_base(p, d, &base, err) != MG_OK) {
+        return MG_ERROR;
+    }
+    if (d->pstate != NULL) {
+        /* Entra client credentials: the token ops->prepare obtained */
+        if (c->token == NULL) {
+            return mg_err_set(err, MG_ERR_INTERNAL, "azure deployment %s: no Entra ID access token",
+                              d->id);
+        }
+        au.token = c->token;
+    } else if (mg_azure_auth(p, d, &au, err) != MG_OK) {
         return MG_ERROR;
     }
     mg_az_base_t ab;
@@ -502,6 +714,9 @@ mg_azure_map_error(const mg_provider_t *p, int status, const char *body, size_t 
 static const mg_provider_ops_t mg_azure_ops = {
     .wire = mg_azure_wire,
     .fingerprint = mg_azure_fingerprint,
+    .attach = mg_azure_attach,
+    .release = mg_azure_release,
+    .prepare = mg_azure_prepare,
     .build = mg_azure_build,
     .framing = mg_provider_openai_framing,
     .map_error = mg_azure_map_error,

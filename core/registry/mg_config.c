@@ -264,7 +264,7 @@ static const char *const mg_cfg_header_params[] = {
     "model", "api_base", "api_key", "api_version", "custom_llm_provider", "region_name",
     "aws_region_name", "aws_bedrock_runtime_endpoint", "vertex_project", "vertex_location",
     "tenant_id", "client_id", "azure_scope", "litellm_credential_name", "base_model",
-    "azure_username", NULL,
+    "azure_username", "azure_authority_host", NULL,
 };
 
 /*
@@ -435,42 +435,50 @@ mg_cfg_model_safe(mg_cfg_ctx_t *c, json_t *e, const char *path)
 }
 
 /*
- * Azure credentials moongate cannot use yet: Entra ID client credentials, username and
- * password, and OIDC token exchange all need a token minted before the call.  A
- * deployment naming them is refused, so it never runs unauthenticated or on another
- * credential by surprise.
+ * Azure credentials moongate cannot use: username and password sign-in and OIDC token
+ * exchange (on azure/), and any Entra ID credential on azure_ai/.  A deployment naming them
+ * is refused, so it never runs unauthenticated or on another credential by surprise.  Entra
+ * ID client credentials (tenant_id, client_id, client_secret) on azure/ are used
+ * (mg_provider_azure.c).
  */
 static int
 mg_cfg_azure_auth(mg_cfg_ctx_t *c, json_t *lp, const char *p)
 {
     const char *model = json_string_value(json_object_get(lp, "model"));
     const char *clp = json_string_value(json_object_get(lp, "custom_llm_provider"));
-    bool azure = (clp != NULL && (strcmp(clp, "azure") == 0 || strcmp(clp, "azure_ai") == 0)) ||
-                 (clp == NULL && model != NULL &&
-                  (strncmp(model, "azure/", 6) == 0 || strncmp(model, "azure_ai/", 9) == 0));
-    if (!azure) {
+    bool azure = (clp != NULL && strcmp(clp, "azure") == 0) ||
+                 (clp == NULL && model != NULL && strncmp(model, "azure/", 6) == 0);
+    bool azure_ai = (clp != NULL && strcmp(clp, "azure_ai") == 0) ||
+                    (clp == NULL && model != NULL && strncmp(model, "azure_ai/", 9) == 0);
+    if (!azure && !azure_ai) {
         return MG_OK;
     }
-    static const char *const keys[] = {"tenant_id", "client_id", "client_secret",
-                                       "azure_username", "azure_password", NULL};
+    static const char *const user_keys[] = {"azure_username", "azure_password", NULL};
+    static const char *const ai_keys[] = {"tenant_id", "client_id", "client_secret",
+                                          "azure_username", "azure_password", NULL};
     char named[160] = "";
-    for (const char *const *k = keys; *k; k++) {
+    for (const char *const *k = azure_ai ? ai_keys : user_keys; *k; k++) {
         json_t *v = json_object_get(lp, *k);
         if (v != NULL && !json_is_null(v)) {
             size_t n = strlen(named);
             snprintf(named + n, sizeof(named) - n, "%s%s", n ? ", " : "", *k);
         }
     }
+    if (named[0] != '\0' && azure_ai) {
+        return mg_cfg_fail(c, p, "litellm_params %s: Azure Entra ID credentials are not supported "
+                                 "by moongate on azure_ai/ deployments; use api_key", named);
+    }
     if (named[0] != '\0') {
-        return mg_cfg_fail(c, p, "litellm_params %s: Azure Entra ID token credentials are not "
-                                 "supported by moongate yet (it would have to mint a token "
-                                 "first); use api_key or azure_ad_token", named);
+        return mg_cfg_fail(c, p, "litellm_params %s: Azure Entra ID username/password sign-in is "
+                                 "not supported by moongate; use client credentials (tenant_id, "
+                                 "client_id, client_secret), api_key or azure_ad_token", named);
     }
     const char *tok = json_string_value(json_object_get(lp, "azure_ad_token"));
     if (tok != NULL && strncmp(tok, "oidc/", 5) == 0) {
         return mg_cfg_fail(c, p, "litellm_params azure_ad_token: an \"oidc/...\" token is "
                                  "exchanged for an Entra ID token first, which moongate does "
-                                 "not support yet; give the token itself or an api_key");
+                                 "not support yet; give the token itself, client credentials "
+                                 "(tenant_id, client_id, client_secret) or an api_key");
     }
     return MG_OK;
 }

@@ -374,6 +374,7 @@ static const char *const mg_registry_reserved_params[] = {
     "aws_secret_access_key", "aws_session_token", "max_parallel_requests", "tags",
     "use_in_pass_through", "litellm_credential_name", "merge_reasoning_content_in_choices",
     "mock_response", "azure_ad_token", "client_id", "client_secret", "tenant_id",
+    "azure_scope", "azure_authority_host", "azure_username", "azure_password",
     "configurable_clientside_auth_params", "litellm_trace_id", "base_model", "model_info",
     "use_litellm_proxy", "supports_system_message", "allowed_fails", "access_groups",
     "forward_client_headers",

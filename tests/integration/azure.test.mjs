@@ -6,7 +6,8 @@
 // environment and LiteLLM's default; azure_ad_token; the v1 API; the Responses API natively;
 // content-filter refusals (400, and a filtered 200) as LiteLLM's ContentPolicyViolationError
 // so content_policy_fallbacks fire; an api-key rotation by config reload; secrets kept out
-// of answers; Entra client-credential keys refused when the config loads.
+// of answers; the Entra sign-ins moongate cannot make (username/password, oidc/, any on
+// azure_ai/) refused when the config loads.  Entra client credentials: azure_entra.test.mjs.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -215,22 +216,34 @@ test('rotating the api-key by config reload: nothing that starts after the reloa
   for (const r of fresh) assert.equal(r.status, 200, r.text);
 });
 
-test('Entra client credentials are refused when the config loads, naming the keys', async () => {
+test('Entra sign-ins moongate cannot make are refused when the config loads; client credentials load', async () => {
   const dir = tmpDir('mg-azure-entra-');
   const cfg = path.join(dir, 'config.yaml');
-  fs.writeFileSync(cfg, JSON.stringify({
-    model_list: [{ model_name: 'e', litellm_params: { model: 'azure/gpt4o', api_base: az.base, tenant_id: 't', client_id: 'c', client_secret: 'never-printed-secret' } }],
-  }));
-  const r = spawnSync(moongateBin, ['--config', cfg, '--validate_config'], { encoding: 'utf8', timeout: 30000 });
-  assert.notEqual(r.status, 0);
-  const out = r.stdout + r.stderr;
-  assert.match(out, /tenant_id, client_id, client_secret: Azure Entra ID token credentials are not supported/);
-  assert.ok(!out.includes('never-printed-secret'));
-  // a running gateway keeps its config when a reload brings them
-  gw.writeConfig({ ...config(K2), model_list: [...models(K2), { model_name: 'e', litellm_params: { model: 'azure/gpt4o', api_base: az.base, client_secret: 's' } }] });
+  const validate = (lp) => {
+    fs.writeFileSync(cfg, JSON.stringify({ model_list: [{ model_name: 'e', litellm_params: { api_base: az.base, ...lp } }] }));
+    const r = spawnSync(moongateBin, ['--config', cfg, '--validate_config'], { encoding: 'utf8', timeout: 30000 });
+    return { status: r.status, out: r.stdout + r.stderr };
+  };
+  const user = validate({ model: 'azure/gpt4o', azure_username: 'u@x', azure_password: 'never-printed-secret' });
+  assert.notEqual(user.status, 0);
+  assert.match(user.out, /azure_username, azure_password: Azure Entra ID username\/password sign-in is not supported by moongate; use client credentials/);
+  assert.ok(!user.out.includes('never-printed-secret'));
+  const ai = validate({ model: 'azure_ai/mistral', tenant_id: 't', client_id: 'c', client_secret: 'never-printed-secret' });
+  assert.notEqual(ai.status, 0);
+  assert.match(ai.out, /tenant_id, client_id, client_secret: Azure Entra ID credentials are not supported by moongate on azure_ai\/ deployments/);
+  assert.ok(!ai.out.includes('never-printed-secret'));
+  const oidc = validate({ model: 'azure/gpt4o', azure_ad_token: 'oidc/google/aud' });
+  assert.notEqual(oidc.status, 0);
+  assert.match(oidc.out, /an "oidc\/\.\.\." token is exchanged for an Entra ID token first/);
+  // client credentials on azure/ load (tests/integration/azure_entra.test.mjs uses them)
+  const cc = validate({ model: 'azure/gpt4o', tenant_id: 't', client_id: 'c', client_secret: 'never-printed-secret' });
+  assert.equal(cc.status, 0, cc.out);
+  assert.ok(!cc.out.includes('never-printed-secret'));
+  // a running gateway keeps its config when a reload brings a refused one
+  gw.writeConfig({ ...config(K2), model_list: [...models(K2), { model_name: 'e', litellm_params: { model: 'azure/gpt4o', api_base: az.base, azure_password: 's' } }] });
   const rl = await gw.reload();
   assert.notEqual(rl.status, 200);
-  assert.match(rl.text, /client_secret: Azure Entra ID/);
+  assert.match(rl.text, /azure_password: Azure Entra ID username\/password/);
   const still = await gw.chat({ model: 'chat', messages: [{ role: 'user', content: 'x' }] });
   assert.equal(still.status, 200);
   gw.writeConfig(config(K2));

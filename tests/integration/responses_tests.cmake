@@ -4,3 +4,4 @@
 mg_node_test(integration.responses_native integration/responses_native.test.mjs integration TIMEOUT 120)
 mg_node_test(integration.responses_translated integration/responses_translated.test.mjs integration TIMEOUT 120)
 mg_node_test(integration.azure integration/azure.test.mjs integration TIMEOUT 180)
+mg_node_test(integration.azure_entra integration/azure_entra.test.mjs integration TIMEOUT 180)

@@ -23,16 +23,21 @@ process.on('exit', () => {
 /**
  * Starts the mock.  opts: keys (accepted api-key values; none: any), tokens (accepted
  * bearer tokens; none: any when no keys are set either), deployments (known deployment
- * names; none: any).  Returns {port, base, child, log(since), script(body|rules), reset(),
- * stats(), stop()}; `base` is what a deployment's api_base points at.
+ * names; none: any), entraApps ([{tenant, client_id, client_secret, label?}]: the apps its
+ * Entra token endpoint knows), entraDeployments (deployments served only with a token that
+ * endpoint minted).  Returns {port, base, child, log(since), script(body|rules), reset(),
+ * stats(), tokens(), stop()}; `base` is what a deployment's api_base points at, and also
+ * its Entra authority (azure_authority_host).
  */
-export async function startAzureMock({ keys = [], tokens = [], deployments = null } = {}) {
+export async function startAzureMock({ keys = [], tokens = [], deployments = null, entraApps = [], entraDeployments = [] } = {}) {
   const dir = tmpDir('mg-azmock-');
   const portFile = path.join(dir, 'port');
   const a = [azureMockScript, '--port', '0', '--port-file', portFile, '--quiet', '--exit-on-eof'];
   for (const k of keys) a.push('--api-key', k);
   for (const t of tokens) a.push('--ad-token', t);
   if (deployments) a.push('--deployments', deployments.join(','));
+  for (const e of entraApps) a.push('--entra-app', [e.tenant, e.client_id, e.client_secret, e.label].filter(Boolean).join(':'));
+  if (entraDeployments.length) a.push('--entra-deployments', entraDeployments.join(','));
   const child = spawn(process.execPath, a, { stdio: ['pipe', 'pipe', 'pipe'] });
   children.add(child);
   child.on('exit', () => children.delete(child));
@@ -56,13 +61,16 @@ export async function startAzureMock({ keys = [], tokens = [], deployments = nul
   return {
     port, base, child, exited, stderr: () => err,
     async log(since = 0) { return (await ctl(`/__mock/log?since=${since}`)).entries; },
-    /** Installs rules: an array of rules, or a whole body {rules, default, append, api_keys, ad_tokens}. */
+    /** Installs rules: an array of rules, or a whole body {rules, default, append, api_keys,
+     *  ad_tokens, entra_apps, entra_deployments}. */
     async script(rules) {
       const body = Array.isArray(rules) ? { rules } : rules;
       return ctl('/__mock/script', { method: 'POST', body: JSON.stringify(body) });
     },
     async reset() { return ctl('/__mock/reset', { method: 'POST' }); },
     async stats() { return ctl('/__mock/stats'); },
+    /** Every token the Entra endpoint minted: [{serial, tenant, client_id, label, scope, exp_ms, token}]. */
+    async tokens() { return (await ctl('/__mock/tokens')).tokens; },
     stop: (sig = 'SIGTERM') => stopChild(child, sig),
   };
 }

@@ -13,13 +13,22 @@
 // ResponsibleAIPolicyViolation) and a filtered completion (200, finish_reason
 // content_filter).  The control API, rules and log follow mg_mock_provider and
 // anthropic_mock (tests/mocks/README.md).
+//
+// It is also the Entra ID token endpoint for the client-credentials grant
+// (POST /{tenant}/oauth2/v2.0/token, form-urlencoded grant_type=client_credentials,
+// client_id, client_secret, scope): it checks the app, its secret and the scope as Entra
+// does, refuses in Entra's AADSTS error shape (400/401), and mints HS256 JWTs (signed with a
+// key of its own) that its Azure OpenAI routes verify (signature, expiry, audience), so a
+// deployment listed in --entra-deployments is served only with a token minted here.
 
+import crypto from 'node:crypto';
 import http from 'node:http';
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const USAGE = `usage: azure_mock.mjs [--host 127.0.0.1] [--port N] [--port-file PATH]
                      [--api-key KEY]... [--ad-token TOKEN]... [--deployments a,b]
+                     [--entra-app TENANT:CLIENT_ID:SECRET[:LABEL]]... [--entra-deployments a,b]
                      [--exit-on-eof] [--quiet]`;
 
 let opts;
@@ -32,6 +41,8 @@ try {
       'api-key': { type: 'string', multiple: true, default: [] },
       'ad-token': { type: 'string', multiple: true, default: [] },
       deployments: { type: 'string' },
+      'entra-app': { type: 'string', multiple: true, default: [] },
+      'entra-deployments': { type: 'string' },
       'exit-on-eof': { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -49,11 +60,46 @@ if (opts.help) {
 
 const isObj = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 const words = (s) => (String(s).match(/\S+/g) || []).length;
+const list = (s) => (s ? s.split(',').filter(Boolean) : []);
+
+// Entra apps: [{tenant, client_id, client_secret, label, scope}], one row per secret (an app
+// may have several secrets at once, as during a rotation); the label names the secret in
+// the log so a test tells the old one from the new without the mock repeating it.
+function parseApps(rows) {
+  if (!Array.isArray(rows)) throw new Error("'entra_apps' must be an array");
+  return rows.map((a, i) => {
+    if (!isObj(a)) throw new Error(`entra_apps[${i}] must be an object`);
+    for (const k of Object.keys(a)) {
+      if (!['tenant', 'client_id', 'client_secret', 'label', 'scope'].includes(k)) throw new Error(`unknown entra_apps field '${k}'`);
+    }
+    for (const k of ['tenant', 'client_id', 'client_secret']) {
+      if (typeof a[k] !== 'string' || a[k] === '') throw new Error(`entra_apps[${i}].${k} must be a non-empty string`);
+    }
+    return { label: `${a.client_id}#${i}`, scope: ENTRA_DEFAULT_SCOPE, ...a };
+  });
+}
+const ENTRA_DEFAULT_SCOPE = 'https://cognitiveservices.azure.com/.default';
+const cliApps = () => parseApps(opts['entra-app'].map((x) => {
+  const [tenant, client_id, client_secret, label] = x.split(':');
+  return { tenant, client_id, client_secret, ...(label ? { label } : {}) };
+}));
+let startApps;
+try {
+  startApps = cliApps();
+} catch (e) {
+  process.stderr.write(`azure_mock: --entra-app: ${e.message}\n${USAGE}\n`);
+  process.exit(2);
+}
 
 const G = {
   keys: opts['api-key'],
   tokens: opts['ad-token'],
   deployments: opts.deployments ? opts.deployments.split(',').filter(Boolean) : null,
+  apps: startApps,
+  entraDeployments: list(opts['entra-deployments']),
+  jwtKey: crypto.randomBytes(32),   // signs the tokens the token endpoint mints
+  minted: [],                       // {serial, tenant, client_id, label, scope, exp_ms}
+  tokenRefused: 0,
   rules: [],
   def: null,
   log: [],
@@ -76,8 +122,10 @@ const PROMPT_FILTER_MESSAGE = "The response was filtered due to the prompt trigg
 // ---- behaviours and rules ----
 
 const BEHAVIOUR_FIELDS = ['id', 'status', 'error_code', 'error_message', 'retry_after', 'latency_ms',
-  'content', 'content_filter', 'finish_reason', 'usage', 'body', 'model', 'function_calls'];
-const MATCH_FIELDS = ['deployment', 'path', 'auth', 'endpoint', 'api_version', 'model', 'stream'];
+  'content', 'content_filter', 'finish_reason', 'usage', 'body', 'model', 'function_calls',
+  'expires_in', 'hang'];
+const MATCH_FIELDS = ['deployment', 'path', 'auth', 'endpoint', 'api_version', 'model', 'stream',
+  'tenant', 'client_id'];
 
 function parseBehaviour(b) {
   if (!isObj(b)) throw new Error('a behaviour must be an object');
@@ -110,7 +158,26 @@ function ruleMatches(r, rs) {
   if (m.api_version !== undefined && m.api_version !== rs.apiVersion) return false;
   if (m.model !== undefined && m.model !== rs.model) return false;
   if (m.stream !== undefined && m.stream !== rs.stream) return false;
+  if (m.tenant !== undefined && m.tenant !== rs.tenant) return false;
+  if (m.client_id !== undefined && m.client_id !== rs.form?.client_id) return false;
   return true;
+}
+
+/** The rule for rs (or the script default) into rs.b, noted in its log entry. */
+function pickBehaviour(rs) {
+  const ri = G.rules.findIndex((r) => ruleMatches(r, rs));
+  if (ri >= 0) {
+    const r = G.rules[ri];
+    if (r.remaining !== null) r.remaining--;
+    r.hits++;
+    rs.b = r.b;
+    rs.entry.behaviour_source = 'rule';
+    rs.entry.rule_index = ri;
+  } else if (G.def) {
+    rs.b = G.def;
+    rs.entry.behaviour_source = 'script_default';
+  }
+  rs.entry.behaviour_id = rs.b.id ?? null;
 }
 
 // ---- routes ----
@@ -313,6 +380,127 @@ function answerStored(rs) {
   return azureError(rs, 405, 'MethodNotAllowed', 'method not allowed');
 }
 
+// ---- Entra ID: the client-credentials token endpoint and the tokens it mints ----
+
+const b64url = (x) => Buffer.from(x).toString('base64url');
+const AUD_OF = (scope) => scope.replace(/\/\.default$/, '');
+const COGNITIVE_AUD = AUD_OF(ENTRA_DEFAULT_SCOPE);
+
+function mintJwt(claims) {
+  const head = b64url(JSON.stringify({ typ: 'JWT', alg: 'HS256', kid: 'azmock' }));
+  const body = b64url(JSON.stringify(claims));
+  const sig = crypto.createHmac('sha256', G.jwtKey).update(`${head}.${body}`).digest('base64url');
+  return `${head}.${body}.${sig}`;
+}
+
+/** The claims of a token minted here, or null (not ours, or a bad signature). */
+function verifyJwt(tok) {
+  const parts = tok.split('.');
+  if (parts.length !== 3) return null;
+  const want = crypto.createHmac('sha256', G.jwtKey).update(`${parts[0]}.${parts[1]}`).digest();
+  const got = Buffer.from(parts[2], 'base64url');
+  if (got.length !== want.length || !crypto.timingSafeEqual(got, want)) return null;
+  try { return JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')); } catch { return null; }
+}
+
+/** Entra's error body: {error, error_description "AADSTSn: ...\r\nTrace ID...", error_codes, ...}. */
+function entraError(rs, status, error, code, text) {
+  const trace = crypto.randomUUID();
+  const corr = crypto.randomUUID();
+  const ts = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  G.tokenRefused++;
+  rs.entry.refusal = `AADSTS${code}`;
+  return send(rs, status, {
+    error, error_description: `AADSTS${code}: ${text} Trace ID: ${trace} Correlation ID: ${corr} Timestamp: ${ts}`,
+    error_codes: [code], timestamp: ts, trace_id: trace, correlation_id: corr,
+    error_uri: `https://login.microsoftonline.com/error?code=${code}`,
+  }, 'application/json; charset=utf-8', { 'cache-control': 'no-store, no-cache', pragma: 'no-cache' });
+}
+
+/** The checks Entra makes, in its order: [status, error, AADSTS code, text] or null. */
+function checkTokenRequest(rs) {
+  const ctype = (rs.req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+  const f = rs.form;
+  const missing = (n) => [400, 'invalid_request', 900144, `The request body must contain the following parameter: '${n}'.`];
+  if (rs.req.method !== 'POST') return [405, 'invalid_request', 900561, 'The endpoint only accepts POST requests.'];
+  if (ctype !== 'application/x-www-form-urlencoded') return missing('grant_type');
+  if (!f.grant_type) return missing('grant_type');
+  if (f.grant_type !== 'client_credentials') {
+    return [400, 'unsupported_grant_type', 70003, 'The app requested an unsupported grant type.'];
+  }
+  if (!f.client_id) return missing('client_id');
+  if (!f.scope) return missing('scope');
+  const tenantApps = G.apps.filter((a) => a.tenant === rs.tenant);
+  if (tenantApps.length === 0) {
+    return [400, 'invalid_request', 90002, `Tenant '${rs.tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`];
+  }
+  const app = tenantApps.filter((a) => a.client_id === f.client_id);
+  if (app.length === 0) {
+    return [400, 'unauthorized_client', 700016, `Application with identifier '${f.client_id}' was not found in the directory '${rs.tenant}'.`];
+  }
+  if (f.client_secret === undefined || f.client_secret === '') {
+    return [401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."];
+  }
+  const match = app.find((a) => a.client_secret === f.client_secret);
+  if (!match) {
+    return [401, 'invalid_client', 7000215, `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${f.client_id}'.`];
+  }
+  rs.app = match;
+  rs.entry.secret_label = match.label;
+  if (!/\/\.default$/.test(f.scope) || f.scope.includes(' ')) {
+    return [400, 'invalid_scope', 1002012, `The provided value for scope ${f.scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`];
+  }
+  if (f.scope !== match.scope) {
+    return [400, 'invalid_resource', 500011, `The resource principal named ${AUD_OF(f.scope)} was not found in the tenant named ${rs.tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.`];
+  }
+  return null;
+}
+
+async function handleToken(req, res, url, raw, tenant) {
+  const seq = ++G.seq;
+  const form = Object.fromEntries(new URLSearchParams(raw.toString('utf8')));
+  const rs = { req, res, seq, url, path: url.pathname, tenant, form, b: {}, endpoint: 'token', stream: false };
+  rs.entry = {
+    seq, t_start_ms: Date.now(), method: req.method, path: url.pathname, url: req.url,
+    headers: { ...req.headers }, endpoint: 'token', tenant, form, raw_body: raw.toString('utf8'),
+    secret_label: null, refusal: null, token_serial: null, expires_in: null, status: null,
+    outcome: 'in_progress', behaviour_source: 'default', behaviour_id: null, rule_index: null,
+  };
+  G.log.push(rs.entry);
+  if (G.log.length > 100000) G.log.shift();
+  res.on('close', () => { if (rs.entry.outcome === 'in_progress') rs.entry.outcome = rs.entry.status === null ? 'closed' : 'answered'; });
+  const failed = checkTokenRequest(rs);
+  if (failed) {
+    rs.entry.behaviour_source = 'checks';
+    return entraError(rs, failed[0], failed[1], failed[2], failed[3]);
+  }
+  pickBehaviour(rs);
+  if (rs.b.hang) return undefined; // never answers; the entry says 'closed' when the client gives up
+  if (rs.b.latency_ms) await new Promise((r) => setTimeout(r, rs.b.latency_ms));
+  if (rs.b.body !== undefined) return send(rs, rs.b.status ?? 200, rs.b.body);
+  if (rs.b.status && rs.b.status !== 200) {
+    return entraError(rs, rs.b.status, rs.b.error_code ?? 'temporarily_unavailable', 50000 + (rs.b.status % 1000),
+      rs.b.error_message ?? 'There was an error issuing a token or an authorization code. Please try again later.');
+  }
+  const expiresIn = rs.b.expires_in ?? 3599;
+  const now = Date.now();
+  const serial = G.minted.length + 1;
+  const claims = {
+    aud: AUD_OF(rs.app.scope), iss: `https://sts.windows.net/${tenant}/`, iat: Math.floor(now / 1000),
+    nbf: Math.floor(now / 1000), exp: Math.floor(now / 1000) + expiresIn, appid: rs.app.client_id,
+    tid: tenant, idtyp: 'app', sub: `sp-${rs.app.client_id}`,
+    // the mock's own: which token this is, which secret minted it, the exact expiry
+    azmock_serial: serial, azmock_label: rs.app.label, azmock_exp_ms: now + expiresIn * 1000,
+  };
+  const token = mintJwt(claims);
+  G.minted.push({ serial, tenant, client_id: rs.app.client_id, label: rs.app.label, scope: rs.app.scope,
+    exp_ms: claims.azmock_exp_ms, token });
+  rs.entry.token_serial = serial;
+  rs.entry.expires_in = expiresIn;
+  return send(rs, 200, { token_type: 'Bearer', expires_in: expiresIn, ext_expires_in: expiresIn, access_token: token },
+    'application/json; charset=utf-8', { 'cache-control': 'no-store, no-cache', pragma: 'no-cache' });
+}
+
 // ---- the checks Azure makes first ----
 
 function check(rs) {
@@ -322,10 +510,26 @@ function check(rs) {
   if (key === undefined && bearer === undefined) {
     return [401, '401', 'Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.'];
   }
+  // a token minted by the Entra endpoint here: signature, expiry, audience
+  const claims = bearer !== undefined && !rs.inference ? verifyJwt(bearer) : null;
+  if (claims) {
+    rs.entry.entra = { serial: claims.azmock_serial, client_id: claims.appid, tenant: claims.tid,
+      label: claims.azmock_label, aud: claims.aud, exp_ms: claims.azmock_exp_ms };
+  }
+  const entraOnly = rs.deployment !== null && G.entraDeployments.includes(rs.deployment);
+  if (claims || entraOnly) {
+    const why = !claims ? (bearer === undefined ? 'no bearer token' : 'not a token minted by the Entra endpoint')
+      : claims.azmock_exp_ms <= Date.now() ? 'expired'
+        : claims.aud !== COGNITIVE_AUD ? `audience ${claims.aud}` : null;
+    if (why) {
+      rs.entry.entra_refusal = why;
+      return [401, '401', `Unauthorized. Access token is missing, invalid, audience is incorrect (${COGNITIVE_AUD}), or have expired.`];
+    }
+  }
   const keyOk = key !== undefined && (G.keys.length === 0 || G.keys.includes(key));
-  const tokenOk = bearer !== undefined && (rs.inference
+  const tokenOk = bearer !== undefined && (claims !== null || (rs.inference
     ? (G.keys.length === 0 || G.keys.includes(bearer))
-    : (G.tokens.length === 0 ? G.keys.length === 0 : G.tokens.includes(bearer)));
+    : (G.tokens.length === 0 ? G.keys.length === 0 : G.tokens.includes(bearer))));
   if (!keyOk && !tokenOk) {
     return [401, '401', 'Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.'];
   }
@@ -364,6 +568,7 @@ async function handleProvider(req, res, url, raw) {
     query: Object.fromEntries(url.searchParams), headers: { ...req.headers }, body, model: rs.model,
     deployment: rs.deployment, api_version: rs.apiVersion, endpoint: rs.endpoint, stream: rs.stream,
     status: null, check_error: null, behaviour_source: 'default', behaviour_id: null, rule_index: null,
+    entra: null, entra_refusal: null,
   };
   G.log.push(rs.entry);
   if (G.log.length > 100000) G.log.shift();
@@ -374,19 +579,8 @@ async function handleProvider(req, res, url, raw) {
     rs.entry.behaviour_source = 'checks';
     return azureError(rs, failed[0], failed[1], failed[2]);
   }
-  let ri = G.rules.findIndex((r) => ruleMatches(r, rs));
-  if (ri >= 0) {
-    const r = G.rules[ri];
-    if (r.remaining !== null) r.remaining--;
-    r.hits++;
-    rs.b = r.b;
-    rs.entry.behaviour_source = 'rule';
-    rs.entry.rule_index = ri;
-  } else if (G.def) {
-    rs.b = G.def;
-    rs.entry.behaviour_source = 'script_default';
-  }
-  rs.entry.behaviour_id = rs.b.id ?? null;
+  pickBehaviour(rs);
+  if (rs.b.hang) return undefined; // never answers
   if (rs.b.latency_ms) await new Promise((r) => setTimeout(r, rs.b.latency_ms));
   if (rs.b.body !== undefined) return send(rs, rs.b.status ?? 200, rs.b.body, rs.stream ? 'text/event-stream' : 'application/json');
   if (rs.b.status && rs.b.status !== 200) {
@@ -418,14 +612,20 @@ function handleControl(req, res, url, raw) {
       j = raw.length ? JSON.parse(raw.toString('utf8')) : {};
       if (!isObj(j)) throw new Error('body must be an object');
       for (const k of Object.keys(j)) {
-        if (!['rules', 'default', 'append', 'api_keys', 'ad_tokens'].includes(k)) throw new Error(`unknown script field '${k}'`);
+        if (!['rules', 'default', 'append', 'api_keys', 'ad_tokens', 'entra_apps', 'entra_deployments'].includes(k)) throw new Error(`unknown script field '${k}'`);
       }
       const rules = (j.rules ?? []).map(parseRule);
+      const apps = j.entra_apps === undefined ? undefined : j.entra_apps === null ? cliApps() : parseApps(j.entra_apps);
+      if (j.entra_deployments !== undefined && j.entra_deployments !== null && !Array.isArray(j.entra_deployments)) {
+        throw new Error("'entra_deployments' must be an array or null");
+      }
       const def = j.default ? parseBehaviour(j.default) : null;
       if (j.append) G.rules.push(...rules); else G.rules = rules;
       if (!j.append || j.default !== undefined) G.def = def;
       if (j.api_keys !== undefined) G.keys = j.api_keys ?? opts['api-key'];
       if (j.ad_tokens !== undefined) G.tokens = j.ad_tokens ?? opts['ad-token'];
+      if (apps !== undefined) G.apps = apps;
+      if (j.entra_deployments !== undefined) G.entraDeployments = j.entra_deployments ?? list(opts['entra-deployments']);
     } catch (e) {
       return ctlReply(res, 400, { error: { code: 'mock_error', message: e.message } });
     }
@@ -442,6 +642,10 @@ function handleControl(req, res, url, raw) {
     G.stored.clear();
     G.keys = opts['api-key'];
     G.tokens = opts['ad-token'];
+    G.apps = cliApps();
+    G.entraDeployments = list(opts['entra-deployments']);
+    G.minted = [];
+    G.tokenRefused = 0;
     return ctlReply(res, 200, { ok: true });
   }
   if (p === '/__mock/log' && req.method === 'GET') {
@@ -449,8 +653,12 @@ function handleControl(req, res, url, raw) {
     return ctlReply(res, 200, { last_seq: G.seq, entries: G.log.filter((e) => e.seq > since) });
   }
   if (p === '/__mock/stats' && req.method === 'GET') {
-    return ctlReply(res, 200, { requests: G.seq, stored: G.stored.size, rules: G.rules.length });
+    const by = (k) => G.minted.reduce((o, t) => ({ ...o, [t[k]]: (o[t[k]] ?? 0) + 1 }), {});
+    return ctlReply(res, 200, { requests: G.seq, stored: G.stored.size, rules: G.rules.length,
+      tokens_minted: G.minted.length, tokens_refused: G.tokenRefused,
+      minted_by_client: by('client_id'), minted_by_label: by('label') });
   }
+  if (p === '/__mock/tokens' && req.method === 'GET') return ctlReply(res, 200, { tokens: G.minted });
   if (p === '/__mock/health' && req.method === 'GET') return ctlReply(res, 200, { ok: true });
   return ctlReply(res, 404, { error: { code: 'mock_error', message: 'unknown control endpoint or method' } });
 }
@@ -466,6 +674,13 @@ server.on('request', (req, res) => {
     if (G.shuttingDown) { res.destroy(); return; }
     const raw = Buffer.concat(parts);
     if (url.pathname.startsWith('/__mock/')) return handleControl(req, res, url, raw);
+    const tm = /^\/([^/]+)\/oauth2\/v2\.0\/token$/.exec(url.pathname);
+    if (tm) {
+      return handleToken(req, res, url, raw, decodeURIComponent(tm[1])).catch((e) => {
+        process.stderr.write(`azure_mock: token request failed: ${e.stack}\n`);
+        res.destroy();
+      });
+    }
     handleProvider(req, res, url, raw).catch((e) => {
       process.stderr.write(`azure_mock: request failed: ${e.stack}\n`);
       res.destroy();
