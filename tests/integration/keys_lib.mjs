@@ -10,6 +10,7 @@ import { startGateway, startPostgres } from '../lib/harness.mjs';
 
 export const MASTER = 'sk-keys-master-1234';
 export const STORE = process.env.MG_KEYS_STORE || 'journal';
+const SANITIZER_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: (Address|Undefined|Leak)Sanitizer|==\d+==ERROR:/;
 
 /** model_list entries answered by moongate itself (mock_response): no upstream needed. */
 export function models(names = ['m1', 'm2', 'm3']) {
@@ -37,10 +38,33 @@ export async function startKeysGateway({ workers = 1, config = {}, env = {} } = 
     general_settings: { master_key: MASTER, ...(config.general_settings || {}) },
   };
   const gw = await startGateway({ config: cfg, workers, env: e });
+  let stopped = false;
   return {
     gw, pg,
-    async stop() { await gw.stop(); if (pg) await pg.stop(); },
+    async stop() {
+      if (!stopped) await gw.stop();
+      stopped = true;
+      if (pg) await pg.stop();
+    },
+    /** Stops moongate with SIGTERM; its exit status and sanitizer reports (ASan builds). */
+    async stopClean() {
+      const exited = gw.exited;
+      await gw.stop();
+      stopped = true;
+      const { code, sig } = await exited;
+      const m = SANITIZER_RE.exec(gw.output().stderr);
+      return { code, sig, report: m ? gw.output().stderr.slice(Math.max(0, m.index - 200), m.index + 3000) : null };
+    },
   };
+}
+
+/** The last test of a file: the gateway stops cleanly (exit 0, no sanitizer report). */
+export function stopsClean(test, inst) {
+  test('the gateway stops cleanly: exit 0, no sanitizer report', async () => {
+    const { code, report } = await inst.stopClean();
+    if (report) throw new Error(`sanitizer report:\n${report}`);
+    if (code !== 0) throw new Error(`moongate exited with ${code}: ${inst.gw.output().stderr.slice(-2000)}`);
+  });
 }
 
 /** A call: {status, json, text, headers}.  key undefined: the master key; null: none. */

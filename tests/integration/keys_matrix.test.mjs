@@ -7,7 +7,7 @@
 // customer and a budget.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startKeysGateway, call, post, expectStatus, probe, principals, world } from './keys_lib.mjs';
+import { startKeysGateway, call, post, expectStatus, probe, principals, world, stopsClean } from './keys_lib.mjs';
 
 const inst = await startKeysGateway({ workers: 2 });
 const { gw } = inst;
@@ -152,3 +152,5 @@ test('what an allowed call does: a team admin adds a member, an owner lowers its
   assert.equal(over.status, 400);
   assert.match(over.json.error.message, /max budget higher than team max. Team max budget=50.0/);
 });
+
+stopsClean(test, inst);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startKeysGateway, call, post, get, expectStatus, probe, STORE, MASTER } from './keys_lib.mjs';
+import { startKeysGateway, call, post, get, expectStatus, probe, STORE, MASTER, stopsClean } from './keys_lib.mjs';
 
 const sha = (s) => crypto.createHash('sha256').update(s).digest('hex');
 const chat = (gw, key, model = 'm1') => call(gw, 'POST', '/v1/chat/completions',
@@ -616,3 +616,5 @@ t('only hashes are stored: no key this file made is in the state directory or th
     assert.ok(journal.includes(sha(secrets[0])), 'the key\'s hash is what is stored');
   }
 });
+
+stopsClean(test, inst);
