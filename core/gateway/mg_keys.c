@@ -175,7 +175,7 @@ mg_keys_422(mg_request_t *r, const char *field, const char *msg)
 void
 mg_keys_answer(mg_request_t *r, json_t *body, int64_t applied_version)
 {
-    char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+    char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     char hdr[96] = "";
     if (applied_version > 0) {
         snprintf(hdr, sizeof(hdr), "x-moongate-applied-version: %lld\r\n",

@@ -1167,10 +1167,10 @@ mg_keys_key_sa_generate(mg_request_t *r, json_t *b, const char *arg)
 
 /* The public view of a key row (its token removed: LiteLLM's /key/info). */
 static json_t *
-mg_kk_view(const mg_auth_t *a, json_t *row, bool with_token)
+mg_kk_view(const mg_auth_t *a, json_t *row, bool with_token, bool live)
 {
     const char *token = json_string_value(json_object_get(row, "token"));
-    json_t *v = mg_keys_row_view(row, MG_ENT_KEY, token);
+    json_t *v = mg_keys_row_view(row, MG_ENT_KEY, live ? token : NULL);
     if (!with_token) {
         json_object_del(v, "token");
     }
@@ -1183,7 +1183,7 @@ mg_ku_done(mg_request_t *r, mg_keys_op_t *op)
 {
     json_t *row = mg_keys_op_row(op, json_array_size(op->rows) - 1);
     const mg_auth_t *a = r->gw->snap != NULL ? r->gw->snap->auth : mg_keys_auth(r);
-    json_t *v = mg_kk_view(a, row, true);
+    json_t *v = mg_kk_view(a, row, true, true);
     json_t *out = json_pack("{s:O}", "key", json_object_get(row, "token"));
     json_object_update(out, v);
     json_decref(v);
@@ -1589,7 +1589,7 @@ mg_keys_key_info(mg_request_t *r, json_t *b, const char *arg)
                                               "role=%s", c.role);
         return;
     }
-    json_t *body = json_pack("{s:s,s:o}", "key", token, "info", mg_kk_view(a, k->row, false));
+    json_t *body = json_pack("{s:s,s:o}", "key", token, "info", mg_kk_view(a, k->row, false, true));
     mg_keys_answer(r, body, 0);
     json_decref(body);
 }
@@ -1760,7 +1760,7 @@ mg_keys_key_list(mg_request_t *r, json_t *b, const char *arg)
     size_t from = (size_t) (page - 1) * (size_t) size;
     for (size_t i = from; i < n && i < from + (size_t) size; i++) {
         const mg_vkey_t *k = items[i].k;
-        json_array_append_new(out, full ? mg_kk_view(a, k->row, true) : json_string(k->token));
+        json_array_append_new(out, full ? mg_kk_view(a, k->row, true, false) : json_string(k->token));
     }
     json_t *body = json_pack("{s:o,s:I,s:I,s:I}", "keys", out, "total_count", (json_int_t) n,
                              "current_page", (json_int_t) page, "total_pages",

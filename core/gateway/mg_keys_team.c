@@ -23,10 +23,10 @@
 
 /* The view of a team row: live spend. */
 static json_t *
-mg_kt_view(json_t *row)
+mg_kt_view(json_t *row, bool live)
 {
     const char *id = json_string_value(json_object_get(row, "team_id"));
-    json_t *v = mg_keys_row_view(row, MG_ENT_TEAM, id);
+    json_t *v = mg_keys_row_view(row, MG_ENT_TEAM, live ? id : NULL);
     if (json_object_get(v, "litellm_model_table") == NULL) {
         json_object_set_new(v, "litellm_model_table", json_null());
     }
@@ -288,7 +288,7 @@ mg_kt_fields(mg_request_t *r, json_t *b, json_t *cur, json_t *set, bool update)
 static void
 mg_kt_row_done(mg_request_t *r, mg_keys_op_t *op)
 {
-    json_t *v = mg_kt_view(mg_keys_op_row(op, 0));
+    json_t *v = mg_kt_view(mg_keys_op_row(op, 0), true);
     mg_keys_answer(r, v, op->version);
     json_decref(v);
 }
@@ -386,7 +386,7 @@ mg_kt_update_done(mg_request_t *r, mg_keys_op_t *op)
 {
     json_t *row = mg_keys_op_row(op, 0);
     json_t *body = json_pack("{s:O,s:o}", "team_id", json_object_get(row, "team_id"), "data",
-                             mg_kt_view(row));
+                             mg_kt_view(row, true));
     mg_keys_answer(r, body, op->version);
     json_decref(body);
 }
@@ -526,8 +526,7 @@ mg_kt_keys(const mg_auth_t *a, const char *tid)
     json_t *out = json_array();
     for (size_t k = 0; k < a->nkeys; k++) {
         if (a->keys[k].team_id != NULL && strcmp(a->keys[k].team_id, tid) == 0) {
-            json_array_append_new(out, mg_keys_row_view(a->keys[k].row, MG_ENT_KEY,
-                                                        a->keys[k].token));
+            json_array_append_new(out, mg_keys_row_view(a->keys[k].row, MG_ENT_KEY, NULL));
         }
     }
     return out;
@@ -562,7 +561,7 @@ mg_keys_team_info(mg_request_t *r, json_t *b, const char *arg)
                           c.user_id != NULL ? c.user_id : "None", tid);
         return;
     }
-    json_t *body = json_pack("{s:s,s:o,s:o,s:[]}", "team_id", tid, "team_info", mg_kt_view(t->row),
+    json_t *body = json_pack("{s:s,s:o,s:o,s:[]}", "team_id", tid, "team_info", mg_kt_view(t->row, true),
                              "keys", mg_kt_keys(a, tid), "team_memberships");
     mg_keys_answer(r, body, 0);
     json_decref(body);
@@ -609,7 +608,7 @@ mg_keys_team_list(mg_request_t *r, json_t *b, const char *arg)
     qsort(ts, n, sizeof(*ts), mg_kt_alias_cmp);
     json_t *out = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_t *v = mg_kt_view(ts[i]->row);
+        json_t *v = mg_kt_view(ts[i]->row, false);
         json_object_set_new(v, "team_memberships", json_array());
         json_object_set_new(v, "keys", mg_kt_keys(a, ts[i]->id));
         json_array_append_new(out, v);
@@ -623,13 +622,12 @@ mg_keys_team_list(mg_request_t *r, json_t *b, const char *arg)
 static void
 mg_kt_member_add_done(mg_request_t *r, mg_keys_op_t *op)
 {
-    json_t *v = mg_kt_view(mg_keys_op_row(op, 0));
+    json_t *v = mg_kt_view(mg_keys_op_row(op, 0), true);
     json_t *users = json_array();
     for (size_t i = 1; i < json_array_size(op->rows); i++) {
         json_t *u = mg_keys_op_row(op, i);
         if (u != NULL) {
-            json_array_append_new(users, mg_keys_row_view(u, MG_ENT_USER, json_string_value(
-                                                                              json_object_get(u, "user_id"))));
+            json_array_append_new(users, mg_keys_row_view(u, MG_ENT_USER, NULL));
         }
     }
     json_object_set_new(v, "updated_users", users);

@@ -37,10 +37,10 @@ mg_ku_role_ok(const char *role)
 }
 
 static json_t *
-mg_ku_view(json_t *row)
+mg_ku_view(json_t *row, bool live)
 {
-    json_t *v = mg_keys_row_view(row, MG_ENT_USER, json_string_value(json_object_get(row,
-                                                                                   "user_id")));
+    const char *id = json_string_value(json_object_get(row, "user_id"));
+    json_t *v = mg_keys_row_view(row, MG_ENT_USER, live ? id : NULL);
     json_object_del(v, "password");
     return v;
 }
@@ -201,7 +201,7 @@ mg_ku_new_done(mg_request_t *r, mg_keys_op_t *op)
     json_t *key = json_is_true(json_object_get(op->ctx, "with_key"))
                       ? mg_keys_op_row(op, json_array_size(op->rows) - 1)
                       : NULL;
-    json_t *v = mg_ku_view(user);
+    json_t *v = mg_ku_view(user, true);
     /* LiteLLM's NewUserResponse: the user's columns, and the key's (key, expires, alias ...) */
     json_object_set_new(v, "key", json_string(key != NULL ? op->secret : ""));
     static const char *const kcols[] = {"key_alias", "key_name", "expires", "aliases", "config",
@@ -395,7 +395,7 @@ mg_ku_update_done(mg_request_t *r, mg_keys_op_t *op)
 {
     json_t *row = mg_keys_op_row(op, 0);
     json_t *body = json_pack("{s:O,s:o}", "user_id", json_object_get(row, "user_id"), "data",
-                             mg_ku_view(row));
+                             mg_ku_view(row, true));
     mg_keys_answer(r, body, op->version);
     json_decref(body);
 }
@@ -520,7 +520,7 @@ mg_ku_keys_of(const mg_auth_t *a, const char *uid)
         if (uid != NULL && (key->user_id == NULL || strcmp(key->user_id, uid) != 0)) {
             continue;
         }
-        json_t *v = mg_keys_row_view(key->row, MG_ENT_KEY, key->token);
+        json_t *v = mg_keys_row_view(key->row, MG_ENT_KEY, NULL);
         json_object_set_new(v, "team_alias", key->team != NULL && key->team->alias != NULL
                                                  ? json_string(key->team->alias)
                                                  : key->team_id == NULL ? json_string("None")
@@ -536,8 +536,7 @@ mg_ku_teams_of(const mg_auth_t *a, const char *uid)
     json_t *out = json_array();
     for (size_t t = 0; t < a->nteams; t++) {
         if (uid == NULL || mg_keys_in_team(a, &a->teams[t], uid, false)) {
-            json_array_append_new(out, mg_keys_row_view(a->teams[t].row, MG_ENT_TEAM,
-                                                        a->teams[t].id));
+            json_array_append_new(out, mg_keys_row_view(a->teams[t].row, MG_ENT_TEAM, NULL));
         }
     }
     return out;
@@ -576,7 +575,7 @@ mg_keys_user_info(mg_request_t *r, json_t *b, const char *arg)
         mg_keys_fail(r, 404, MG_KU_ISE, NULL, "User %s not found", uid != NULL ? uid : "None");
         return;
     }
-    json_t *body = json_pack("{s:s,s:o,s:o,s:o}", "user_id", u->id, "user_info", mg_ku_view(u->row),
+    json_t *body = json_pack("{s:s,s:o,s:o,s:o}", "user_id", u->id, "user_info", mg_ku_view(u->row, true),
                              "keys", mg_ku_keys_of(a, u->id), "teams", mg_ku_teams_of(a, u->id));
     mg_keys_answer(r, body, 0);
     json_decref(body);
@@ -692,7 +691,7 @@ mg_keys_user_list(mg_request_t *r, json_t *b, const char *arg)
     json_t *out = json_array();
     size_t from = (size_t) (page - 1) * (size_t) size;
     for (size_t i = from; i < n && i < from + (size_t) size; i++) {
-        json_t *v = mg_ku_view(us[i]->row);
+        json_t *v = mg_ku_view(us[i]->row, false);
         json_int_t kc = 0;
         for (size_t k = 0; k < a->nkeys; k++) {
             const mg_vkey_t *key = &a->keys[k];
@@ -810,10 +809,10 @@ mg_kb_row_new(const char *id, json_t *set, const char *by)
 /* ---- /customer/... ---- */
 
 static json_t *
-mg_kc_view(const mg_auth_t *a, json_t *row, json_t *budget)
+mg_kc_view(const mg_auth_t *a, json_t *row, json_t *budget, bool live)
 {
-    json_t *v = mg_keys_row_view(row, MG_ENT_END_USER,
-                                 json_string_value(json_object_get(row, "user_id")));
+    const char *id = json_string_value(json_object_get(row, "user_id"));
+    json_t *v = mg_keys_row_view(row, MG_ENT_END_USER, live ? id : NULL);
     json_object_set_new(v, "litellm_budget_table", budget != NULL ? json_deep_copy(budget)
                                                                   : mg_keys_budget_view(a, row));
     json_object_set_new(v, "object_permission", json_null());
@@ -828,7 +827,7 @@ mg_kc_done(mg_request_t *r, mg_keys_op_t *op)
     json_t *row = mg_keys_op_row(op, n - 1);
     json_t *bud = n > 1 ? mg_keys_op_row(op, n - 2) : NULL;
     const mg_auth_t *a = r->gw->snap != NULL ? r->gw->snap->auth : mg_keys_auth(r);
-    json_t *v = mg_kc_view(a, row, bud);
+    json_t *v = mg_kc_view(a, row, bud, true);
     mg_keys_answer(r, v, op->version);
     json_decref(v);
 }
@@ -1076,7 +1075,7 @@ mg_keys_customer_info(mg_request_t *r, json_t *b, const char *arg)
         mg_keys_fail(r, 404, "not_found", "end_user_id", "End User Id=%s does not exist in db", id);
         return;
     }
-    json_t *v = mg_kc_view(a, e->row, NULL);
+    json_t *v = mg_kc_view(a, e->row, NULL, true);
     mg_keys_answer(r, v, 0);
     json_decref(v);
 }
@@ -1089,7 +1088,7 @@ mg_keys_customer_list(mg_request_t *r, json_t *b, const char *arg)
     const mg_auth_t *a = mg_keys_auth(r);
     json_t *out = json_array();
     for (size_t i = 0; i < a->nend_users; i++) {
-        json_array_append_new(out, mg_kc_view(a, a->end_users[i].row, NULL));
+        json_array_append_new(out, mg_kc_view(a, a->end_users[i].row, NULL, false));
     }
     mg_keys_answer(r, out, 0);
     json_decref(out);
@@ -1103,7 +1102,7 @@ mg_kc_block_done(mg_request_t *r, mg_keys_op_t *op)
     for (size_t i = 0; i < json_array_size(op->rows); i++) {
         json_t *row = mg_keys_op_row(op, i);
         if (row != NULL) {
-            json_array_append_new(rows, mg_kc_view(a, row, NULL));
+            json_array_append_new(rows, mg_kc_view(a, row, NULL, false));
         }
     }
     const char *field = json_string_value(json_object_get(op->ctx, "field"));
