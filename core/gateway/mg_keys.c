@@ -537,6 +537,16 @@ mg_keys_m_delete(const char *table, json_t *ids)
     return json_pack("{s:s,s:s,s:o}", "op", "ident_delete", "table", table, "ids", ids);
 }
 
+void
+mg_keys_wipe_key(json_t *v)
+{
+    json_t *k = json_object_get(v, "key");
+    if (json_is_string(k)) {
+        memset((char *) json_string_value(k), 0, json_string_length(k));
+    }
+    json_object_set_new(v, "key", json_null());
+}
+
 /* ---- rows ---- */
 
 int64_t

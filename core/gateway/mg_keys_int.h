@@ -201,6 +201,9 @@ json_t *mg_keys_key_row_new(mg_request_t *r, json_t *set, const char *given,
                             const char *created_by, char secret[128], char token[65]);
 /* The public view of a new key (LiteLLM's GenerateKeyResponse) from its stored row. */
 json_t *mg_keys_key_generated_view(const mg_auth_t *a, json_t *row, const char *secret);
+/* Zeroes the string of v's "key" in place and sets it to null (an answer's copy of a new key
+ * leaves no trace in freed memory). */
+void mg_keys_wipe_key(json_t *v);
 /* Whether list holds the string s. */
 bool mg_keys_str_in_list(json_t *list, const char *s);
 

@@ -1040,7 +1040,7 @@ mg_kg_done(mg_request_t *r, mg_keys_op_t *op)
     const mg_auth_t *a = r->gw->snap != NULL ? r->gw->snap->auth : mg_keys_auth(r);
     json_t *v = mg_keys_key_generated_view(a, row, op->secret);
     mg_keys_answer(r, v, op->version);
-    json_object_set_new(v, "key", json_null()); /* no copy of the key left in the tree */
+    mg_keys_wipe_key(v);
     json_decref(v);
 }
 
@@ -1377,7 +1377,7 @@ mg_kr_done(mg_request_t *r, mg_keys_op_t *op)
     const mg_auth_t *a = r->gw->snap != NULL ? r->gw->snap->auth : mg_keys_auth(r);
     json_t *v = mg_keys_key_generated_view(a, row, op->secret);
     mg_keys_answer(r, v, op->version);
-    json_object_set_new(v, "key", json_null());
+    mg_keys_wipe_key(v);
     json_decref(v);
 }
 

@@ -214,7 +214,7 @@ mg_ku_new_done(mg_request_t *r, mg_keys_op_t *op)
     json_object_set_new(v, "token", key != NULL ? json_incref(json_object_get(key, "token"))
                                                 : json_null());
     mg_keys_answer(r, v, op->version);
-    json_object_set_new(v, "key", json_null());
+    mg_keys_wipe_key(v);
     json_decref(v);
 }
 

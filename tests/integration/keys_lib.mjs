@@ -17,7 +17,7 @@ export function models(names = ['m1', 'm2', 'm3']) {
   return names.map((n) => ({
     model_name: n,
     litellm_params: { model: `openai/${n}`, mock_response: `answer from ${n}` },
-    model_info: { id: `dep-${n}` },
+    model_info: n === 'm3' ? { id: `dep-${n}`, access_groups: ['grp-x'] } : { id: `dep-${n}` },
   }));
 }
 

@@ -13,7 +13,8 @@ const sha = (s) => crypto.createHash('sha256').update(s).digest('hex');
 const chat = (gw, key, model = 'm1') => call(gw, 'POST', '/v1/chat/completions',
   { model, messages: [{ role: 'user', content: 'hi' }] }, key);
 
-const inst = await startKeysGateway({ workers: 2 });
+// every log line is checked for keys below: log all of them
+const inst = await startKeysGateway({ workers: 2, env: { LITELLM_LOG: 'DEBUG' } });
 const { gw } = inst;
 after(async () => { await inst.stop(); });
 const skip = await probe(gw);
@@ -575,6 +576,16 @@ t('/v1/models and /model/info show a virtual key only the models it may call', a
   const tk = expectStatus(await post(gw, '/key/generate', { team_id: 'rt-a' }), 200, 'team key');
   secrets.push(tk.key);
   assert.deepEqual(expectStatus(await get(gw, '/v1/models', tk.key), 200, 't').data.map((x) => x.id).sort(), ['m1', 'm2']);
+  // an access group and a wildcard
+  const ag = expectStatus(await post(gw, '/key/generate', { models: ['grp-x'] }), 200, 'group key');
+  const wc = expectStatus(await post(gw, '/key/generate', { models: ['openai/m1*'] }), 200, 'wildcard key');
+  secrets.push(ag.key, wc.key);
+  assert.deepEqual(expectStatus(await get(gw, '/v1/models', ag.key), 200, 'g').data.map((x) => x.id), ['m3']);
+  expectStatus(await chat(gw, ag.key, 'm3'), 200, 'the access group\'s model');
+  assert.equal((await chat(gw, ag.key, 'm1')).status, 401);
+  assert.deepEqual(expectStatus(await get(gw, '/v1/models', wc.key), 200, 'w').data.map((x) => x.id), ['m1']);
+  expectStatus(await chat(gw, wc.key, 'm1'), 200, 'the wildcard\'s model');
+  assert.equal((await chat(gw, wc.key, 'm2')).status, 401);
 });
 
 t('wrong methods are 405; unknown management paths 404 before authentication', async () => {
@@ -586,6 +597,54 @@ t('wrong methods are 405; unknown management paths 404 before authentication', a
   assert.ok(bad.status === 200 || bad.status === 422, bad.text);
   const notjson = await fetch(gw.url + '/key/generate', { method: 'POST', headers: { authorization: `Bearer ${MASTER}` }, body: '{nope' });
   assert.equal(notjson.status, 422);
+});
+
+t('litellm_settings: default_key_generate_params fills, upperbound_key_generate_params bounds /key/generate', async () => {
+  const other = await startKeysGateway({
+    config: {
+      litellm_settings: {
+        default_key_generate_params: { max_budget: 5, duration: '1h', models: ['m1'] },
+        upperbound_key_generate_params: { max_budget: 10, rpm_limit: 100, duration: '2h' },
+      },
+    },
+  });
+  try {
+    const o = other.gw;
+    if (await probe(o)) return;
+    const d = expectStatus(await post(o, '/key/generate', {}), 200, 'defaults');
+    assert.equal(d.max_budget, 5);
+    assert.deepEqual(d.models, ['m1']);
+    assert.equal(d.rpm_limit, 100, 'an upper bound fills what is not given');
+    assert.ok(Math.abs(Date.parse(d.expires) - (Date.now() + 3600e3)) < 120e3, d.expires);
+    const ok = expectStatus(await post(o, '/key/generate', { max_budget: 10, duration: '90m', models: ['m2'] }), 200, 'within');
+    assert.equal(ok.max_budget, 10);
+    assert.deepEqual(ok.models, ['m2']);
+    const over = await post(o, '/key/generate', { max_budget: 11 });
+    assert.equal(over.status, 400);
+    assert.equal(over.json.error.message, "{'error': 'max_budget is over max limit set in config - user_value=11.0; max_value=10.0'}");
+    const long = await post(o, '/key/generate', { duration: '3h' });
+    assert.equal(long.status, 400);
+    assert.match(long.json.error.message, /duration is over max limit set in config - user_value=3h; max_value=2h/);
+    assert.equal((await post(o, '/key/generate', { duration: '-1' })).status, 400, 'never expiring is over any bound');
+  } finally {
+    await other.stop();
+  }
+});
+
+t('soft_budget on /key/update: the key\'s budget row; a key on a budget takes its limits', async () => {
+  const g = expectStatus(await post(gw, '/key/generate', {}), 200, 'gen');
+  secrets.push(g.key);
+  const u = expectStatus(await post(gw, '/key/update', { key: g.key, soft_budget: 0.5 }), 200, 'soft');
+  assert.equal(u.litellm_budget_table.soft_budget, 0.5);
+  const u2 = expectStatus(await post(gw, '/key/update', { key: g.key, soft_budget: 0.75 }), 200, 'soft again');
+  assert.equal(u2.budget_id, u.budget_id, 'the same budget row');
+  assert.equal(u2.litellm_budget_table.soft_budget, 0.75);
+  // a key whose models come from nowhere but whose rpm comes from its budget row
+  expectStatus(await post(gw, '/budget/new', { budget_id: 'rt-b2', rpm_limit: 3 }), 200, 'budget');
+  const k = expectStatus(await post(gw, '/key/generate', { budget_id: 'rt-b2' }), 200, 'key');
+  secrets.push(k.key);
+  const info = expectStatus(await get(gw, `/key/info?key=${k.token}`), 200, 'info');
+  assert.equal(info.info.litellm_budget_table.rpm_limit, 3);
 });
 
 t('only hashes are stored: no key this file made is in the state directory or the logs', async () => {
