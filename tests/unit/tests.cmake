@@ -32,6 +32,7 @@ set(MG_UNIT_C_TESTS
   api/test_translate
   api/test_bedrock
   store/test_store_journal
+  gateway/test_keys
 )
 
 foreach(t ${MG_UNIT_C_TESTS})
