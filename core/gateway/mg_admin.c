@@ -9,6 +9,7 @@
  * outlives it and the late callback only frees it.
  */
 #include "mg_gw.h"
+#include "mg_keys.h"
 #include "mg_reqlog.h"
 
 #include "../base/mg_metrics_litellm.h"
@@ -57,6 +58,7 @@ static void mg_health_detach(mg_health_run_t *run);
 void
 mg_admin_abort(mg_request_t *r)
 {
+    mg_keys_abort(r); /* a management change in flight finishes without its client */
     if (r->pending != NULL) {
         mg_pending_t *p = r->pending;
         r->pending = NULL;
@@ -357,6 +359,9 @@ mg_admin_models(mg_request_t *r, const char *one, size_t one_len)
     json_t *seen = json_object();
     for (size_t i = 0; i < s->ngroups; i++) {
         const char *name = s->groups[i].name;
+        if (!mg_keys_model_visible(r, name)) {
+            continue; /* a virtual key sees the models it may call (LiteLLM) */
+        }
         if (json_object_get(seen, name) == NULL) {
             json_object_set_new(seen, name, json_true());
             json_array_append_new(data, json_pack("{s:s,s:s,s:i,s:s}", "id", name, "object",
@@ -369,6 +374,9 @@ mg_admin_models(mg_request_t *r, const char *one, size_t one_len)
     json_t *av;
     json_object_foreach(alias, an, av) {
         if (json_is_object(av) && json_is_true(json_object_get(av, "hidden"))) {
+            continue;
+        }
+        if (!mg_keys_model_visible(r, an)) {
             continue;
         }
         if (json_object_get(seen, an) == NULL) {
@@ -471,7 +479,7 @@ mg_admin_model_info(mg_request_t *r)
     char *id = mg_admin_query(r, "litellm_model_id");
     if (id != NULL) {
         mg_deployment_t *d = mg_registry_by_id(s, id);
-        if (d == NULL) {
+        if (d == NULL || !mg_keys_model_visible(r, d->model_name)) {
             char *m = mg_arena_printf(r->arena, "Model id = %s not found on litellm proxy", id);
             mg_gw_detail(r, 400, json_pack("{s:s}", "error", m));
             return;
@@ -483,7 +491,9 @@ mg_admin_model_info(mg_request_t *r)
     }
     json_t *data = json_array();
     for (size_t i = 0; i < s->ndeps; i++) {
-        json_array_append_new(data, mg_admin_dep_info(&s->deps[i]));
+        if (mg_keys_model_visible(r, s->deps[i].model_name)) {
+            json_array_append_new(data, mg_admin_dep_info(&s->deps[i]));
+        }
     }
     json_t *b = json_pack("{s:o}", "data", data);
     mg_gw_json_scrubbed(r, 200, b);
@@ -1502,6 +1512,10 @@ mg_admin_handle(mg_request_t *r, const char *m, size_t ml)
 {
     bool get = mg_admin_method(m, ml, "GET") || mg_admin_method(m, ml, "HEAD");
     bool post = mg_admin_method(m, ml, "POST");
+    /* virtual keys, teams, users, customers, budgets (mg_keys.c) */
+    if (mg_keys_handle(r, m, ml)) {
+        return true;
+    }
     if (mg_admin_path_is(r, "/")) {
         mg_admin_root(r);
         return true;
@@ -1680,6 +1694,9 @@ mg_admin_route_known(const mg_request_t *r)
         if (mg_admin_path_is(r, *e)) {
             return true;
         }
+    }
+    if (mg_keys_route_known(r)) {
+        return true;
     }
     if ((r->path_len > 11 && memcmp(r->path, "/v1/models/", 11) == 0) ||
         (r->path_len > 8 && memcmp(r->path, "/models/", 8) == 0)) {

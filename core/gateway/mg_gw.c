@@ -3,6 +3,7 @@
  * shared by the LLM routes (mg_proxy.c) and the admin routes (mg_admin.c).
  */
 #include "mg_gw.h"
+#include "mg_keys.h"
 #include "mg_gw_metrics.h"
 #include "mg_admit.h"
 #include "mg_keyauth.h"
@@ -791,8 +792,8 @@ mg_gw_on_request(mg_http_req_t *hr)
         mg_gw_not_found(r); /* routing comes before authentication, as in LiteLLM */
         return;
     }
-    if (mg_gw_auth(r) != MG_AUTH_OK) {
-        return;
+    if (mg_gw_auth(r) != MG_AUTH_OK || !mg_keys_check_key_route(r)) {
+        return; /* a key's allowed_routes (mg_keys.c) hold on every route */
     }
     if (llm) {
         mg_proxy_handle(r, pm, pml);

@@ -151,6 +151,8 @@ struct mg_request_s {
     mg_snapshot_t *att_snap;        /* ref or NULL: a newer snapshot a retry's deployment is from */
     mg_arena_t *arena;              /* borrowed: hr->arena */
     mg_pending_t *pending;          /* async admin operation in flight, or NULL */
+    struct mg_keys_op_s *keys_op;   /* malloc or NULL: management changes in flight (mg_keys.c);
+                                     * detached (not freed) by mg_keys_abort() */
     char call_id[80];
     const char *path;               /* after the root path */
     size_t path_len;

@@ -490,8 +490,18 @@ mg_journal_load(mg_store_t *s, mg_store_load_cb cb, void *ud)
     json_object_foreach(j->models, k, v) {
         json_array_append(models, v);
     }
-    cb(ud, MG_OK, j->version, models, j->policies, j->idents, NULL);
+    /* the snapshot keeps what it is given while requests pin it, and the journal replaces
+     * rows of its own tables in place: hand over containers of our own, holding references
+     * on the rows (which are never changed in place, only replaced) */
+    json_t *policies = json_copy(j->policies);
+    json_t *idents = json_object();
+    json_object_foreach(j->idents, k, v) {
+        json_object_set_new(idents, k, json_copy(v));
+    }
+    cb(ud, MG_OK, j->version, models, policies, idents, NULL);
     json_decref(models);
+    json_decref(policies);
+    json_decref(idents);
 }
 
 static void

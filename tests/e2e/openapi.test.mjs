@@ -15,7 +15,7 @@ import { startGateway, waitFor, repoRoot } from '../lib/harness.mjs';
 const PREFIX = '/llmproxy';
 const MASTER = 'sk-openapi-master-31';
 // a value for each path parameter, that names something this config has
-const EXAMPLES = { model: 'doc-model', model_id: 'doc-model-id', asset: 'app.js', response_id: 'resp_not-a-moongate-id' };
+const EXAMPLES = { model: 'doc-model', model_id: 'doc-model-id', asset: 'app.js', response_id: 'resp_not-a-moongate-id', key: 'sk-not-a-stored-key-0001' };
 
 let gw;
 let doc;

@@ -39,6 +39,7 @@ set(MG_UNIT_C_TESTS
   store/test_store_journal
   gateway/test_reqlog
   gateway/test_openapi
+  gateway/test_keys
 )
 
 foreach(t ${MG_UNIT_C_TESTS})
