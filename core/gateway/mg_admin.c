@@ -17,6 +17,7 @@
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
 #include "../registry/mg_stats.h"
+#include "../spend/mg_spend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,7 @@ static void mg_health_detach(mg_health_run_t *run);
 void
 mg_admin_abort(mg_request_t *r)
 {
+    mg_spend_routes_abort(r);
     if (r->pending != NULL) {
         mg_pending_t *p = r->pending;
         r->pending = NULL;
@@ -780,6 +782,7 @@ mg_admin_state(mg_request_t *r)
                           "workers", workers, "deployments", mg_stats_json());
     json_object_set(b, "settings_not_implemented",
                     r->gw->config->unimplemented ? r->gw->config->unimplemented : json_array());
+    json_object_set_new(b, "spend", mg_spend_state_json());
     json_object_set_new(b, "request_settings_ignored",
                         json_pack("{s:I}", "caching",
                                   (json_int_t) (mg_shm != NULL
@@ -1226,6 +1229,9 @@ mg_admin_handle(mg_request_t *r, const char *m, size_t ml)
         }
         return true;
     }
+    if (mg_spend_routes_handle(r, m, ml)) {
+        return true;
+    }
     if (post && mg_admin_path_is(r, "/moongate/pool/evict")) {
         if (mg_admin_require_admin(r)) {
             mg_upool_evict_idle(r->gw->upool);
@@ -1273,6 +1279,9 @@ mg_admin_route_known(const mg_request_t *r)
         if (mg_admin_path_is(r, *e)) {
             return true;
         }
+    }
+    if (mg_spend_routes_known(r)) {
+        return true;
     }
     if ((r->path_len > 11 && memcmp(r->path, "/v1/models/", 11) == 0) ||
         (r->path_len > 8 && memcmp(r->path, "/models/", 8) == 0)) {

@@ -12,6 +12,7 @@
 #include "../base/mg_time.h"
 #include "../lua/mg_lua.h"
 #include "../registry/mg_stats.h"
+#include "../spend/mg_spend.h"
 #include "mg_ctl.h"
 #include "mg_worker.h"
 
@@ -73,6 +74,7 @@ typedef struct {
     int64_t reload_seq;
     bool shutting_down;
     int64_t shutdown_deadline;
+    int64_t spend_deadline;     /* workers gone: until then the spend sink may still ship */
     int sig_pipe[2];            /* self-pipe: signal handlers write the signal number */
     struct event sig_ev, tick;
 } mg_master_t;
@@ -284,6 +286,7 @@ mg_master_reload_apply(mg_master_t *m, int64_t version, bool bumped)
     mg_config_unref(m->config);
     m->config = rl->cfg;
     mg_log_set_json(m->config->json_logs);
+    mg_spend_master_set_config(m->config);
     rl->cfg = NULL;
     m->config_gen++;
     mg_master_scrub(m->config);
@@ -311,7 +314,7 @@ mg_master_reload(mg_master_t *m, int origin, int64_t req)
     mg_err_t err;
     mg_config_opts_t opts = m->args->config_opts;
     if (mg_config_load(m->args->config_path, &opts, &cfg, &err) != MG_OK ||
-        mg_lua_check_config(cfg, &err) != MG_OK) {
+        mg_lua_check_config(cfg, &err) != MG_OK || mg_spend_check_config(cfg, &err) != MG_OK) {
         mg_config_unref(cfg);
         mg_master_reload_fail(m, origin, req, err.msg);
         return;
@@ -337,6 +340,27 @@ mg_master_reload(mg_master_t *m, int origin, int64_t req)
                             "hash", cfg->hash);
     mg_master_send(m, c, msg);
     json_decref(msg);
+}
+
+/* The answer to a worker's question goes back to the same worker process, if it still runs. */
+typedef struct {
+    int index;
+    pid_t pid;
+    int64_t req;
+} mg_master_ask_t;
+
+static void
+mg_master_answer(void *ctx, json_t *answer)
+{
+    mg_master_ask_t *a = ctx;
+    mg_master_t *m = mg_master_self;
+    if (m != NULL && a->index < m->n && m->w[a->index].pid == a->pid) {
+        json_t *msg = json_pack("{s:s,s:I,s:O}", "op", "answer", "req", (json_int_t) a->req,
+                                "answer", answer);
+        mg_master_send(m, a->index, msg);
+        json_decref(msg);
+    }
+    free(a);
 }
 
 static void
@@ -365,6 +389,12 @@ mg_master_on_msg(void *ud, json_t *msg)
                            "commit", NULL);
     } else if (strcmp(op, "reload") == 0) {
         mg_master_reload(m, w->index, json_integer_value(json_object_get(msg, "req")));
+    } else if (strcmp(op, "spend_query") == 0) {
+        mg_master_ask_t *a = mg_xcalloc(1, sizeof(*a));
+        a->index = w->index;
+        a->pid = (pid_t) json_integer_value(json_object_get(msg, "pid"));
+        a->req = json_integer_value(json_object_get(msg, "req"));
+        mg_spend_master_query(json_object_get(msg, "q"), mg_master_answer, a);
     } else if (strcmp(op, "bump_done") == 0) {
         if (!m->reload.active) {
             return;
@@ -620,7 +650,14 @@ mg_master_tick(evutil_socket_t fd, short what, void *arg)
             }
         }
         if (!any) {
-            event_base_loopbreak(m->base);
+            /* the spend rows of the last requests reach the disk, and the database if it can
+             * take them within 5 s */
+            if (m->spend_deadline == 0) {
+                m->spend_deadline = mg_time_mono_ms() + 5000;
+            }
+            if (mg_spend_master_quiesce(m->spend_deadline)) {
+                event_base_loopbreak(m->base);
+            }
         }
     }
 }
@@ -640,8 +677,14 @@ mg_master_run(const mg_master_args_t *args)
                MG_SHM_MAX_WORKERS);
         return 1;
     }
-    if (mg_shm_create(m.n, 24 * 1024 * 1024) != 0 || mg_stats_init(4096) != 0) {
+    if (mg_shm_create(m.n, 24 * 1024 * 1024 + mg_spend_shm_size(m.config, m.n)) != 0 ||
+        mg_stats_init(4096) != 0) {
         mg_log(MG_LOG_ERROR, NULL, "cannot set up shared memory");
+        return 1;
+    }
+    mg_err_t serr;
+    if (mg_spend_init(m.config, args->config_path, m.n, &serr) != MG_OK) {
+        mg_log(MG_LOG_ERROR, NULL, "cannot set up spend logs: %s", serr.msg);
         return 1;
     }
     mg_err_t merr;
@@ -679,6 +722,7 @@ mg_master_run(const mg_master_args_t *args)
     event_assign(&m.tick, m.base, -1, EV_PERSIST, mg_master_tick, &m);
     struct timeval tv = {0, 100000};
     event_add(&m.tick, &tv);
+    mg_spend_master_start(m.base);
     for (int i = 0; i < m.n; i++) {
         m.w[i].index = i;
         m.w[i].applied_version = -1;
@@ -699,6 +743,7 @@ mg_master_run(const mg_master_args_t *args)
     printf("moongate: listening on %s:%d\n", args->host, port);
     fflush(stdout);
     event_base_dispatch(m.base);
+    mg_spend_master_stop();
     mg_log(MG_LOG_NOTICE, NULL, "stopped");
     while (m.syncs != NULL) {
         mg_sync_t *s = m.syncs;
