@@ -11,8 +11,9 @@ build_pkgs=(build-essential cmake pkg-config libevent-dev libluajit2-5.1-dev lib
             libpq-dev libpcre2-dev libyaml-dev libjansson-dev libssl-dev ca-certificates)
 # prometheus: its promtool parses /metrics as the Prometheus server does;
 # python3-prometheus-client: the reference client's parser reads values back (test_metrics)
+# chromium (+ a font for its screenshots): the admin page's headless browser test (puppeteer-core)
 test_pkgs=(redis-server postgresql nodejs npm nginx wrk clang libclang-rt-14-dev curl procps
-           iproute2 openssl prometheus python3-prometheus-client)
+           iproute2 openssl prometheus python3-prometheus-client chromium fonts-dejavu-core)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then

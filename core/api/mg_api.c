@@ -28,12 +28,28 @@ static const mg_api_t mg_apis[MG_API__COUNT] = {
      "anthropic_messages", "messages"},
     {MG_API_ANTHROPIC_COUNT_TOKENS, "anthropic_count_tokens", MG_OP_COUNT_TOKENS,
      MG_WIRE_ANTHROPIC, "anthropic_messages/count_tokens", "messages"},
+    {MG_API_OPENAI_RESPONSES, "openai_responses", MG_OP_RESPONSES, MG_WIRE_OPENAI_RESPONSES,
+     "/responses", "model"},
 };
 
 static const mg_wire_ops_t *const mg_wires[MG_WIRE__COUNT] = {
     NULL,
     &mg_wire_openai,
     &mg_wire_anthropic,
+    &mg_wire_bedrock_converse,
+    &mg_wire_bedrock_invoke,
+    &mg_wire_responses,
+};
+
+/* LiteLLM's get_optional_params defaults: the OpenAI parameters a provider's supported list
+ * is checked against (anything else is provider-specific and passes as it is). */
+const char *const mg_api_openai_params[] = {
+    "functions", "function_call", "temperature", "top_p", "n", "stream", "stream_options", "stop",
+    "max_tokens", "max_completion_tokens", "modalities", "prediction", "audio", "presence_penalty",
+    "frequency_penalty", "logit_bias", "user", "response_format", "seed", "tools", "tool_choice",
+    "max_retries", "logprobs", "top_logprobs", "extra_headers", "parallel_tool_calls",
+    "reasoning_effort", "thinking", "web_search_options", "service_tier", "safety_identifier",
+    "prompt_cache_key", "verbosity", "store", NULL,
 };
 
 const mg_api_t *
@@ -48,6 +64,9 @@ mg_wire_name(mg_wire_t w)
     switch (w) {
     case MG_WIRE_OPENAI: return "openai";
     case MG_WIRE_ANTHROPIC: return "anthropic";
+    case MG_WIRE_BEDROCK_CONVERSE: return "bedrock_converse";
+    case MG_WIRE_BEDROCK_INVOKE: return "bedrock_invoke";
+    case MG_WIRE_OPENAI_RESPONSES: return "openai_responses";
     default: return "none";
     }
 }
@@ -112,6 +131,8 @@ static const char *const mg_api_litellm_only[] = {
     "organization", "default_headers", "extra_headers", "turn_off_message_logging",
     "azure_ad_token", "aws_region_name", "vertex_project", "vertex_location",
     "vertex_credentials", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+    "aws_bedrock_runtime_endpoint", "aws_profile_name", "aws_role_name", "aws_session_name",
+    "aws_web_identity_token", "aws_sts_endpoint", "aws_external_id", "aws_bearer_token",
     NULL,
 };
 
@@ -379,6 +400,24 @@ mg_api_check_late(const mg_api_req_t *q, mg_api_err_t *err)
     return MG_ERROR;
 }
 
+bool
+mg_api_subst_set(mg_api_subst_t *s, const char *key, const char *json)
+{
+    for (int i = 0; i < s->n; i++) {
+        if (strcmp(s->m[i].key, key) == 0) {
+            s->m[i].json = json;
+            return true;
+        }
+    }
+    if (s->n >= (int) (sizeof(s->m) / sizeof(s->m[0]))) {
+        return false;
+    }
+    s->m[s->n].key = key;
+    s->m[s->n].json = json;
+    s->n++;
+    return true;
+}
+
 json_t *
 mg_api_neutral(mg_api_req_t *q, mg_api_err_t *err)
 {
@@ -447,14 +486,28 @@ mg_api_splice(const mg_api_req_t *q, const mg_body_opts_t *o, mg_arena_t *a, mg_
         if (m->type == MG_JSON_NULL || mg_api_in_array(o->additional_drop, m)) {
             continue;
         }
-        bool is_model = mg_json_key_is(m, "model");
-        if (is_model ? o->model == NULL : mg_api_is_litellm_param(m)) {
+        /* a substituted member goes up even when its name is also one of LiteLLM's own
+         * (the Responses API's metadata) */
+        const char *subst = NULL;
+        for (int k = 0; o->subst != NULL && k < o->subst->n && subst == NULL; k++) {
+            if (mg_json_key_is(m, o->subst->m[k].key)) {
+                subst = o->subst->m[k].json;
+            }
+        }
+        bool is_model = subst == NULL && mg_json_key_is(m, "model");
+        if (subst == NULL && (is_model ? o->model == NULL : mg_api_is_litellm_param(m))) {
             continue;
         }
         if (!first) {
             mg_iovs_push(out, a, ",", 1);
         }
         first = false;
+        if (subst != NULL) {
+            /* the member's key as the client wrote it, then the new value */
+            mg_iovs_push(out, a, m->start, (size_t) (m->val - m->start));
+            mg_iovs_push(out, a, subst, strlen(subst));
+            continue;
+        }
         if (is_model) {
             mg_buf_t mb = MG_BUF_INIT;
             mg_buf_append_str(&mb, "\"model\":");
@@ -538,6 +591,18 @@ mg_dec_event(mg_dec_t *d, const char *data, size_t len, mg_api_err_t *err)
 }
 
 int
+mg_dec_event_named(mg_dec_t *d, const char *mtype, size_t mtype_len, const char *name,
+                   size_t name_len, const char *data, size_t len, mg_api_err_t *err)
+{
+    const mg_wire_ops_t *w = mg_api_wire(d->wire);
+    if (w == NULL || w->dec_named == NULL) {
+        return mg_api_err(err, 502, NULL, NULL, "the %s wire has no named stream events",
+                          mg_wire_name(d->wire));
+    }
+    return w->dec_named(d, mtype, mtype_len, name, name_len, data, len, err);
+}
+
+int
 mg_dec_body(mg_dec_t *d, const char *body, size_t len, mg_api_err_t *err)
 {
     return mg_api_wire(d->wire)->dec_body(d, body, len, err);
@@ -604,8 +669,17 @@ mg_enc_tool(mg_enc_t *e, int index, int tool)
 }
 
 void
+mg_enc_set_origin(mg_enc_t *e, const mg_api_req_t *q, const char *provider, const char *model_id)
+{
+    e->req = q;
+    e->origin_provider = provider;
+    e->origin_model_id = model_id;
+}
+
+void
 mg_enc_free(mg_enc_t *e)
 {
+    mg_api_responses_enc_free(e);
     for (size_t i = 0; i < sizeof(e->text) / sizeof(e->text[0]); i++) {
         mg_buf_free(&e->text[i]);
     }
@@ -629,6 +703,13 @@ mg_relay_init(mg_relay_t *rl, const mg_api_t *api, const char *model, mg_usage_t
     rl->api = api;
     rl->model = model;
     rl->usage = usage;
+}
+
+void
+mg_relay_set_origin(mg_relay_t *rl, const char *provider, const char *model_id)
+{
+    rl->origin_provider = provider;
+    rl->origin_model_id = model_id;
 }
 
 void

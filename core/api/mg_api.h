@@ -43,6 +43,7 @@ typedef enum {
     MG_OP_COMPLETION,       /* OpenAI's legacy prompt completion */
     MG_OP_EMBEDDINGS,
     MG_OP_COUNT_TOKENS,     /* Anthropic's /v1/messages/count_tokens */
+    MG_OP_RESPONSES,        /* OpenAI's Responses API (/v1/responses) */
     MG_OP__COUNT
 } mg_op_t;
 
@@ -50,6 +51,9 @@ typedef enum {
     MG_WIRE_NONE = 0,       /* the provider cannot do this operation */
     MG_WIRE_OPENAI,
     MG_WIRE_ANTHROPIC,
+    MG_WIRE_BEDROCK_CONVERSE,   /* AWS Bedrock Converse / ConverseStream (upstream only) */
+    MG_WIRE_BEDROCK_INVOKE,     /* Bedrock InvokeModel[WithResponseStream], Anthropic models */
+    MG_WIRE_OPENAI_RESPONSES, /* OpenAI's Responses objects and response.* events */
     MG_WIRE__COUNT
 } mg_wire_t;
 
@@ -59,6 +63,7 @@ typedef enum {
     MG_API_OPENAI_EMBEDDINGS,
     MG_API_ANTHROPIC_MESSAGES,
     MG_API_ANTHROPIC_COUNT_TOKENS,
+    MG_API_OPENAI_RESPONSES,
     MG_API__COUNT
 } mg_api_id_t;
 
@@ -132,6 +137,7 @@ bool mg_api_utf8_valid(const char *s, size_t n);
 int mg_api_check_int(const mg_api_req_t *q, const char *key, double min, double max,
                      mg_api_err_t *err);
 
+
 /* The neutral request (OpenAI chat JSON, or the embeddings body), built and cached in q. */
 json_t *mg_api_neutral(mg_api_req_t *q, mg_api_err_t *err);
 
@@ -145,6 +151,19 @@ json_t *mg_api_neutral(mg_api_req_t *q, mg_api_err_t *err);
 int64_t mg_api_estimate_input_tokens(const mg_api_req_t *q);
 
 /* ---- upstream bodies ---- */
+
+/* Members a same-wire body carries with other values than the client's: a
+ * previous_response_id decoded from the id moongate issued, the Responses API's metadata. */
+typedef struct {
+    int n;
+    struct {
+        const char *key;        /* borrowed (static or arena) */
+        const char *json;       /* borrowed: the member's value as JSON text */
+    } m[4];
+} mg_api_subst_t;
+
+/* Sets key's value (a second call for a key replaces it); false when all 4 slots are taken. */
+bool mg_api_subst_set(mg_api_subst_t *s, const char *key, const char *json);
 
 /* What a provider asks of the body it sends. */
 typedef struct {
@@ -160,6 +179,8 @@ typedef struct {
     bool *json_mode;
     /* out, may be NULL: anthropic-beta values the body needs (static strings, ","-joined) */
     const char **betas;
+    /* the spliced body's members with other values (borrowed), or NULL */
+    const mg_api_subst_t *subst;
 } mg_body_opts_t;
 
 /* A body as pieces: spans of the client's buffer and arena strings, never copied twice. */
@@ -174,7 +195,8 @@ void mg_iovs_push(mg_iovs_t *v, mg_arena_t *a, const void *p, size_t n);
 /*
  * The same-wire body: the client's members spliced as they are, "model"
  * replaced, nulls, LiteLLM-only and additional_drop members left out,
- * deployment defaults added.  The pieces borrow q->body and the arena.
+ * deployment defaults added, o->subst's members with their values (even one of
+ * LiteLLM's names).  The pieces borrow q->body and the arena.
  */
 void mg_api_splice(const mg_api_req_t *q, const mg_body_opts_t *o, mg_arena_t *a, mg_iovs_t *out);
 
@@ -252,6 +274,14 @@ void mg_dec_init(mg_dec_t *d, mg_wire_t w, mg_op_t op, mg_usage_t *usage, mg_ev_
                  void *ud);
 /* One stream event (data is its data field).  MG_ERROR: unreadable, err says why. */
 int mg_dec_event(mg_dec_t *d, const char *data, size_t len, mg_api_err_t *err);
+/*
+ * One message of a stream whose events carry their name beside the payload (AWS
+ * event-stream): mtype is its ":message-type" ("event", "exception" or "error"), name its
+ * ":event-type" (an exception's ":exception-type", an error's ":error-code"), data its
+ * payload (an error's ":error-message").  Wires without named events refuse (MG_ERROR).
+ */
+int mg_dec_event_named(mg_dec_t *d, const char *mtype, size_t mtype_len, const char *name,
+                       size_t name_len, const char *data, size_t len, mg_api_err_t *err);
 /* A whole non-stream body. */
 int mg_dec_body(mg_dec_t *d, const char *body, size_t len, mg_api_err_t *err);
 void mg_dec_free(mg_dec_t *d);
@@ -281,6 +311,12 @@ typedef struct {
     mg_enc_tool_t *tools;       /* aggregate: malloc array */
     int ntools, tools_cap;
     int nchoices;
+    /* Responses API (mg_enc_set_origin): the request the response object echoes and the
+     * deployment its id names */
+    const mg_api_req_t *req;    /* borrowed, or NULL */
+    const char *origin_provider; /* borrowed, or NULL */
+    const char *origin_model_id; /* borrowed, or NULL */
+    struct mg_resp_enc_s *rx;   /* malloc: the Responses encoder's state, freed by mg_enc_free */
 } mg_enc_t;
 
 void mg_enc_init(mg_enc_t *e, const mg_api_t *api, bool stream, bool include_usage,
@@ -289,6 +325,11 @@ void mg_enc_event(mg_enc_t *e, const mg_ev_t *ev);
 /* Non-stream: writes the final body; stream: closes it (e.g. OpenAI's [DONE]). */
 void mg_enc_finish(mg_enc_t *e);
 void mg_enc_free(mg_enc_t *e);
+/* Responses API: the client's request (for the parameters a response object echoes) and
+ * the deployment the answer comes from (its provider name and id go into the response id,
+ * as LiteLLM encodes them).  All borrowed; they must outlive e. */
+void mg_enc_set_origin(mg_enc_t *e, const mg_api_req_t *q, const char *provider,
+                       const char *model_id);
 
 /* ---- same wire in and out ---- */
 
@@ -299,9 +340,13 @@ typedef struct {
     bool done_seen;             /* OpenAI's [DONE] went out */
     bool errored;               /* the upstream sent an error event; nothing follows it */
     bool ended;                 /* the protocol's own end event went out (anthropic message_stop) */
+    const char *origin_provider; /* borrowed: Responses API, the deployment ids name (or NULL) */
+    const char *origin_model_id; /* borrowed */
 } mg_relay_t;
 
 void mg_relay_init(mg_relay_t *rl, const mg_api_t *api, const char *model, mg_usage_t *usage);
+/* Responses API: response ids the client sees name this deployment (borrowed strings). */
+void mg_relay_set_origin(mg_relay_t *rl, const char *provider, const char *model_id);
 /*
  * One upstream stream event (raw: the whole event; data: its data field or
  * NULL) -> the bytes the client gets, appended to out.
@@ -337,9 +382,46 @@ typedef struct {
 void mg_api_wire_error(mg_wire_t w, int status, const char *body, size_t len, mg_wire_err_t *out);
 void mg_wire_err_free(mg_wire_err_t *e);
 
+/*
+ * A Bedrock failure in LiteLLM's terms (its BedrockException mapping): an HTTP error
+ * (status, the x-amzn-errortype header's type or NULL, the body) or an exception inside a
+ * stream (status 0: derived from the exception type; body: its payload).  The message is
+ * LiteLLM's ("litellm.RateLimitError: BedrockException: Rate Limit Error - ...").
+ */
+typedef struct {
+    int status;                 /* the status the client gets */
+    mg_err_class_t cls;
+    bool context_window, rate_limit, auth, not_found, timeout;
+    char *message;              /* malloc */
+} mg_bedrock_err_t;
+
+void mg_api_bedrock_error(int status, const char *etype, size_t etype_len, const char *body,
+                          size_t len, mg_bedrock_err_t *out);
+
 /* Finish reasons as each wire spells them. */
 const char *mg_finish_openai(mg_finish_t f);
 mg_finish_t mg_finish_from_openai(const char *s, size_t n);
+
+/* ---- Responses API ids (mg_api_responses.c) ---- */
+
+/*
+ * The id a client sees, as LiteLLM encodes it so that a later request can find the
+ * deployment that stores the response: "resp_" + base64 of
+ * "litellm:custom_llm_provider:<provider>;model_id:<model_id>;response_id:<id>".
+ * Appends to out.
+ */
+void mg_api_resp_id_encode(const char *provider, const char *model_id, const char *id,
+                           size_t id_len, mg_buf_t *out);
+
+typedef struct {
+    const char *provider;       /* arena, or NULL ("None" or absent) */
+    const char *model_id;       /* arena, or NULL */
+    const char *response_id;    /* arena: the upstream's own id (the input itself when not ours) */
+} mg_resp_id_t;
+
+/* MG_OK: an id in that form (provider/model_id may still be NULL); MG_DECLINED: any other
+ * string, out->response_id is the input as it is. */
+int mg_api_resp_id_decode(const char *id, size_t n, mg_arena_t *a, mg_resp_id_t *out);
 
 /* ---- internals shared by the wire modules (mg_api.c) ---- */
 

@@ -542,16 +542,6 @@ mg_an_neutral(mg_api_req_t *q, mg_api_err_t *err)
 
 /* ---- neutral (OpenAI chat) -> Anthropic body, as LiteLLM's AnthropicConfig ---- */
 
-/* The OpenAI parameters LiteLLM validates against a provider's list. */
-static const char *const mg_an_openai_params[] = {
-    "functions", "function_call", "temperature", "top_p", "n", "stream", "stream_options", "stop",
-    "max_tokens", "max_completion_tokens", "modalities", "prediction", "audio", "presence_penalty",
-    "frequency_penalty", "logit_bias", "user", "response_format", "seed", "tools", "tool_choice",
-    "max_retries", "logprobs", "top_logprobs", "extra_headers", "parallel_tool_calls",
-    "reasoning_effort", "thinking", "web_search_options", "service_tier", "safety_identifier",
-    "prompt_cache_key", "verbosity", "store", NULL,
-};
-
 /* What the anthropic provider takes (plus what _check_valid_arg never checks). */
 static const char *const mg_an_supported[] = {
     "stream", "stop", "temperature", "top_p", "max_tokens", "max_completion_tokens", "tools",
@@ -1060,7 +1050,7 @@ mg_an_strict_objects(json_t *s)
     }
 }
 
-static int
+int
 mg_an_thinking_budget(const char *effort, mg_api_err_t *err)
 {
     static const struct {
@@ -1091,7 +1081,7 @@ mg_an_build_chat(json_t *n, const mg_body_opts_t *o, json_t *body, mg_api_err_t 
     const char *k;
     json_t *v;
     json_object_foreach(n, k, v) {
-        if (json_is_null(v) || !mg_an_in(k, mg_an_openai_params) || mg_an_in(k, mg_an_supported)) {
+        if (json_is_null(v) || !mg_an_in(k, mg_api_openai_params) || mg_an_in(k, mg_an_supported)) {
             continue;
         }
         if (strcmp(k, "n") == 0 && json_is_number(v) && json_number_value(v) == 1) {
@@ -1266,7 +1256,7 @@ mg_an_build_chat(json_t *n, const mg_body_opts_t *o, json_t *body, mg_api_err_t 
     }
     /* 6. provider-specific parameters (top_k, ...) go into the body as they are */
     json_object_foreach(n, k, v) {
-        if (json_is_null(v) || mg_an_in(k, mg_an_openai_params) || strcmp(k, "model") == 0 ||
+        if (json_is_null(v) || mg_an_in(k, mg_api_openai_params) || strcmp(k, "model") == 0 ||
             strcmp(k, "messages") == 0 || json_object_get(body, k) != NULL ||
             mg_api_is_litellm_param_str(k)) {
             continue;

@@ -16,6 +16,9 @@ typedef struct {
     int (*build)(mg_op_t op, json_t *n, const mg_body_opts_t *o, mg_buf_t *out, mg_api_err_t *err);
     int (*dec_event)(mg_dec_t *d, const char *data, size_t len, mg_api_err_t *err);
     int (*dec_body)(mg_dec_t *d, const char *body, size_t len, mg_api_err_t *err);
+    /* named stream events (AWS event-stream); NULL: the wire has none */
+    int (*dec_named)(mg_dec_t *d, const char *mtype, size_t mtype_len, const char *name,
+                     size_t name_len, const char *data, size_t len, mg_api_err_t *err);
     void (*enc_event)(mg_enc_t *e, const mg_ev_t *ev);
     void (*enc_finish)(mg_enc_t *e);
     void (*relay_event)(mg_relay_t *rl, const char *raw, size_t raw_len, const char *data,
@@ -30,6 +33,20 @@ typedef struct {
 
 extern const mg_wire_ops_t mg_wire_openai;
 extern const mg_wire_ops_t mg_wire_anthropic;
+extern const mg_wire_ops_t mg_wire_bedrock_converse;   /* upstream side only */
+extern const mg_wire_ops_t mg_wire_bedrock_invoke;     /* upstream side only */
+
+/* The OpenAI parameters LiteLLM checks against a provider's supported list
+ * (get_optional_params' defaults), NULL-terminated. */
+extern const char *const mg_api_openai_params[];
+
+/* reasoning_effort as a thinking budget (mg_api_anthropic.c): 0 for "none", -1 with err
+ * for a value LiteLLM does not map. */
+int mg_an_thinking_budget(const char *effort, mg_api_err_t *err);
+extern const mg_wire_ops_t mg_wire_responses;
+
+/* Frees the Responses encoder's state of e (mg_api_responses.c); NULL-safe. */
+void mg_api_responses_enc_free(mg_enc_t *e);
 
 /* Aggregated tool call of an encoder (non-stream bodies). */
 struct mg_enc_tool_s {

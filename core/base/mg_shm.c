@@ -50,37 +50,41 @@ mg_shm_alloc(size_t size)
     return p;
 }
 
-void
-mg_shm_publish_blob(mg_shm_worker_t *w, const char *json, size_t len)
+/* ---- seqlocked blobs: odd sequence while being written ---- */
+
+static void
+mg_shm_blob_write(uint32_t *seqp, uint32_t *lenp, char *dst, size_t cap, const char *src,
+                  size_t len)
 {
-    if (len > MG_SHM_STATE_BLOB) {
-        len = MG_SHM_STATE_BLOB;
+    if (len > cap) {
+        len = cap;
     }
-    uint32_t seq = __atomic_load_n(&w->blob_seq, __ATOMIC_RELAXED);
-    __atomic_store_n(&w->blob_seq, seq + 1, __ATOMIC_RELEASE);
+    uint32_t seq = __atomic_load_n(seqp, __ATOMIC_RELAXED);
+    __atomic_store_n(seqp, seq + 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    memcpy(w->blob, json, len);
-    w->blob_len = (uint32_t) len;
+    memcpy(dst, src, len);
+    *lenp = (uint32_t) len;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    __atomic_store_n(&w->blob_seq, seq + 2, __ATOMIC_RELEASE);
+    __atomic_store_n(seqp, seq + 2, __ATOMIC_RELEASE);
 }
 
-size_t
-mg_shm_read_blob(const mg_shm_worker_t *w, char *out)
+static size_t
+mg_shm_blob_read(const uint32_t *seqp, const uint32_t *lenp, const char *src, size_t cap,
+                 char *out)
 {
     for (int tries = 0; tries < 1000; tries++) {
-        uint32_t s1 = __atomic_load_n(&w->blob_seq, __ATOMIC_ACQUIRE);
+        uint32_t s1 = __atomic_load_n(seqp, __ATOMIC_ACQUIRE);
         if (s1 & 1) {
             continue;
         }
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        uint32_t len = w->blob_len;
-        if (len > MG_SHM_STATE_BLOB) {
+        uint32_t len = *lenp;
+        if (len > cap) {
             len = 0;
         }
-        memcpy(out, w->blob, len);
+        memcpy(out, src, len);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        uint32_t s2 = __atomic_load_n(&w->blob_seq, __ATOMIC_ACQUIRE);
+        uint32_t s2 = __atomic_load_n(seqp, __ATOMIC_ACQUIRE);
         if (s1 == s2) {
             out[len] = '\0';
             return len;
@@ -88,4 +92,36 @@ mg_shm_read_blob(const mg_shm_worker_t *w, char *out)
     }
     out[0] = '\0';
     return 0;
+}
+
+void
+mg_shm_publish_blob(mg_shm_worker_t *w, const char *json, size_t len)
+{
+    mg_shm_blob_write(&w->blob_seq, &w->blob_len, w->blob, MG_SHM_STATE_BLOB, json, len);
+}
+
+size_t
+mg_shm_read_blob(const mg_shm_worker_t *w, char *out)
+{
+    return mg_shm_blob_read(&w->blob_seq, &w->blob_len, w->blob, MG_SHM_STATE_BLOB, out);
+}
+
+void
+mg_shm_publish_master(const char *json, size_t len)
+{
+    if (mg_shm != NULL) {
+        mg_shm_blob_write(&mg_shm->master_seq, &mg_shm->master_len, mg_shm->master_blob,
+                          MG_SHM_MASTER_BLOB, json, len);
+    }
+}
+
+size_t
+mg_shm_read_master(char *out)
+{
+    if (mg_shm == NULL) {
+        out[0] = '\0';
+        return 0;
+    }
+    return mg_shm_blob_read(&mg_shm->master_seq, &mg_shm->master_len, mg_shm->master_blob,
+                            MG_SHM_MASTER_BLOB, out);
 }

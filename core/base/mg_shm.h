@@ -18,6 +18,7 @@
 
 #define MG_SHM_MAX_WORKERS 64
 #define MG_SHM_STATE_BLOB (48 * 1024)
+#define MG_SHM_MASTER_BLOB (16 * 1024)
 
 typedef enum {
     MG_WSTATE_NONE = 0,     /* slot unused */
@@ -52,6 +53,13 @@ typedef struct {
     int32_t pad2;
     uint64_t ignored_caching;   /* requests that asked for caching (/moongate/state) */
     mg_shm_worker_t workers[MG_SHM_MAX_WORKERS];
+    /* written by the master only: cost maps refused (moongate_reloads_refused_total
+     * {kind="cost_map"}), and its state JSON for /moongate/state (the cost map in use, the
+     * last refusal, the reload schedule) under a seqlock like a worker's blob */
+    int64_t costmap_refusals;
+    uint32_t master_seq;
+    uint32_t master_len;
+    char master_blob[MG_SHM_MASTER_BLOB];
     size_t arena_size;
     size_t arena_used;          /* only the master allocates (before fork) */
     /* arena follows */
@@ -68,6 +76,10 @@ void *mg_shm_alloc(size_t size);
 void mg_shm_publish_blob(mg_shm_worker_t *w, const char *json, size_t len);
 /* Anyone: copies a worker's state JSON into out (size MG_SHM_STATE_BLOB + 1); returns length. */
 size_t mg_shm_read_blob(const mg_shm_worker_t *w, char *out);
+/* Master: publishes its state JSON (truncated past MG_SHM_MASTER_BLOB: keep it small). */
+void mg_shm_publish_master(const char *json, size_t len);
+/* Anyone: copies the master's state JSON into out (size MG_SHM_MASTER_BLOB + 1). */
+size_t mg_shm_read_master(char *out);
 
 static inline int64_t
 mg_atomic_load64(const int64_t *p)

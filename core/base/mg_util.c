@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void
 mg_sha256_hex(const void *data, size_t len, char out[65])
@@ -159,4 +160,14 @@ mg_strieq_n(const char *p, size_t n, const char *lower)
         }
     }
     return lower[n] == '\0';
+}
+
+void
+mg_fmt_iso_utc(int64_t real_ms, char *out, size_t outlen)
+{
+    time_t t = (time_t) (real_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%06d", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) (real_ms % 1000) * 1000);
 }

@@ -20,6 +20,8 @@ void mg_random_bytes(void *buf, size_t n);
 bool mg_ct_streq(const char *a, const char *b);
 /* Python repr-compatible float formatting (shortest round-trip, "1.0", "0.5", "1e-05"). */
 void mg_fmt_pyfloat(double d, char *out, size_t outlen);
+/* Wall-clock ms as Python's datetime.utcnow().isoformat(): "2025-01-31T12:00:00.123000". */
+void mg_fmt_iso_utc(int64_t real_ms, char *out, size_t outlen);
 /* Case-insensitive ASCII compare of [p, p+n) with a NUL-terminated lower-case string. */
 bool mg_strieq_n(const char *p, size_t n, const char *lower);
 

@@ -9,6 +9,7 @@
  * outlives it and the late callback only frees it.
  */
 #include "mg_gw.h"
+#include "mg_reqlog.h"
 
 #include "../base/mg_metrics_litellm.h"
 #include "../base/mg_log.h"
@@ -29,7 +30,7 @@ typedef struct mg_health_run_s mg_health_run_t;
 struct mg_pending_s {
     mg_request_t *r;            /* NULL once the request is gone */
     mg_health_run_t *run;       /* a /health run in progress, or NULL */
-    int kind;                   /* 1 new, 2 update, 3 patch, 4 delete, 5 reload */
+    int kind;                   /* 1 new, 2 update, 3 patch, 4 delete, 5 reload, 6 cost map */
     char *model_id;
 };
 
@@ -276,6 +277,78 @@ mg_admin_need_snapshot(mg_request_t *r)
 }
 
 static void
+mg_admin_model_entry(json_t *data, json_t *seen, const char *id)
+{
+    if (json_object_get(seen, id) == NULL) {
+        json_object_set_new(seen, id, json_true());
+        json_array_append_new(data, json_pack("{s:s,s:s,s:i,s:s}", "id", id, "object", "model",
+                                              "created", 1677610602, "owned_by", "openai"));
+    }
+}
+
+/*
+ * LiteLLM's get_known_models_from_wildcard for one wildcard group: for each deployment,
+ * the provider its litellm_params.model names ("anthropic/..." -> anthropic), that provider's
+ * models in the cost map, filtered by the pattern's text after "provider/" when some start
+ * with it ("gemini/gemini-" then a star), else prefixed with it; each shown as
+ * "provider/name" unless it starts with the provider already.  A pattern without "/"
+ * (a lone star) expands to nothing.
+ */
+static void
+mg_admin_wildcard_expand(const mg_snapshot_t *s, const mg_group_t *g, json_t *data, json_t *seen)
+{
+    const char *slash = strchr(g->name, '/');
+    if (slash == NULL) {
+        return;
+    }
+    size_t wpl = (size_t) (slash - g->name);
+    const char *suffix = slash + 1;
+    bool all = strcmp(suffix, "*") == 0;
+    mg_buf_t prefix = MG_BUF_INIT;
+    for (const char *p = suffix; *p; p++) {
+        if (*p != '*') {
+            mg_buf_append(&prefix, p, 1);
+        }
+    }
+    const char *pre = mg_buf_cstr(&prefix);
+    size_t prel = strlen(pre);
+    mg_buf_t id = MG_BUF_INIT;
+    for (size_t j = 0; j < g->ndeps; j++) {
+        const char *lm = g->deps[j]->litellm_model;
+        const char *ls = strchr(lm, '/');
+        char prov[128];
+        snprintf(prov, sizeof(prov), "%.*s", (int) (ls != NULL ? (size_t) (ls - lm) : strlen(lm)),
+                 lm);
+        const char *const *names;
+        size_t n = mg_costmap_provider_models(s->costmap, prov, &names);
+        bool partial = false;
+        for (size_t k = 0; !all && k < n && !partial; k++) {
+            partial = strncmp(names[k], pre, prel) == 0;
+        }
+        for (size_t k = 0; k < n; k++) {
+            mg_buf_reset(&id);
+            if (!all && partial && strncmp(names[k], pre, prel) != 0) {
+                continue;
+            }
+            if (!all && !partial) {
+                mg_buf_append_str(&id, pre);
+            }
+            mg_buf_append_str(&id, names[k]);
+            if (strncmp(mg_buf_cstr(&id), g->name, wpl) != 0) {
+                mg_buf_t full = MG_BUF_INIT;
+                mg_buf_printf(&full, "%.*s/%s", (int) wpl, g->name, mg_buf_cstr(&id));
+                mg_admin_model_entry(data, seen, mg_buf_cstr(&full));
+                mg_buf_free(&full);
+            } else {
+                mg_admin_model_entry(data, seen, mg_buf_cstr(&id));
+            }
+        }
+    }
+    mg_buf_free(&id);
+    mg_buf_free(&prefix);
+}
+
+static void
 mg_admin_models(mg_request_t *r, const char *one, size_t one_len)
 {
     if (!mg_admin_need_snapshot(r)) {
@@ -306,8 +379,13 @@ mg_admin_models(mg_request_t *r, const char *one, size_t one_len)
                                                   "created", 1677610602, "owned_by", "openai"));
         }
     }
-    char *rw = mg_admin_query(r, "return_wildcard_routes");
-    (void) rw; /* wildcard names are always listed; moongate has no cost map to expand them */
+    /* wildcard groups are listed by name (return_wildcard_routes changes nothing) and
+     * expanded into the snapshot's cost map models for their provider, as LiteLLM does */
+    for (size_t i = 0; i < s->ngroups; i++) {
+        if (s->groups[i].wildcard) {
+            mg_admin_wildcard_expand(s, &s->groups[i], data, seen);
+        }
+    }
     if (one != NULL) {
         size_t i;
         json_t *m;
@@ -332,11 +410,44 @@ mg_admin_models(mg_request_t *r, const char *one, size_t one_len)
     json_decref(seen);
 }
 
+/* The deployment's own price fields LiteLLM registers as custom pricing. */
+static const char *const mg_admin_price_fields[] = {
+    "input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
+    "cache_creation_input_token_cost", "output_cost_per_reasoning_token", "input_cost_per_second",
+    "output_cost_per_second", NULL,
+};
+
+/*
+ * A deployment for /model/info: its model_info as given, then what it does not set: its own
+ * litellm_params prices, then every field of its cost map entry (max_input_tokens, prices,
+ * mode, litellm_provider, supports_*, ...; "key" names the entry).  What the user set is
+ * never overwritten (LiteLLM #35491).  A copy: the snapshot's model_info is not touched.
+ */
 static json_t *
 mg_admin_dep_info(const mg_deployment_t *d)
 {
     json_t *j = mg_registry_deployment_json(d, false);
-    json_t *mi = json_object_get(j, "model_info");
+    json_t *mi = json_deep_copy(d->model_info);
+    json_object_set_new(j, "model_info", mi);
+    for (const char *const *k = mg_admin_price_fields; *k != NULL; k++) {
+        json_t *v = json_object_get(d->litellm_params, *k);
+        if (v != NULL && !json_is_null(v) && json_object_get(mi, *k) == NULL) {
+            json_object_set(mi, *k, v);
+        }
+    }
+    const mg_costmap_entry_t *e = d->cost_entry;
+    if (e != NULL) {
+        if (json_object_get(mi, "key") == NULL) {
+            json_object_set_new(mi, "key", json_string(e->name));
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(e->info, k, v) {
+            if (json_object_get(mi, k) == NULL) {
+                json_object_set_new(mi, k, json_deep_copy(v));
+            }
+        }
+    }
     if (json_object_get(mi, "mode") == NULL) {
         json_object_set_new(mi, "mode", json_string("chat"));
     }
@@ -381,6 +492,72 @@ mg_admin_model_info(mg_request_t *r)
     json_decref(b);
 }
 
+/* The supports_* flags /model_group/info shows (LiteLLM's ModelGroupInfo). */
+static const char *const mg_admin_group_flags[] = {
+    "supports_function_calling", "supports_vision", "supports_parallel_function_calling",
+    "supports_reasoning", "supports_web_search", NULL,
+};
+
+/*
+ * A group's model facts as LiteLLM's router sets them: the largest context window, output
+ * limit and prices of its deployments (each deployment's model_info first, else its cost
+ * map entry), the first mode any of them gives (else "chat"), a supports_* flag when any
+ * deployment has it.  Unknown numbers are null.
+ */
+static json_t *
+mg_admin_group_facts(const mg_group_t *g)
+{
+    int64_t max_in = 0, max_out = 0;
+    double in_cost = -1, out_cost = -1;
+    const char *mode = NULL;
+    bool flags[8] = {false};
+    for (size_t j = 0; j < g->ndeps; j++) {
+        const mg_deployment_t *d = g->deps[j];
+        const mg_costmap_entry_t *e = d->cost_entry;
+        json_t *mi = d->model_info;
+        if (d->max_input_tokens > max_in) {
+            max_in = d->max_input_tokens;
+        }
+        json_t *mo = json_object_get(mi, "max_output_tokens");
+        int64_t out = json_is_number(mo) ? mg_clamp_i64(json_number_value(mo))
+                      : e != NULL        ? e->max_output_tokens
+                                         : 0;
+        if (out > max_out) {
+            max_out = out;
+        }
+        if (d->input_cost > in_cost) {
+            in_cost = d->input_cost;
+        }
+        if (d->output_cost > out_cost) {
+            out_cost = d->output_cost;
+        }
+        if (mode == NULL) {
+            mode = json_string_value(json_object_get(mi, "mode"));
+        }
+        if (mode == NULL && e != NULL) {
+            mode = e->mode;
+        }
+        for (int f = 0; mg_admin_group_flags[f] != NULL; f++) {
+            json_t *v = json_object_get(mi, mg_admin_group_flags[f]);
+            if (json_is_boolean(v) ? json_is_true(v)
+                                   : mg_costmap_supports(e, mg_admin_group_flags[f]) == 1) {
+                flags[f] = true;
+            }
+        }
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "max_input_tokens", max_in > 0 ? json_integer(max_in) : json_null());
+    json_object_set_new(o, "max_output_tokens", max_out > 0 ? json_integer(max_out) : json_null());
+    json_object_set_new(o, "input_cost_per_token", in_cost >= 0 ? json_real(in_cost) : json_null());
+    json_object_set_new(o, "output_cost_per_token",
+                        out_cost >= 0 ? json_real(out_cost) : json_null());
+    json_object_set_new(o, "mode", json_string(mode != NULL ? mode : "chat"));
+    for (int f = 0; mg_admin_group_flags[f] != NULL; f++) {
+        json_object_set_new(o, mg_admin_group_flags[f], json_boolean(flags[f]));
+    }
+    return o;
+}
+
 static void
 mg_admin_model_group_info(mg_request_t *r)
 {
@@ -415,10 +592,9 @@ mg_admin_model_group_info(mg_request_t *r)
             }
         }
         json_decref(seen);
-        const char *mode = json_string_value(json_object_get(g->deps[0]->model_info, "mode"));
-        json_t *e = json_pack("{s:s,s:o,s:s,s:b,s:b,s:b}", "model_group", g->name, "providers",
-                              prov, "mode", mode ? mode : "chat", "supports_function_calling", 0,
-                              "supports_vision", 0, "supports_parallel_function_calling", 0);
+        json_t *e = mg_admin_group_facts(g);
+        json_object_set_new(e, "model_group", json_string(g->name));
+        json_object_set_new(e, "providers", prov);
         json_object_set_new(e, "rpm", has_rpm ? json_integer((json_int_t) rpm) : json_null());
         json_object_set_new(e, "tpm", has_tpm ? json_integer((json_int_t) tpm) : json_null());
         json_array_append_new(data, e);
@@ -752,6 +928,8 @@ mg_admin_reload_done(void *ud, int rc, json_t *result, const mg_err_t *err)
     mg_gw_json(r, 200, result);
 }
 
+static json_t *mg_admin_costmap_state(mg_request_t *r);
+
 static void
 mg_admin_state(mg_request_t *r)
 {
@@ -789,8 +967,183 @@ mg_admin_state(mg_request_t *r)
                                                     ? __atomic_load_n(&mg_shm->ignored_caching,
                                                                       __ATOMIC_RELAXED)
                                                     : r->gw->ignored_caching)));
+    json_object_set_new(b, "cost_map", mg_admin_costmap_state(r));
     mg_gw_json_scrubbed(r, 200, b);
     json_decref(b);
+}
+
+/* GET /moongate/requests (?limit=N, default 100) and GET /moongate/traffic (mg_reqlog.h). */
+static void
+mg_admin_recent(mg_request_t *r, bool traffic)
+{
+    json_t *b;
+    if (traffic) {
+        b = mg_reqlog_traffic_json();
+    } else {
+        char *lim = mg_admin_query(r, "limit");
+        long n = lim != NULL ? strtol(lim, NULL, 10) : 100;
+        b = mg_reqlog_requests_json(n > 0 && n < 100000 ? (int) n : 100);
+    }
+    if (!mg_reqlog_enabled()) {
+        json_object_set_new(b, "reason", json_string("no shared memory was set up for the request "
+                                                     "log (see the log at startup)"));
+    }
+    mg_gw_json_scrubbed(r, 200, b); /* ids only; scrubbed all the same, as every state answer */
+    json_decref(b);
+}
+
+/* ---- the cost map: reload, schedule, source ---- */
+
+/* The master's state JSON (its cost map, refusals, schedule), or an empty object. */
+static json_t *
+mg_admin_master_state(void)
+{
+    char *buf = mg_xmalloc(MG_SHM_MASTER_BLOB + 1);
+    size_t len = mg_shm_read_master(buf);
+    json_t *j = len > 0 ? json_loadb(buf, len, 0, NULL) : NULL;
+    free(buf);
+    return json_is_object(j) ? j : (json_decref(j), json_object());
+}
+
+/* The cost map part of /moongate/state: the master's record with the map's age now. */
+static json_t *
+mg_admin_costmap_state(mg_request_t *r)
+{
+    json_t *ms = mg_admin_master_state();
+    json_t *cm = json_incref(json_object_get(ms, "cost_map"));
+    json_decref(ms);
+    if (!json_is_object(cm)) {
+        json_decref(cm);
+        /* no master (a test harness): what this worker's snapshot uses */
+        const mg_costmap_t *m = r->gw->snap != NULL ? r->gw->snap->costmap : r->gw->config->costmap;
+        cm = json_pack("{s:s,s:s,s:I,s:I,s:I}", "source", m->source, "sha256", m->sha256, "models",
+                       (json_int_t) m->count, "bytes", (json_int_t) m->bytes, "loaded_ms",
+                       (json_int_t) m->loaded_real_ms);
+    }
+    json_t *at = json_object_get(cm, "loaded_ms");
+    if (json_is_integer(at)) {
+        double age = (double) (mg_time_real_ms() - json_integer_value(at)) / 1000.0;
+        json_object_set_new(cm, "age_seconds", json_real(age));
+    }
+    return cm;
+}
+
+static void
+mg_admin_costmap_done(void *ud, int rc, json_t *result, const mg_err_t *err)
+{
+    mg_pending_t *p = ud;
+    mg_request_t *r = p->r;
+    mg_admin_pending_free(p);
+    if (r == NULL) {
+        return;
+    }
+    r->pending = NULL;
+    r->state = MG_ATT_DONE;
+    if (rc != MG_OK) {
+        /* LiteLLM's HTTPException(detail=...) shape; the reason names line and column, or
+         * the entry, or what the fetch got */
+        char *clean = mg_scrub_global_cstr(err->msg);
+        mg_gw_detail(r, err->status ? err->status : 500, json_string(clean));
+        free(clean);
+        return;
+    }
+    if (result == NULL) {
+        mg_gw_detail(r, 503, json_string("moongate: the master did not answer"));
+        return;
+    }
+    mg_gw_json_scrubbed(r, 200, result);
+}
+
+static void
+mg_admin_costmap_call(mg_request_t *r, const char *action, double hours)
+{
+    if (r->gw->host.costmap == NULL) {
+        mg_gw_detail(r, 503, json_string("moongate: cost map operations need the master process"));
+        return;
+    }
+    mg_pending_t *p = mg_admin_pending(r, 6, NULL);
+    r->gw->host.costmap(r->gw->host.host, action, hours, mg_admin_costmap_done, p);
+}
+
+/* POST /schedule/model_cost_map_reload?hours=N */
+static void
+mg_admin_costmap_schedule(mg_request_t *r)
+{
+    char *hs = mg_admin_query(r, "hours");
+    if (hs == NULL || hs[0] == '\0') {
+        /* FastAPI's answer for a missing required query parameter */
+        mg_gw_detail(r, 422, json_pack("[{s:s,s:[s,s],s:s,s:n}]", "type", "missing", "loc",
+                                       "query", "hours", "msg", "Field required", "input"));
+        return;
+    }
+    char *end;
+    double h = strtod(hs, &end);
+    if (*end != '\0' || h != h) {
+        mg_gw_detail(r, 422, json_pack("[{s:s,s:[s,s],s:s,s:s}]", "type", "int_parsing", "loc",
+                                       "query", "hours", "msg", "Input should be a valid integer, "
+                                       "unable to parse string as an integer", "input", hs));
+        return;
+    }
+    if (h <= 0) {
+        mg_gw_detail(r, 400, json_string("Hours must be greater than 0"));
+        return;
+    }
+    if (h > 24 * 365) {
+        mg_gw_detail(r, 400, json_string("moongate: hours must be at most 8760 (a year)"));
+        return;
+    }
+    mg_admin_costmap_call(r, "schedule", h);
+}
+
+/* GET /schedule/model_cost_map_reload/status, from the master's record */
+static void
+mg_admin_costmap_status(mg_request_t *r)
+{
+    json_t *ms = mg_admin_master_state();
+    json_t *sch = json_object_get(json_object_get(ms, "cost_map"), "schedule");
+    json_t *b = json_object();
+    bool on = json_is_true(json_object_get(sch, "scheduled"));
+    json_object_set_new(b, "scheduled", json_boolean(on));
+    const char *keys[] = {"interval_hours", "last_run", "next_run"};
+    for (int i = 0; i < 3; i++) {
+        json_t *v = json_object_get(sch, keys[i]);
+        json_object_set(b, keys[i], v != NULL && (on || i == 1) ? v : json_null());
+    }
+    json_t *by = json_object_get(sch, "set_by");
+    json_object_set(b, "set_by", by != NULL ? by : json_null());
+    mg_gw_json(r, 200, b);
+    json_decref(b);
+    json_decref(ms);
+}
+
+/* GET /model/cost_map/source (LiteLLM's newer route): where the map in use came from */
+static void
+mg_admin_costmap_source(mg_request_t *r)
+{
+    json_t *cm = mg_admin_costmap_state(r);
+    const char *origin = json_string_value(json_object_get(cm, "origin"));
+    bool local = origin == NULL || strcmp(origin, "url") != 0;
+    json_t *lr = json_object_get(cm, "last_refusal");
+    json_t *b = json_pack("{s:s,s:O,s:b,s:O,s:O}", "source", local ? "local" : "remote", "url",
+                          local ? json_null() : json_object_get(cm, "source"), "is_env_forced",
+                          json_is_true(json_object_get(cm, "env_forced_local")), "fallback_reason",
+                          json_is_object(lr) && json_is_true(json_object_get(cm, "fell_back"))
+                              ? json_object_get(lr, "error")
+                              : json_null(),
+                          "model_count", json_object_get(cm, "models"));
+    json_object_set_new(b, "moongate", cm);
+    mg_gw_json_scrubbed(r, 200, b);
+    json_decref(b);
+}
+
+/* GET /get/litellm_model_cost_map: the map this worker's snapshot prices with */
+static void
+mg_admin_costmap_get(mg_request_t *r)
+{
+    if (!mg_admin_need_snapshot(r)) {
+        return;
+    }
+    mg_gw_json(r, 200, r->snap->costmap->root);
 }
 
 static void
@@ -1223,9 +1576,56 @@ mg_admin_handle(mg_request_t *r, const char *m, size_t ml)
         r->gw->host.reload(r->gw->host.host, mg_admin_reload_done, p);
         return true;
     }
+    bool del = mg_admin_method(m, ml, "DELETE");
+    if (post && mg_admin_path_is(r, "/reload/model_cost_map")) {
+        if (mg_admin_require_admin(r)) {
+            mg_admin_costmap_call(r, "reload", 0);
+        }
+        return true;
+    }
+    if ((post || del) && mg_admin_path_is(r, "/schedule/model_cost_map_reload")) {
+        if (mg_admin_require_admin(r)) {
+            if (post) {
+                mg_admin_costmap_schedule(r);
+            } else {
+                mg_admin_costmap_call(r, "unschedule", 0);
+            }
+        }
+        return true;
+    }
+    if (get && mg_admin_path_is(r, "/schedule/model_cost_map_reload/status")) {
+        if (mg_admin_require_admin(r)) {
+            mg_admin_costmap_status(r);
+        }
+        return true;
+    }
+    if (get && mg_admin_path_is(r, "/model/cost_map/source")) {
+        if (mg_admin_require_admin(r)) {
+            mg_admin_costmap_source(r);
+        }
+        return true;
+    }
+    if (get && mg_admin_path_is(r, "/get/litellm_model_cost_map")) {
+        if (mg_admin_require_admin(r)) {
+            mg_admin_costmap_get(r);
+        }
+        return true;
+    }
     if (get && mg_admin_path_is(r, "/moongate/state")) {
         if (mg_admin_require_admin(r)) {
             mg_admin_state(r);
+        }
+        return true;
+    }
+    if (get && mg_admin_path_is(r, "/moongate/requests")) {
+        if (mg_admin_require_admin(r)) {
+            mg_admin_recent(r, false);
+        }
+        return true;
+    }
+    if (get && mg_admin_path_is(r, "/moongate/traffic")) {
+        if (mg_admin_require_admin(r)) {
+            mg_admin_recent(r, true);
         }
         return true;
     }
@@ -1258,7 +1658,11 @@ mg_admin_handle(mg_request_t *r, const char *m, size_t ml)
         mg_admin_path_is(r, "/model/delete") || mg_admin_path_is(r, "/config/reload") ||
         mg_admin_path_is(r, "/v1/models") || mg_admin_path_is(r, "/models") ||
         mg_admin_path_is(r, "/model/info") || mg_admin_path_is(r, "/health") ||
-        mg_admin_path_is(r, "/moongate/state")) {
+        mg_admin_path_is(r, "/moongate/state") || mg_admin_path_is(r, "/reload/model_cost_map") ||
+        mg_admin_path_is(r, "/schedule/model_cost_map_reload") ||
+        mg_admin_path_is(r, "/schedule/model_cost_map_reload/status") ||
+        mg_admin_path_is(r, "/model/cost_map/source") ||
+        mg_admin_path_is(r, "/get/litellm_model_cost_map")) {
         mg_gw_error(r, 405, "Method Not Allowed", "invalid_request_error", NULL, NULL);
         return true;
     }
@@ -1273,7 +1677,10 @@ mg_admin_route_known(const mg_request_t *r)
         "/v1/model/info", "/v2/model/info", "/model_group/info", "/model/new", "/model/update",
         "/model/delete", "/config/reload", "/moongate/state", "/moongate/pool/evict",
         "/cache/flushall", "/cache/purge", "/cache/delete", "/cache/ping", "/policy/update",
-        "/policy/delete", "/policy/info", NULL,
+        "/policy/delete", "/policy/info", "/moongate/requests", "/moongate/traffic", NULL,
+        "/policy/delete", "/policy/info", "/reload/model_cost_map",
+        "/schedule/model_cost_map_reload", "/schedule/model_cost_map_reload/status",
+        "/model/cost_map/source", "/get/litellm_model_cost_map", NULL,
     };
     for (const char *const *e = exact; *e; e++) {
         if (mg_admin_path_is(r, *e)) {

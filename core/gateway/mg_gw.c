@@ -4,7 +4,10 @@
  */
 #include "mg_gw.h"
 #include "mg_gw_metrics.h"
+#include "mg_admit.h"
+#include "mg_keyauth.h"
 #include "mg_trace.h"
+#include "mg_ui.h"
 
 #include "../base/mg_log.h"
 #include "../base/mg_scrub.h"
@@ -154,6 +157,7 @@ mg_gw_create(struct event_base *base, int worker_id, mg_config_t *cfg, const mg_
     mg_log_set_json(cfg->json_logs);
     gw->host = *host;
     gw->started_ms = mg_time_real_ms();
+    mg_map_init(&gw->unpriced_said);
     snprintf(gw->not_ready_reason, sizeof(gw->not_ready_reason), "the registry is loading");
     mg_gw_apply_root_path(gw);
     mg_http_server_conf_t hc;
@@ -178,6 +182,7 @@ mg_gw_destroy(mg_gw_t *gw)
     gw->snap = NULL;
     mg_upool_destroy(gw->upool);
     mg_config_unref(gw->config);
+    mg_map_free(&gw->unpriced_said);
     free(gw);
 }
 
@@ -268,6 +273,7 @@ mg_gw_common_headers(mg_request_t *r, mg_buf_t *h)
     mg_snapshot_t *s = r->snap != NULL ? r->snap : r->gw->snap;
     if (s != NULL) {
         mg_buf_printf(h, "x-moongate-registry-version: %lld\r\n", (long long) s->version);
+        mg_admit_headers(r, h);
         mg_lua_vm_t *vm = mg_gw_vm(s);
         if (vm != NULL) {
             mg_buf_printf(h, "x-moongate-policy-version: %s\r\n", mg_lua_vm_version(vm));
@@ -299,6 +305,7 @@ void
 mg_gw_send_body(mg_request_t *r, int status, const char *body, size_t len,
                 const char *extra_headers)
 {
+    mg_admit_settle(r);
     mg_gw_send_json_text(r, status, body, len, extra_headers);
 }
 
@@ -306,6 +313,7 @@ void
 mg_gw_error_raw(mg_request_t *r, int status, const char *message, const char *type_json,
                 const char *param_json, const char *extra_headers)
 {
+    mg_admit_settle(r); /* a refused or failed request releases what it reserved, first */
     /* in the envelope of the client's protocol (OpenAI's for everything but LLM routes);
      * never with a secret in it: upstream errors echo keys (issue 10) */
     mg_buf_t b = MG_BUF_INIT;
@@ -415,7 +423,7 @@ mg_gw_auth(mg_request_t *r)
 {
     mg_config_t *cfg = r->gw->config;
     if (cfg->master_key == NULL) {
-        r->is_admin = true;
+        mg_ka_master(r); /* no master key: every route is open, as in LiteLLM */
         return MG_AUTH_OK;
     }
     const char *key = NULL;
@@ -477,30 +485,11 @@ mg_gw_auth(mg_request_t *r)
     }
     char *k = mg_arena_strndup(r->arena, key, klen);
     if (mg_ct_streq(k, cfg->master_key)) {
-        r->is_admin = true;
+        mg_ka_master(r);
         return MG_AUTH_OK;
     }
-    /* moongate has no virtual keys yet: every other key is refused, as LiteLLM does without a DB */
-    if (cfg->database_url == NULL) {
-        mg_gw_error_raw(r, 400, "No connected db.", "\"no_db_connection\"", "null", NULL);
-        return MG_AUTH_FAILED;
-    }
-    char red[32];
-    mg_log_redact(k, red, sizeof(red));
-    if (strncmp(k, "sk-", 3) != 0) {
-        char *msg = mg_arena_printf(r->arena, "Authentication Error, LiteLLM Virtual Key expected. "
-                                              "Received=%s, expected to start with 'sk-'.", red);
-        mg_gw_error_raw(r, 401, msg, "\"auth_error\"", "\"None\"", NULL);
-        return MG_AUTH_FAILED;
-    }
-    char hash[65];
-    mg_sha256_hex(k, klen, hash);
-    char *msg = mg_arena_printf(r->arena,
-                                "Authentication Error, Invalid proxy server token passed. Received "
-                                "API Key = %s, Key Hash (Token) =%s. Unable to find token in cache "
-                                "or `LiteLLM_VerificationTokenTable`", red, hash);
-    mg_gw_error_raw(r, 401, msg, "\"token_not_found_in_db\"", "\"key\"", NULL);
-    return MG_AUTH_FAILED;
+    /* a virtual key: its rights come from the snapshot the request pins */
+    return mg_ka_authenticate(r, key, klen) ? MG_AUTH_OK : MG_AUTH_FAILED;
 }
 
 /* ---- dispatch ---- */
@@ -567,6 +556,8 @@ mg_gw_llm_route(mg_request_t *r, mg_api_id_t *api, const char **pm, size_t *pml)
         {"/v1/messages/count_tokens", MG_API_ANTHROPIC_COUNT_TOKENS},
         {"/anthropic/v1/messages/count_tokens", MG_API_ANTHROPIC_COUNT_TOKENS},
     };
+    static const char *const responses[] = {"/v1/responses", "/responses", "/openai/v1/responses",
+                                            "/openai/responses", NULL};
     *pm = NULL;
     *pml = 0;
     for (size_t i = 0; i < sizeof(anthropic) / sizeof(anthropic[0]); i++) {
@@ -591,6 +582,12 @@ mg_gw_llm_route(mg_request_t *r, mg_api_id_t *api, const char **pm, size_t *pml)
                 continue;
             }
             *api = routes[i].api;
+            return true;
+        }
+    }
+    for (const char *const *p = responses; *p; p++) {
+        if (mg_gw_path_is(r, *p)) {
+            *api = MG_API_OPENAI_RESPONSES;
             return true;
         }
     }
@@ -735,6 +732,9 @@ mg_gw_on_request(mg_http_req_t *hr)
         (void) mg_admin_handle(r, m, ml);
         return;
     }
+    if (mg_ui_handle(r, m, ml)) {
+        return; /* the admin page, its assets, /docs and /openapi.json: public, as in LiteLLM */
+    }
     if (mg_gw_path_is(r, "/metrics")) {
         /* open unless litellm_settings.require_auth_for_metrics_endpoint, as LiteLLM's */
         if (!get) {
@@ -751,14 +751,16 @@ mg_gw_on_request(mg_http_req_t *hr)
     const char *pm;
     size_t pml;
     bool llm = mg_gw_llm_route(r, &api, &pm, &pml);
-    if (llm) {
-        r->api = mg_api_get(api); /* errors from here on, auth's too, in its envelope */
+    bool stored = !llm && mg_responses_route(r); /* /v1/responses/{id}... */
+    if (llm || stored) {
+        r->api = mg_api_get(stored ? MG_API_OPENAI_RESPONSES : api); /* errors from here on,
+                                                                      * auth's too, in its envelope */
     }
     if (llm && !mg_gw_method_is(m, ml, "POST")) {
         mg_gw_error(r, 405, "Method Not Allowed", "invalid_request_error", NULL, NULL);
         return;
     }
-    if (!llm && !mg_admin_route_known(r)) {
+    if (!llm && !stored && !mg_admin_route_known(r)) {
         mg_gw_not_found(r); /* routing comes before authentication, as in LiteLLM */
         return;
     }
@@ -768,6 +770,10 @@ mg_gw_on_request(mg_http_req_t *hr)
     if (llm) {
         r->spend_armed = true; /* authenticated: this call gets its spend row */
         mg_proxy_handle(r, pm, pml);
+        return;
+    }
+    if (stored) {
+        mg_responses_handle(r, m, ml);
         return;
     }
     if (mg_admin_handle(r, m, ml)) {
@@ -794,11 +800,7 @@ mg_gw_access_log(mg_request_t *r)
     double ttft = r->stream && r->t_first_byte_us > 0
                       ? (double) (r->t_first_byte_us - hr->start_us) / 1000.0
                       : NAN;
-    double cost = NAN;
-    if (d != NULL && r->usage.seen && d->input_cost >= 0 && d->output_cost >= 0) {
-        cost = (double) r->usage.prompt_tokens * d->input_cost +
-               (double) r->usage.completion_tokens * d->output_cost;
-    }
+    double cost = d != NULL && r->cost_known ? r->cost_usd : NAN;
     bool llm = r->api != NULL;
     mg_log_kv_t kv[] = {
         {"method", MG_LOG_KV_STR, method, 0, 0},
@@ -833,6 +835,7 @@ mg_gw_finalize(mg_request_t *r)
         mg_gw_spend_record(r, 499, NULL, 0); /* abandoned by the client: the row is still due */
         r->finalized = true;
         if (r->api != NULL) {
+            mg_admit_settle(r);
             mg_gwm_request_end(r);
         }
         if (mg_log_level >= MG_LOG_INFO) {

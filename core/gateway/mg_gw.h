@@ -24,6 +24,7 @@
 #include "../lua/mg_lua.h"
 #include "../pool/mg_client.h"
 #include "../pool/mg_upstream.h"
+#include "../providers/bedrock/mg_eventstream.h"
 #include "../providers/mg_provider.h"
 #include "../registry/mg_registry.h"
 
@@ -53,6 +54,10 @@ typedef struct {
     json_t *(*store_status)(void *host);
     /* A deployment was cooled down here: share it with other instances (may be NULL). */
     void (*cooldown)(void *host, const char *deployment_id, int64_t ms, int status);
+    /* A cost map operation, done by the master: action "reload" (answers once every worker
+     * applied the new map, or with why it was refused), "schedule" (every `hours`) or
+     * "unschedule".  The result is the route's JSON answer (may be NULL: then 503). */
+    void (*costmap)(void *host, const char *action, double hours, mg_gw_reload_cb cb, void *ud);
     void *host;
     /* Asks the master (msg borrowed: {"op":..., ...}); cb gets its answer (borrowed) once, or
      * NULL when the master is gone (may be NULL: no master, e.g. in tests). */
@@ -79,6 +84,8 @@ struct mg_gw_s {
     uint64_t failures;
     uint64_t policy_errors;
     uint64_t ignored_caching;       /* requests that asked for caching moongate does not do */
+    mg_map_t unpriced_said;         /* "deployment id" (wildcards: "id\nmodel") -> (void *) 1:
+                                     * "no price" was logged for it by this worker */
     int64_t in_flight;              /* requests between dispatch and finalisation */
     int64_t started_ms;
     mg_trace_t *otel_exp;           /* owned or NULL: this worker's span exporter, created when a
@@ -101,11 +108,15 @@ typedef enum {
 
 typedef struct mg_pending_s mg_pending_t;
 
-/* What only a translated or local answer needs (kept out of every request's zeroed struct). */
+/* What only a translated or local answer, or a Responses API request, needs (kept out of
+ * every request's zeroed struct). */
 typedef struct {
     mg_dec_t dec;                   /* upstream -> neutral events */
     mg_enc_t enc;                   /* neutral events -> client */
     mg_mock_answer_t mock;          /* a local (mock_response) answer being delivered */
+    mg_eventstream_decoder_t es;    /* an AWS event-stream answer's framing (Bedrock) */
+    char up_error_hdr[96];          /* an error answer's prov->ops->error_header value, "" none */
+    struct mg_resp_req_s *resp;     /* arena: Responses API state (mg_responses.c), or NULL */
 } mg_proxy_xl_t;
 
 /*
@@ -123,6 +134,17 @@ typedef struct mg_fb_frame_s {
     char *last_child;               /* malloc: the last failed child's full message */
 } mg_fb_frame_t;
 
+/* Who is calling: the master key, or a virtual key with its user and team (borrowed from
+ * r->snap->auth, which the request pins). */
+typedef struct {
+    bool master;                    /* the master key, or no master key configured */
+    const mg_vkey_t *key;           /* NULL for the master key */
+    const mg_user_t *user;          /* the key's user, or NULL */
+    const mg_team_t *team;          /* the key's team, or NULL */
+    const char *role;               /* LiteLLM's user_role: proxy_admin for the master key */
+    const char *token;              /* sha256 hex of the key used (the master key's too), or NULL */
+} mg_principal_t;
+
 struct mg_request_s {
     mg_http_req_t *hr;              /* borrowed: our HTTP request */
     mg_gw_t *gw;                    /* borrowed */
@@ -133,7 +155,9 @@ struct mg_request_s {
     char call_id[80];
     const char *path;               /* after the root path */
     size_t path_len;
-    bool is_admin;                  /* authenticated with the master key (or open) */
+    bool is_admin;                  /* authenticated as a proxy admin (master key, or open) */
+    mg_principal_t who;             /* set by authentication */
+    struct mg_admission_s *adm;     /* arena: budgets and limits taken (mg_admit.c), or NULL */
     bool counted;                   /* in mg_shm->requests_inflight until finalised */
     bool finalized;                 /* measured and logged (mg_gw_finalize runs once) */
 
@@ -200,6 +224,7 @@ struct mg_request_s {
     mg_buf_t up_body;               /* non-stream response body / error body */
     char up_retry_after[32];
     bool up_stream;                 /* upstream answered with an event stream */
+    mg_framing_t up_framing;        /* how: SSE, or AWS event-stream (only when translating) */
     mg_wire_t up_wire;              /* the wire the upstream speaks for this attempt */
     bool translate;                 /* up_wire differs from the client's: decode and encode */
     bool restamp;                   /* the answer's "model" may be restamped */
@@ -231,6 +256,10 @@ struct mg_request_s {
     bool answer_error;              /* a started stream ended with an error frame */
     struct mg_spend_q_s *spend_q;   /* malloc or NULL: a spend route waiting for the master;
                                      * detached in mg_spend_routes_abort() */
+    /* USD cost of the answering call, from its deployment's prices and usage
+     * (mg_proxy_cost, when the call succeeded): for spend and metrics */
+    double cost_usd;
+    bool cost_known;
 };
 
 /* ---- gw lifecycle (worker) ---- */
@@ -299,6 +328,21 @@ void mg_spend_routes_abort(mg_request_t *r);
  * before the last bytes of the answer are queued (status, body: what the client gets), and
  * from mg_gw_finalize() for a request the client abandoned. */
 void mg_gw_spend_record(mg_request_t *r, int status, const char *body, size_t len);
+/* ---- Responses API (mg_responses.c) ---- */
+/* Whether the path is a stored-response route: /v1/responses/{id}[/input_items|/cancel]
+ * (also without /v1, and under /openai/ and /openai/v1/ for Azure-style clients). */
+bool mg_responses_route(const mg_request_t *r);
+/* GET / DELETE of a stored response, its input_items, cancel: one exchange with the
+ * deployment its id names (or a clear 404). */
+void mg_responses_handle(mg_request_t *r, const char *method, size_t mlen);
+/* POST /v1/responses with a previous_response_id moongate issued: the request is pinned
+ * to the deployment that made it (no other, no fallback).  False: answered with an error
+ * (that deployment is gone, or stores nothing). */
+bool mg_responses_pin(mg_request_t *r);
+/* Each attempt of a Responses request on d: the ids the client sees name d; to a native
+ * upstream (c's spliced body) the decoded previous_response_id and OpenAI's metadata go
+ * instead of the client's values. */
+void mg_responses_attempt(mg_request_t *r, mg_deployment_t *d, bool native, mg_call_t *c);
 
 /* ---- admin routes (mg_admin.c) ---- */
 /* Returns true if the path was an admin/info route it handled. */

@@ -24,7 +24,9 @@
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
+#include "../registry/mg_limits.h"
 #include "../registry/mg_stats.h"
+#include "mg_trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,7 +178,10 @@ static const char *
 mg_gwm_key_hash(const mg_request_t *r)
 {
     const mg_config_t *c = r->gw->config;
-    if (!r->is_admin || c->master_key == NULL) {
+    if (r->who.token != NULL) {
+        return r->who.token; /* a virtual key's hash */
+    }
+    if (!r->who.master || c->master_key == NULL) {
         return MG_GWM_NONE;
     }
     if (mg_gwm_mk_cfg != c) {
@@ -205,6 +210,24 @@ mg_gwm_base_values(const mg_request_t *r, mg_ml_values_t *v)
         v->v[i] = MG_GWM_NONE;
     }
     v->v[MG_ML_HASHED_API_KEY] = mg_gwm_key_hash(r);
+    const mg_vkey_t *k = r->who.key;
+    if (k != NULL) {
+        if (k->key_alias != NULL) {
+            v->v[MG_ML_API_KEY_ALIAS] = k->key_alias;
+        }
+        if (k->team != NULL) {
+            v->v[MG_ML_TEAM] = k->team->id;
+            if (k->team->alias != NULL) {
+                v->v[MG_ML_TEAM_ALIAS] = k->team->alias;
+            }
+        }
+        if (k->user_id != NULL) {
+            v->v[MG_ML_USER] = k->user_id;
+        }
+        if (k->user != NULL && k->user->email != NULL) {
+            v->v[MG_ML_USER_EMAIL] = k->user->email;
+        }
+    }
     /* a name the client made up would be a new series per request: only resolved names */
     v->v[MG_ML_REQUESTED_MODEL] = mg_gwm_requested(r);
 }
@@ -263,15 +286,11 @@ mg_gwm_route(const mg_request_t *r, char *buf, size_t len)
     return buf;
 }
 
+/* The answer's cost (mg_proxy_cost: the cost map and the deployment's prices), -1 unknown. */
 static double
 mg_gwm_cost(const mg_request_t *r)
 {
-    const mg_deployment_t *d = r->dep;
-    if (d == NULL || !r->usage.seen || d->input_cost < 0 || d->output_cost < 0) {
-        return -1;
-    }
-    return (double) r->usage.prompt_tokens * d->input_cost +
-           (double) r->usage.completion_tokens * d->output_cost;
+    return r->dep != NULL && r->cost_known ? r->cost_usd : -1;
 }
 
 /* ---- events ---- */
@@ -287,6 +306,15 @@ mg_gwm_key(mg_gwm_key_t *k, const mg_request_t *r, int event, int status, const 
     k->over = false;
     mg_gwm_key_add(k, head, sizeof(head));
     mg_gwm_key_str(k, mg_gwm_key_hash(r));
+    if (r->who.key != NULL) {
+        /* alias, team and user follow the key, but may change with a new snapshot */
+        const mg_vkey_t *vk = r->who.key;
+        mg_gwm_key_str(k, vk->key_alias);
+        mg_gwm_key_str(k, vk->team != NULL ? vk->team->id : NULL);
+        mg_gwm_key_str(k, vk->team != NULL ? vk->team->alias : NULL);
+        mg_gwm_key_str(k, vk->user_id);
+        mg_gwm_key_str(k, vk->user != NULL ? vk->user->email : NULL);
+    }
     mg_gwm_key_str(k, mg_gwm_requested(r));
     if (event == MG_GWM_REQ_OK || event == MG_GWM_REQ_FAIL) {
         mg_gwm_key_add(k, r->path, r->path_len);
@@ -543,11 +571,80 @@ mg_gwm_deployments(mg_gw_t *gw)
     }
 }
 
+/* LiteLLM's budget gauges of every key and team with a max_budget (from the shared counters;
+ * a deleted key's series disappear). */
+static void
+mg_gwm_budgets(mg_gw_t *gw)
+{
+    static const mg_mf_t fams[] = {MG_MF_REMAINING_API_KEY_BUDGET, MG_MF_API_KEY_MAX_BUDGET,
+                                   MG_MF_API_KEY_BUDGET_REMAINING_HOURS, MG_MF_REMAINING_TEAM_BUDGET,
+                                   MG_MF_TEAM_MAX_BUDGET, MG_MF_TEAM_BUDGET_REMAINING_HOURS};
+    for (size_t i = 0; i < sizeof(fams) / sizeof(fams[0]); i++) {
+        mg_metrics_hide_family(mg_mf[fams[i]]);
+    }
+    const mg_auth_t *a = gw->snap != NULL ? gw->snap->auth : NULL;
+    if (a == NULL) {
+        return;
+    }
+    int64_t now = mg_time_real_ms();
+    for (size_t i = 0; i < a->nkeys; i++) {
+        const mg_vkey_t *k = &a->keys[i];
+        if (k->lim.max_budget < 0) {
+            continue;
+        }
+        json_t *md = json_object_get(k->row, "metadata");
+        json_t *se = json_object_get(md, "moongate_spend_epoch");
+        double spend = mg_lim_spend_of(MG_ENT_KEY, k->token, k->spend,
+                                       json_is_number(se) ? (int64_t) json_number_value(se) : 0);
+        mg_ml_values_t v;
+        memset(&v, 0, sizeof(v));
+        v.v[MG_ML_HASHED_API_KEY] = k->token;
+        v.v[MG_ML_API_KEY_ALIAS] = k->key_alias != NULL ? k->key_alias : MG_GWM_NONE;
+        mg_metric_set(mg_ml_series(MG_MF_REMAINING_API_KEY_BUDGET, &v), k->lim.max_budget - spend);
+        mg_metric_set(mg_ml_series(MG_MF_API_KEY_MAX_BUDGET, &v), k->lim.max_budget);
+        if (k->lim.reset_at_ms > 0) {
+            double h = (double) (k->lim.reset_at_ms - now) / 3600000.0;
+            mg_metric_set(mg_ml_series(MG_MF_API_KEY_BUDGET_REMAINING_HOURS, &v), h > 0 ? h : 0);
+        }
+    }
+    for (size_t i = 0; i < a->nteams; i++) {
+        const mg_team_t *t = &a->teams[i];
+        if (t->lim.max_budget < 0) {
+            continue;
+        }
+        json_t *md = json_object_get(t->row, "metadata");
+        json_t *se = json_object_get(md, "moongate_spend_epoch");
+        double spend = mg_lim_spend_of(MG_ENT_TEAM, t->id, t->spend,
+                                       json_is_number(se) ? (int64_t) json_number_value(se) : 0);
+        mg_ml_values_t v;
+        memset(&v, 0, sizeof(v));
+        v.v[MG_ML_TEAM] = t->id;
+        v.v[MG_ML_TEAM_ALIAS] = t->alias != NULL ? t->alias : MG_GWM_NONE;
+        mg_metric_set(mg_ml_series(MG_MF_REMAINING_TEAM_BUDGET, &v), t->lim.max_budget - spend);
+        mg_metric_set(mg_ml_series(MG_MF_TEAM_MAX_BUDGET, &v), t->lim.max_budget);
+        if (t->lim.reset_at_ms > 0) {
+            double h = (double) (t->lim.reset_at_ms - now) / 3600000.0;
+            mg_metric_set(mg_ml_series(MG_MF_TEAM_BUDGET_REMAINING_HOURS, &v), h > 0 ? h : 0);
+        }
+    }
+}
+
+void
+mg_gwm_worker_tick(mg_gw_t *gw)
+{
+    static mg_metric_t *dropped;
+    if (dropped == NULL) {
+        dropped = mg_ml_series(MG_MF_OTEL_SPANS_DROPPED, NULL);
+    }
+    mg_metric_set(dropped, (double) mg_trace_dropped_spans(gw->otel_exp));
+}
+
 void
 mg_gwm_scrape(mg_gw_t *gw, mg_buf_t *out)
 {
     mg_gwm_workers();
     mg_gwm_deployments(gw);
+    mg_gwm_budgets(gw);
     if (gw->host.store_status != NULL) {
         json_t *st = gw->host.store_status(gw->host.host);
         json_t *type = json_object_get(st, "type");

@@ -29,6 +29,8 @@ void mg_gwm_fallback(mg_request_t *r, const char *fallback_group, bool ok);
 void mg_gwm_in_flight(mg_gw_t *gw, int64_t n);
 /* Frees what the metrics cached on d (the snapshot's detach hook). */
 void mg_gwm_release(mg_deployment_t *d);
+/* The worker's periodic tick (its state publication): per-worker gauges (spans dropped). */
+void mg_gwm_worker_tick(mg_gw_t *gw);
 /* GET /metrics: refreshes the gauges computed on demand and appends the exposition. */
 void mg_gwm_scrape(mg_gw_t *gw, mg_buf_t *out);
 

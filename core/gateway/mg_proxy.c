@@ -16,6 +16,9 @@
  */
 #include "mg_gw.h"
 #include "mg_gw_metrics.h"
+#include "mg_admit.h"
+#include "mg_keyauth.h"
+#include "mg_reqlog.h"
 #include "mg_route.h"
 #include "mg_trace.h"
 
@@ -322,20 +325,79 @@ mg_proxy_success_headers(mg_request_t *r, mg_buf_t *h)
     if (r->retries_done > 0) {
         mg_buf_printf(h, "x-litellm-max-retries: %d\r\n", r->max_retries);
     }
-    if (d->input_cost >= 0 && d->output_cost >= 0 && r->usage.seen) {
+    if (r->cost_known) {
+        /* known when the usage is (non-stream answers); a stream's comes with its end, after
+         * the headers: then the header is absent rather than false */
         char c[64];
-        mg_fmt_pyfloat((double) r->usage.prompt_tokens * d->input_cost +
-                           (double) r->usage.completion_tokens * d->output_cost, c, sizeof(c));
+        mg_fmt_pyfloat(r->cost_usd, c, sizeof(c));
         mg_buf_printf(h, "x-litellm-response-cost: %s\r\n", c);
     }
+}
+
+/* Most (deployment, model) pairs "no price" is logged for, per worker: a client asking a
+ * wildcard for endless names cannot grow the set without end. */
+#define MG_PROXY_UNPRICED_MAX 4096
+
+/*
+ * The answering call's cost (LiteLLM's completion_cost): the cost map entry of the model
+ * that answered, the deployment's own prices over it, and the usage that came back.
+ * Called once the usage is final (the answer's end), before the success is counted.
+ */
+static void
+mg_proxy_cost(mg_request_t *r)
+{
+    mg_deployment_t *d = r->dep;
+    if (d == NULL || r->cost_known || !r->usage.seen) {
+        return; /* no usage came back (a stream without include_usage): the cost is unknown */
+    }
+    /* the snapshot the deployment is from: a retry may have taken it from a newer one */
+    const mg_snapshot_t *ds = r->snap;
+    const mg_snapshot_t *as = r->att_snap;
+    if (as != NULL && d >= as->deps && d < as->deps + as->ndeps) {
+        ds = as;
+    }
+    const mg_costmap_entry_t *e = mg_registry_cost_entry(ds, d, r->upstream_model);
+    mg_costmap_call_t call = r->api != NULL && r->api->op == MG_OP_EMBEDDINGS
+                                 ? MG_COSTMAP_CALL_EMBEDDING
+                                 : MG_COSTMAP_CALL_CHAT;
+    int64_t dur_ms = (mg_time_mono_us() - r->t_upstream_us) / 1000;
+    mg_costmap_cost_t cc;
+    r->cost_usd = mg_costmap_cost(e, &d->prices, &r->usage, dur_ms, call, &cc);
+    r->cost_known = true;
+    if (!cc.unpriced) {
+        return;
+    }
+    /* once per worker and deployment (and model, for a wildcard), never per request */
+    char key[600];
+    int kl = d->wildcard ? snprintf(key, sizeof(key), "%s\n%s", d->id,
+                                    r->upstream_model ? r->upstream_model : "")
+                         : snprintf(key, sizeof(key), "%s", d->id);
+    if (kl < 0 || (size_t) kl >= sizeof(key)) {
+        kl = (int) strlen(key);
+    }
+    mg_map_t *said = &r->gw->unpriced_said;
+    if (mg_map_get(said, key, (size_t) kl) != NULL || said->count >= MG_PROXY_UNPRICED_MAX) {
+        return;
+    }
+    mg_map_put(said, key, (size_t) kl, (void *) 1);
+    mg_log_ctx_t lc = {r->call_id, d->id, "pricing a call"};
+    mg_log(MG_LOG_WARN, &lc, "model \"%s\" (deployment \"%s\" of group \"%s\") has no price in "
+                             "the cost map \"%s\" nor in its litellm_params/model_info: its calls "
+                             "cost 0 (said once per worker)",
+           d->wildcard && r->upstream_model ? r->upstream_model : d->litellm_model, d->id,
+           d->model_name, ds->costmap->source);
 }
 
 static void
 mg_proxy_stats_end(mg_request_t *r, bool ok, bool timeout)
 {
+    if (ok) {
+        mg_proxy_cost(r); /* the usage is final here: spend and metrics read r->cost_usd */
+    }
     if (ok && !r->attempt_metered && r->dep != NULL) {
         /* LiteLLM's deployment success (local mock_response answers included) */
         r->attempt_metered = true;
+        mg_admit_settle(r); /* before the answer's last byte: the next request sees the spend */
         mg_gwm_attempt_end(r, true, NULL);
         if (r->fb_groups_tried > 0) {
             mg_gwm_fallback(r, r->group_name, true);
@@ -473,6 +535,59 @@ mg_proxy_on_sse(void *ud, const char *raw, size_t raw_len, const char *data, siz
     return true;
 }
 
+/* ---- AWS event-stream framing (Bedrock): each message to the decoder by its name ---- */
+
+static int
+mg_proxy_on_es_message(void *ud, const mg_eventstream_message_t *m, mg_err_t *err)
+{
+    mg_request_t *r = ud;
+    const mg_eventstream_str_t *mt = &m->message_type;
+    bool is_error = mt->p != NULL && mt->len == 5 && memcmp(mt->p, "error", 5) == 0;
+    bool is_exc = mt->p != NULL && mt->len == 9 && memcmp(mt->p, "exception", 9) == 0;
+    const mg_eventstream_str_t *name = is_error ? &m->error_code
+                                       : is_exc ? &m->exception_type
+                                                : &m->event_type;
+    const char *data = (const char *) m->payload;
+    size_t len = m->payload_len;
+    if (is_error) {
+        data = m->error_message.p;
+        len = m->error_message.len;
+    }
+    mg_api_err_t aerr;
+    if (mg_dec_event_named(&r->xl->dec, mt->p != NULL ? mt->p : "event", mt->p != NULL ? mt->len : 5,
+                           name->p, name->len, data != NULL ? data : "", len, &aerr) != MG_OK) {
+        mg_err_set(err, MG_ERR_UPSTREAM_5XX, "%s", aerr.msg);
+        return MG_ERROR;
+    }
+    return MG_OK;
+}
+
+/* Feeds a translated stream in AWS event-stream framing; MG_ERROR sets r->decode_error. */
+static int
+mg_proxy_feed_eventstream(mg_request_t *r, const char *data, size_t len)
+{
+    mg_err_t err;
+    if (r->xl == NULL || !r->translate) {
+        mg_err_set(&err, MG_ERR_UPSTREAM_5XX, "an AWS event-stream answer can only be translated");
+    } else if (mg_eventstream_feed(&r->xl->es, data, len, &err) == MG_OK) {
+        return MG_OK;
+    }
+    free(r->decode_error);
+    r->decode_error = mg_xstrdup(err.msg);
+    return MG_ERROR;
+}
+
+/* Whether a stream's framing ended on a boundary (no partial event or message pending). */
+static bool
+mg_proxy_stream_tail_ok(mg_request_t *r)
+{
+    if (r->up_framing == MG_FRAMING_EVENTSTREAM && r->xl != NULL) {
+        mg_err_t err;
+        return mg_eventstream_finish(&r->xl->es, &err) == MG_OK;
+    }
+    return mg_sse_pending(&r->sse) == 0;
+}
+
 static void
 mg_proxy_uperr_from_api(const mg_api_err_t *a, mg_uperr_t *e)
 {
@@ -505,7 +620,8 @@ mg_proxy_up_head(mg_request_t *r, int status, const char *ctype)
     } else if (ctype != NULL && strncasecmp(ctype, "text/event-stream", 17) == 0) {
         f = MG_FRAMING_SSE;
     }
-    r->up_stream = f == MG_FRAMING_SSE;
+    r->up_stream = f != MG_FRAMING_JSON;
+    r->up_framing = f;
     if (r->stream && r->up_stream && status >= 200 && status < 300) {
         mg_proxy_stream_begin(r, 200);
     }
@@ -528,6 +644,18 @@ mg_proxy_on_head(void *ud, const mg_http_head_t *head)
         memcpy(ctype, ct->value, n);
         ctype[n] = '\0';
     }
+    if (r->xl != NULL) {
+        /* a provider whose error type is a header (Bedrock) always translates: r->xl */
+        r->xl->up_error_hdr[0] = '\0';
+        const char *ehn = r->prov != NULL ? r->prov->ops->error_header : NULL;
+        const mg_http_header_t *eh = head->status >= 300 && ehn != NULL
+                                         ? mg_http_header_find(head, ehn)
+                                         : NULL;
+        if (eh != NULL && eh->value_len < sizeof(r->xl->up_error_hdr)) {
+            memcpy(r->xl->up_error_hdr, eh->value, eh->value_len);
+            r->xl->up_error_hdr[eh->value_len] = '\0';
+        }
+    }
     mg_proxy_up_head(r, head->status, ct != NULL ? ctype : NULL);
 }
 
@@ -535,7 +663,9 @@ static void
 mg_proxy_up_body(mg_request_t *r, const char *data, size_t len)
 {
     if (r->state == MG_ATT_STREAMING) {
-        int rc = mg_sse_feed(&r->sse, data, len, mg_proxy_on_sse, r);
+        int rc = r->up_framing == MG_FRAMING_EVENTSTREAM
+                     ? mg_proxy_feed_eventstream(r, data, len)
+                     : mg_sse_feed(&r->sse, data, len, mg_proxy_on_sse, r);
         mg_proxy_flush(r);
         if (rc != MG_OK || r->decode_error != NULL) {
             if (r->client != NULL) {
@@ -576,7 +706,7 @@ mg_proxy_on_body(void *ud, const char *data, size_t len)
 static void
 mg_proxy_finish_stream(mg_request_t *r, int rc, const mg_err_t *err)
 {
-    if (rc == MG_OK && mg_sse_pending(&r->sse) == 0) {
+    if (rc == MG_OK && mg_proxy_stream_tail_ok(r)) {
         mg_proxy_stats_end(r, !r->stream_errored, false);
         if (r->translate) {
             if (!r->xl->dec.ended) {
@@ -612,11 +742,62 @@ mg_proxy_finish_stream(mg_request_t *r, int rc, const mg_err_t *err)
     mg_proxy_stream_error(r, st, msg, tj);
 }
 
+/*
+ * LiteLLM's router turns a non-stream chat answer whose first choice finished with
+ * content_filter (Azure's filtered completions) into ContentPolicyViolationError("Response
+ * output was blocked.") when the group has content_policy_fallbacks, so that they run;
+ * without one the answer goes to the client as it is.  An answer with no choices counts
+ * (LiteLLM's check only looks past an empty list).  Fills e when blocked.
+ */
+static bool
+mg_proxy_blocked(mg_request_t *r, const char *b, size_t bl, mg_uperr_t *e)
+{
+    json_t *cp = r->snap->config->cp_fallbacks; /* NULL on nearly every config: one load */
+    if (cp == NULL || r->api->id != MG_API_OPENAI_CHAT || r->stream) {
+        return false;
+    }
+    bool listed = false;
+    size_t i;
+    json_t *it;
+    json_array_foreach(cp, i, it) {
+        listed = listed || json_object_get(it, r->group_name) != NULL;
+    }
+    if (!listed) {
+        return false;
+    }
+    bool blocked;
+    if (r->translate) {
+        blocked = r->xl->enc.nchoices == 0 || r->xl->enc.finish[0] == MG_FIN_CONTENT_FILTER;
+    } else {
+        json_t *j = json_loadb(b, bl, 0, NULL);
+        json_t *ch = json_object_get(j, "choices");
+        const char *fr = json_string_value(json_object_get(json_array_get(ch, 0),
+                                                           "finish_reason"));
+        blocked = json_is_array(ch) && (json_array_size(ch) == 0 ||
+                                        (fr != NULL && strcmp(fr, "content_filter") == 0));
+        json_decref(j);
+    }
+    if (!blocked) {
+        return false;
+    }
+    mg_uperr_set(e, 400, MG_ERR_CONTENT_POLICY,
+                 "litellm.ContentPolicyViolationError: Response output was blocked.");
+    e->content_policy = true;
+    e->local = true; /* the deployment answered: nothing to cool down */
+    return true;
+}
+
 /* A complete non-stream answer. */
 static void
 mg_proxy_answer(mg_request_t *r, const char *b, size_t bl)
 {
+    mg_uperr_t blocked;
     if (!r->translate) {
+        if (mg_proxy_blocked(r, b, bl, &blocked)) {
+            mg_proxy_stats_end(r, true, false);
+            mg_proxy_fail(r, &blocked);
+            return;
+        }
         bool restamp = r->restamp && r->api->op != MG_OP_EMBEDDINGS;
         bool rewritten = mg_relay_body(&r->relay, b, bl, restamp, &r->out);
         mg_proxy_stats_end(r, true, false);
@@ -634,6 +815,10 @@ mg_proxy_answer(mg_request_t *r, const char *b, size_t bl)
         return;
     }
     mg_proxy_stats_end(r, true, false);
+    if (mg_proxy_blocked(r, b, bl, &blocked)) {
+        mg_proxy_fail(r, &blocked);
+        return;
+    }
     if (r->stream) {
         /* the client asked for a stream and the upstream answered in one piece */
         mg_proxy_stream_begin(r, 200);
@@ -673,8 +858,11 @@ mg_proxy_up_done(mg_request_t *r, int rc, const mg_err_t *err)
     }
     if (r->up_status < 200 || r->up_status >= 300) {
         mg_proxy_stats_end(r, false, false);
-        mg_provider_error_http(r->prov, r->dep->provider, r->up_wire, r->up_status,
-                               mg_buf_head(&r->up_body), mg_buf_len(&r->up_body), &e);
+        mg_provider_error_http_hdr(r->prov, r->dep->provider, r->up_wire, r->up_status,
+                                   r->xl != NULL && r->xl->up_error_hdr[0] != '\0'
+                                       ? r->xl->up_error_hdr
+                                       : NULL,
+                                   mg_buf_head(&r->up_body), mg_buf_len(&r->up_body), &e);
         mg_proxy_fail(r, &e);
         return;
     }
@@ -904,7 +1092,13 @@ mg_proxy_attempt(mg_request_t *r)
         r->upstream_model = d->upstream_model;
     }
     mg_trace_attempt_begin(r);
-    mg_wire_t w = p->ops->wire(p, d, r->api->op);
+    mg_op_t up_op = r->api->op;
+    mg_wire_t w = p->ops->wire(p, d, up_op);
+    if (up_op == MG_OP_RESPONSES && w != MG_WIRE_OPENAI_RESPONSES) {
+        /* a provider without the Responses API: through its chat completions, as LiteLLM */
+        up_op = MG_OP_CHAT;
+        w = p->ops->wire(p, d, up_op);
+    }
     if (w == MG_WIRE_NONE && r->api->op == MG_OP_COUNT_TOKENS) {
         mg_proxy_count_tokens(r);
         return;
@@ -926,7 +1120,7 @@ mg_proxy_attempt(mg_request_t *r)
     }
     mg_call_t c = {
         .dep = d,
-        .op = r->api->op,
+        .op = up_op,
         .wire = w,
         .stream = r->stream,
         .upstream_model = r->upstream_model,
@@ -942,6 +1136,8 @@ mg_proxy_attempt(mg_request_t *r)
     };
     /* the answer's state, fresh for each attempt */
     memset(&r->usage, 0, sizeof(r->usage));
+    r->cost_usd = 0;
+    r->cost_known = false;
     mg_buf_reset(&r->up_body);
     mg_buf_reset(&r->out);
     mg_sse_free(&r->sse);
@@ -950,14 +1146,20 @@ mg_proxy_attempt(mg_request_t *r)
         r->xl = mg_xcalloc(1, sizeof(*r->xl));
     }
     if (r->translate) {
-        mg_dec_init(&r->xl->dec, w, r->api->op, &r->usage, mg_proxy_on_nev, r);
+        mg_eventstream_decoder_free(&r->xl->es);
+        mg_eventstream_decoder_init(&r->xl->es, 0, mg_proxy_on_es_message, r);
+        mg_dec_init(&r->xl->dec, w, up_op, &r->usage, mg_proxy_on_nev, r);
         mg_enc_init(&r->xl->enc, r->api, r->stream, r->q.include_usage, r->model, &r->usage,
                     &r->out);
+    }
+    if (r->api->op == MG_OP_RESPONSES) {
+        mg_responses_attempt(r, d, !r->translate, &c);
     }
     r->stream_errored = false;
     r->attempt_metered = false;
     r->restamp = true;
     r->up_status = 0;
+    r->up_framing = MG_FRAMING_JSON;
     r->up_retry_after[0] = '\0';
     r->t_upstream_us = mg_time_mono_us();
     r->t_first_byte_us = 0;
@@ -1357,9 +1559,14 @@ mg_proxy_handle(mg_request_t *r, const char *pm, size_t pml)
         mg_gw_error_raw(r, 503, msg, "\"service_unavailable\"", "null", "retry-after: 1\r\n");
         return;
     }
-    r->snap = mg_snapshot_ref(gw->snap);
+    if (r->snap == NULL) {
+        r->snap = mg_snapshot_ref(gw->snap); /* a virtual key pinned it already */
+    }
     mg_trace_request_begin(r);
     if (!mg_proxy_parse(r, pm, pml)) {
+        return;
+    }
+    if (!mg_ka_check_model(r)) {
         return;
     }
     if (!mg_proxy_resolve(r)) {
@@ -1370,7 +1577,13 @@ mg_proxy_handle(mg_request_t *r, const char *pm, size_t pml)
         mg_proxy_simple_error(r, late.status, late.msg, late.type_json, late.param_json);
         return;
     }
+    if (r->api->op == MG_OP_RESPONSES && !mg_responses_pin(r)) {
+        return; /* previous_response_id names a deployment that cannot answer: said why */
+    }
     r->primary_group = r->group_name;
+    if (!mg_admit(r)) {
+        return; /* a budget spent or a limit reached: nothing goes upstream */
+    }
     r->max_retries = mg_proxy_group_retries(r);
     r->retries_left = r->max_retries;
     if (!mg_proxy_route_group(r, false)) {
@@ -1443,6 +1656,7 @@ mg_proxy_drain(mg_request_t *r)
 void
 mg_proxy_cleanup(mg_request_t *r)
 {
+    mg_reqlog_record(r); /* the admin page's recent requests (LLM routes only) */
     mg_proxy_abort(r);
     mg_trace_request_end(r); /* before the buffers it reads are freed */
     mg_buf_free(&r->up_head);
@@ -1453,6 +1667,7 @@ mg_proxy_cleanup(mg_request_t *r)
         mg_buf_free(&r->xl->mock.body);
         mg_dec_free(&r->xl->dec);
         mg_enc_free(&r->xl->enc);
+        mg_eventstream_decoder_free(&r->xl->es);
         free(r->xl);
         r->xl = NULL;
     }

@@ -49,11 +49,8 @@ mg_route_cooldown_cfg_s(const mg_snapshot_t *s, const mg_deployment_t *d)
 int64_t
 mg_route_max_input(const mg_deployment_t *d)
 {
-    json_t *v = json_object_get(d->model_info, "max_input_tokens");
-    if (!json_is_number(v)) {
-        v = json_object_get(d->litellm_params, "max_input_tokens");
-    }
-    return json_is_number(v) && json_number_value(v) > 0 ? mg_clamp_i64(json_number_value(v)) : 0;
+    /* model_info.max_input_tokens wins, else the snapshot's cost map (mg_registry_build) */
+    return d->max_input_tokens > 0 ? d->max_input_tokens : 0;
 }
 
 /* LiteLLM's pre-call check: a deployment whose max_input_tokens the prompt exceeds. */
@@ -204,15 +201,11 @@ mg_route_wildcard(mg_request_t *r, const char *name, char *matched, size_t mlen)
         const char *try_name = name;
         if (attempt == 1) {
             /* LiteLLM's second lookup: provider/name, provider inferred from the bare name */
-            char *prov, *um;
-            mg_registry_split_model(name, NULL, &prov, &um);
-            bool bare = strcmp(um, name) == 0 && prov[0] != '\0';
-            snprintf(full, sizeof(full), "%s/%s", prov, name);
-            free(prov);
-            free(um);
-            if (!bare) {
+            const char *prov = mg_registry_bare_provider(s, name);
+            if (prov == NULL) {
                 break;
             }
+            snprintf(full, sizeof(full), "%s/%s", prov, name);
             try_name = full;
         }
         int nout = 0;

@@ -39,7 +39,7 @@ bool mg_route_should_retry(mg_request_t *r, const mg_uperr_t *e, int64_t *wait_m
  */
 void mg_route_fallbacks(mg_request_t *r, const mg_uperr_t *e, char **msg, json_t **groups,
                         json_t **repr, uint8_t **allowed, bool *raised);
-/* A deployment's max_input_tokens (model_info, else litellm_params), 0 = unknown. */
+/* A deployment's max_input_tokens (model_info, litellm_params, else the cost map's), 0 none. */
 int64_t mg_route_max_input(const mg_deployment_t *d);
 /* A deployment's max_parallel_requests (router default_max_parallel_requests when it has
  * none); 0 = unlimited. */

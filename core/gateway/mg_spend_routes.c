@@ -18,6 +18,8 @@
  */
 #include "mg_gw.h"
 
+#include "mg_admit.h"
+
 #include "../base/mg_log.h"
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
@@ -51,10 +53,11 @@ typedef struct mg_spend_q_s mg_spend_q_t;
 
 /* ---- the row of one LLM call ------------------------------------------------------------
  *
- * THE ROW FILLER.  This fills what the gateway knows today (call id, the master key's hash,
- * model, deployment, usage, the deployment's per-token prices, times, status, the request's
- * "user" and tags).  The integrator replaces the body of mg_gw_spend_record with the full
- * row once virtual keys exist (key alias, user, team, organization, budgets' cost).
+ * THE ROW FILLER.  This fills what the gateway knows: the call id, who called (the key's hash,
+ * alias, user, team, organization from r->who; LiteLLM's "default_user_id" for the master
+ * key), the deployment that answered, usage, the cost budgets settle on (mg_admit_cost),
+ * times, status, the request's "user" and tags, LiteLLM's metadata.  It is the one place the
+ * gateway makes a spend row: change it here when a field's source changes.
  */
 
 /* A JSON writer into a fixed buffer: no allocation on the request path. */
@@ -146,22 +149,6 @@ mg_sr_error_class(int status)
     }
 }
 
-/* The master key's hash (LiteLLM's api_key for master-key calls), cached per config. */
-static const char *
-mg_sr_master_hash(const mg_config_t *c)
-{
-    static const mg_config_t *cached;
-    static char hash[65];
-    if (c->master_key == NULL) {
-        return NULL;
-    }
-    if (cached != c) {
-        mg_sha256_hex(c->master_key, strlen(c->master_key), hash);
-        cached = c;
-    }
-    return hash;
-}
-
 static bool
 mg_sr_store_prompts(const mg_config_t *c)
 {
@@ -213,17 +200,25 @@ mg_gw_spend_record(mg_request_t *r, int status, const char *body, size_t len)
     row.rec.total_tokens = mg_usage_total(&r->usage);
     row.rec.cache_read_tokens = r->usage.cache_read_tokens;
     row.rec.cache_creation_tokens = r->usage.cache_creation_tokens;
-    if (d != NULL && r->usage.seen && d->input_cost >= 0 && d->output_cost >= 0) {
-        row.rec.spend = (double) r->usage.prompt_tokens * d->input_cost +
-                        (double) r->usage.completion_tokens * d->output_cost;
-    }
+    double cost = mg_admit_cost(r); /* what the budgets settled: the same number */
+    row.rec.spend = cost > 0 ? cost : 0;
     mg_spend_row_setz(&row, MG_SPEND_F_REQUEST_ID, r->call_id);
     mg_spend_row_setz(&row, MG_SPEND_F_CALL_TYPE, mg_sr_call_type(r));
-    const char *kh = r->is_admin ? mg_sr_master_hash(cfg) : NULL;
-    mg_spend_row_setz(&row, MG_SPEND_F_API_KEY, kh);
-    if (r->is_admin) {
-        mg_spend_row_setz(&row, MG_SPEND_F_USER, "default_user_id"); /* LiteLLM's admin */
+    const mg_vkey_t *k = r->who.key;
+    const char *kh = r->who.token;
+    const char *uid = k != NULL ? k->user_id : r->who.master ? "default_user_id" : NULL;
+    const char *team = k != NULL ? k->team_id : NULL;
+    const char *org = k != NULL ? k->org_id : NULL;
+    if (org == NULL && r->who.team != NULL) {
+        org = r->who.team->org_id;
     }
+    const char *alias = k != NULL ? k->key_alias : NULL;
+    const char *team_alias = r->who.team != NULL ? r->who.team->alias : NULL;
+    mg_spend_row_setz(&row, MG_SPEND_F_API_KEY, kh);
+    mg_spend_row_setz(&row, MG_SPEND_F_USER, uid);
+    mg_spend_row_setz(&row, MG_SPEND_F_TEAM_ID, team);
+    mg_spend_row_setz(&row, MG_SPEND_F_ORG_ID, org);
+    mg_spend_row_setz(&row, MG_SPEND_F_KEY_ALIAS, alias);
     mg_spend_row_setz(&row, MG_SPEND_F_SESSION_ID, r->call_id);
     if (d != NULL) {
         mg_spend_row_setz(&row, MG_SPEND_F_MODEL,
@@ -241,12 +236,10 @@ mg_gw_spend_record(mg_request_t *r, int status, const char *body, size_t len)
         mg_spend_row_setz(&row, MG_SPEND_F_MODEL_GROUP, g);
     }
     /* the request's "user": the end user */
-    mg_json_member_t m;
+    const mg_json_member_t *um = r->q.body != NULL ? mg_api_member(&r->q, "user") : NULL;
     char eu[260];
-    if (r->q.body != NULL &&
-        mg_json_obj_find(r->q.body, r->q.body_len, "user", &m) == 1 && m.type == MG_JSON_STRING &&
-        m.val_len < sizeof(eu)) {
-        long n = mg_json_str_decode(m.val, m.val_len, eu);
+    if (um != NULL && um->type == MG_JSON_STRING && um->val_len < sizeof(eu)) {
+        long n = mg_json_str_decode(um->val, um->val_len, eu);
         if (n > 0) {
             mg_spend_row_set(&row, MG_SPEND_F_END_USER, eu, (size_t) n);
         }
@@ -281,11 +274,17 @@ mg_gw_spend_record(mg_request_t *r, int status, const char *body, size_t len)
     w.over = false;
     mg_sr_jw_lit(&w, "{\"user_api_key\":");
     mg_sr_jw_strz_or_null(&w, kh);
-    mg_sr_jw_lit(&w, ",\"user_api_key_alias\":null,\"user_api_key_team_id\":null,"
-                     "\"user_api_key_org_id\":null,\"user_api_key_user_id\":");
-    mg_sr_jw_strz_or_null(&w, r->is_admin ? "default_user_id" : NULL);
-    mg_sr_jw_lit(&w, ",\"user_api_key_team_alias\":null,\"spend_logs_metadata\":null,"
-                     "\"requester_ip_address\":");
+    mg_sr_jw_lit(&w, ",\"user_api_key_alias\":");
+    mg_sr_jw_strz_or_null(&w, alias);
+    mg_sr_jw_lit(&w, ",\"user_api_key_team_id\":");
+    mg_sr_jw_strz_or_null(&w, team);
+    mg_sr_jw_lit(&w, ",\"user_api_key_org_id\":");
+    mg_sr_jw_strz_or_null(&w, org);
+    mg_sr_jw_lit(&w, ",\"user_api_key_user_id\":");
+    mg_sr_jw_strz_or_null(&w, uid);
+    mg_sr_jw_lit(&w, ",\"user_api_key_team_alias\":");
+    mg_sr_jw_strz_or_null(&w, team_alias);
+    mg_sr_jw_lit(&w, ",\"spend_logs_metadata\":null,\"requester_ip_address\":");
     mg_sr_jw_strz_or_null(&w, ip);
     mg_sr_jw_lit(&w, ",\"status\":");
     mg_sr_jw_lit(&w, ok ? "\"success\"" : "\"failure\"");

@@ -49,6 +49,7 @@ typedef struct {
     uint64_t calls;
     uint64_t errors;
     uint64_t consecutive;
+    uint64_t budget_hits;           /* errors that were the instruction, step or memory budget */
     char last_error[768];
 } mg_lua_pol_t;
 
@@ -698,9 +699,9 @@ mg_lua_push_descs(lua_State *L, const mg_snapshot_t *s)
             lua_pushinteger(L, d->order);
             lua_setfield(L, -2, "order");
         }
-        json_t *mit = json_object_get(d->model_info, "max_input_tokens");
-        if (json_is_number(mit)) {
-            lua_pushnumber(L, json_number_value(mit));
+        if (d->max_input_tokens > 0) {
+            /* model_info's, else the snapshot's cost map's */
+            lua_pushnumber(L, (lua_Number) d->max_input_tokens);
             lua_setfield(L, -2, "max_input_tokens");
         }
         const char *region = json_string_value(json_object_get(d->litellm_params, "region_name"));
@@ -950,6 +951,7 @@ mg_lua_record_error(mg_lua_vm_t *vm, mg_lua_pol_t *p, mg_policy_kind_t kind, con
     mv.v[MG_ML_POLICY] = p->name;
     mg_metric_inc(mg_ml_series(MG_MF_POLICY_ERRORS, &mv), 1);
     if (vm->budget_exceeded || vm->mem_exceeded || vm->steps.exceeded) {
+        p->budget_hits++;
         mg_metric_inc(mg_ml_series(MG_MF_POLICY_BUDGET_HITS, &mv), 1);
     }
     snprintf(p->last_error, sizeof(p->last_error), "%s", msg);
@@ -1058,6 +1060,7 @@ mg_lua_vm_state(const mg_lua_vm_t *vm)
                               (json_int_t) p->calls, "errors", (json_int_t) p->errors,
                               "consecutive_errors", (json_int_t) p->consecutive, "failing",
                               !p->ok || p->consecutive >= 10);
+        json_object_set_new(e, "budget_hits", json_integer((json_int_t) p->budget_hits));
         json_object_set_new(e, "load_error", p->load_error[0] ? json_string(p->load_error) : json_null());
         json_object_set_new(e, "last_error", p->last_error[0] ? json_string(p->last_error) : json_null());
         json_array_append_new(list, e);

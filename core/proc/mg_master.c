@@ -10,15 +10,20 @@
 #include "../base/mg_metrics_litellm.h"
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
+#include "../gateway/mg_reqlog.h"
+#include "../base/mg_util.h"
 #include "../lua/mg_lua.h"
+#include "../registry/mg_limits.h"
 #include "../registry/mg_stats.h"
 #include "../spend/mg_spend.h"
+#include "mg_costload.h"
 #include "mg_ctl.h"
 #include "mg_worker.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -59,7 +64,15 @@ typedef struct {
     mg_config_t *cfg;           /* ref: the validated candidate */
     int committer;
     bool active;
+    json_t *cost_note;          /* owned: what the reload did with the cost map (its answer) */
 } mg_reload_t;
+
+/* A POST /reload/model_cost_map waiting for the load in flight. */
+typedef struct mg_cmwait_s {
+    struct mg_cmwait_s *next;
+    int origin;
+    int64_t req;
+} mg_cmwait_t;
 
 typedef struct {
     struct event_base *base;
@@ -77,6 +90,13 @@ typedef struct {
     int64_t spend_deadline;     /* workers gone: until then the spend sink may still ship */
     int sig_pipe[2];            /* self-pipe: signal handlers write the signal number */
     struct event sig_ev, tick;
+    mg_costload_t *costload;    /* owned: the cost map's sources, checks, record, schedule */
+    json_t *store_cost_keys;    /* owned: what the stored models price by (workers report) */
+    mg_cmwait_t *cm_waiters;    /* malloc list: callers of the cost map reload in flight */
+    bool cm_active;             /* a cost map reload (not a config reload) holds m->reload */
+    bool reload_queued;         /* a config reload waits for that cost map reload to end */
+    int queued_origin;
+    int64_t queued_req;
 } mg_master_t;
 
 static mg_master_t *mg_master_self;
@@ -248,6 +268,36 @@ mg_master_pick_committer(mg_master_t *m, int prefer)
     return -1;
 }
 
+/* Answers a worker's call with an error (status 0: the worker's default, 400). */
+static void
+mg_master_answer_error(mg_master_t *m, int origin, int64_t req, const char *msg, int status)
+{
+    json_t *r = json_pack("{s:s,s:I,s:b,s:s}", "op", "sync_done", "req", (json_int_t) req, "ok", 0,
+                          "error", msg);
+    if (status > 0) {
+        json_object_set_new(r, "status", json_integer(status));
+    }
+    mg_master_send(m, origin, r);
+    json_decref(r);
+}
+
+/* Answers a worker's call at once with the route's JSON answer. */
+static void
+mg_master_answer_ok(mg_master_t *m, int origin, int64_t req, json_t *result)
+{
+    int64_t v = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (m->w[i].applied_version > v) {
+            v = m->w[i].applied_version;
+        }
+    }
+    json_t *r = json_pack("{s:s,s:I,s:b,s:I,s:I,s:O}", "op", "sync_done", "req", (json_int_t) req,
+                          "ok", 1, "version", (json_int_t) v, "config_generation",
+                          (json_int_t) m->config_gen, "result", result);
+    mg_master_send(m, origin, r);
+    json_decref(r);
+}
+
 static void
 mg_master_reload_fail(mg_master_t *m, int origin, int64_t req, const char *msg)
 {
@@ -256,10 +306,7 @@ mg_master_reload_fail(mg_master_t *m, int origin, int64_t req, const char *msg)
         mg_log(MG_LOG_ERROR, NULL, "config reload refused, the running config keeps serving: %s", msg);
         return;
     }
-    json_t *r = json_pack("{s:s,s:I,s:b,s:s}", "op", "sync_done", "req", (json_int_t) req, "ok", 0,
-                          "error", msg);
-    mg_master_send(m, origin, r);
-    json_decref(r);
+    mg_master_answer_error(m, origin, req, msg, 0);
 }
 
 /* The master's log lines hide the config's secrets (workers use their snapshot's). */
@@ -271,23 +318,29 @@ mg_master_scrub(const mg_config_t *cfg)
     mg_scrub_set_unref(set);
 }
 
-/* Installs the candidate config as current and tells every worker. */
-static void
-mg_master_reload_apply(mg_master_t *m, int64_t version, bool bumped)
+/* Where the cost map a config carries came from ("builtin", "file", "url"). */
+static const char *
+mg_master_cost_origin(const mg_config_t *cfg)
 {
-    mg_reload_t *rl = &m->reload;
-    if (rl->cfg->nlatency_buckets != m->config->nlatency_buckets ||
-        (rl->cfg->nlatency_buckets > 0 &&
-         memcmp(rl->cfg->latency_buckets, m->config->latency_buckets,
-                (size_t) rl->cfg->nlatency_buckets * sizeof(double)) != 0)) {
+    const char *o = json_string_value(json_object_get(mg_config_costmap_node(cfg), "origin"));
+    return o != NULL ? o : "builtin";
+}
+
+/* Makes cfg (the reference is taken over) current and sends it to every worker. */
+static void
+mg_master_install(mg_master_t *m, mg_config_t *cfg, int64_t version)
+{
+    if (cfg->nlatency_buckets != m->config->nlatency_buckets ||
+        (cfg->nlatency_buckets > 0 &&
+         memcmp(cfg->latency_buckets, m->config->latency_buckets,
+                (size_t) cfg->nlatency_buckets * sizeof(double)) != 0)) {
         mg_log(MG_LOG_WARN, NULL, "litellm_settings.prometheus_latency_buckets changed: the "
                                   "histograms keep the buckets they started with until a restart");
     }
     mg_config_unref(m->config);
-    m->config = rl->cfg;
+    m->config = cfg;
     mg_log_set_json(m->config->json_logs);
     mg_spend_master_set_config(m->config);
-    rl->cfg = NULL;
     m->config_gen++;
     mg_master_scrub(m->config);
     json_t *apply = json_pack("{s:s,s:I,s:I,s:O,s:s}", "op", "apply", "version",
@@ -296,16 +349,91 @@ mg_master_reload_apply(mg_master_t *m, int64_t version, bool bumped)
                               m->args->config_path ? m->args->config_path : "");
     mg_master_broadcast(m, apply, -1);
     json_decref(apply);
+    mg_costload_applied(m->costload, m->config->costmap, mg_master_cost_origin(m->config));
+    mg_costload_configure(m->costload, m->config);
+}
+
+/* Installs the candidate config as current and tells every worker. */
+static void
+mg_master_reload_apply(mg_master_t *m, int64_t version, bool bumped)
+{
+    mg_reload_t *rl = &m->reload;
+    mg_config_t *cfg = rl->cfg;
+    rl->cfg = NULL;
+    mg_master_install(m, cfg, version);
     json_t *extra = json_pack("{s:s,s:I,s:b,s:i}", "message", "config reloaded", "models",
                               (json_int_t) m->config->nmodels, "version_bumped", bumped,
                               "warnings", m->config->nwarnings);
+    if (rl->cost_note != NULL) {
+        json_object_set_new(extra, "cost_map", rl->cost_note);
+        rl->cost_note = NULL;
+    }
     rl->active = false;
     mg_master_sync_add(m, rl->origin, rl->req, version, m->config_gen, "reload", extra);
+}
+
+/* The highest registry version a worker applied (a reload that does not move it). */
+static int64_t
+mg_master_applied_version(const mg_master_t *m)
+{
+    int64_t v = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (m->w[i].applied_version > v) {
+            v = m->w[i].applied_version;
+        }
+    }
+    return v;
+}
+
+static void mg_master_reload_commit(mg_master_t *m);
+
+/*
+ * A config reload re-reads the cost map's source too.  A refused map does not stop the
+ * config: it goes out with the map in use, and the answer says the map was refused (the
+ * refusal is logged and recorded by mg_costload).
+ */
+static void
+mg_master_reload_costmap(void *ud, int rc, json_t *node, const mg_costmap_t *map, bool unchanged,
+                         const mg_err_t *err)
+{
+    (void) map;
+    mg_master_t *m = ud;
+    mg_reload_t *rl = &m->reload;
+    json_t *carry = rc == MG_OK ? node : mg_config_costmap_node(m->config);
+    mg_config_t *cand = NULL;
+    mg_err_t e2;
+    if (mg_config_with_costmap(rl->cfg, carry, &cand, &e2) != MG_OK) {
+        mg_config_unref(rl->cfg);
+        rl->cfg = NULL;
+        rl->active = false;
+        mg_master_reload_fail(m, rl->origin, rl->req, e2.msg);
+        return;
+    }
+    mg_config_unref(rl->cfg);
+    rl->cfg = cand;
+    json_decref(rl->cost_note);
+    const mg_costmap_t *cm = cand->costmap;
+    if (rc == MG_OK) {
+        rl->cost_note = json_pack("{s:s,s:s,s:s,s:I}", "status",
+                                  unchanged ? "unchanged" : "applied", "source", cm->source,
+                                  "sha256", cm->sha256, "models", (json_int_t) cm->count);
+    } else {
+        rl->cost_note = json_pack("{s:s,s:s,s:s,s:s}", "status", "refused", "error", err->msg,
+                                  "kept_source", cm->source, "kept_sha256", cm->sha256);
+    }
+    mg_master_reload_commit(m);
 }
 
 static void
 mg_master_reload(mg_master_t *m, int origin, int64_t req)
 {
+    if (m->reload.active && m->cm_active && !m->reload_queued) {
+        /* a cost map reload (the schedule's, say) is under way: this one follows it */
+        m->reload_queued = true;
+        m->queued_origin = origin;
+        m->queued_req = req;
+        return;
+    }
     if (m->reload.active) {
         mg_master_reload_fail(m, origin, req, "another config reload is in progress; retry");
         return;
@@ -323,17 +451,24 @@ mg_master_reload(mg_master_t *m, int origin, int64_t req)
     m->reload.origin = origin;
     m->reload.req = req;
     m->reload.cfg = cfg;
+    if (mg_costload_start(m->costload, MG_COSTLOAD_CONFIG, cfg, m->config->costmap,
+                          m->store_cost_keys, mg_master_reload_costmap, m) != MG_OK) {
+        /* cannot happen (m->reload.active serialises loads); keep the map in use */
+        mg_master_reload_costmap(m, MG_OK, mg_config_costmap_node(m->config), NULL, true, NULL);
+    }
+}
+
+/* The rest of a config reload, once its cost map is settled. */
+static void
+mg_master_reload_commit(mg_master_t *m)
+{
+    int origin = m->reload.origin;
+    mg_config_t *cfg = m->reload.cfg;
     /* the version moves forward through the store, so every replica sees a new version */
     int c = mg_master_pick_committer(m, origin);
     m->reload.committer = c;
     if (c < 0) {
-        int64_t v = 0;
-        for (int i = 0; i < m->n; i++) {
-            if (m->w[i].applied_version > v) {
-                v = m->w[i].applied_version;
-            }
-        }
-        mg_master_reload_apply(m, v, false);
+        mg_master_reload_apply(m, mg_master_applied_version(m), false);
         return;
     }
     json_t *msg = json_pack("{s:s,s:I,s:s}", "op", "commit_bump", "req", (json_int_t) ++m->reload_seq,
@@ -363,6 +498,150 @@ mg_master_answer(void *ctx, json_t *answer)
     free(a);
 }
 
+/* ---- the cost map alone (POST /reload/model_cost_map, the schedule) ---- */
+
+static void
+mg_master_costmap_loaded(void *ud, int rc, json_t *node, const mg_costmap_t *map, bool unchanged,
+                         const mg_err_t *err)
+{
+    (void) map;
+    mg_master_t *m = ud;
+    mg_cmwait_t *waiters = m->cm_waiters;
+    m->cm_waiters = NULL;
+    m->cm_active = false;
+    m->reload.active = false;
+    char msg[MG_ERR_MSG_MAX + 64];
+    int status = 0;
+    json_t *result = NULL;
+    if (rc != MG_OK) {
+        snprintf(msg, sizeof(msg), "Failed to reload model cost map: %s", err->msg);
+        status = err->status;
+    } else if (unchanged) {
+        /* the same bytes from the same source: nothing to send, every worker has them */
+        result = json_object();
+    } else {
+        mg_config_t *cfg = NULL;
+        mg_err_t e2;
+        if (mg_config_with_costmap(m->config, node, &cfg, &e2) != MG_OK) {
+            snprintf(msg, sizeof(msg), "Failed to reload model cost map: %s", e2.msg);
+            status = 500;
+            mg_log(MG_LOG_ERROR, NULL, "%s", msg);
+        } else {
+            mg_master_install(m, cfg, mg_master_applied_version(m));
+            result = json_object();
+        }
+    }
+    if (result != NULL) {
+        const mg_costmap_t *cm = m->config->costmap;
+        char ts[40];
+        mg_fmt_iso_utc(mg_time_real_ms(), ts, sizeof(ts));
+        char text[160];
+        snprintf(text, sizeof(text), "Price data reloaded successfully! %zu models updated.",
+                 cm->count);
+        json_object_set_new(result, "status", json_string("success"));
+        json_object_set_new(result, "message", json_string(text));
+        json_object_set_new(result, "timestamp", json_string(ts));
+        json_object_set_new(result, "models_count", json_integer((json_int_t) cm->count));
+        json_object_set_new(result, "moongate",
+                            json_pack("{s:s,s:s,s:s,s:b,s:I}", "source", cm->source, "origin",
+                                      mg_master_cost_origin(m->config), "sha256", cm->sha256,
+                                      "unchanged", unchanged, "config_generation",
+                                      (json_int_t) m->config_gen));
+    }
+    int64_t v = mg_master_applied_version(m);
+    while (waiters != NULL) {
+        mg_cmwait_t *w = waiters;
+        waiters = w->next;
+        if (result == NULL) {
+            mg_master_answer_error(m, w->origin, w->req, msg, status > 0 ? status : 500);
+        } else {
+            /* answered once every worker applied the new config generation */
+            mg_master_sync_add(m, w->origin, w->req, v, m->config_gen, "costmap",
+                               json_pack("{s:O}", "result", result));
+        }
+        free(w);
+    }
+    json_decref(result);
+    if (m->reload_queued) {
+        m->reload_queued = false;
+        mg_master_reload(m, m->queued_origin, m->queued_req);
+    }
+}
+
+static void
+mg_master_costmap_reload(mg_master_t *m, int origin, int64_t req, mg_costload_trigger_t why)
+{
+    if (m->reload.active && !m->cm_active) {
+        if (origin >= 0) {
+            mg_master_answer_error(m, origin, req, "Failed to reload model cost map: a config "
+                                                   "reload is in progress; retry", 409);
+        }
+        return;
+    }
+    if (origin >= 0) {
+        mg_cmwait_t *w = mg_xcalloc(1, sizeof(*w));
+        w->origin = origin;
+        w->req = req;
+        w->next = m->cm_waiters;
+        m->cm_waiters = w;
+    }
+    if (m->cm_active) {
+        return; /* answered with the load in flight */
+    }
+    m->cm_active = true;
+    m->reload.active = true;
+    if (mg_costload_start(m->costload, why, m->config, m->config->costmap, m->store_cost_keys,
+                          mg_master_costmap_loaded, m) != MG_OK) {
+        mg_err_t e;
+        mg_err_set(&e, MG_ERR_INTERNAL, "a cost map load is already in flight; retry");
+        e.status = 409;
+        mg_master_costmap_loaded(m, MG_ERROR, NULL, NULL, false, &e);
+    }
+}
+
+/* {"op":"costmap","action":"reload"|"schedule"|"unschedule","hours":N} from a worker */
+static void
+mg_master_costmap_op(mg_master_t *m, int origin, json_t *msg)
+{
+    int64_t req = json_integer_value(json_object_get(msg, "req"));
+    const char *action = json_string_value(json_object_get(msg, "action"));
+    if (action == NULL) {
+        return;
+    }
+    if (strcmp(action, "reload") == 0) {
+        mg_master_costmap_reload(m, origin, req, MG_COSTLOAD_API);
+        return;
+    }
+    char ts[40];
+    mg_fmt_iso_utc(mg_time_real_ms(), ts, sizeof(ts));
+    if (strcmp(action, "schedule") == 0) {
+        double h = json_number_value(json_object_get(msg, "hours"));
+        mg_costload_schedule(m->costload, h);
+        char hs[64], text[160];
+        if (floor(h) == h && h < 1e9) {
+            snprintf(hs, sizeof(hs), "%lld", (long long) h);
+        } else {
+            mg_fmt_pyfloat(h, hs, sizeof(hs));
+        }
+        snprintf(text, sizeof(text), "Model cost map reload scheduled for every %s hours", hs);
+        json_t *st = mg_costload_schedule_json(m->costload);
+        json_t *res = json_pack("{s:s,s:s,s:O,s:s,s:O}", "message", text, "status", "success",
+                                "interval_hours", json_object_get(st, "interval_hours"),
+                                "timestamp", ts, "next_run", json_object_get(st, "next_run"));
+        mg_master_answer_ok(m, origin, req, res);
+        json_decref(res);
+        json_decref(st);
+        mg_log(MG_LOG_NOTICE, NULL, "cost map reload scheduled every %s hours", hs);
+    } else if (strcmp(action, "unschedule") == 0) {
+        mg_costload_schedule(m->costload, 0);
+        json_t *res = json_pack("{s:s,s:s,s:s}", "message", "Model cost map reload schedule "
+                                "cancelled", "status", "success", "timestamp", ts);
+        mg_master_answer_ok(m, origin, req, res);
+        json_decref(res);
+        mg_log(MG_LOG_NOTICE, NULL, "cost map reload schedule cancelled");
+    }
+}
+
 static void
 mg_master_on_msg(void *ud, json_t *msg)
 {
@@ -373,6 +652,11 @@ mg_master_on_msg(void *ud, json_t *msg)
         return;
     }
     if (strcmp(op, "applied") == 0) {
+        json_t *keys = json_object_get(msg, "cost_keys");
+        if (json_is_array(keys)) {
+            json_decref(m->store_cost_keys);
+            m->store_cost_keys = json_incref(keys);
+        }
         w->applied_version = json_integer_value(json_object_get(msg, "version"));
         w->applied_gen = json_integer_value(json_object_get(msg, "config_generation"));
         if (w->applied_version >= 0 && w->crashes > 0 && mg_time_real_ms() - w->started_ms > 5000) {
@@ -395,6 +679,8 @@ mg_master_on_msg(void *ud, json_t *msg)
         a->pid = (pid_t) json_integer_value(json_object_get(msg, "pid"));
         a->req = json_integer_value(json_object_get(msg, "req"));
         mg_spend_master_query(json_object_get(msg, "q"), mg_master_answer, a);
+    } else if (strcmp(op, "costmap") == 0) {
+        mg_master_costmap_op(m, w->index, msg);
     } else if (strcmp(op, "bump_done") == 0) {
         if (!m->reload.active) {
             return;
@@ -501,6 +787,8 @@ mg_master_spawn(mg_master_t *m, int i)
 
 /* series in shared memory for the whole instance (about 400 bytes each) */
 #define MG_MASTER_MAX_SERIES 16384
+/* counters for keys, teams, users, end users (and per-model limits), about 270 bytes each */
+#define MG_MASTER_LIMIT_SLOTS 32768
 
 static void
 mg_master_reap(mg_master_t *m)
@@ -639,6 +927,9 @@ mg_master_tick(evutil_socket_t fd, short what, void *arg)
     (void) what;
     mg_master_t *m = arg;
     mg_master_check_syncs(m);
+    if (!m->shutting_down && !m->reload.active && mg_costload_due(m->costload)) {
+        mg_master_costmap_reload(m, -1, 0, MG_COSTLOAD_SCHEDULE);
+    }
     if (m->shutting_down) {
         bool any = false;
         for (int i = 0; i < m->n; i++) {
@@ -677,8 +968,9 @@ mg_master_run(const mg_master_args_t *args)
                MG_SHM_MAX_WORKERS);
         return 1;
     }
-    if (mg_shm_create(m.n, 24 * 1024 * 1024 + mg_spend_shm_size(m.config, m.n)) != 0 ||
-        mg_stats_init(4096) != 0) {
+    /* untouched pages of the shared region cost no memory: size it for the tables' worst case */
+    if (mg_shm_create(m.n, 64 * 1024 * 1024 + mg_spend_shm_size(m.config, m.n)) != 0 ||
+        mg_stats_init(4096) != 0 || mg_limits_init(MG_MASTER_LIMIT_SLOTS) != 0) {
         mg_log(MG_LOG_ERROR, NULL, "cannot set up shared memory");
         return 1;
     }
@@ -695,6 +987,11 @@ mg_master_run(const mg_master_args_t *args)
         return 1;
     }
     mg_shm->started_ms = mg_time_real_ms();
+    mg_err_t rlerr;
+    if (mg_reqlog_init(m.n, &rlerr) != MG_OK) {
+        /* the admin page's recent requests only: serving is not affected */
+        mg_log(MG_LOG_WARN, NULL, "recent requests are not recorded: %s", rlerr.msg);
+    }
     int port = 0;
     m.listen_fd = mg_master_listen(args->host, args->port, &port);
     if (m.listen_fd < 0) {
@@ -702,6 +999,22 @@ mg_master_run(const mg_master_args_t *args)
     }
     m.base = event_base_new();
     m.w = mg_xcalloc((size_t) m.n, sizeof(mg_mworker_t));
+    /* the cost map, before any worker: they start with the map the source names */
+    m.costload = mg_costload_create(m.base);
+    json_t *cm_node = mg_costload_startup(m.costload, m.config);
+    if (cm_node != NULL) {
+        mg_config_t *with = NULL;
+        mg_err_t cm_err;
+        if (mg_config_with_costmap(m.config, cm_node, &with, &cm_err) == MG_OK) {
+            mg_config_unref(m.config);
+            m.config = with;
+        } else {
+            mg_log(MG_LOG_ERROR, NULL, "cost map: %s; starting with the built-in map", cm_err.msg);
+        }
+        json_decref(cm_node);
+    }
+    mg_costload_configure(m.costload, m.config);
+    mg_costload_applied(m.costload, m.config->costmap, mg_master_cost_origin(m.config));
     signal(SIGPIPE, SIG_IGN);
     if (pipe2(m.sig_pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
         mg_log(MG_LOG_ERROR, NULL, "pipe2() failed (%d: %s)", errno, strerror(errno));
@@ -756,6 +1069,14 @@ mg_master_run(const mg_master_args_t *args)
             mg_ctl_destroy(m.w[i].ctl);
         }
     }
+    mg_costload_destroy(m.costload);
+    while (m.cm_waiters != NULL) {
+        mg_cmwait_t *cw = m.cm_waiters;
+        m.cm_waiters = cw->next;
+        free(cw);
+    }
+    json_decref(m.store_cost_keys);
+    json_decref(m.reload.cost_note);
     mg_config_unref(m.reload.cfg);
     mg_config_unref(m.config);
     free(m.w);

@@ -10,6 +10,7 @@
 #include "../base/mg_shm.h"
 #include "../base/mg_time.h"
 #include "../gateway/mg_gw.h"
+#include "../gateway/mg_gw_metrics.h"
 #include "../gateway/mg_trace.h"
 #include "../registry/mg_stats.h"
 #include "../spend/mg_spend.h"
@@ -109,6 +110,20 @@ mg_wk_report_applied(mg_wk_t *w)
     }
     json_t *m = json_pack("{s:s,s:I,s:I}", "op", "applied", "version", (json_int_t) w->version,
                           "config_generation", (json_int_t) w->built_gen);
+    if (w->gw->snap != NULL) {
+        /* what the stored models price by: the master's cost map reload guard counts them
+         * with config.yaml's (mg_costmap_check_coverage) */
+        json_t *keys = json_array();
+        const mg_snapshot_t *snap = w->gw->snap;
+        for (size_t i = 0; i < snap->ndeps && json_array_size(keys) < 10000; i++) {
+            const mg_deployment_t *d = &snap->deps[i];
+            if (d->source == MG_DEP_STORE) {
+                json_array_append_new(keys, json_pack("[s,s,s?]", d->provider, d->litellm_model,
+                                                      d->base_model));
+            }
+        }
+        json_object_set_new(m, "cost_keys", keys);
+    }
     mg_ctl_send(w->ctl, m);
     json_decref(m);
 }
@@ -132,6 +147,10 @@ mg_wk_state(void *host)
                             json_real((double) (mg_time_mono_ms() - gw->snap->created_mono_ms) / 1000.0));
         json_object_set_new(st, "deployments", json_integer((json_int_t) gw->snap->ndeps));
         json_object_set_new(st, "snapshot_warnings", json_incref(gw->snap->warnings));
+        const mg_costmap_t *cm = gw->snap->costmap;
+        json_object_set_new(st, "cost_map", json_pack("{s:s,s:s,s:I}", "source", cm->source,
+                                                      "sha256", cm->sha256, "models",
+                                                      (json_int_t) cm->count));
     }
     json_object_set_new(st, "lua_states", json_integer(gw->live_vms));
     mg_lua_vm_t *vm = mg_gw_vm(gw->snap);
@@ -166,6 +185,7 @@ mg_wk_state(void *host)
 static void
 mg_wk_publish_state(mg_wk_t *w)
 {
+    mg_gwm_worker_tick(w->gw);
     json_t *st = mg_wk_state(w);
     char *s = json_dumps(st, JSON_COMPACT);
     size_t n = strlen(s);
@@ -225,7 +245,7 @@ mg_wk_schedule_retry(mg_wk_t *w)
 
 static void
 mg_wk_load_done(void *ud, int rc, int64_t version, json_t *models, json_t *policies,
-                const mg_err_t *err)
+                json_t *idents, const mg_err_t *err)
 {
     mg_wk_t *w = ud;
     w->loading = false;
@@ -258,8 +278,8 @@ mg_wk_load_done(void *ud, int rc, int64_t version, json_t *models, json_t *polic
     if (!same && (version >= w->version || w->built_gen != w->config_gen)) {
         mg_snapshot_t *snap = NULL;
         mg_err_t berr;
-        if (mg_registry_build(w->config, models, policies, version, mg_gw_registry_hooks(w->gw),
-                              &snap, &berr) != MG_OK) {
+        if (mg_registry_build_ex(w->config, models, policies, idents, version,
+                                 mg_gw_registry_hooks(w->gw), &snap, &berr) != MG_OK) {
             snprintf(w->last_error, sizeof(w->last_error), "building snapshot %lld failed: %s",
                      (long long) version, berr.msg);
             mg_log(MG_LOG_ERROR, NULL, "%s; the previous snapshot keeps serving", w->last_error);
@@ -305,7 +325,7 @@ mg_wk_sync(mg_wk_t *w)
             empty = json_array();
         }
         w->loading = true;
-        mg_wk_load_done(w, MG_OK, w->version < 0 ? 0 : w->version, empty, NULL, NULL);
+        mg_wk_load_done(w, MG_OK, w->version < 0 ? 0 : w->version, empty, NULL, NULL, NULL);
         return;
     }
     w->loading = true;
@@ -491,6 +511,32 @@ mg_wk_reload(void *host, mg_gw_reload_cb cb, void *ud)
     json_decref(m);
 }
 
+/* POST /reload/model_cost_map and the schedule routes: the master does them (it reads the
+ * map's source and sends the new config to every worker) and answers in a sync_done. */
+static void
+mg_wk_costmap(void *host, const char *action, double hours, mg_gw_reload_cb cb, void *ud)
+{
+    mg_wk_t *w = host;
+    if (w->ctl == NULL) {
+        mg_err_t err;
+        mg_err_set(&err, MG_ERR_INTERNAL, "the master process is gone; this worker is exiting");
+        err.status = 503;
+        cb(ud, MG_ERROR, NULL, &err);
+        return;
+    }
+    mg_wop_t *op = mg_xcalloc(1, sizeof(*op));
+    op->kind = 2;
+    op->reload_cb = cb;
+    op->ud = ud;
+    op->req = ++w->next_req;
+    op->next = w->ops;
+    w->ops = op;
+    json_t *m = json_pack("{s:s,s:I,s:s,s:f}", "op", "costmap", "req", (json_int_t) op->req,
+                          "action", action, "hours", hours);
+    mg_ctl_send(w->ctl, m);
+    json_decref(m);
+}
+
 /* A question for the master (spend queries): its "answer" message comes back with our req. */
 static void
 mg_wk_ask_master(void *host, json_t *msg, void (*cb)(void *ud, json_t *answer), void *ud)
@@ -544,7 +590,8 @@ mg_wk_sync_done(mg_wk_t *w, json_t *msg)
         const char *e = json_string_value(json_object_get(msg, "error"));
         if (e != NULL) {
             mg_err_set(&err, MG_ERR_CONFIG, "%s", e);
-            err.status = 400;
+            json_t *st = json_object_get(msg, "status");
+            err.status = json_is_integer(st) ? (int) json_integer_value(st) : 400;
         } else {
             char *lag = json_dumps(json_object_get(msg, "lagging"), JSON_COMPACT);
             mg_err_set(&err, MG_ERR_INTERNAL,
@@ -555,8 +602,12 @@ mg_wk_sync_done(mg_wk_t *w, json_t *msg)
             free(lag);
         }
     }
+    json_t *given = json_object_get(msg, "result");
     if (op->kind == 1) {
         op->commit_cb(op->ud, ok ? MG_OK : MG_ERROR, v, op->row, ok ? NULL : &err);
+    } else if (json_is_object(given)) {
+        /* the master wrote the answer (the cost map routes) */
+        op->reload_cb(op->ud, ok ? MG_OK : MG_ERROR, given, ok ? NULL : &err);
     } else {
         json_t *res = json_pack("{s:s,s:I,s:O}", "message",
                                 json_string_value(json_object_get(msg, "message"))
@@ -571,6 +622,10 @@ mg_wk_sync_done(mg_wk_t *w, json_t *msg)
         json_t *bumped = json_object_get(msg, "version_bumped");
         if (bumped != NULL) {
             json_object_set(res, "version_bumped", bumped);
+        }
+        json_t *cm = json_object_get(msg, "cost_map");
+        if (cm != NULL) {
+            json_object_set(res, "cost_map", cm); /* what the reload did with the cost map */
         }
         op->reload_cb(op->ud, ok ? MG_OK : MG_ERROR, res, ok ? NULL : &err);
         json_decref(res);
@@ -890,9 +945,17 @@ mg_worker_run(const mg_worker_args_t *a)
     mg_atomic_store64(&slot->started_ms, mg_time_real_ms());
     mg_atomic_store64(&slot->version, -1);
 
-    mg_gw_host_t host = {mg_wk_commit,       mg_wk_reload,       mg_wk_state,
-                         mg_wk_publish_host, mg_wk_store_status, mg_wk_cooldown,
-                         w,                  mg_wk_ask_master};
+    mg_gw_host_t host = {
+        .commit = mg_wk_commit,
+        .reload = mg_wk_reload,
+        .state = mg_wk_state,
+        .publish_state = mg_wk_publish_host,
+        .store_status = mg_wk_store_status,
+        .cooldown = mg_wk_cooldown,
+        .costmap = mg_wk_costmap,
+        .host = w,
+        .ask_master = mg_wk_ask_master,
+    };
     mg_spend_set_worker(a->index);
     w->gw = mg_gw_create(w->base, a->index, w->config, &host);
     w->ctl = mg_ctl_create(w->base, a->ctl_fd, mg_wk_on_msg, mg_wk_on_ctl_close, w);

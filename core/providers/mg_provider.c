@@ -7,6 +7,7 @@
 
 #include "../base/mg_util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,6 +16,9 @@ extern const mg_provider_t mg_provider_openai_rows[];
 extern const size_t mg_provider_openai_nrows;
 extern const mg_provider_t mg_provider_anthropic_row;
 extern const mg_provider_t mg_provider_mock_row;
+extern const mg_provider_t mg_provider_bedrock_row;
+extern const mg_provider_t mg_provider_azure_rows[];
+extern const size_t mg_provider_azure_nrows;
 
 const mg_provider_t *
 mg_provider_find(const char *name)
@@ -29,6 +33,14 @@ mg_provider_find(const char *name)
     }
     if (strcmp(mg_provider_anthropic_row.name, name) == 0) {
         return &mg_provider_anthropic_row;
+    }
+    if (strcmp(mg_provider_bedrock_row.name, name) == 0) {
+        return &mg_provider_bedrock_row;
+    }
+    for (size_t i = 0; i < mg_provider_azure_nrows; i++) {
+        if (strcmp(mg_provider_azure_rows[i].name, name) == 0) {
+            return &mg_provider_azure_rows[i];
+        }
     }
     return NULL;
 }
@@ -132,8 +144,10 @@ mg_provider_path_segment(mg_buf_t *out, const char *s)
     }
 }
 
-void
-mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, const char *query)
+/* method_sp: the method with its trailing space ("POST "). */
+static void
+mg_provider_head_line(mg_buf_t *out, const char *method_sp, const char *base, const char *suffix,
+                      const char *query)
 {
     /* base as a URL: authority, path, query (the config loader refused userinfo and
      * fragments); the route goes after the path, the query after the route */
@@ -147,7 +161,7 @@ mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, cons
     while (plen > 0 && path[plen - 1] == '/') {
         plen--;
     }
-    mg_buf_append_str(out, "POST ");
+    mg_buf_append_str(out, method_sp);
     mg_buf_append(out, path, plen);
     mg_buf_append_str(out, suffix);
     bool q = false;
@@ -163,6 +177,21 @@ mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, cons
     mg_buf_append(out, hp, hostlen);
     mg_buf_append_str(out, "\r\ncontent-type: application/json\r\naccept: application/json\r\n"
                            "user-agent: moongate/" MG_VERSION "\r\n");
+}
+
+void
+mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix, const char *query)
+{
+    mg_provider_head_line(out, "POST ", base, suffix, query);
+}
+
+void
+mg_provider_head_method(mg_buf_t *out, const char *method, const char *base, const char *suffix,
+                        const char *query)
+{
+    char m[16];
+    snprintf(m, sizeof(m), "%s ", method);
+    mg_provider_head_line(out, m, base, suffix, query);
 }
 
 void
@@ -275,6 +304,7 @@ mg_provider_body(mg_call_t *c, const char *model, const char *extra_members, mg_
         .client_model = c->client != NULL ? c->client->model : NULL,
         .json_mode = &c->json_mode,
         .betas = &c->betas,
+        .subst = c->subst,
     };
     /* [0] is the head, filled by mg_provider_head_end */
     mg_iovs_push(&c->body, c->arena, "", 1);
@@ -292,6 +322,40 @@ mg_provider_body(mg_call_t *c, const char *model, const char *extra_members, mg_
     mg_iovs_push(&c->body, c->arena, s, mg_buf_len(&b));
     mg_buf_free(&b);
     return MG_OK;
+}
+
+void
+mg_provider_responses_path(const mg_call_t *c, mg_buf_t *path)
+{
+    mg_buf_append_str(path, "/responses");
+    if (c->resp_action == MG_RESP_CREATE || c->resp_id == NULL) {
+        return;
+    }
+    mg_buf_append(path, "/", 1);
+    mg_provider_path_segment(path, c->resp_id);
+    if (c->resp_action == MG_RESP_INPUT_ITEMS) {
+        mg_buf_append_str(path, "/input_items");
+    } else if (c->resp_action == MG_RESP_CANCEL) {
+        mg_buf_append_str(path, "/cancel");
+    }
+}
+
+const char *
+mg_provider_responses_method(const mg_call_t *c)
+{
+    switch (c->resp_action) {
+    case MG_RESP_GET:
+    case MG_RESP_INPUT_ITEMS: return "GET";
+    case MG_RESP_DELETE: return "DELETE";
+    default: return "POST";
+    }
+}
+
+void
+mg_provider_no_body(mg_call_t *c)
+{
+    mg_iovs_push(&c->body, c->arena, "", 1);
+    c->body.len = 0;
 }
 
 void

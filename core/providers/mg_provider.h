@@ -8,8 +8,9 @@
  * that a signature over the body can be added last), names the response
  * framing, and reads an upstream error into LiteLLM's terms.  Providers that
  * speak OpenAI's format and differ only in base URL and auth are data rows
- * sharing one set of operations (mg_provider_openai.c); Azure, Anthropic and
- * the offline mock (mock_response) have their own.
+ * sharing one set of operations (mg_provider_openai.c); Azure and Azure AI
+ * (mg_provider_azure.c), Anthropic and the offline mock (mock_response) have
+ * their own.
  *
  * Descriptors are static and immutable.  Per-deployment provider state, if a
  * provider needs any, hangs off mg_deployment_t.pstate and is released by
@@ -71,7 +72,18 @@ struct mg_provider_s {
 typedef enum {
     MG_FRAMING_JSON = 0,                /* one JSON body */
     MG_FRAMING_SSE,                     /* text/event-stream */
+    MG_FRAMING_EVENTSTREAM,             /* application/vnd.amazon.eventstream (Bedrock): binary
+                                         * messages, each named by its headers (mg_dec_event_named) */
 } mg_framing_t;
+
+/* What an MG_OP_RESPONSES call does: create a response, or act on a stored one. */
+typedef enum {
+    MG_RESP_CREATE = 0,         /* POST /responses with the client's body */
+    MG_RESP_GET,                /* GET /responses/{id} */
+    MG_RESP_DELETE,             /* DELETE /responses/{id} */
+    MG_RESP_INPUT_ITEMS,        /* GET /responses/{id}/input_items */
+    MG_RESP_CANCEL,             /* POST /responses/{id}/cancel */
+} mg_resp_action_t;
 
 /* One upstream call, as the gateway asks a provider to build it. */
 typedef struct {
@@ -97,6 +109,11 @@ typedef struct {
     mg_iovs_t body;                     /* [0] is reserved for the head */
     bool json_mode;                     /* the answer's json_tool_call is the content */
     const char *betas;                  /* static: anthropic-beta values the body needs */
+    /* MG_OP_RESPONSES on a stored response (every action but create has no body) */
+    mg_resp_action_t resp_action;
+    const char *resp_id;                /* borrowed: the upstream's own response id */
+    const char *resp_query;             /* borrowed: the client's query string (no '?'), or NULL */
+    const mg_api_subst_t *subst;        /* borrowed: spliced members with other values, or NULL */
 } mg_call_t;
 
 struct mg_provider_ops_s {
@@ -114,6 +131,12 @@ struct mg_provider_ops_s {
     /* Maps an upstream HTTP error (NULL: the shared OpenAI-style classification). */
     void (*map_error)(const mg_provider_t *p, int status, const char *body, size_t len,
                       mg_uperr_t *out);
+    /* Optional, instead of map_error: a provider whose error type travels in a response
+     * header (Bedrock's x-amzn-errortype) names it here, lowercase, and gets its value
+     * (NULL when absent) with the body. */
+    const char *error_header;
+    void (*map_error_hdr)(const mg_provider_t *p, int status, const char *hdr, const char *body,
+                          size_t len, mg_uperr_t *out);
     /* Answers offline (mock_response); NULL for real providers. */
     bool local;
 };
@@ -122,6 +145,10 @@ struct mg_provider_ops_s {
  * (NULL: an unknown provider named provider_name). */
 void mg_provider_error_http(const mg_provider_t *p, const char *provider_name, mg_wire_t wire,
                             int status, const char *body, size_t body_len, mg_uperr_t *out);
+/* The same with the value of p->ops->error_header from the error response (NULL: none). */
+void mg_provider_error_http_hdr(const mg_provider_t *p, const char *provider_name,
+                                mg_wire_t wire, int status, const char *hdr, const char *body,
+                                size_t body_len, mg_uperr_t *out);
 /* Maps a transport failure (connect, reset, timeout) or a build error. */
 void mg_provider_error_transport(const mg_provider_t *p, const char *provider_name,
                                  const mg_err_t *err, const mg_deployment_t *d, mg_uperr_t *out);
@@ -167,6 +194,15 @@ int mg_provider_value_ok(const char *header, const char *v, mg_err_t *err);
 /* "POST <base path><suffix> HTTP/1.1\r\nhost: <host>\r\n" + content-type, accept, user-agent. */
 void mg_provider_head_start(mg_buf_t *out, const char *base, const char *suffix,
                             const char *query);
+/* The same with another method ("GET", "DELETE"). */
+void mg_provider_head_method(mg_buf_t *out, const char *method, const char *base,
+                             const char *suffix, const char *query);
+/* The path of a Responses API call after the API root: "/responses[/<id>[/input_items|
+ * /cancel]]", the id percent-encoded; and the method it takes. */
+void mg_provider_responses_path(const mg_call_t *c, mg_buf_t *path);
+const char *mg_provider_responses_method(const mg_call_t *c);
+/* A call without a body (c->body holds only the reserved head slot). */
+void mg_provider_no_body(mg_call_t *c);
 /* Percent-encodes what cannot appear raw in a path segment. */
 void mg_provider_path_segment(mg_buf_t *out, const char *s);
 /* Appends the deployment's extra_headers (never framing headers). */
@@ -181,5 +217,18 @@ int mg_provider_body(mg_call_t *c, const char *model, const char *extra_members,
  * c->body.iov[0].  Every provider's head ends here, after any signature: the trace
  * context is never signed, so it can differ per attempt. */
 void mg_provider_head_end(mg_call_t *c);
+
+/* ---- shared by the OpenAI-wire providers (mg_provider_openai.c) ---- */
+
+/* "/chat/completions", "/completions", "/embeddings", "/responses". */
+const char *mg_provider_openai_path(mg_op_t op);
+/* The base URL, or the error LiteLLM gives without one (class bad_request). */
+int mg_provider_openai_base(const mg_provider_t *p, const mg_deployment_t *d, const char **base,
+                            mg_err_t *err);
+/* The body (spliced or built), errors carried in err with the status. */
+int mg_provider_openai_body(mg_call_t *c, mg_err_t *err, mg_api_err_t *aerr);
+/* SSE when the content type says so, else one JSON body. */
+mg_framing_t mg_provider_openai_framing(const mg_provider_t *p, const mg_call_t *c,
+                                        const char *ctype);
 
 #endif

@@ -143,7 +143,17 @@ void
 mg_provider_error_http(const mg_provider_t *p, const char *provider_name, mg_wire_t wire,
                        int status, const char *body, size_t body_len, mg_uperr_t *out)
 {
-    if (p != NULL && p->ops->map_error != NULL) {
+    mg_provider_error_http_hdr(p, provider_name, wire, status, NULL, body, body_len, out);
+}
+
+void
+mg_provider_error_http_hdr(const mg_provider_t *p, const char *provider_name, mg_wire_t wire,
+                           int status, const char *hdr, const char *body, size_t body_len,
+                           mg_uperr_t *out)
+{
+    if (p != NULL && p->ops->map_error_hdr != NULL) {
+        p->ops->map_error_hdr(p, status, hdr, body, body_len, out);
+    } else if (p != NULL && p->ops->map_error != NULL) {
         p->ops->map_error(p, status, body, body_len, out);
     } else {
         mg_provider_error_http_raw(p, provider_name, wire, status, body, body_len, out);

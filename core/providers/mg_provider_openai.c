@@ -1,13 +1,16 @@
 /*
  * mg_provider_openai.c -- OpenAI and the providers that speak its wire format
  * and differ only in base URL and auth (hosted_vllm, openrouter, groq, ...):
- * data rows sharing one set of operations; and Azure OpenAI, the same wire
- * with its own URL (deployment in the path, api-version) and api-key header.
+ * data rows sharing one set of operations.  OpenAI itself also serves the
+ * Responses API natively (create, and GET/DELETE/input_items/cancel of a
+ * stored response).  Azure OpenAI and Azure AI are in mg_provider_azure.c and
+ * reuse the helpers exported here.
  */
 #include "mg_provider.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- OpenAI-compatible ---- */
 
@@ -15,16 +18,20 @@ static mg_wire_t
 mg_oai_wire(const mg_provider_t *p, const mg_deployment_t *d, mg_op_t op)
 {
     (void) d;
-    return p->ops_supported[op] ? MG_WIRE_OPENAI : MG_WIRE_NONE;
+    if (!p->ops_supported[op]) {
+        return MG_WIRE_NONE;
+    }
+    return op == MG_OP_RESPONSES ? MG_WIRE_OPENAI_RESPONSES : MG_WIRE_OPENAI;
 }
 
-static const char *
-mg_oai_op_path(mg_op_t op)
+const char *
+mg_provider_openai_path(mg_op_t op)
 {
     switch (op) {
     case MG_OP_CHAT: return "/chat/completions";
     case MG_OP_COMPLETION: return "/completions";
     case MG_OP_EMBEDDINGS: return "/embeddings";
+    case MG_OP_RESPONSES: return "/responses";
     default: return "/";
     }
 }
@@ -45,8 +52,9 @@ mg_oai_key(const mg_provider_t *p, const mg_deployment_t *d, const char **key, m
     return MG_OK;
 }
 
-static int
-mg_oai_base(const mg_provider_t *p, const mg_deployment_t *d, const char **base, mg_err_t *err)
+int
+mg_provider_openai_base(const mg_provider_t *p, const mg_deployment_t *d, const char **base,
+                        mg_err_t *err)
 {
     *base = mg_provider_base(p, d);
     if (*base == NULL) {
@@ -58,8 +66,8 @@ mg_oai_base(const mg_provider_t *p, const mg_deployment_t *d, const char **base,
     return MG_OK;
 }
 
-static int
-mg_oai_body(mg_call_t *c, mg_err_t *err, mg_api_err_t *aerr)
+int
+mg_provider_openai_body(mg_call_t *c, mg_err_t *err, mg_api_err_t *aerr)
 {
     if (mg_provider_body(c, c->upstream_model, NULL, aerr) != MG_OK) {
         mg_err_set(err, MG_ERR_BAD_REQUEST, "%s", aerr->msg);
@@ -74,14 +82,29 @@ mg_oai_build(const mg_provider_t *p, mg_call_t *c, mg_err_t *err, mg_api_err_t *
 {
     const mg_deployment_t *d = c->dep;
     const char *base, *key;
-    if (mg_oai_base(p, d, &base, err) != MG_OK || mg_oai_key(p, d, &key, err) != MG_OK) {
-        return MG_ERROR;
-    }
-    if (mg_oai_body(c, err, aerr) != MG_OK) {
+    if (mg_provider_openai_base(p, d, &base, err) != MG_OK ||
+        mg_oai_key(p, d, &key, err) != MG_OK) {
         return MG_ERROR;
     }
     mg_buf_t *h = c->head;
-    mg_provider_head_start(h, base, mg_oai_op_path(c->op), NULL);
+    if (c->op == MG_OP_RESPONSES && c->resp_action != MG_RESP_CREATE) {
+        /* a stored response: no body; the client's query (input_items paging) goes along */
+        mg_provider_no_body(c);
+        mg_buf_t path = MG_BUF_INIT, query = MG_BUF_INIT;
+        mg_provider_responses_path(c, &path);
+        if (c->resp_query != NULL && c->resp_query[0] != '\0') {
+            mg_buf_printf(&query, "?%s", c->resp_query);
+        }
+        mg_provider_head_method(h, mg_provider_responses_method(c), base, mg_buf_cstr(&path),
+                                mg_buf_cstr(&query));
+        mg_buf_free(&path);
+        mg_buf_free(&query);
+    } else {
+        if (mg_provider_openai_body(c, err, aerr) != MG_OK) {
+            return MG_ERROR;
+        }
+        mg_provider_head_start(h, base, mg_provider_openai_path(c->op), NULL);
+    }
     if (mg_provider_value_ok("authorization", key, err) != MG_OK ||
         mg_provider_value_ok("openai-organization", d->organization, err) != MG_OK) {
         return MG_ERROR;
@@ -98,8 +121,8 @@ mg_oai_build(const mg_provider_t *p, mg_call_t *c, mg_err_t *err, mg_api_err_t *
     return MG_OK;
 }
 
-static mg_framing_t
-mg_oai_framing(const mg_provider_t *p, const mg_call_t *c, const char *ctype)
+mg_framing_t
+mg_provider_openai_framing(const mg_provider_t *p, const mg_call_t *c, const char *ctype)
 {
     (void) p;
     (void) c;
@@ -110,85 +133,25 @@ mg_oai_framing(const mg_provider_t *p, const mg_call_t *c, const char *ctype)
 static const mg_provider_ops_t mg_oai_ops = {
     .wire = mg_oai_wire,
     .build = mg_oai_build,
-    .framing = mg_oai_framing,
-};
-
-/* ---- Azure OpenAI ---- */
-
-static int
-mg_azure_build(const mg_provider_t *p, mg_call_t *c, mg_err_t *err, mg_api_err_t *aerr)
-{
-    const mg_deployment_t *d = c->dep;
-    const char *base, *key;
-    if (mg_oai_base(p, d, &base, err) != MG_OK || mg_oai_key(p, d, &key, err) != MG_OK) {
-        return MG_ERROR;
-    }
-    if (mg_oai_body(c, err, aerr) != MG_OK) {
-        return MG_ERROR;
-    }
-    mg_buf_t path = MG_BUF_INIT, query = MG_BUF_INIT;
-    mg_buf_append_str(&path, "/openai/deployments/");
-    mg_provider_path_segment(&path, c->upstream_model);
-    mg_buf_append_str(&path, mg_oai_op_path(c->op));
-    const char *ver = d->api_version;
-    if (ver == NULL || ver[0] == '\0') {
-        ver = getenv("AZURE_API_VERSION");
-    }
-    if (ver == NULL || ver[0] == '\0') {
-        ver = "2025-02-01-preview";
-    }
-    mg_buf_append_str(&query, "?api-version=");
-    mg_provider_path_segment(&query, ver);
-    mg_buf_t *h = c->head;
-    mg_provider_head_start(h, base, mg_buf_cstr(&path), mg_buf_cstr(&query));
-    mg_buf_free(&path);
-    mg_buf_free(&query);
-    if (mg_provider_value_ok("api-key", key, err) != MG_OK) {
-        return MG_ERROR;
-    }
-    if (key != NULL && key[0] != '\0') {
-        mg_buf_printf(h, "api-key: %s\r\n", key);
-    }
-    mg_provider_extra_headers(d, h);
-    mg_provider_client_headers(p, c, h);
-    mg_provider_head_end(c);
-    return MG_OK;
-}
-
-static void
-mg_azure_fingerprint(const mg_provider_t *p, const mg_deployment_t *d, mg_buf_t *fp)
-{
-    (void) p;
-    const char *ver = d->api_version;
-    if (ver == NULL || ver[0] == '\0') {
-        ver = getenv("AZURE_API_VERSION");
-    }
-    mg_buf_append_str(fp, ver ? ver : "");
-}
-
-static const mg_provider_ops_t mg_azure_ops = {
-    .wire = mg_oai_wire,
-    .fingerprint = mg_azure_fingerprint,
-    .build = mg_azure_build,
-    .framing = mg_oai_framing,
+    .framing = mg_provider_openai_framing,
 };
 
 /* ---- the rows ---- */
 
-#define MG_ALL_OPS {true, true, true, false}
-#define MG_CHAT_ONLY {true, true, false, false}
+/* chat, completions, embeddings, count_tokens, responses (mg_op_t order) */
+#define MG_ALL_OPS {true, true, true, false, false}
+#define MG_CHAT_ONLY {true, true, false, false, false}
+#define MG_ALL_OPS_RESPONSES {true, true, true, false, true}
 
 const mg_provider_t mg_provider_openai_rows[] = {
     {"openai", "OpenAIException", &mg_oai_ops, "https://api.openai.com/v1", {"OPENAI_API_KEY"},
-     {"OPENAI_API_BASE", "OPENAI_BASE_URL"}, true, MG_ALL_OPS, NULL},
+     {"OPENAI_API_BASE", "OPENAI_BASE_URL"}, true, MG_ALL_OPS_RESPONSES, NULL},
     {"text-completion-openai", "OpenAIException", &mg_oai_ops, "https://api.openai.com/v1",
      {"OPENAI_API_KEY"}, {"OPENAI_API_BASE", "OPENAI_BASE_URL"}, true, MG_ALL_OPS, NULL},
     {"custom_openai", "OpenAIException", &mg_oai_ops, NULL, {"OPENAI_API_KEY"},
      {"OPENAI_API_BASE"}, false, MG_ALL_OPS, NULL},
     {"openai_like", "OpenAIException", &mg_oai_ops, NULL, {NULL}, {NULL}, false, MG_ALL_OPS,
      NULL},
-    {"azure", "AzureException", &mg_azure_ops, NULL, {"AZURE_API_KEY", "AZURE_OPENAI_API_KEY"},
-     {"AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"}, true, MG_ALL_OPS, NULL},
     {"hosted_vllm", "Hosted_vllmException", &mg_oai_ops, NULL, {"HOSTED_VLLM_API_KEY"},
      {"HOSTED_VLLM_API_BASE"}, false, MG_ALL_OPS, NULL},
     {"vllm", "VllmException", &mg_oai_ops, NULL, {"HOSTED_VLLM_API_KEY"},

@@ -249,7 +249,9 @@ mg_cfg_in(const char *k, const char *const *list)
 static const char *const mg_cfg_number_params[] = {
     "rpm", "tpm", "weight", "order", "timeout", "stream_timeout", "request_timeout",
     "max_retries", "num_retries", "cooldown_time", "input_cost_per_token",
-    "output_cost_per_token", "max_parallel_requests", NULL,
+    "output_cost_per_token", "cache_read_input_token_cost", "cache_creation_input_token_cost",
+    "output_cost_per_reasoning_token", "input_cost_per_second", "output_cost_per_second",
+    "max_input_tokens", "max_parallel_requests", NULL,
 };
 
 static const char *const mg_cfg_string_params[] = {
@@ -432,6 +434,47 @@ mg_cfg_model_safe(mg_cfg_ctx_t *c, json_t *e, const char *path)
     return MG_OK;
 }
 
+/*
+ * Azure credentials moongate cannot use yet: Entra ID client credentials, username and
+ * password, and OIDC token exchange all need a token minted before the call.  A
+ * deployment naming them is refused, so it never runs unauthenticated or on another
+ * credential by surprise.
+ */
+static int
+mg_cfg_azure_auth(mg_cfg_ctx_t *c, json_t *lp, const char *p)
+{
+    const char *model = json_string_value(json_object_get(lp, "model"));
+    const char *clp = json_string_value(json_object_get(lp, "custom_llm_provider"));
+    bool azure = (clp != NULL && (strcmp(clp, "azure") == 0 || strcmp(clp, "azure_ai") == 0)) ||
+                 (clp == NULL && model != NULL &&
+                  (strncmp(model, "azure/", 6) == 0 || strncmp(model, "azure_ai/", 9) == 0));
+    if (!azure) {
+        return MG_OK;
+    }
+    static const char *const keys[] = {"tenant_id", "client_id", "client_secret",
+                                       "azure_username", "azure_password", NULL};
+    char named[160] = "";
+    for (const char *const *k = keys; *k; k++) {
+        json_t *v = json_object_get(lp, *k);
+        if (v != NULL && !json_is_null(v)) {
+            size_t n = strlen(named);
+            snprintf(named + n, sizeof(named) - n, "%s%s", n ? ", " : "", *k);
+        }
+    }
+    if (named[0] != '\0') {
+        return mg_cfg_fail(c, p, "litellm_params %s: Azure Entra ID token credentials are not "
+                                 "supported by moongate yet (it would have to mint a token "
+                                 "first); use api_key or azure_ad_token", named);
+    }
+    const char *tok = json_string_value(json_object_get(lp, "azure_ad_token"));
+    if (tok != NULL && strncmp(tok, "oidc/", 5) == 0) {
+        return mg_cfg_fail(c, p, "litellm_params azure_ad_token: an \"oidc/...\" token is "
+                                 "exchanged for an Entra ID token first, which moongate does "
+                                 "not support yet; give the token itself or an api_key");
+    }
+    return MG_OK;
+}
+
 static int
 mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
 {
@@ -503,6 +546,10 @@ mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
             rc = MG_ERROR;
             goto fail;
         }
+    }
+    if (mg_cfg_azure_auth(c, lp, p) != MG_OK) {
+        rc = MG_ERROR;
+        goto fail;
     }
     const char *base = json_string_value(json_object_get(lp, "api_base"));
     snprintf(mp, sizeof(mp), "%s.api_base", p);
@@ -578,6 +625,14 @@ mg_cfg_model(mg_cfg_ctx_t *c, json_t *entry, const char *path, json_t **out)
         }
     } else {
         json_object_set_new(e, "model_info", json_object());
+    }
+    /* prices that could not be used are refused here, not priced at 0 on every call */
+    mg_costmap_prices_t prices;
+    mg_err_t perr;
+    if (mg_costmap_prices_from_json(lp, json_object_get(e, "model_info"), &prices, &perr) !=
+        MG_OK) {
+        rc = mg_cfg_fail(c, path, "%s", perr.msg);
+        goto fail;
     }
     if (mg_cfg_model_safe(c, e, path) != MG_OK) {
         rc = MG_ERROR;
@@ -787,7 +842,8 @@ mg_cfg_includes(mg_cfg_ctx_t *c, const char *path, json_t *root, mg_marks_t *mar
 
 static const char *const mg_cfg_top_known[] = {
     "model_list", "litellm_settings", "router_settings", "general_settings",
-    "environment_variables", "credential_list", "moongate_settings", "__moongate_policies", NULL,
+    "environment_variables", "credential_list", "moongate_settings", "__moongate_policies",
+    "__moongate_cost_map", NULL,
 };
 
 
@@ -1070,6 +1126,8 @@ mg_cfg_router(mg_cfg_ctx_t *c, mg_config_t *cfg, json_t *ls, json_t *rs)
         }
     }
     cfg->pre_call_checks = json_is_true(json_object_get(router, "enable_pre_call_checks"));
+    json_t *cpf = json_object_get(router, "content_policy_fallbacks");
+    cfg->cp_fallbacks = json_is_array(cpf) && json_array_size(cpf) > 0 ? cpf : NULL;
     json_t *dmp = json_object_get(router, "default_max_parallel_requests");
     cfg->default_max_parallel = json_is_number(dmp) && json_number_value(dmp) >= 1
                                     ? mg_clamp_int(json_number_value(dmp))
@@ -1350,6 +1408,31 @@ mg_cfg_policies(mg_cfg_ctx_t *c, mg_config_t *cfg)
     return MG_OK;
 }
 
+/* root["__moongate_cost_map"] (sent by the master) -> cfg->costmap; else the built-in map */
+static int
+mg_cfg_costmap(mg_cfg_ctx_t *c, mg_config_t *cfg)
+{
+    json_t *node = json_object_get(cfg->root, "__moongate_cost_map");
+    json_t *text = json_object_get(node, "text");
+    if (node == NULL || json_is_null(node) || text == NULL) {
+        return mg_costmap_default(&cfg->costmap, c->err);
+    }
+    const char *src = json_string_value(json_object_get(node, "source"));
+    if (!json_is_string(text) ||
+        mg_costmap_parse(json_string_value(text), json_string_length(text),
+                         src != NULL ? src : "(carried)", &cfg->costmap, c->err) != MG_OK) {
+        if (!json_is_string(text)) {
+            mg_err_set(c->err, MG_ERR_CONFIG, "__moongate_cost_map.text must be a string");
+        }
+        return MG_ERROR;
+    }
+    json_t *at = json_object_get(node, "loaded_ms");
+    if (json_is_integer(at)) {
+        cfg->costmap->loaded_real_ms = json_integer_value(at); /* when the master read it */
+    }
+    return MG_OK;
+}
+
 static int
 mg_cfg_int_setting(mg_cfg_ctx_t *c, json_t *obj, const char *key, const char *path, double scale,
                    int *out)
@@ -1512,7 +1595,7 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
     if (mg_cfg_redis(c, cfg) != MG_OK) {
         return MG_ERROR;
     }
-    if (mg_cfg_policies(c, cfg) != MG_OK) {
+    if (mg_cfg_policies(c, cfg) != MG_OK || mg_cfg_costmap(c, cfg) != MG_OK) {
         return MG_ERROR;
     }
 
@@ -1536,8 +1619,24 @@ mg_cfg_build(mg_cfg_ctx_t *c, mg_config_t *cfg, const mg_config_opts_t *opts)
             mg_cfg_int_setting(c, ms, "header_timeout_seconds", mp, 1000, &cfg->header_timeout_ms) != MG_OK ||
             mg_cfg_int_setting(c, ms, "body_timeout_seconds", mp, 1000, &cfg->body_timeout_ms) != MG_OK ||
             mg_cfg_int_setting(c, ms, "policy_budget_ms", mp, 1, &cfg->policy_budget_ms) != MG_OK ||
-            mg_cfg_int_setting(c, ms, "policy_memory_mb", mp, 1, &cfg->policy_memory_mb) != MG_OK) {
+            mg_cfg_int_setting(c, ms, "policy_memory_mb", mp, 1, &cfg->policy_memory_mb) != MG_OK ||
+            mg_cfg_int_setting(c, ms, "cost_map_fetch_timeout_seconds", mp, 1000,
+                               &cfg->cost_map_fetch_timeout_ms) != MG_OK) {
             return MG_ERROR;
+        }
+        double h;
+        bool present;
+        if (mg_cfg_number(c, ms, "cost_map_reload_interval_hours", mp, &h, &present) != MG_OK) {
+            return MG_ERROR;
+        }
+        if (present && (h < 0 || h > 24 * 365)) {
+            return mg_cfg_fail(c, "moongate_settings.cost_map_reload_interval_hours",
+                               "cost_map_reload_interval_hours must be between 0 (no schedule) "
+                               "and 8760, got %g", h);
+        }
+        cfg->cost_map_reload_hours = present ? h : 0;
+        if (cfg->cost_map_fetch_timeout_ms < 100) {
+            cfg->cost_map_fetch_timeout_ms = 100;
         }
         if (cfg->registry_poll_ms < 50) {
             cfg->registry_poll_ms = 50;
@@ -1694,6 +1793,7 @@ mg_config_new(const char *path)
     cfg->body_timeout_ms = 60000;
     cfg->policy_budget_ms = 5;
     cfg->policy_memory_mb = 64;
+    cfg->cost_map_fetch_timeout_ms = 10000;
     cfg->redis_port = 6379;
     return cfg;
 }
@@ -1720,6 +1820,31 @@ mg_config_from_json(const char *path, json_t *root, const mg_config_opts_t *opts
     mg_config_hash(cfg);
     *out = cfg;
     return MG_OK;
+}
+
+int
+mg_config_with_costmap(const mg_config_t *cfg, json_t *node, mg_config_t **out, mg_err_t *err)
+{
+    json_t *root = json_copy(cfg->root); /* shallow: mg_config_from_json copies it deeply */
+    if (node != NULL) {
+        json_object_set(root, "__moongate_cost_map", node);
+    } else {
+        json_object_del(root, "__moongate_cost_map");
+    }
+    mg_config_opts_t opts = {cfg->state_dir, true};
+    int rc = mg_config_from_json(cfg->path, root, &opts, out, err);
+    json_decref(root);
+    if (rc == MG_OK) {
+        (*out)->nwarnings = cfg->nwarnings;
+    }
+    return rc;
+}
+
+json_t *
+mg_config_costmap_node(const mg_config_t *cfg)
+{
+    json_t *n = json_object_get(cfg->root, "__moongate_cost_map");
+    return json_is_object(n) && json_is_string(json_object_get(n, "text")) ? n : NULL;
 }
 
 static int mg_config_load_impl(const char *path, const char *text, size_t len,
@@ -1818,6 +1943,7 @@ mg_config_unref(mg_config_t *c)
     free(c->redis_password);
     free(c->redis_username);
     free(c->state_dir);
+    mg_costmap_unref(c->costmap);
     free(c);
 }
 

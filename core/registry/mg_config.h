@@ -12,6 +12,7 @@
 
 #include "../base/mg_err.h"
 #include "../base/mg_types.h"
+#include "mg_costmap.h"
 #include "mg_yaml.h"
 
 #include <jansson.h>
@@ -48,6 +49,11 @@ struct mg_config_s {
      * conf}}; file sources are read at load and carried in root["__moongate_policies"] */
     json_t *policies;           /* borrowed from root */
 
+    /* the model cost map this config carries: parsed from root["__moongate_cost_map"]
+     * ({source, text, loaded_ms}: the master read the bytes and sends them to every worker
+     * inside the config, so all use the same bytes), or the built-in map when absent */
+    mg_costmap_t *costmap;      /* ref, never NULL */
+
     /* redis (router_settings.redis_* or REDIS_* env) */
     char *redis_host;           /* owned; NULL = no redis */
     int redis_port;
@@ -69,8 +75,11 @@ struct mg_config_s {
     int body_timeout_ms;        /* idle time allowed between request body reads */
     int policy_budget_ms;
     int policy_memory_mb;
+    double cost_map_reload_hours;   /* cost_map_reload_interval_hours, 0 = no schedule */
+    int cost_map_fetch_timeout_ms;  /* cost_map_fetch_timeout_seconds: one fetch, all of it */
     int limit_concurrency;
     bool pre_call_checks;       /* router enable_pre_call_checks */
+    json_t *cp_fallbacks;       /* borrowed (router): content_policy_fallbacks array, or NULL */
     int default_max_parallel;   /* router default_max_parallel_requests, 0 = none */
 
     /* observability (litellm_settings) */
@@ -108,6 +117,18 @@ int mg_config_from_json(const char *path, json_t *root, const mg_config_opts_t *
 
 mg_config_t *mg_config_ref(mg_config_t *c);
 void mg_config_unref(mg_config_t *c);
+
+/*
+ * A copy of cfg that carries another cost map.  node is {"source": name, "text": the
+ * map's bytes, "loaded_ms": wall clock when they were read}, or NULL for the built-in map;
+ * cfg's settings and warnings count are kept.  Fails (class config) if the map does not
+ * parse: the caller validated it already, so that is an internal error.  New reference.
+ */
+int mg_config_with_costmap(const mg_config_t *cfg, json_t *node, mg_config_t **out,
+                           mg_err_t *err);
+
+/* The cost map node cfg carries (borrowed), or NULL when it uses the built-in map. */
+json_t *mg_config_costmap_node(const mg_config_t *cfg);
 
 /* Router setting by key (router_settings over litellm_settings), or NULL. */
 json_t *mg_config_router_get(const mg_config_t *c, const char *key);

@@ -71,6 +71,45 @@ mg_registry_infer_provider(const char *m)
     return best;
 }
 
+/* A cost map's litellm_provider as the provider a deployment would name (its sets are
+ * finer: "vertex_ai-anthropic_models", "bedrock_converse", "azure_text" ...). */
+static const char *
+mg_registry_map_provider(const char *p)
+{
+    if (p == NULL || p[0] == '\0') {
+        return NULL;
+    }
+    if (mg_registry_known_provider(p, strlen(p))) {
+        return p;
+    }
+    static const char *const families[] = {"vertex_ai", "bedrock", "azure", "fireworks_ai",
+                                           "sambanova", "nebius", "ovhcloud", NULL};
+    for (const char *const *f = families; *f != NULL; f++) {
+        if (strncmp(p, *f, strlen(*f)) == 0) {
+            return *f;
+        }
+    }
+    return p;
+}
+
+const char *
+mg_registry_bare_provider(const mg_snapshot_t *s, const char *name)
+{
+    const char *slash = strchr(name, '/');
+    if (slash != NULL && mg_registry_known_provider(name, (size_t) (slash - name))) {
+        return NULL;
+    }
+    if (s != NULL && s->costmap != NULL) {
+        /* get_llm_provider: "model in litellm.<provider>_models", sets built from the map */
+        const mg_costmap_entry_t *e = mg_costmap_get(s->costmap, name);
+        const char *p = e != NULL ? mg_registry_map_provider(e->provider) : NULL;
+        if (p != NULL) {
+            return p;
+        }
+    }
+    return mg_registry_infer_provider(name);
+}
+
 void
 mg_registry_split_model(const char *litellm_model, const char *custom_provider, char **provider,
                         char **model)
@@ -337,8 +376,23 @@ static const char *const mg_registry_reserved_params[] = {
     "mock_response", "azure_ad_token", "client_id", "client_secret", "tenant_id",
     "configurable_clientside_auth_params", "litellm_trace_id", "base_model", "model_info",
     "use_litellm_proxy", "supports_system_message", "allowed_fails", "access_groups",
-    "forward_client_headers", NULL,
+    "forward_client_headers",
+    /* AWS (bedrock/): credentials, endpoint and the model id the URL names */
+    "aws_bedrock_runtime_endpoint", "aws_profile_name", "aws_role_name", "aws_session_name",
+    "aws_web_identity_token", "aws_sts_endpoint", "aws_external_id", "aws_bearer_token",
+    "model_id", NULL,
 };
+
+static bool mg_registry_in(const char *k, const char *const *list);
+
+/* litellm_params that configure the deployment rather than the request: the list, and
+ * every price (LiteLLM's custom pricing fields: "*_cost_per_*", "*_token_cost*") */
+static bool
+mg_registry_reserved(const char *k)
+{
+    return mg_registry_in(k, mg_registry_reserved_params) || strstr(k, "cost_per_") != NULL ||
+           strstr(k, "_token_cost") != NULL || strcmp(k, "max_input_tokens") == 0;
+}
 
 static bool
 mg_registry_in(const char *k, const char *const *list)
@@ -464,8 +518,17 @@ mg_registry_fill(mg_deployment_t *d, json_t *entry, mg_dep_source_t source, cons
     d->cooldown_time = mg_registry_num(lp, mi, "cooldown_time", -1);
     json_t *dp = json_object_get(lp, "drop_params");
     d->drop_params = json_is_boolean(dp) ? json_is_true(dp) : -1;
-    d->input_cost = mg_registry_num(lp, mi, "input_cost_per_token", -1);
-    d->output_cost = mg_registry_num(lp, mi, "output_cost_per_token", -1);
+    /* validated at load (mg_config_check_model): a bad price never gets here */
+    if (mg_costmap_prices_from_json(lp, mi, &d->prices, err) != MG_OK) {
+        return MG_ERROR;
+    }
+    d->base_model = json_string_value(json_object_get(mi, "base_model"));
+    if (d->base_model == NULL || d->base_model[0] == '\0') {
+        d->base_model = json_string_value(json_object_get(lp, "base_model"));
+    }
+    d->input_cost = d->prices.input_cost_per_token;
+    d->output_cost = d->prices.output_cost_per_token;
+    d->max_input_tokens = mg_clamp_i64(mg_registry_num(mi, lp, "max_input_tokens", 0));
     d->max_parallel_requests = mg_clamp_int(mg_registry_num(lp, NULL, "max_parallel_requests", 0));
     d->source = source;
     d->stats_slot = -1;
@@ -473,7 +536,7 @@ mg_registry_fill(mg_deployment_t *d, json_t *entry, mg_dep_source_t source, cons
     const char *k;
     json_t *v;
     json_object_foreach(lp, k, v) {
-        if (!mg_registry_in(k, mg_registry_reserved_params) && !json_is_null(v)) {
+        if (!mg_registry_reserved(k) && !json_is_null(v)) {
             json_object_set(d->defaults, k, v);
         }
     }
@@ -537,9 +600,64 @@ mg_registry_warn(mg_snapshot_t *s, const char *fmt, ...)
 
 static void mg_registry_free(mg_snapshot_t *s);
 
+/*
+ * What the snapshot's cost map says about d: its entry (model_info.base_model names it, as
+ * in LiteLLM), its prices where the deployment sets none, its context window where
+ * model_info sets none, and its provider when the model is a bare name moongate's rules do
+ * not know.  Wildcards look their entry up per request (mg_registry_cost_entry).
+ */
+static void
+mg_registry_cost_facts(mg_snapshot_t *s, mg_deployment_t *d)
+{
+    if (d->provider[0] == '\0') {
+        const mg_costmap_entry_t *be = mg_costmap_get(s->costmap, d->litellm_model);
+        const char *bp = be != NULL ? mg_registry_map_provider(be->provider) : NULL;
+        if (bp != NULL) {
+            free(d->provider);
+            d->provider = mg_xstrdup(bp);
+            mg_registry_cred_hash(d); /* the provider is part of the fingerprint */
+        }
+    }
+    if (d->wildcard || strchr(d->litellm_model, '*') != NULL) {
+        return;
+    }
+    const mg_costmap_entry_t *e = mg_costmap_lookup(s->costmap, d->provider, d->litellm_model,
+                                                    d->base_model);
+    d->cost_entry = e;
+    if (e == NULL) {
+        return;
+    }
+    if (d->input_cost < 0) {
+        d->input_cost = e->input_cost_per_token;
+    }
+    if (d->output_cost < 0) {
+        d->output_cost = e->output_cost_per_token;
+    }
+    if (d->max_input_tokens <= 0 && e->max_input_tokens > 0) {
+        d->max_input_tokens = e->max_input_tokens;
+    }
+}
+
+const mg_costmap_entry_t *
+mg_registry_cost_entry(const mg_snapshot_t *s, const mg_deployment_t *d, const char *model)
+{
+    if (!d->wildcard && strchr(d->litellm_model, '*') == NULL) {
+        return d->cost_entry;
+    }
+    return model != NULL ? mg_costmap_lookup(s->costmap, d->provider, model, d->base_model) : NULL;
+}
+
 int
 mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies, int64_t version,
                   const mg_registry_hooks_t *hooks, mg_snapshot_t **out, mg_err_t *err)
+{
+    return mg_registry_build_ex(cfg, store_models, store_policies, NULL, version, hooks, out, err);
+}
+
+int
+mg_registry_build_ex(mg_config_t *cfg, json_t *store_models, json_t *store_policies,
+                     json_t *store_idents, int64_t version, const mg_registry_hooks_t *hooks,
+                     mg_snapshot_t **out, mg_err_t *err)
 {
     mg_snapshot_t *s = mg_xcalloc(1, sizeof(*s));
     s->refs = 1;
@@ -547,9 +665,11 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
     s->created_real_ms = mg_time_real_ms();
     s->created_mono_ms = mg_time_mono_ms();
     s->config = mg_config_ref(cfg);
+    s->costmap = mg_costmap_ref(cfg->costmap);
     s->warnings = json_array();
     s->skipped = json_object();
     s->store_policies = store_policies != NULL ? json_incref(store_policies) : NULL;
+    s->auth = mg_auth_build(store_idents, s->warnings);
     if (hooks != NULL) {
         s->hooks = *hooks;
     }
@@ -608,7 +728,7 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
         json_t *dv;
         json_object_foreach(mg_config_router_get(cfg, "default_litellm_params"), dk, dv) {
             if (json_object_get(d->litellm_params, dk) == NULL &&
-                json_object_get(d->defaults, dk) == NULL && !mg_registry_in(dk, mg_registry_reserved_params) &&
+                json_object_get(d->defaults, dk) == NULL && !mg_registry_reserved(dk) &&
                 !json_is_null(dv)) {
                 json_object_set(d->defaults, dk, dv);
             }
@@ -621,6 +741,7 @@ mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_policies
             continue;
         }
         d->index = n;
+        mg_registry_cost_facts(s, d);
         mg_map_put(&s->by_id, d->id, strlen(d->id), d);
         n++;
     }
@@ -777,7 +898,8 @@ mg_registry_secret_env(const char *name, size_t n)
     static const char *const suffix[] = {"_API_KEY", "_AUTH_TOKEN", "_SECRET_ACCESS_KEY",
                                          "_SESSION_TOKEN", "_CLIENT_SECRET", "_PASSWORD",
                                          "_AD_TOKEN", "_BEARER_TOKEN", "_SALT_KEY", "_MASTER_KEY",
-                                         "_ACCESS_KEY_ID", "_CREDENTIALS", NULL};
+                                         "_ACCESS_KEY_ID", "_CREDENTIALS",
+                                         "_BEARER_TOKEN_BEDROCK", NULL};
     for (const char *const *s = suffix; *s; s++) {
         size_t l = strlen(*s);
         if (n > l && strncmp(name + n - l, *s, l) == 0) {
@@ -891,9 +1013,11 @@ mg_registry_free(mg_snapshot_t *s)
     free(s->wildcards);
     free(s->deps);
     json_decref(s->store_policies);
+    mg_auth_free(s->auth);
     json_decref(s->warnings);
     json_decref(s->skipped);
     mg_scrub_set_unref(s->scrub);
+    mg_costmap_unref(s->costmap);
     mg_config_unref(s->config);
     free(s);
 }
@@ -971,14 +1095,11 @@ mg_registry_wildcard(const mg_snapshot_t *s, const char *name, size_t len, char 
         snprintf(matched, matched_len, "%.*s", (int) len, name);
         return g;
     }
-    /* second lookup: provider/name with the provider inferred from the bare name */
+    /* second lookup: provider/name with the provider inferred from the bare name (the
+     * snapshot's cost map first: a reload that adds a model reaches wildcard routing) */
     char bare[512];
     snprintf(bare, sizeof(bare), "%.*s", (int) len, name);
-    const char *slash = strchr(bare, '/');
-    if (slash != NULL && mg_registry_known_provider(bare, (size_t) (slash - bare))) {
-        return NULL;
-    }
-    const char *prov = mg_registry_infer_provider(bare);
+    const char *prov = mg_registry_bare_provider(s, bare);
     if (prov == NULL) {
         return NULL;
     }

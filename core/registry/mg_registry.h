@@ -15,6 +15,7 @@
 #ifndef MG_REGISTRY_H
 #define MG_REGISTRY_H
 
+#include "mg_auth.h"
 #include "../base/mg_err.h"
 #include "../base/mg_map.h"
 #include "../base/mg_scrub.h"
@@ -55,7 +56,14 @@ struct mg_deployment_s {
     int num_retries;                /* -1 = unset */
     double cooldown_time;           /* < 0 = unset */
     int drop_params;                /* -1 unset, 0, 1 */
-    double input_cost, output_cost; /* per token, < 0 = unset */
+    /* prices and model facts, derived with the snapshot from its cost map */
+    double input_cost, output_cost; /* per token: the deployment's own, else the cost map's;
+                                     * < 0 = unknown (cost_based routing's 5.0 default) */
+    mg_costmap_prices_t prices;     /* the deployment's own (litellm_params, then model_info) */
+    const char *base_model;         /* borrowed: model_info.base_model, else litellm_params' */
+    const mg_costmap_entry_t *cost_entry; /* borrowed: snapshot->costmap; NULL = unpriced, or a
+                                     * wildcard (its entry is looked up per request) */
+    int64_t max_input_tokens;       /* model_info, litellm_params, else the map's; 0 = unknown */
     int max_parallel_requests;      /* 0 = unlimited */
     mg_dep_source_t source;
     bool wildcard;                  /* model_name contains '*' */
@@ -94,6 +102,8 @@ struct mg_snapshot_s {
     int64_t created_real_ms;
     int64_t created_mono_ms;
     mg_config_t *config;            /* ref */
+    mg_costmap_t *costmap;          /* ref: config->costmap; every price and model fact below
+                                     * comes from it, rebuilt with the snapshot */
     mg_deployment_t *deps;          /* owned array */
     size_t ndeps;
     mg_group_t *groups;             /* owned array */
@@ -105,6 +115,7 @@ struct mg_snapshot_s {
     mg_group_t **wildcards;         /* owned array, most specific first */
     size_t nwildcards;
     json_t *store_policies;         /* owned: policies from the store (object) or NULL */
+    mg_auth_t *auth;                /* owned: virtual keys, teams, users, end users, budgets */
     json_t *warnings;               /* owned: array of strings found while building */
     json_t *skipped;                /* owned: model_name -> why a stored model was skipped */
     mg_registry_hooks_t hooks;
@@ -124,6 +135,11 @@ int mg_registry_build(mg_config_t *cfg, json_t *store_models, json_t *store_poli
                       int64_t version, const mg_registry_hooks_t *hooks, mg_snapshot_t **out,
                       mg_err_t *err);
 
+/* The same, with the store's identity rows ({table: {id: row}}, see mg_store.h; NULL: none). */
+int mg_registry_build_ex(mg_config_t *cfg, json_t *store_models, json_t *store_policies,
+                         json_t *store_idents, int64_t version, const mg_registry_hooks_t *hooks,
+                         mg_snapshot_t **out, mg_err_t *err);
+
 mg_snapshot_t *mg_snapshot_ref(mg_snapshot_t *s);
 void mg_snapshot_unref(mg_snapshot_t *s);
 
@@ -137,6 +153,19 @@ mg_deployment_t *mg_registry_by_id(const mg_snapshot_t *s, const char *id);
  */
 mg_group_t *mg_registry_wildcard(const mg_snapshot_t *s, const char *name, size_t len,
                                  char *matched, size_t matched_len);
+
+/*
+ * The provider LiteLLM infers for a bare model name (get_llm_provider): the cost map's
+ * litellm_provider for that exact name (its provider model sets), else moongate's prefix
+ * rules ("gpt-" -> openai, "claude" -> anthropic, ...).  NULL when the name already starts
+ * with a known "provider/", or nothing matches.  Borrowed from s or static.
+ */
+const char *mg_registry_bare_provider(const mg_snapshot_t *s, const char *name);
+
+/* The cost-map entry that prices a call on d for upstream model `model` (wildcards look it
+ * up by the model asked for; others have d->cost_entry).  Borrowed from d's snapshot. */
+const mg_costmap_entry_t *mg_registry_cost_entry(const mg_snapshot_t *s, const mg_deployment_t *d,
+                                                 const char *model);
 
 /* The upstream model for a wildcard deployment and a requested name (arena-free: malloc'd). */
 char *mg_registry_wildcard_model(const mg_deployment_t *d, const char *requested);

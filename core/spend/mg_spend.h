@@ -197,6 +197,25 @@ void mg_spend_push(const mg_spend_row_t *row);
  * columns are the truth: this returns 0.
  */
 double mg_spend_total(const char *table, const char *id);
+/*
+ * The embedded store's identity rows with their spend as persisted: for each row of
+ * idents ({"key":{id:row}, "team":{...}, "user", "end_user", "org"; others untouched}) the
+ * presented "spend" is the row's spend when it was last set explicitly plus what the spend
+ * log added since (mg_spend_total now minus metadata.moongate_spend_base, recorded by
+ * mg_spend_note_set at that set).  Returns a new reference: a copy with the spend columns
+ * filled (embedded mode), or idents itself with one more reference (PostgreSQL: the
+ * database's columns are the truth).  The journal's own rows are never changed.
+ */
+json_t *mg_spend_present(json_t *idents);
+/*
+ * The embedded store is about to write row (the new state of table/id; cur: the old one or
+ * NULL).  explicit_spend: the mutation's own "spend" value, or NULL when it does not set one.
+ * An explicit set (an admin's, a budget reset) records metadata.moongate_spend_base, so that
+ * spend added before it no longer counts; a row written without spend keeps cur's.
+ */
+void mg_spend_note_set(const char *table, const char *id, json_t *explicit_spend, json_t *cur,
+                       json_t *row);
+
 /* Rows dropped since start: full rings plus a full disk queue (for a metric). */
 uint64_t mg_spend_dropped(void);
 /* Rows on disk not yet acknowledged by the sink. */

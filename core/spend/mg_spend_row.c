@@ -334,6 +334,75 @@ mg_spend_total(const char *table, const char *id)
     return 0;
 }
 
+/* ---- the embedded store's identity rows ---- */
+
+static double
+mg_spend_row_base(json_t *row)
+{
+    json_t *b = json_object_get(json_object_get(row, "metadata"), "moongate_spend_base");
+    return json_is_number(b) ? json_number_value(b) : 0;
+}
+
+static void
+mg_spend_row_set_base(json_t *row, double base)
+{
+    json_t *md = json_object_get(row, "metadata");
+    if (!json_is_object(md)) {
+        md = json_object();
+        json_object_set_new(row, "metadata", md);
+    }
+    json_object_set_new(md, "moongate_spend_base", json_real(base));
+}
+
+json_t *
+mg_spend_present(json_t *idents)
+{
+    if (idents == NULL || mg_spend_shm == NULL || mg_spend_shm->mode != MG_SPEND_MODE_EMBEDDED) {
+        return json_incref(idents);
+    }
+    json_t *out = json_deep_copy(idents);
+    static const char *const tables[] = {"key", "team", "user", "end_user", "org"};
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        const char *id;
+        json_t *row;
+        json_object_foreach(json_object_get(out, tables[t]), id, row) {
+            if (!json_is_object(row)) {
+                continue;
+            }
+            json_t *sp = json_object_get(row, "spend");
+            double s0 = json_is_number(sp) ? json_number_value(sp) : 0;
+            double add = mg_spend_total(tables[t], id) - mg_spend_row_base(row);
+            json_object_set_new(row, "spend", json_real(s0 + (add > 0 ? add : 0)));
+        }
+    }
+    return out;
+}
+
+void
+mg_spend_note_set(const char *table, const char *id, json_t *explicit_spend, json_t *cur,
+                  json_t *row)
+{
+    if (table == NULL || id == NULL || !json_is_object(row)) {
+        return;
+    }
+    if (explicit_spend != NULL) {
+        mg_spend_row_set_base(row, mg_spend_total(table, id));
+        return;
+    }
+    if (json_object_get(row, "spend") != NULL && mg_spend_row_base(row) != 0) {
+        return; /* carried over from cur (a patch of other columns) */
+    }
+    if (cur != NULL && json_object_get(cur, "spend") != NULL) {
+        json_object_set(row, "spend", json_object_get(cur, "spend"));
+        mg_spend_row_set_base(row, mg_spend_row_base(cur));
+    } else if (cur == NULL) {
+        /* a new entity starts now: rows of an earlier one with the same id do not count */
+        json_object_set_new(row, "spend", json_real(json_number_value(
+                                              json_object_get(row, "spend"))));
+        mg_spend_row_set_base(row, mg_spend_total(table, id));
+    }
+}
+
 /* ---- shared state ---- */
 
 void

@@ -32,9 +32,13 @@ typedef struct mg_store_s mg_store_t;
  *         created_at, updated_at, created_by, updated_by}, litellm_params
  *         decrypted, in creation order.
  * policies: object name -> {name, kind, source, hash, updated_at}.
+ * idents: object table -> (object id -> row) for the identity tables (virtual keys, teams,
+ *         users, end users, budgets, organizations; see MG_STORE_IDENT_TABLES), rows in
+ *         LiteLLM's column names (LiteLLM_VerificationToken, LiteLLM_TeamTable, ...) as JSON,
+ *         timestamps as ISO-8601 strings; every table is present (maybe empty).
  */
 typedef void (*mg_store_load_cb)(void *ud, int rc, int64_t version, json_t *models,
-                                 json_t *policies, const mg_err_t *err);
+                                 json_t *policies, json_t *idents, const mg_err_t *err);
 typedef void (*mg_store_version_cb)(void *ud, int rc, int64_t version, const mg_err_t *err);
 /* row: the resulting row for model_new/model_update/policy_update, NULL otherwise. */
 typedef void (*mg_store_mutate_cb)(void *ud, int rc, int64_t version, json_t *row,
@@ -57,7 +61,31 @@ typedef void (*mg_store_reconnect_cb)(void *ud);
  *   {"op":"policy_update", "name":N, "kind":K, "source":S, "hash":H}
  *   {"op":"policy_delete", "name":N}
  *   {"op":"bump", "reason":"config_reload", "detail":..}   (version only)
+ *
+ * Identity mutations (the tables below; rows in LiteLLM's column names):
+ *   {"op":"ident_put", "table":T, "id":ID, "row":{..}, "create":bool}
+ *        stores the row under ID (its id column is set to ID); with create, err class
+ *        bad_request when ID exists.  The result row is what was stored.
+ *   {"op":"ident_patch", "table":T, "id":ID, "set":{col:val,..}, "clear":[col,..]}
+ *        merges columns over the stored row; err class no_route when ID is unknown.
+ *   {"op":"ident_delete", "table":T, "ids":[ID,..]}
+ *        err class no_route (naming the first) when any ID is unknown; nothing is deleted then.
+ *        The result is {"deleted":[ID,..]}.
+ * A row's "spend" column is the persisted spend at load time: the spend pipeline updates it
+ * without a registry version bump (it is not a right), so it is only a starting point.
  */
+
+/* table name -> id column: key (LiteLLM_VerificationToken.token, the SHA-256 hex of the key),
+ * team (team_id), user (user_id), end_user (LiteLLM_EndUserTable.user_id), budget
+ * (budget_id), org (organization_id). */
+#define MG_STORE_IDENT_TABLES {"key", "team", "user", "end_user", "budget", "org"}
+#define MG_STORE_IDENT_NTABLES 6
+/* The id column of an identity table, or NULL when t is not one. */
+const char *mg_store_ident_id_column(const char *t);
+/* The i-th identity table's name (0 .. MG_STORE_IDENT_NTABLES-1), or NULL. */
+const char *mg_store_ident_table(int i);
+/* {"key":{}, "team":{}, ...}: every identity table, empty.  New reference. */
+json_t *mg_store_idents_new(void);
 
 typedef struct {
     const char *name;   /* "journal" or "postgres" */

@@ -22,6 +22,7 @@
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
 #include "mg_crypto.h"
+#include "../spend/mg_spend.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +44,7 @@ typedef struct {
     off_t offset;               /* bytes replayed */
     json_t *models;             /* object: id -> row (decrypted), insertion order */
     json_t *policies;           /* object: name -> policy */
+    json_t *idents;             /* object: table -> (object: id -> row) */
     int64_t records;
     char last_error[512];
     char repaired[512];         /* last torn-tail repair, reported in status */
@@ -127,8 +129,96 @@ mg_journal_apply(mg_journal_t *j, json_t *rec, mg_err_t *err)
         if (name != NULL) {
             json_object_del(j->policies, name);
         }
+    } else if (strcmp(op, "ident_put") == 0) {
+        json_t *t = json_object_get(j->idents, json_string_value(json_object_get(rec, "table")));
+        const char *iid = json_string_value(json_object_get(rec, "id"));
+        if (t == NULL || iid == NULL) {
+            return mg_err_set(err, MG_ERR_INTERNAL, "ident_put record without a known table/id");
+        }
+        json_object_set(t, iid, json_object_get(rec, "row"));
+    } else if (strcmp(op, "ident_delete") == 0) {
+        json_t *t = json_object_get(j->idents, json_string_value(json_object_get(rec, "table")));
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(rec, "ids"), i, v) {
+            if (t != NULL && json_is_string(v)) {
+                json_object_del(t, json_string_value(v));
+            }
+        }
     } /* "bump": version only */
     return MG_OK;
+}
+
+/* Builds the record of an identity mutation against the current state, or sets err. */
+static json_t *
+mg_journal_ident(mg_journal_t *j, const char *op, json_t *m, const char *now, json_t **result,
+                 mg_err_t *err)
+{
+    const char *tn = json_string_value(json_object_get(m, "table"));
+    const char *col = tn != NULL ? mg_store_ident_id_column(tn) : NULL;
+    json_t *t = col != NULL ? json_object_get(j->idents, tn) : NULL;
+    if (t == NULL) {
+        mg_err_set(err, MG_ERR_BAD_REQUEST, "%s: unknown identity table \"%s\"", op, tn ? tn : "");
+        return NULL;
+    }
+    if (strcmp(op, "ident_delete") == 0) {
+        json_t *ids = json_object_get(m, "ids");
+        size_t i;
+        json_t *v;
+        json_array_foreach(ids, i, v) {
+            if (!json_is_string(v) || json_object_get(t, json_string_value(v)) == NULL) {
+                mg_err_set(err, MG_ERR_NO_ROUTE, "%s %s not found", tn,
+                           json_is_string(v) ? json_string_value(v) : "(not a string)");
+                return NULL;
+            }
+        }
+        if (!json_is_array(ids) || json_array_size(ids) == 0) {
+            mg_err_set(err, MG_ERR_BAD_REQUEST, "ident_delete without ids");
+            return NULL;
+        }
+        *result = json_pack("{s:O}", "deleted", ids);
+        return json_pack("{s:s,s:s,s:O}", "op", "ident_delete", "table", tn, "ids", ids);
+    }
+    const char *id = json_string_value(json_object_get(m, "id"));
+    if (id == NULL || id[0] == '\0') {
+        mg_err_set(err, MG_ERR_BAD_REQUEST, "%s without id", op);
+        return NULL;
+    }
+    json_t *cur = json_object_get(t, id);
+    json_t *row;
+    if (strcmp(op, "ident_put") == 0) {
+        if (json_is_true(json_object_get(m, "create")) && cur != NULL) {
+            mg_err_set(err, MG_ERR_BAD_REQUEST, "%s %s already exists", tn, id);
+            return NULL;
+        }
+        json_t *given = json_object_get(m, "row");
+        row = json_is_object(given) ? json_deep_copy(given) : json_object();
+        if (json_object_get(row, "created_at") == NULL) {
+            json_t *ca = cur != NULL ? json_object_get(cur, "created_at") : NULL;
+            json_object_set_new(row, "created_at", ca != NULL ? json_incref(ca) : json_string(now));
+        }
+    } else {
+        if (cur == NULL) {
+            mg_err_set(err, MG_ERR_NO_ROUTE, "%s %s not found", tn, id);
+            return NULL;
+        }
+        row = json_deep_copy(cur);
+        json_object_update(row, json_object_get(m, "set"));
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(m, "clear"), i, v) {
+            if (json_is_string(v)) {
+                json_object_del(row, json_string_value(v));
+            }
+        }
+    }
+    json_object_set_new(row, col, json_string(id));
+    json_object_set_new(row, "updated_at", json_string(now));
+    mg_spend_note_set(tn, id, json_object_get(json_object_get(m, strcmp(op, "ident_put") == 0
+                                                                     ? "row" : "set"), "spend"),
+                      cur, row);
+    *result = json_incref(row);
+    return json_pack("{s:s,s:s,s:s,s:o}", "op", "ident_put", "table", tn, "id", id, "row", row);
 }
 
 /* Moves bytes from offset to EOF aside and truncates (caller holds LOCK_EX). */
@@ -395,7 +485,7 @@ mg_journal_load(mg_store_t *s, mg_store_load_cb cb, void *ud)
     mg_err_t err;
     if (mg_journal_catch_up(j, false, &err) != MG_OK) {
         snprintf(j->last_error, sizeof(j->last_error), "%s", err.msg);
-        cb(ud, MG_ERROR, j->version, NULL, NULL, &err);
+        cb(ud, MG_ERROR, j->version, NULL, NULL, NULL, &err);
         return;
     }
     json_t *models = json_array();
@@ -404,7 +494,9 @@ mg_journal_load(mg_store_t *s, mg_store_load_cb cb, void *ud)
     json_object_foreach(j->models, k, v) {
         json_array_append(models, v);
     }
-    cb(ud, MG_OK, j->version, models, j->policies, NULL);
+    json_t *idents = mg_spend_present(j->idents); /* each row's spend: as the spend log has it */
+    cb(ud, MG_OK, j->version, models, j->policies, idents, NULL);
+    json_decref(idents);
     json_decref(models);
 }
 
@@ -531,6 +623,9 @@ mg_journal_mutate(mg_store_t *s, json_t *m, mg_store_mutate_cb cb, void *ud)
         } else {
             rec = json_pack("{s:s,s:s}", "op", "policy_delete", "name", name);
         }
+    } else if (strcmp(op, "ident_put") == 0 || strcmp(op, "ident_patch") == 0 ||
+               strcmp(op, "ident_delete") == 0) {
+        rec = mg_journal_ident(j, op, m, now, &result, &err);
     } else if (strcmp(op, "bump") == 0) {
         rec = json_pack("{s:s,s:O,s:s}", "op", "bump", "reason", json_object_get(m, "reason"), "at",
                         now);
@@ -592,6 +687,7 @@ mg_journal_destroy(mg_store_t *s)
     }
     json_decref(j->models);
     json_decref(j->policies);
+    json_decref(j->idents);
     free(j->dir);
     free(j->path);
     free(j);
@@ -629,6 +725,7 @@ mg_store_journal_create(const mg_store_conf_t *conf, mg_err_t *err)
     mg_crypto_init(&j->crypto, conf->secret);
     j->models = json_object();
     j->policies = json_object();
+    j->idents = mg_store_idents_new();
     mg_store_t *s = mg_xcalloc(1, sizeof(*s));
     s->ops = &mg_journal_ops;
     s->impl = j;

@@ -597,7 +597,7 @@ mg_store_pg_op_fail(mg_pg_op_t *op, const mg_err_t *err)
 {
     switch (op->kind) {
     case MG_PG_OP_LOAD:
-        op->cb.load(op->ud, MG_ERROR, 0, NULL, NULL, err);
+        op->cb.load(op->ud, MG_ERROR, 0, NULL, NULL, NULL, err);
         break;
     case MG_PG_OP_VERSION:
         op->cb.version(op->ud, MG_ERROR, 0, err);
@@ -884,7 +884,9 @@ mg_store_pg_load_result(mg_store_pg_t *s, mg_pg_op_t *op, PGresult *res)
         }
         json_object_set_new(row, "litellm_params", dec);
     }
-    op->cb.load(op->ud, MG_OK, version, models, policies, NULL);
+    json_t *idents = mg_store_idents_new(); /* LiteLLM's identity tables: being built */
+    op->cb.load(op->ud, MG_OK, version, models, policies, idents, NULL);
+    json_decref(idents);
     json_decref(models);
     json_decref(policies);
     return;
@@ -1583,6 +1585,10 @@ mg_store_pg_build_mutation(mg_store_pg_t *s, mg_pg_op_t *op, json_t *m, mg_err_t
         return mg_err_set(err, MG_ERR_BAD_REQUEST, "store mutation: \"op\" must be a string");
     }
     op->what = NULL;
+    if (strncmp(kind, "ident_", 6) == 0) {
+        return mg_err_set(err, MG_ERR_BAD_REQUEST, "store mutation %s: virtual keys, teams and "
+                          "users in PostgreSQL (LiteLLM's tables) are not implemented yet", kind);
+    }
 
     if (strcmp(kind, "model_new") == 0 || strcmp(kind, "model_update") == 0 ||
         strcmp(kind, "model_delete") == 0) {

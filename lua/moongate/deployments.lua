@@ -1,9 +1,10 @@
 -- moongate.deployments -- helpers for policies working on candidate lists.
 -- Candidates are read-only deployment views: id, name (model group), model
 -- (upstream model), provider, litellm_model, weight, rpm, tpm, order, region,
--- tags, input_cost, output_cost, max_input_tokens, wildcard, pattern, and
--- stats (live numbers shared by the workers: inflight, latency, ttft, rpm, tpm,
--- fails, successes, cooldown_until_ms).  Helpers never modify their input.
+-- tags, input_cost, output_cost, max_input_tokens (the deployment's own, else
+-- the snapshot's cost map), wildcard, pattern, and stats (live numbers shared by
+-- the workers: inflight, latency, ttft, rpm, tpm, fails, successes,
+-- cooldown_until_ms).  Helpers never modify their input.
 local _M = { _VERSION = 1 }
 
 local floor = math.floor

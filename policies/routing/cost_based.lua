@@ -1,8 +1,8 @@
 -- policies/routing/cost_based.lua
 -- LiteLLM's cost-based-routing: cost = input + output cost per token (from
--- litellm_params / model_info; 5.0 each when unknown); deployments over their
--- rpm/tpm for this minute are skipped; the cheapest wins, ties go to the one
--- configured first.  O(n).
+-- litellm_params / model_info, else the snapshot's cost map; 5.0 each when
+-- unknown); deployments over their rpm/tpm for this minute are skipped; the
+-- cheapest wins, ties go to the one configured first.  O(n).
 local _M = { name = "cost_based", kind = "routing", version = 2 }
 
 local DEFAULT_COST = 5.0

@@ -278,8 +278,8 @@ test('@anthropic-ai/sdk error classes: 401 AuthenticationError, 429 RateLimitErr
   });
   // the gateway's own refusals
   const bad = new Anthropic({ apiKey: 'sk-not-the-master-key', baseURL: gw.url, maxRetries: 0 });
-  await rejectsWith(bad.messages.create(hi('claude')), Anthropic.BadRequestError, (err) => {
-    assert.equal(err.error.error.message, 'No connected db.');
+  await rejectsWith(bad.messages.create(hi('claude')), Anthropic.AuthenticationError, (err) => {
+    assert.match(err.error.error.message, /^Authentication Error, Invalid proxy server token passed\./);
   });
   await rejectsWith(sdk.messages.create(hi('no-such-model')), Anthropic.BadRequestError, (err) => {
     assert.equal(err.error.error.type, 'invalid_request_error');

@@ -48,11 +48,12 @@ test('401 AuthenticationError: an Authorization header without the Bearer prefix
   });
 });
 
-test('a wrong key with no database: 400 "No connected db." (LiteLLM without a DB)', async () => {
+test('a wrong key with no database: 401 AuthenticationError (LiteLLM says 400 "No connected db."; keys live in the embedded store here)', async () => {
   const before = (await mock.stats()).last_seq;
   const wrong = client(gw, { key: 'sk-not-the-master-key' });
-  await expectApiError(wrong.chat.completions.create({ model: 'gpt-4o', messages: USER_HI }), OpenAI.BadRequestError, {
-    status: 400, code: '400', type: 'no_db_connection', param: null, message: 'No connected db.',
+  await expectApiError(wrong.chat.completions.create({ model: 'gpt-4o', messages: USER_HI }), OpenAI.AuthenticationError, {
+    status: 401, code: '401', type: 'token_not_found_in_db', param: 'key',
+    message: /^Authentication Error, Invalid proxy server token passed\./,
   });
   assert.equal((await mock.log(before)).length, 0, 'nothing reached the upstream');
 });

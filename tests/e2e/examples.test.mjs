@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startMock, repoRoot, tmpDir } from '../lib/harness.mjs';
+import { startBedrockMock } from '../lib/mock_bedrock.mjs';
 import {
   client, USER_HI, words, wordChunks, collectChat, providerEnv, minConfigGeneration,
   waitAllWorkersPast, backgroundLoad, withExtraModel, startGw,
@@ -326,6 +327,71 @@ const EXAMPLES = {
     }
   },
 
+  'azure.yaml': async () => {
+    await freshMock();
+    const env = providerEnv(mock, {
+      AZURE_API_BASE_EASTUS: mock.base, AZURE_API_KEY_EASTUS: 'az-up-east',
+      AZURE_API_BASE_SWEDEN: mock.base, AZURE_API_KEY_SWEDEN: 'az-up-sweden',
+      AZURE_AD_TOKEN: 'entra-e2e-token', AZURE_V1_BASE: `${mock.base}/openai/v1`,
+      AZURE_AI_API_BASE: mock.base, AZURE_AI_API_KEY: 'ai-up-key',
+    });
+    const ex = await startExample('azure.yaml', env);
+    try {
+      assert.deepEqual((await ex.sdk.models.list()).data.map((m) => m.id),
+        ['chat', 'chat-strict', 'embeddings', 'gpt-v1', 'responses', 'mistral']);
+      // chat: two regions, each at its deployment URL with its own key
+      const seen = new Map();
+      for (let i = 0; i < 300 && seen.size < 2; i++) {
+        const r = await chatOnce(ex.sdk, 'chat');
+        assert.equal(r.data.model, 'chat');
+        seen.set(r.up.headers['api-key'], r.up.path);
+      }
+      assert.equal(seen.get('az-up-east'), '/openai/deployments/gpt-4o-eastus/chat/completions?api-version=2024-10-21');
+      assert.equal(seen.get('az-up-sweden'), '/openai/deployments/gpt-4o-swedencentral/chat/completions?api-version=2024-10-21');
+      // an Entra token as a bearer
+      const strict = await chatOnce(ex.sdk, 'chat-strict');
+      assert.equal(strict.up.headers.authorization, 'Bearer entra-e2e-token');
+      assert.equal(strict.up.headers['api-key'], undefined);
+      // no api_version: LiteLLM's default
+      const before = (await mock.stats()).last_seq;
+      const emb = await ex.sdk.embeddings.create({ model: 'embeddings', input: 'one' });
+      assert.equal(emb.data.length, 1);
+      assert.equal((await mock.log(before)).at(-1).path,
+        '/openai/deployments/text-embedding-3-small/embeddings?api-version=2025-02-01-preview');
+      // the v1 API: the deployment is the body's model
+      const v1 = await chatOnce(ex.sdk, 'gpt-v1');
+      assert.equal(v1.up.path, '/openai/v1/chat/completions');
+      assert.equal(v1.up.body.model, 'gpt-4.1-mini');
+      // Azure AI Foundry: a bearer off Azure's hosts
+      const ai = await chatOnce(ex.sdk, 'mistral');
+      assert.equal(ai.up.path, '/chat/completions');
+      assert.equal(ai.up.headers.authorization, 'Bearer ai-up-key');
+      assert.equal(ai.up.body.model, 'mistral-large-2411');
+      // the Responses API natively, a follow-up on the deployment that stored the first
+      const r1 = await ex.sdk.responses.create({ model: 'responses', input: 'hello' });
+      assert.equal(r1.output_text, 'mock reply from gpt-4.1');
+      const r2 = await ex.sdk.responses.create({ model: 'responses', input: 'again', previous_response_id: r1.id });
+      assert.equal(r2.status, 'completed');
+      assert.equal((await ex.sdk.responses.retrieve(r2.id)).id, r2.id);
+      const rlog = (await mock.log(before)).filter((e) => e.endpoint.startsWith('response'));
+      assert.equal(rlog[0].path, '/openai/responses?api-version=2025-04-01-preview');
+      assert.equal(rlog[1].body.previous_response_id, 'resp_mock_' + rlog[0].seq);
+      // a content-filter refusal in both regions: content_policy_fallbacks to chat-strict
+      await mock.script({ rules: [{ match: { path: '/openai/deployments/gpt-4o-eastus/chat/completions' }, respond: { status: 400, error_code: 'content_filter' } },
+        { match: { path: '/openai/deployments/gpt-4o-swedencentral/chat/completions' }, respond: { status: 400, error_code: 'content_filter' } }] });
+      const fb = await chatOnce(ex.sdk, 'chat');
+      assert.equal(fb.data.choices[0].message.content, 'mock reply from gpt-4o-strict');
+      assert.equal(fb.up.headers.authorization, 'Bearer entra-e2e-token');
+      await mock.script({ rules: [] });
+
+      await streamOnce(ex.sdk, 'chat');
+      await sighupMidStream(ex, 'chat');
+    } finally {
+      await mock.script({ rules: [] });
+      await ex.gw.stop();
+    }
+  },
+
   'wildcard.yaml': async () => {
     await freshMock();
     const ex = await startExample('wildcard.yaml', providerEnv(mock));
@@ -357,6 +423,57 @@ const EXAMPLES = {
       await sighupMidStream(ex, 'openai/gpt-4o-mini');
     } finally {
       await ex.gw.stop();
+    }
+  },
+
+  'bedrock.yaml': async () => {
+    await freshMock();
+    const AWS = { access_key_id: 'AKIAE2EEXAMPLE000001', secret_access_key: 'e2e/bedrock-secret+0001' };
+    const bmock = await startBedrockMock({ credentials: [AWS], region: 'us-east-1' });
+    const ex = await startExample('bedrock.yaml', providerEnv(mock, {
+      AWS_ACCESS_KEY_ID: AWS.access_key_id, AWS_SECRET_ACCESS_KEY: AWS.secret_access_key,
+      AWS_REGION_NAME: 'us-east-1', AWS_BEDROCK_RUNTIME_ENDPOINT: bmock.base,
+    }));
+    try {
+      assert.deepEqual((await ex.sdk.models.list()).data.map((m) => m.id), ['claude-sonnet', 'claude-haiku', 'nova-pro', 'gpt-4o-mini']);
+      const want = {
+        'claude-sonnet': ['us.anthropic.claude-3-5-sonnet-20241022-v2:0', 'converse'],
+        'claude-haiku': ['anthropic.claude-3-haiku-20240307-v1:0', 'invoke'],
+        'nova-pro': ['amazon.nova-pro-v1:0', 'converse'],
+      };
+      for (const [group, [id, op]] of Object.entries(want)) {
+        const before = (await bmock.stats()).last_seq;
+        const { data, response } = await ex.sdk.chat.completions.create({ model: group, messages: USER_HI }).withResponse();
+        assert.equal(data.model, group);
+        assert.equal(data.choices[0].message.content, `mock reply from ${id}`);
+        assert.equal(response.headers.get('x-litellm-model-group'), group);
+        const up = (await bmock.log(before)).at(-1);
+        assert.equal(up.model, id);
+        assert.equal(up.op, op);
+        assert.equal(up.check_error, null);
+        assert.equal(up.auth.verified, true, 'signed with the environment\'s keys for us-east-1');
+        if (group === 'nova-pro') assert.equal(up.body.inferenceConfig.maxTokens, 1024, 'the deployment default');
+      }
+      // a stream over ConverseStream
+      const st = await collectChat(await ex.sdk.chat.completions.create({
+        model: 'claude-sonnet', messages: USER_HI, stream: true, stream_options: { include_usage: true },
+      }));
+      assert.deepEqual(st.deltas, wordChunks('mock reply from us.anthropic.claude-3-5-sonnet-20241022-v2:0'));
+      assert.equal(st.finish, 'stop');
+      assert.ok(st.usage && st.usage.total_tokens > 0);
+      // drop_params: an OpenAI parameter Bedrock does not take is dropped, not refused
+      const dropped = await ex.sdk.chat.completions.create({ model: 'nova-pro', messages: USER_HI, seed: 7 });
+      assert.equal(dropped.choices[0].message.content, 'mock reply from amazon.nova-pro-v1:0');
+      // a Bedrock throttle (after the retry) falls back to OpenAI
+      await bmock.script({ rules: [{ match: { model: 'us.anthropic.claude-3-5-sonnet-20241022-v2:0' }, respond: { status: 429 } }] });
+      const fb = await chatOnce(ex.sdk, 'claude-sonnet');
+      assert.equal(fb.data.choices[0].message.content, 'mock reply from gpt-4o-mini');
+      assert.equal(fb.up.headers.authorization, 'Bearer sk-up-openai');
+      await bmock.script({ rules: [] });
+      await sighupMidStream(ex, 'gpt-4o-mini');
+    } finally {
+      await ex.gw.stop();
+      await bmock.stop();
     }
   },
 };

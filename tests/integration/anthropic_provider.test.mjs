@@ -656,8 +656,8 @@ test('/v1/messages errors use Anthropic\'s envelope: unknown model, bad or missi
     'anthropic_messages: Invalid model name passed in model=no-such-model. Call `/v1/models` to view available models for your key.');
   check(await messages({ model: 'claude', max_tokens: 5, messages: HI }, { auth: 'none' }), 401, 'authentication_error',
     'Authentication Error, No api key passed in.');
-  check(await messages({ model: 'claude', max_tokens: 5, messages: HI }, { auth: 'x-api-key', key: 'sk-not-the-master' }), 400,
-    'invalid_request_error', 'No connected db.');
+  check(await messages({ model: 'claude', max_tokens: 5, messages: HI }, { auth: 'x-api-key', key: 'sk-not-the-master' }), 401,
+    'authentication_error', /^Authentication Error, Invalid proxy server token passed\./);
   check(await messages({ model: 'claude', messages: HI }), 400, 'invalid_request_error', /max_tokens/);
   check(await messages('{"model":"claude","max_tokens":5,"messages":[', {}), 400, 'invalid_request_error', /^Invalid JSON payload/);
   check(await post(gw, '/v1/messages/count_tokens', { messages: HI }, { headers: AV }), 400, 'invalid_request_error', /model/);

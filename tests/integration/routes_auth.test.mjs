@@ -194,12 +194,14 @@ test('auth: no key -> 401 "No api key passed in."', async () => {
   }
 });
 
-test('auth: a wrong key gets LiteLLM\'s answer (no DB: 400 "No connected db.")', async () => {
+test('auth: a wrong key gets 401 (virtual keys live in the embedded store: no "No connected db." 400)', async () => {
   const before = (await mock.stats()).requests;
   for (const h of [{ authorization: 'Bearer sk-wrong-key' }, { 'x-api-key': 'sk-wrong-key' }]) {
     const r = await call('POST', `${ROOT}/v1/chat/completions`, { body: chat('m'), headers: h });
-    assert.equal(r.status, 400);
-    assert.deepEqual(r.json, { error: { message: 'No connected db.', type: 'no_db_connection', param: null, code: '400' } });
+    assert.equal(r.status, 401);
+    assert.equal(r.json.error.type, 'token_not_found_in_db');
+    assert.equal(r.json.error.code, '401');
+    assert.match(r.json.error.message, /^Authentication Error, Invalid proxy server token passed\. Received API Key = sk-\.\.\.\S*, Key Hash \(Token\) =[0-9a-f]{64}\./);
   }
   assert.equal((await mock.stats()).requests, before, 'nothing reached the provider');
 });

@@ -12,6 +12,7 @@ mg_node_test(integration.hostile_accept integration/hostile_accept.test.mjs inte
 mg_node_test(integration.hostile_http integration/hostile_http.test.mjs integration TIMEOUT 120)
 mg_node_test(integration.hostile_heads integration/hostile_heads.test.mjs integration TIMEOUT 120)
 mg_node_test(integration.hostile_fields integration/hostile_fields.test.mjs integration TIMEOUT 180)
+mg_node_test(integration.costmap integration/costmap.test.mjs integration TIMEOUT 180)
 mg_node_test(integration.metrics integration/metrics.test.mjs integration TIMEOUT 180)
 mg_node_test(integration.logs integration/logs.test.mjs integration TIMEOUT 180)
 mg_node_test(integration.secrets_matrix integration/secrets_matrix.test.mjs integration TIMEOUT 120)
@@ -19,3 +20,4 @@ mg_node_test(integration.settings_table integration/settings_table.test.mjs inte
 mg_node_test(integration.limits_routing integration/limits_routing.test.mjs integration TIMEOUT 120)
 mg_node_test(integration.state_dir integration/state_dir.test.mjs integration TIMEOUT 120)
 mg_node_test(integration.hostile_paths integration/hostile_paths.test.mjs integration TIMEOUT 120)
+mg_node_test(integration.keys_limits integration/keys_limits.test.mjs integration TIMEOUT 180)

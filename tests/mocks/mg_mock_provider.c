@@ -575,6 +575,7 @@ typedef struct {
     long long created; /* -1 = now */
     const char *response_id;
     json_t *usage; /* borrowed object */
+    json_t *function_calls; /* borrowed array: Responses API function_call outputs */
 } behaviour_t;
 
 typedef struct {
@@ -591,9 +592,11 @@ enum { OC_IN_PROGRESS, OC_COMPLETE, OC_CLIENT_CLOSED, OC_RESET, OC_HANG_CLOSED, 
 static const char *const outcome_names[] = {"in_progress", "complete", "client_closed",
                                             "reset", "hang_closed", "shutdown"};
 
-enum { EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS, EP_MODELS, EP_MODEL, EP_UNKNOWN };
+enum { EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS, EP_MODELS, EP_MODEL, EP_UNKNOWN, EP_RESPONSES,
+       EP_RESPONSE, EP_RESPONSE_INPUT_ITEMS, EP_RESPONSE_CANCEL };
 static const char *const ep_names[] = {"chat.completions", "completions", "embeddings",
-                                       "models", "model", "unknown"};
+                                       "models", "model", "unknown", "responses", "response",
+                                       "response.input_items", "response.cancel"};
 
 typedef struct log_entry {
     uint64_t seq, conn_id;
@@ -704,6 +707,9 @@ static struct {
     struct evbuffer *tmp;
     char **models;
     size_t nmodels;
+    /* Responses API: stored responses, oldest first (bounded) */
+    json_t *stored; /* owned object: id -> {"response":..., "input":[...]} */
+    json_t *stored_order; /* owned array of ids */
 } G;
 
 /* ------------------------------------------------------------------ */
@@ -903,6 +909,21 @@ static int behaviour_parse(json_t *obj, behaviour_t *b, char *err, size_t errlen
                 return -1;
             }
             b->usage = v;
+        } else if (!strcmp(key, "function_calls")) {
+            size_t i;
+            json_t *fc;
+            if (!json_is_array(v)) {
+                snprintf(err, errlen, "'function_calls' must be an array of {name, arguments}");
+                return -1;
+            }
+            json_array_foreach(v, i, fc)
+            {
+                if (!json_is_string(json_object_get(fc, "name"))) {
+                    snprintf(err, errlen, "'function_calls[%zu].name' must be a string", i);
+                    return -1;
+                }
+            }
+            b->function_calls = v;
         } else {
             snprintf(err, errlen, "unknown behaviour field '%s'", key);
             return -1;
@@ -1850,8 +1871,19 @@ static void usage_json(sb_t *b, rs_t *rs)
     }
     if (tt < 0)
         tt = pt + ct;
-    sb_printf(b, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld}", pt,
+    sb_printf(b, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld", pt,
               ct, tt);
+    /* OpenAI's detail objects (cached_tokens, reasoning_tokens, ...), as scripted */
+    static const char *const details[] = {"prompt_tokens_details", "completion_tokens_details"};
+    for (int i = 0; i < 2 && rs->b.usage; i++) {
+        json_t *d = json_object_get(rs->b.usage, details[i]);
+        if (json_is_object(d)) {
+            char *txt = json_dumps(d, JSON_COMPACT);
+            sb_printf(b, ",\"%s\":%s", details[i], txt);
+            free(txt);
+        }
+    }
+    sb_adds(b, "}");
 }
 
 static const char *rs_finish_reason(rs_t *rs)
@@ -2201,6 +2233,353 @@ static void rs_respond_models(rs_t *rs, const char *path)
     rs_send_sb(rs, rs->b.status, "application/json", &b);
 }
 
+/* --- Responses API (POST /v1/responses, stored responses) --- */
+
+#define MOCK_STORED_MAX 10000
+
+static void rs_send_json(rs_t *rs, int status, json_t *j)
+{
+    sb_t b = {0};
+    sb_json_value(&b, j);
+    rs_send_sb(rs, status, "application/json", &b);
+}
+
+static void rs_send_responses_error(rs_t *rs, int status, const char *msg, const char *param,
+                                    const char *code)
+{
+    rs_send_error(rs, status, msg, "invalid_request_error", NULL, code, param);
+}
+
+/* The id named by a stored-response path: the segment after ".../responses/". */
+static char *response_path_id(const char *path)
+{
+    const char *p = strstr(path, "/responses/");
+    if (!p)
+        return NULL;
+    p += 11;
+    size_t n = strcspn(p, "/");
+    char *raw = xstrndup(p, n);
+    char *dec = evhttp_uridecode(raw, 0, NULL);
+    if (dec) {
+        free(raw);
+        return dec;
+    }
+    return raw;
+}
+
+static void store_response(const char *id, json_t *resp, json_t *input)
+{
+    if (!G.stored) {
+        G.stored = json_object();
+        G.stored_order = json_array();
+    }
+    if (json_array_size(G.stored_order) >= MOCK_STORED_MAX) {
+        const char *old = json_string_value(json_array_get(G.stored_order, 0));
+        json_object_del(G.stored, old);
+        json_array_remove(G.stored_order, 0);
+    }
+    json_object_set_new(G.stored, id, json_pack("{s:O,s:O}", "response", resp, "input", input));
+    json_array_append_new(G.stored_order, json_string(id));
+}
+
+/* The request's input as stored input items (ids added), new reference. */
+static json_t *input_items_of(json_t *body, uint64_t seq)
+{
+    json_t *in = json_object_get(body, "input");
+    json_t *out = json_array();
+    if (json_is_string(in)) {
+        json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:[{s:s,s:O}]}", "id", "msg_in_0",
+                                             "type", "message", "role", "user", "content", "type",
+                                             "input_text", "text", in));
+    } else if (json_is_array(in)) {
+        size_t i;
+        json_t *it;
+        json_array_foreach(in, i, it)
+        {
+            json_t *c = json_deep_copy(it);
+            if (json_is_object(c) && !json_object_get(c, "id")) {
+                char idb[64];
+                snprintf(idb, sizeof idb, "item_in_%" PRIu64 "_%zu", seq, i);
+                json_object_set_new(c, "id", json_string(idb));
+            }
+            json_array_append_new(out, c);
+        }
+    }
+    return out;
+}
+
+/* The output items: function calls when the behaviour or tool_choice asks for them,
+ * else one message with the content. */
+static json_t *responses_output(rs_t *rs, json_t *body)
+{
+    json_t *out = json_array();
+    json_t *calls = rs->b.function_calls ? json_incref(rs->b.function_calls) : NULL;
+    json_t *tc = json_object_get(body, "tool_choice");
+    json_t *tools = json_object_get(body, "tools");
+    if (!calls && json_array_size(tools) > 0 &&
+        ((json_is_string(tc) && !strcmp(json_string_value(tc), "required")) ||
+         json_is_object(tc))) {
+        const char *name = json_string_value(json_object_get(tc, "name"));
+        if (!name)
+            name = json_string_value(json_object_get(json_array_get(tools, 0), "name"));
+        calls = json_pack("[{s:s,s:s}]", "name", name ? name : "tool", "arguments", "{}");
+    }
+    if (calls) {
+        size_t i;
+        json_t *fc;
+        json_array_foreach(calls, i, fc)
+        {
+            json_t *args = json_object_get(fc, "arguments");
+            char *as = json_is_string(args) ? xstrdup(json_string_value(args))
+                       : args               ? json_dumps(args, JSON_COMPACT)
+                                            : xstrdup("{}");
+            char idb[64], cid[64];
+            snprintf(idb, sizeof idb, "fc_mock_%" PRIu64 "_%zu", rs->seq, i);
+            snprintf(cid, sizeof cid, "call_mock_%" PRIu64 "_%zu", rs->seq, i);
+            json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:s,s:s,s:O}", "id", idb, "type",
+                                                 "function_call", "status", "completed",
+                                                 "arguments", as, "call_id", cid, "name",
+                                                 json_object_get(fc, "name")));
+            free(as);
+        }
+        json_decref(calls);
+        return out;
+    }
+    char idb[64];
+    snprintf(idb, sizeof idb, "msg_mock_%" PRIu64, rs->seq);
+    json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:s,s:[{s:s,s:s%,s:[],s:[]}]}", "id", idb,
+                                         "type", "message", "status", "completed", "role",
+                                         "assistant", "content", "type", "output_text", "text",
+                                         rs->content, rs->content_len, "annotations", "logprobs"));
+    return out;
+}
+
+static json_t *responses_usage(rs_t *rs)
+{
+    long long in = (long long)(rs->body_len / 4);
+    if (in < 1)
+        in = 1;
+    long long out = count_words(rs->content, rs->content_len);
+    if (rs->b.usage) {
+        json_t *v;
+        if ((v = json_object_get(rs->b.usage, "input_tokens")) && json_is_integer(v))
+            in = json_integer_value(v);
+        if ((v = json_object_get(rs->b.usage, "output_tokens")) && json_is_integer(v))
+            out = json_integer_value(v);
+    }
+    return json_pack("{s:I,s:{s:i},s:I,s:{s:i},s:I}", "input_tokens", (json_int_t)in,
+                     "input_tokens_details", "cached_tokens", 0, "output_tokens", (json_int_t)out,
+                     "output_tokens_details", "reasoning_tokens", 0, "total_tokens",
+                     (json_int_t)(in + out));
+}
+
+static void sse_event(sb_t *b, const char *type, json_t *data, int64_t *seq)
+{
+    json_object_set_new(data, "type", json_string(type));
+    json_object_set_new(data, "sequence_number", json_integer(*seq));
+    (*seq)++;
+    sb_printf(b, "event: %s\ndata: ", type);
+    sb_json_value(b, data);
+    sb_adds(b, "\n\n");
+    json_decref(data);
+}
+
+/* The documented event sequence of a stream that produced resp (output, usage). */
+static void responses_stream(rs_t *rs, json_t *resp)
+{
+    sb_t b = {0};
+    int64_t seq = 0;
+    json_t *start = json_deep_copy(resp);
+    json_object_set_new(start, "status", json_string("in_progress"));
+    json_object_set_new(start, "output", json_array());
+    json_object_set_new(start, "usage", json_null());
+    sse_event(&b, "response.created", json_pack("{s:O}", "response", start), &seq);
+    sse_event(&b, "response.in_progress", json_pack("{s:O}", "response", start), &seq);
+    json_decref(start);
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(resp, "output"), i, it)
+    {
+        const char *type = json_string_value(json_object_get(it, "type"));
+        json_t *added = json_deep_copy(it);
+        json_object_set_new(added, "status", json_string("in_progress"));
+        json_t *id = json_object_get(it, "id");
+        bool msg = type && !strcmp(type, "message");
+        if (msg)
+            json_object_set_new(added, "content", json_array());
+        else
+            json_object_set_new(added, "arguments", json_string(""));
+        sse_event(&b, "response.output_item.added",
+                  json_pack("{s:i,s:o}", "output_index", (int)i, "item", added), &seq);
+        if (msg) {
+            const char *text =
+                json_string_value(json_object_get(json_array_get(json_object_get(it, "content"), 0),
+                                                  "text"));
+            sse_event(&b, "response.content_part.added",
+                      json_pack("{s:O,s:i,s:i,s:{s:s,s:s,s:[],s:[]}}", "item_id", id,
+                                "output_index", (int)i, "content_index", 0, "part", "type",
+                                "output_text", "text", "", "annotations", "logprobs"),
+                      &seq);
+            /* one delta per word, as the chat stream splits its content */
+            const char *p = text ? text : "";
+            while (*p) {
+                const char *q = p;
+                while (*q && *q != ' ')
+                    q++;
+                while (*q == ' ')
+                    q++;
+                sse_event(&b, "response.output_text.delta",
+                          json_pack("{s:O,s:i,s:i,s:s%,s:[]}", "item_id", id, "output_index",
+                                    (int)i, "content_index", 0, "delta", p, (size_t)(q - p),
+                                    "logprobs"),
+                          &seq);
+                p = q;
+            }
+            sse_event(&b, "response.output_text.done",
+                      json_pack("{s:O,s:i,s:i,s:s,s:[]}", "item_id", id, "output_index", (int)i,
+                                "content_index", 0, "text", text ? text : "", "logprobs"),
+                      &seq);
+            sse_event(&b, "response.content_part.done",
+                      json_pack("{s:O,s:i,s:i,s:O}", "item_id", id, "output_index", (int)i,
+                                "content_index", 0, "part",
+                                json_array_get(json_object_get(it, "content"), 0)),
+                      &seq);
+        } else {
+            json_t *args = json_object_get(it, "arguments");
+            sse_event(&b, "response.function_call_arguments.delta",
+                      json_pack("{s:O,s:i,s:O}", "item_id", id, "output_index", (int)i, "delta",
+                                args),
+                      &seq);
+            sse_event(&b, "response.function_call_arguments.done",
+                      json_pack("{s:O,s:i,s:O}", "item_id", id, "output_index", (int)i,
+                                "arguments", args),
+                      &seq);
+        }
+        sse_event(&b, "response.output_item.done",
+                  json_pack("{s:i,s:O}", "output_index", (int)i, "item", it), &seq);
+    }
+    sse_event(&b, "response.completed", json_pack("{s:O}", "response", resp), &seq);
+    rs_send_sb(rs, 200, "text/event-stream", &b);
+}
+
+static void rs_respond_responses(rs_t *rs)
+{
+    if (!method_is(rs->req, EVHTTP_REQ_POST)) {
+        rs_send_error(rs, 405, "Method not allowed (mock): use POST.", "invalid_request_error",
+                      NULL, NULL, NULL);
+        return;
+    }
+    if (rs->body_object && !rs->body)
+        rs->body = json_loadb(rs->le->body, rs->le->body_len, 0, NULL);
+    json_t *body = rs->body;
+    if (!json_is_object(body)) {
+        rs_send_responses_error(rs, 400, "We could not parse the JSON body of your request.",
+                                NULL, NULL);
+        return;
+    }
+    const char *prev = json_string_value(json_object_get(body, "previous_response_id"));
+    if (prev && !json_object_get(G.stored, prev)) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "Previous response with id '%.400s' not found.", prev);
+        rs_send_responses_error(rs, 400, msg, "previous_response_id",
+                                "previous_response_not_found");
+        return;
+    }
+    rs_prepare_content(rs, false);
+    char idb[64];
+    snprintf(idb, sizeof idb, "resp_mock_%" PRIu64, rs->seq);
+    const char *rid = rs->b.response_id ? rs->b.response_id : idb;
+    json_t *store = json_object_get(body, "store");
+    bool stores = !json_is_false(store);
+    json_t *resp = json_pack("{s:s,s:s,s:I,s:s,s:b,s:n,s:n,s:s,s:o,s:b,s:o}", "id", rid, "object",
+                             "response", "created_at", (json_int_t)rs->created, "status",
+                             "completed", "background",
+                             json_is_true(json_object_get(body, "background")), "error",
+                             "incomplete_details", "model", rs->model, "output",
+                             responses_output(rs, body), "store", stores, "usage",
+                             responses_usage(rs));
+    static const char *const echo[] = {"instructions", "previous_response_id", "tools",
+                                       "tool_choice", "temperature", "top_p", "max_output_tokens",
+                                       "text", "reasoning", "metadata", NULL};
+    for (const char *const *k = echo; *k; k++) {
+        json_t *v = json_object_get(body, *k);
+        json_object_set(resp, *k, v ? v : json_null());
+    }
+    if (stores)
+        store_response(rid, resp, input_items_of(body, rs->seq));
+    if (rs->stream)
+        responses_stream(rs, resp);
+    else
+        rs_send_json(rs, 200, resp);
+    json_decref(resp);
+}
+
+static void rs_respond_stored(rs_t *rs, const char *path)
+{
+    char *id = response_path_id(path);
+    json_t *entry = id ? json_object_get(G.stored, id) : NULL;
+    if (!entry) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "Response with id '%.400s' not found.", id ? id : "");
+        rs_send_responses_error(rs, 404, msg, NULL, NULL);
+        free(id);
+        return;
+    }
+    json_t *resp = json_object_get(entry, "response");
+    if (rs->ep == EP_RESPONSE && method_is(rs->req, EVHTTP_REQ_GET)) {
+        rs_send_json(rs, 200, resp);
+    } else if (rs->ep == EP_RESPONSE && method_is(rs->req, EVHTTP_REQ_DELETE)) {
+        json_t *d = json_pack("{s:s,s:s,s:b}", "id", id, "object", "response", "deleted", 1);
+        json_object_del(G.stored, id);
+        size_t i;
+        json_t *v;
+        json_array_foreach(G.stored_order, i, v)
+        {
+            if (!strcmp(json_string_value(v), id)) {
+                json_array_remove(G.stored_order, i);
+                break;
+            }
+        }
+        rs_send_json(rs, 200, d);
+        json_decref(d);
+    } else if (rs->ep == EP_RESPONSE_INPUT_ITEMS && method_is(rs->req, EVHTTP_REQ_GET)) {
+        struct evkeyvalq q;
+        TAILQ_INIT(&q);
+        const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(rs->req));
+        if (query)
+            evhttp_parse_query_str(query, &q);
+        const char *order = evhttp_find_header(&q, "order");
+        const char *lim = evhttp_find_header(&q, "limit");
+        bool asc = order && !strcmp(order, "asc");
+        long limit = lim ? strtol(lim, NULL, 10) : 20;
+        json_t *in = json_object_get(entry, "input");
+        json_t *data = json_array();
+        size_t n = json_array_size(in);
+        for (size_t k = 0; k < n && (long)json_array_size(data) < limit; k++)
+            json_array_append(data, json_array_get(in, asc ? k : n - 1 - k));
+        json_t *list = json_pack("{s:s,s:o,s:O,s:O,s:b}", "object", "list", "data", data,
+                                 "first_id", json_object_get(json_array_get(data, 0), "id"),
+                                 "last_id",
+                                 json_object_get(json_array_get(data, json_array_size(data) - 1),
+                                                 "id"),
+                                 "has_more", (size_t)json_array_size(data) < n);
+        evhttp_clear_headers(&q);
+        rs_send_json(rs, 200, list);
+        json_decref(list);
+    } else if (rs->ep == EP_RESPONSE_CANCEL && method_is(rs->req, EVHTTP_REQ_POST)) {
+        if (!json_is_true(json_object_get(resp, "background"))) {
+            rs_send_responses_error(rs, 400, "Cannot cancel a synchronous response.", NULL, NULL);
+        } else {
+            json_object_set_new(resp, "status", json_string("cancelled"));
+            rs_send_json(rs, 200, resp);
+        }
+    } else {
+        rs_send_error(rs, 405, "Method not allowed (mock).", "invalid_request_error", NULL, NULL,
+                      NULL);
+    }
+    free(id);
+}
+
 static void rs_respond(rs_t *rs)
 {
     const behaviour_t *b = &rs->b;
@@ -2229,6 +2608,16 @@ static void rs_respond(rs_t *rs)
     case EP_MODEL: {
         const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(rs->req));
         rs_respond_models(rs, path ? path : "/");
+        break;
+    }
+    case EP_RESPONSES:
+        rs_respond_responses(rs);
+        break;
+    case EP_RESPONSE:
+    case EP_RESPONSE_INPUT_ITEMS:
+    case EP_RESPONSE_CANCEL: {
+        const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(rs->req));
+        rs_respond_stored(rs, path ? path : "/");
         break;
     }
     default:
@@ -2279,17 +2668,41 @@ static const char *method_name(struct evhttp_request *req)
 static int classify(const char *path, char **deployment)
 {
     *deployment = NULL;
-    if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/chat/completions"))
+    /* also Azure's v1 API (/openai/v1/...) and Azure AI model inference (/models/...) */
+    if (!strcmp(path, "/v1/chat/completions") || !strcmp(path, "/chat/completions") ||
+        !strcmp(path, "/openai/v1/chat/completions") || !strcmp(path, "/models/chat/completions"))
         return EP_CHAT;
-    if (!strcmp(path, "/v1/completions") || !strcmp(path, "/completions"))
+    if (!strcmp(path, "/v1/completions") || !strcmp(path, "/completions") ||
+        !strcmp(path, "/openai/v1/completions"))
         return EP_COMPLETIONS;
-    if (!strcmp(path, "/v1/embeddings") || !strcmp(path, "/embeddings"))
+    if (!strcmp(path, "/v1/embeddings") || !strcmp(path, "/embeddings") ||
+        !strcmp(path, "/openai/v1/embeddings") || !strcmp(path, "/models/embeddings"))
         return EP_EMBEDDINGS;
     if (!strcmp(path, "/v1/models") || !strcmp(path, "/models"))
         return EP_MODELS;
     if ((!strncmp(path, "/v1/models/", 11) && path[11] && !strchr(path + 11, '/')) ||
         (!strncmp(path, "/models/", 8) && path[8] && !strchr(path + 8, '/')))
         return EP_MODEL;
+    static const char *const rp[] = {"/v1/responses", "/responses", "/openai/responses",
+                                     "/openai/v1/responses", NULL};
+    for (const char *const *r = rp; *r; r++) {
+        size_t rl = strlen(*r);
+        if (strncmp(path, *r, rl) != 0)
+            continue;
+        const char *rest = path + rl;
+        if (!*rest)
+            return EP_RESPONSES;
+        if (*rest != '/' || !rest[1])
+            continue;
+        rest++;
+        const char *slash = strchr(rest, '/');
+        if (!slash)
+            return EP_RESPONSE;
+        if (!strcmp(slash, "/input_items"))
+            return EP_RESPONSE_INPUT_ITEMS;
+        if (!strcmp(slash, "/cancel"))
+            return EP_RESPONSE_CANCEL;
+    }
     static const char az[] = "/openai/deployments/";
     if (!strncmp(path, az, sizeof az - 1)) {
         const char *dep = path + sizeof az - 1;
@@ -2735,6 +3148,9 @@ static void ctl_reset(struct evhttp_request *req)
 {
     script_clear();
     ring_clear();
+    json_decref(G.stored);
+    json_decref(G.stored_order);
+    G.stored = G.stored_order = NULL;
     G.seq = 0;
     G.requests = 0;
     G.connections_total = 0;

@@ -19,6 +19,7 @@ set(MG_UNIT_C_TESTS
   base/test_otel
   http/test_http_parse
   http/test_sse
+  net/test_fetch
   registry/test_yaml
   registry/test_config
   registry/test_registry
@@ -30,7 +31,12 @@ set(MG_UNIT_C_TESTS
   providers/test_oauth
   providers/test_google_auth
   api/test_translate
+  api/test_bedrock
+  api/test_responses
+  providers/test_azure
   store/test_store_journal
+  gateway/test_reqlog
+  gateway/test_openapi
 )
 
 foreach(t ${MG_UNIT_C_TESTS})

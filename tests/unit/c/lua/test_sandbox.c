@@ -240,6 +240,10 @@ budget_case(const char *what, const char *body, int budget_ms)
     printf("  budget %d ms: \"%s\" again: %.2f ms\n", budget_ms, what,
            (double) (pf_now_ns() - t0) / 1e6);
     CHECK_INT(pf_errors(t.vm, ROUTING), 2);
+    json_t *all;
+    json_t *p = pf_pol(t.vm, ROUTING, &all);
+    CHECK_INT(json_integer_value(json_object_get(p, "budget_hits")), 2); /* the admin page shows it */
+    json_decref(all);
     sb_free(&t);
 }
 
@@ -464,6 +468,7 @@ test_results(void)
     CHECK_STR(json_string_value(json_object_get(p, "origin")), "store");
     CHECK(json_is_true(json_object_get(p, "loaded")));
     CHECK(json_integer_value(json_object_get(p, "calls")) >= 10);
+    CHECK_INT(json_integer_value(json_object_get(p, "budget_hits")), 0); /* errors, not overruns */
     json_decref(all);
     CHECK(sb_call(&t, "good") == MG_OK);
     CHECK(!pf_state_bool(t.vm, ROUTING, "failing"), "a success clears failing");

@@ -442,9 +442,119 @@ test_split_model(void)
     }
 }
 
+static mg_deployment_t *
+t_dep(mg_snapshot_t *s, const char *model_name)
+{
+    for (size_t i = 0; i < s->ndeps; i++) {
+        if (strcmp(s->deps[i].model_name, model_name) == 0) {
+            return &s->deps[i];
+        }
+    }
+    return NULL;
+}
+
+static void
+test_cost_facts(void)
+{
+    MG_T_CASE("cost map facts derived with the snapshot");
+    /* a carried map: base_model, prices, windows, bare-name providers all come from it */
+    static const char map[] =
+        "{\"gpt-4o\": {\"litellm_provider\": \"openai\", \"input_cost_per_token\": 2.5e-6, "
+        "\"output_cost_per_token\": 1e-5, \"max_input_tokens\": 128000},"
+        " \"gpt-4o-mini\": {\"litellm_provider\": \"openai\", \"input_cost_per_token\": 1.5e-7,"
+        " \"output_cost_per_token\": 6e-7, \"max_input_tokens\": 64000},"
+        " \"opus-new-x\": {\"litellm_provider\": \"anthropic\", \"input_cost_per_token\": 7e-6}}";
+    mg_config_t *cfg = t_config(
+        "model_list:\n"
+        "  - {model_name: a, litellm_params: {model: openai/gpt-4o}}\n"
+        "  - {model_name: p, litellm_params: {model: openai/gpt-4o, input_cost_per_token: "
+        "'1e-6'}}\n"
+        "  - {model_name: b, litellm_params: {model: openai/my-ft}, model_info: {base_model: "
+        "gpt-4o-mini}}\n"
+        "  - {model_name: u, litellm_params: {model: openai/gpt-4o}, model_info: "
+        "{max_input_tokens: 500}}\n"
+        "  - {model_name: bare, litellm_params: {model: opus-new-x}}\n"
+        "  - {model_name: none, litellm_params: {model: openai/unknown-model}}\n"
+        "  - {model_name: 'anthropic/*', litellm_params: {model: 'anthropic/*'}}\n");
+    if (cfg == NULL) {
+        return;
+    }
+    json_t *node = json_pack("{s:s,s:s,s:s,s:I}", "source", "test-map", "origin", "file", "text",
+                             map, "loaded_ms", (json_int_t) 1234);
+    mg_config_t *with = NULL;
+    mg_err_t err;
+    CHECK(mg_config_with_costmap(cfg, node, &with, &err) == MG_OK, "with_costmap: %s", err.msg);
+    json_decref(node);
+    mg_config_unref(cfg);
+    if (with == NULL) {
+        return;
+    }
+    CHECK_STR(with->costmap->source, "test-map");
+    CHECK_INT(with->costmap->loaded_real_ms, 1234);
+    CHECK(mg_config_costmap_node(with) != NULL);
+    mg_snapshot_t *s = NULL;
+    CHECK(mg_registry_build(with, NULL, NULL, 1, NULL, &s, &err) == MG_OK, "%s", err.msg);
+    mg_config_unref(with);
+    if (s == NULL) {
+        return;
+    }
+    CHECK(s->costmap != NULL && s->costmap->count == 3);
+    mg_deployment_t *d = t_dep(s, "a");
+    CHECK(d != NULL && d->cost_entry != NULL && strcmp(d->cost_entry->name, "gpt-4o") == 0);
+    CHECK(d != NULL && d->input_cost == 2.5e-6 && d->output_cost == 1e-5);
+    CHECK_INT(d != NULL ? d->max_input_tokens : 0, 128000);
+    d = t_dep(s, "p");
+    CHECK(d != NULL && d->input_cost == 1e-6 && d->output_cost == 1e-5,
+          "the deployment's input price, the map's output price");
+    CHECK(d != NULL && d->prices.input_cost_per_token == 1e-6);
+    d = t_dep(s, "b");
+    CHECK(d != NULL && d->cost_entry != NULL && strcmp(d->cost_entry->name, "gpt-4o-mini") == 0,
+          "model_info.base_model names the entry");
+    CHECK_INT(d != NULL ? d->max_input_tokens : 0, 64000);
+    d = t_dep(s, "u");
+    CHECK_INT(d != NULL ? d->max_input_tokens : 0, 500);
+    d = t_dep(s, "bare");
+    CHECK_STR(d != NULL ? d->provider : NULL, "anthropic");
+    d = t_dep(s, "none");
+    CHECK(d != NULL && d->cost_entry == NULL && d->input_cost < 0 && d->max_input_tokens == 0);
+    d = t_dep(s, "anthropic/*");
+    CHECK(d != NULL && d->cost_entry == NULL, "a wildcard's entry is looked up per request");
+    const mg_costmap_entry_t *e = d != NULL ? mg_registry_cost_entry(s, d, "opus-new-x") : NULL;
+    CHECK(e != NULL && strcmp(e->name, "opus-new-x") == 0);
+    /* wildcard routing: a bare name the map gives a provider reaches provider/... */
+    CHECK_STR(mg_registry_bare_provider(s, "opus-new-x"), "anthropic");
+    CHECK_STR(mg_registry_bare_provider(s, "gpt-4o-mini"), "openai");
+    CHECK(mg_registry_bare_provider(s, "unknown-thing") == NULL);
+    CHECK(mg_registry_bare_provider(s, "openai/gpt-4o") == NULL);
+    char matched[256];
+    mg_group_t *g = mg_registry_wildcard(s, "opus-new-x", strlen("opus-new-x"), matched,
+                                         sizeof(matched));
+    CHECK(g != NULL && strcmp(matched, "anthropic/opus-new-x") == 0, "matched %s", matched);
+    /* prices never become request parameters */
+    d = t_dep(s, "p");
+    CHECK(d != NULL && json_object_get(d->defaults, "input_cost_per_token") == NULL);
+    mg_snapshot_unref(s);
+
+    /* a config with a price that cannot be used is refused at load */
+    mg_config_opts_t opts = {NULL, true};
+    static const char bad[] =
+        "model_list:\n  - {model_name: x, litellm_params: {model: openai/gpt-4o}, model_info: "
+        "{output_cost_per_token: -1}}\n";
+    mg_config_t *c2 = NULL;
+    CHECK(mg_config_load_text(bad, strlen(bad), "bad.yaml", &opts, &c2, &err) == MG_ERROR);
+    CHECK_CONTAINS(err.msg, "model_info.output_cost_per_token must be a number >= 0");
+    mg_config_unref(c2);
+    /* without a carried map, a config prices with the built-in one */
+    mg_config_t *c3 = t_config("model_list: []\n");
+    CHECK(c3 != NULL && c3->costmap != NULL && strcmp(c3->costmap->source, "builtin") == 0);
+    CHECK(c3 != NULL && mg_config_costmap_node(c3) == NULL);
+    mg_config_unref(c3);
+}
+
 int
 main(void)
 {
+    test_cost_facts();
     test_ids();
     test_groups_aliases_store();
     test_hooks();

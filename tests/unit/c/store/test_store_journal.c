@@ -37,7 +37,7 @@ t_res_reset(t_res_t *r)
 }
 
 static void
-t_on_load(void *ud, int rc, int64_t version, json_t *models, json_t *policies,
+t_on_load(void *ud, int rc, int64_t version, json_t *models, json_t *policies, json_t *idents,
           const mg_err_t *err)
 {
     t_res_t *r = ud;

@@ -351,7 +351,7 @@ t_res_reset(t_res_t *r)
 }
 
 static void
-t_load_cb(void *ud, int rc, int64_t version, json_t *models, json_t *policies,
+t_load_cb(void *ud, int rc, int64_t version, json_t *models, json_t *policies, json_t *idents,
           const mg_err_t *err)
 {
     t_res_t *r = ud;
