@@ -149,6 +149,22 @@ mg_sr_error_class(int status)
     }
 }
 
+/* The master key's hash (LiteLLM's api_key for master-key calls), cached per config. */
+static const char *
+mg_sr_master_hash(const mg_config_t *c)
+{
+    static const mg_config_t *cached;
+    static char hash[65];
+    if (c->master_key == NULL) {
+        return NULL;
+    }
+    if (cached != c) {
+        mg_sha256_hex(c->master_key, strlen(c->master_key), hash);
+        cached = c;
+    }
+    return hash;
+}
+
 static bool
 mg_sr_store_prompts(const mg_config_t *c)
 {
@@ -205,7 +221,9 @@ mg_gw_spend_record(mg_request_t *r, int status, const char *body, size_t len)
     mg_spend_row_setz(&row, MG_SPEND_F_REQUEST_ID, r->call_id);
     mg_spend_row_setz(&row, MG_SPEND_F_CALL_TYPE, mg_sr_call_type(r));
     const mg_vkey_t *k = r->who.key;
-    const char *kh = r->who.token;
+    const char *kh = r->who.token != NULL ? r->who.token
+                     : r->who.master  ? mg_sr_master_hash(cfg)
+                                      : NULL;
     const char *uid = k != NULL ? k->user_id : r->who.master ? "default_user_id" : NULL;
     const char *team = k != NULL ? k->team_id : NULL;
     const char *org = k != NULL ? k->org_id : NULL;

@@ -246,6 +246,9 @@ mg_sq_verify(mg_sq_t *q, mg_sq_seg_t *s, mg_err_t *err)
         while (next < size && !mg_sq_valid_at(data + next, size - next, &t, &stamp)) {
             next += 8;
         }
+        if (next >= size) {
+            break; /* nothing valid after it: the torn tail, cut below */
+        }
         damaged++;
         off = next;
     }

@@ -37,6 +37,8 @@ set(MG_UNIT_C_TESTS
   store/test_store_journal
   gateway/test_reqlog
   gateway/test_openapi
+  spend/test_spend_ring
+  spend/test_spend_queue
 )
 
 foreach(t ${MG_UNIT_C_TESTS})
