@@ -347,7 +347,8 @@ mg_spend_q_agg_result(mg_spend_qjob_t *j)
         json_object_set_new(o, "key_alias", g->key_alias[0] ? json_string(g->key_alias)
                                                             : json_null());
         json_object_set_new(o, "team_id_max", g->team[0] ? json_string(g->team) : json_null());
-        json_object_set_new(o, "team_alias", json_null());
+        /* the embedded log knows no team aliases: the team's id names it */
+        json_object_set_new(o, "team_alias", g->team[0] ? json_string(g->team) : json_null());
         json_array_append_new(a, o);
     }
     free(gs);

@@ -10,8 +10,8 @@
  *    "dims":["day"|"api_key"|"user"|"model"|"model_group"|"team_id"|"end_user"], "limit":N}
  * rows answer: an array of LiteLLM_SpendLogs objects (LiteLLM's keys).
  * agg answer: an array of {<dims>..., "spend", "prompt_tokens", "completion_tokens",
- *   "total_tokens", "requests", "key_alias", "team_id_max", "team_alias"} (team_alias only
- *   from PostgreSQL, when LiteLLM_TeamTable exists).
+ *   "total_tokens", "requests", "key_alias", "team_id_max", "team_alias"} (team_alias: from
+ *   LiteLLM_TeamTable in PostgreSQL when it exists; embedded: the team's id).
  *
  * Embedded: the segments are scanned on the master's loop in slices (at most 4 MiB or 20000
  * records per loop turn), so a large log never stalls the master.  PostgreSQL: one statement
