@@ -257,6 +257,7 @@ typedef struct {
     int retention_loops;
     int64_t retention_cutoff_us;
     uint64_t retention_deleted;
+    uint64_t retention_batches;     /* DELETE statements (postgres) / segments (embedded) */
     int64_t retention_last_real_ms;
     char retention_error[300];
     bool quiescing;
@@ -1080,6 +1081,7 @@ mg_spend_retention_done(void *ud, PGresult *res, const char *err, const char *st
     }
     long n = res != NULL && PQntuples(res) == 1 ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     M->retention_deleted += (uint64_t) n;
+    M->retention_batches++;
     M->retention_error[0] = '\0';
     if (n < M->conf.cleanup_batch || --M->retention_loops <= 0) {
         M->retention_running = false;
@@ -1130,6 +1132,7 @@ mg_spend_retention_embedded(int64_t cutoff_us)
         n++;
     }
     M->retention_deleted += rows;
+    M->retention_batches += (uint64_t) n;
     M->retention_last_real_ms = mg_time_real_ms();
     if (n > 0) {
         mg_log(MG_LOG_INFO, NULL, "spend retention: %d segment%s (%" PRIu64 " rows) older than "
@@ -1213,10 +1216,11 @@ mg_spend_publish(void)
                                                           : json_null());
     json_object_set_new(s, "last_error_ms", json_integer((json_int_t) M->last_error_ms));
     json_object_set_new(st, "sink", s);
-    json_t *r = json_pack("{s:I,s:I,s:I,s:I,s:b}", "period_seconds",
+    json_t *r = json_pack("{s:I,s:I,s:I,s:I,s:I,s:b}", "period_seconds",
                           (json_int_t) (M->conf.retention_us / 1000000), "interval_seconds",
                           (json_int_t) (M->conf.retention_interval_ms / 1000), "deleted_rows",
-                          (json_int_t) M->retention_deleted, "last_run_ms",
+                          (json_int_t) M->retention_deleted, "batches",
+                          (json_int_t) M->retention_batches, "last_run_ms",
                           (json_int_t) M->retention_last_real_ms, "running",
                           M->retention_running);
     json_object_set_new(r, "last_error", M->retention_error[0] ? json_string(M->retention_error)
