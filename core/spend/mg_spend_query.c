@@ -283,7 +283,8 @@ mg_spend_q_add_agg(mg_spend_qjob_t *j, const mg_spend_rec_t *rec)
         mg_buf_append(&j->key, v[d], vn[d]);
         mg_buf_append(&j->key, "\x1f", 1);
     }
-    mg_qgroup_t *g = mg_map_get(&j->groups, mg_buf_head(&j->key), mg_buf_len(&j->key));
+    const char *kp = j->key.data != NULL ? mg_buf_head(&j->key) : "";
+    mg_qgroup_t *g = mg_map_get(&j->groups, kp, mg_buf_len(&j->key));
     if (g == NULL) {
         if (j->groups.count >= MG_SPEND_Q_MAX_GROUPS) {
             return;
@@ -292,8 +293,7 @@ mg_spend_q_add_agg(mg_spend_qjob_t *j, const mg_spend_rec_t *rec)
         for (int d = 0; d < j->ndims; d++) {
             g->dims[d] = mg_xstrndup(v[d], vn[d]);
         }
-        mg_map_put(&j->groups, j->key.data != NULL ? mg_buf_head(&j->key) : "",
-                   mg_buf_len(&j->key), g);
+        mg_map_put(&j->groups, kp, mg_buf_len(&j->key), g);
     }
     g->spend += rec->spend == rec->spend ? rec->spend : 0;
     g->pt += rec->prompt_tokens;

@@ -324,7 +324,9 @@ mg_sq_open(const char *dir, const mg_sq_conf_t *conf, mg_sq_pos_t verify_from, m
         mg_sq_add_seg(q, (uint64_t) seq);
     }
     closedir(d);
-    qsort(q->segs, q->nsegs, sizeof(*q->segs), mg_sq_cmp_seg);
+    if (q->nsegs > 1) {
+        qsort(q->segs, q->nsegs, sizeof(*q->segs), mg_sq_cmp_seg);
+    }
     for (size_t i = 0; i < q->nsegs; i++) {
         mg_sq_seg_t *s = &q->segs[i];
         if (s->seq >= verify_from.seg) {

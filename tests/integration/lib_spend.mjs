@@ -68,3 +68,14 @@ export function idCounts(rows) {
 export const sum = (rows, f = 'spend') => rows.reduce((a, r) => a + Number(r[f] || 0), 0);
 
 export const close = (a, b, eps = 1e-9) => Math.abs(a - b) <= eps * Math.max(1, Math.abs(a), Math.abs(b));
+
+/** Sanitizer reports (ASan/UBSan builds) in the output of gateways. */
+export function sanitizerReports(gws) {
+  const out = [];
+  for (const g of gws) {
+    for (const l of g.output().stderr.split('\n')) {
+      if (/runtime error:|AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer/.test(l)) out.push(l);
+    }
+  }
+  return out;
+}

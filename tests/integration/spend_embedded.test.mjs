@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startMock, startGateway, mockModel, pool, waitFor, tmpDir } from '../lib/harness.mjs';
 import { putKey, identPut, sha256hex } from '../lib/journal.mjs';
-import { call, spendGet, spendState, waitRows, idCounts, sum, close } from './lib_spend.mjs';
+import { call, spendGet, spendState, waitRows, idCounts, sum, close, sanitizerReports } from './lib_spend.mjs';
 
 const MASTER = 'sk-spend-master-0123456789';
 const KEY = 'sk-spend-key-aaaaaaaaaaaaaaaa';
@@ -29,7 +29,9 @@ const config = {
   general_settings: { master_key: MASTER },
   router_settings: { num_retries: 0 },
 };
+const started = [];
 let gw = await startGateway({ config, workers: 2, stateDir: state, dir });
+started.push(gw);
 after(async () => { await gw.stop(); await mock.stop(); });
 
 let seq = 0;
@@ -215,6 +217,7 @@ test('a restart keeps the rows and the totals; the key\'s spend goes on from the
   const g = await spendGet(gw, '/global/spend');
   await gw.stop();
   gw = await startGateway({ config, workers: 2, stateDir: state, dir });
+  started.push(gw);
   const afterRows = await spendGet(gw, '/spend/logs');
   assert.equal(afterRows.length, before.length);
   assert.deepEqual(new Set(afterRows.map((x) => x.request_id)), new Set(before.map((x) => x.request_id)));
@@ -252,6 +255,7 @@ test('retention deletes old rows in batches (whole segments), keeps the newer on
     dir: d2,
     env: { SPEND_LOG_RUN_LOOPS: '1' }, // one segment per run: the batches are visible
   });
+  started.push(g2);
   try {
     for (let i = 0; i < 6; i++) await call(g2, MASTER, { id: nextId('old'), user: `old-${i}` });
     await waitRows(g2, (rs) => rs.length === 6);
@@ -283,4 +287,9 @@ test('the spend state is in /moongate/state', async () => {
   assert.ok(st.queue.bytes_on_disk > 0);
   assert.equal(st.queue.error, null);
   assert.ok(st.rows_pushed >= st.rows_drained - 1);
+});
+
+test('no sanitizer report from any process (ASan/UBSan builds)', async () => {
+  await gw.stop();
+  assert.deepEqual(sanitizerReports(started), []);
 });

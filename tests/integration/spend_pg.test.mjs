@@ -16,7 +16,7 @@ import net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import { startMock, startGateway, mockModel, pool, waitFor, startPostgres } from '../lib/harness.mjs';
 import { sha256hex } from '../lib/journal.mjs';
-import { call, spendGet, spendState, idCounts, sum, close } from './lib_spend.mjs';
+import { call, spendGet, spendState, idCounts, sum, close, sanitizerReports } from './lib_spend.mjs';
 
 const MASTER = 'sk-spend-pg-master-0123456789';
 const MASTER_HASH = sha256hex(MASTER);
@@ -189,6 +189,7 @@ const config = (db, extra = {}) => ({
   router_settings: { num_retries: 0 },
 });
 const gw = await startGateway({ config: config('litellm'), workers: 2 });
+const started = [gw];
 after(async () => { await gw.stop(); await mock.stop(); proxy.close(); await pg.stop(); });
 
 let seq = 0;
@@ -256,6 +257,7 @@ test('a database LiteLLM created is used as it is; missing tables are created as
   assert.match(pgIn('litellm', `SELECT indexdef FROM pg_indexes WHERE indexname = 'LiteLLM_DailyTeamSpend_team_id_date_api_key_model_custom_ll_key'`), /UNIQUE INDEX/);
   // a fresh database: every table, from LiteLLM's schema
   const g2 = await startGateway({ config: config('fresh'), workers: 1 });
+  started.push(g2);
   try {
     await call(g2, MASTER, { id: nextId('fresh'), user: 'f' });
     await waitAcked(g2, 'the fresh database');
@@ -375,6 +377,7 @@ test('retention deletes rows older than the period in LIMIT-bounded batches', as
     workers: 1,
     env: { SPEND_LOG_CLEANUP_BATCH_SIZE: '10' },
   });
+  started.push(g3);
   try {
     await call(g3, MASTER, { id: nextId('ret-new'), user: 'keep' });
     await waitAcked(g3, 'the new row');
@@ -397,4 +400,9 @@ test('retention deletes rows older than the period in LIMIT-bounded batches', as
 test('settings that are not durations are refused at start', async () => {
   const bad = startGateway({ config: config('ret', { maximum_spend_logs_retention_period: 'soon' }), workers: 1 });
   await assert.rejects(bad, /maximum_spend_logs_retention_period must be a duration/);
+});
+
+test('no sanitizer report from any process (ASan/UBSan builds)', async () => {
+  await gw.stop();
+  assert.deepEqual(sanitizerReports(started), []);
 });
