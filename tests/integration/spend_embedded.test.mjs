@@ -278,6 +278,36 @@ test('retention deletes old rows in batches (whole segments), keeps the newer on
   }
 });
 
+test('store_prompts_in_spend_logs: the request body and the response are kept (long strings cut as LiteLLM cuts them)', async () => {
+  const d3 = tmpDir('mg-spend-prompts-');
+  const g3 = await startGateway({
+    config: { ...config, general_settings: { ...config.general_settings, store_prompts_in_spend_logs: true } },
+    workers: 1,
+    dir: d3,
+  });
+  started.push(g3);
+  try {
+    const long = 'y'.repeat(5000);
+    const r = await call(g3, MASTER, { id: nextId('prompt'), user: 'p', extra: { messages: [{ role: 'user', content: long }] } });
+    assert.equal(r.status, 200);
+    const s = await call(g3, MASTER, { id: nextId('prompt-s'), user: 'ps', stream: true });
+    assert.ok(s.ok);
+    const rows = await waitRows(g3, (rs) => rs.length === 2);
+    const row = rows.find((x) => x.end_user === 'p');
+    assert.equal(row.proxy_server_request.model, 'priced', 'the request body');
+    const content = row.proxy_server_request.messages[0].content;
+    assert.ok(content.length < 2200 && content.includes('litellm_truncated skipped'), 'a long string is cut');
+    assert.equal(row.response.object, 'chat.completion', 'the response');
+    assert.ok(row.response.choices[0].message.content.length > 0);
+    assert.deepEqual(row.messages, {}, 'messages stays {} as in LiteLLM');
+    const st = await spendState(g3);
+    assert.equal(st.store_prompts_in_spend_logs, true);
+    assert.equal(st.ring_bytes_per_worker, 16 * 1024 * 1024, 'bigger rings when prompts are kept');
+  } finally {
+    await g3.stop();
+  }
+});
+
 test('the spend state is in /moongate/state', async () => {
   const st = await spendState(gw);
   assert.equal(st.mode, 'embedded');

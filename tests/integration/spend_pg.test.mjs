@@ -397,6 +397,37 @@ test('retention deletes rows older than the period in LIMIT-bounded batches', as
   }
 });
 
+test('the disk bound: with the database down, rows past spend_queue_max_mb are dropped and counted, never silently', async () => {
+  const g4 = await startGateway({
+    config: { ...config('ret'), moongate_settings: { spend_queue_max_mb: 0.1, spend_segment_max_mb: 0.02 } },
+    workers: 1,
+  });
+  started.push(g4);
+  try {
+    await call(g4, MASTER, { id: nextId('bound-first'), user: 'b' });
+    await waitAcked(g4, 'before the outage');
+    await pg.stop('fast');
+    const res = await pool(400, 4, (i) => call(g4, MASTER, { id: nextId('bound'), user: `b-${i}` }));
+    assert.ok(res.every((r) => r.ok), 'answers do not wait for the disk queue');
+    const st = await waitFor(async () => {
+      const s = await spendState(g4);
+      return s.rows_drained === s.rows_pushed ? s : null;
+    }, { what: 'every row taken from the ring' });
+    assert.ok(st.dropped_disk_full > 0, `rows dropped at the bound: ${st.dropped_disk_full}`);
+    assert.ok(st.queue.bytes_on_disk <= st.queue.bound_bytes, 'the queue stays under its bound');
+    assert.equal(st.queue.bound_bytes, Math.floor(0.1 * 1024 * 1024));
+    assert.match(g4.output().stderr, /spend log queue full/, 'and said in the log');
+    const kept = st.queued_rows;
+    await pg.start();
+    await waitAcked(g4, 'after the outage');
+    assert.equal(num('ret', `SELECT count(*) FROM "LiteLLM_SpendLogs" WHERE end_user LIKE 'b-%'`) + st.dropped_disk_full, 400,
+      'every row either arrived or was counted as dropped');
+    assert.ok(kept > 0);
+  } finally {
+    await g4.stop();
+  }
+});
+
 test('settings that are not durations are refused at start', async () => {
   const bad = startGateway({ config: config('ret', { maximum_spend_logs_retention_period: 'soon' }), workers: 1 });
   await assert.rejects(bad, /maximum_spend_logs_retention_period must be a duration/);
