@@ -91,6 +91,15 @@ mg_sr_jw_str(mg_sr_jw_t *w, const char *s, size_t n)
     mg_sr_jw_raw(w, "\"", 1);
     for (size_t i = 0; i < n && !w->over; i++) {
         unsigned char c = (unsigned char) s[i];
+        size_t j = i;
+        while (j < n && (unsigned char) s[j] >= 0x20 && s[j] != '"' && s[j] != '\\') {
+            j++;
+        }
+        if (j > i) {
+            mg_sr_jw_raw(w, s + i, j - i); /* a run that needs no escape */
+            i = j - 1;
+            continue;
+        }
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char) c};
             mg_sr_jw_raw(w, e, 2);
@@ -262,17 +271,11 @@ mg_gw_spend_record(mg_request_t *r, int status, const char *body, size_t len)
             mg_spend_row_set(&row, MG_SPEND_F_END_USER, eu, (size_t) n);
         }
     }
-    char ip[64] = "";
     if (r->hr->peer != NULL) {
+        /* "ip:port" or "[ip6]:port" */
         const char *p = r->hr->peer;
-        if (p[0] == '[') {
-            size_t n = strcspn(p + 1, "]");
-            snprintf(ip, sizeof(ip), "%.*s", (int) n, p + 1);
-        } else {
-            size_t n = strcspn(p, ":");
-            snprintf(ip, sizeof(ip), "%.*s", (int) n, p);
-        }
-        mg_spend_row_setz(&row, MG_SPEND_F_IP, ip);
+        bool v6 = p[0] == '[';
+        mg_spend_row_set(&row, MG_SPEND_F_IP, p + v6, strcspn(p + v6, v6 ? "]" : ":"));
     }
     char buf[2048];
     mg_sr_jw_t w = {buf, 0, sizeof(buf), false};
@@ -287,32 +290,21 @@ mg_gw_spend_record(mg_request_t *r, int status, const char *body, size_t len)
         mg_sr_jw_lit(&w, "]");
         mg_spend_row_set(&row, MG_SPEND_F_REQUEST_TAGS, buf, w.over ? SIZE_MAX / 2 : w.n);
     }
-    /* LiteLLM's SpendLogsMetadata */
+    /* LiteLLM's SpendLogsMetadata: the master adds the keys the row's fields give (the key's
+     * hash, alias, team, org, user, ip, status); only what they do not give is written here,
+     * so a successful call writes no JSON at all */
     w.n = 0;
     w.over = false;
-    mg_sr_jw_lit(&w, "{\"user_api_key\":");
-    mg_sr_jw_strz_or_null(&w, kh);
-    mg_sr_jw_lit(&w, ",\"user_api_key_alias\":");
-    mg_sr_jw_strz_or_null(&w, alias);
-    mg_sr_jw_lit(&w, ",\"user_api_key_team_id\":");
-    mg_sr_jw_strz_or_null(&w, team);
-    mg_sr_jw_lit(&w, ",\"user_api_key_org_id\":");
-    mg_sr_jw_strz_or_null(&w, org);
-    mg_sr_jw_lit(&w, ",\"user_api_key_user_id\":");
-    mg_sr_jw_strz_or_null(&w, uid);
-    mg_sr_jw_lit(&w, ",\"user_api_key_team_alias\":");
-    mg_sr_jw_strz_or_null(&w, team_alias);
-    mg_sr_jw_lit(&w, ",\"spend_logs_metadata\":null,\"requester_ip_address\":");
-    mg_sr_jw_strz_or_null(&w, ip);
-    mg_sr_jw_lit(&w, ",\"status\":");
-    mg_sr_jw_lit(&w, ok ? "\"success\"" : "\"failure\"");
-    if (ok) {
-        mg_sr_jw_lit(&w, ",\"error_information\":null}");
-    } else {
+    if (team_alias != NULL) {
+        mg_sr_jw_lit(&w, "{\"user_api_key_team_alias\":");
+        mg_sr_jw_str(&w, team_alias, strlen(team_alias));
+    }
+    if (!ok) {
         char code[16];
-        snprintf(code, sizeof(code), "%d", status);
-        mg_sr_jw_lit(&w, ",\"error_information\":{\"error_code\":");
-        mg_sr_jw_str(&w, code, strlen(code));
+        int cl = snprintf(code, sizeof(code), "%d", status);
+        mg_sr_jw_lit(&w, w.n == 0 ? "{" : ",");
+        mg_sr_jw_lit(&w, "\"error_information\":{\"error_code\":");
+        mg_sr_jw_str(&w, code, (size_t) cl);
         mg_sr_jw_lit(&w, ",\"error_class\":");
         const char *cls = r->answer_error || r->stream_errored ? "APIError"
                                                                 : mg_sr_error_class(status);
@@ -340,9 +332,12 @@ mg_gw_spend_record(mg_request_t *r, int status, const char *body, size_t len)
         } else {
             mg_sr_jw_lit(&w, "null");
         }
-        mg_sr_jw_lit(&w, "}}");
+        mg_sr_jw_lit(&w, "}");
     }
-    mg_spend_row_set(&row, MG_SPEND_F_METADATA, buf, w.over ? SIZE_MAX / 2 : w.n);
+    if (w.n > 0) {
+        mg_sr_jw_lit(&w, "}");
+        mg_spend_row_set(&row, MG_SPEND_F_METADATA, buf, w.over ? SIZE_MAX / 2 : w.n);
+    }
     if (mg_sr_store_prompts(cfg)) {
         row.tail[0] = r->hr->body;
         row.tail_n[0] = r->hr->body != NULL ? r->hr->body_len : 0;

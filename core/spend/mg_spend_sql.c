@@ -711,16 +711,60 @@ mg_spend_key_time(mg_buf_t *b, const char *k, int64_t us)
     mg_buf_printf(b, ",\"%s\":\"%s\"", k, t);
 }
 
+static json_t *mg_spend_api_str(const mg_spend_rec_t *rec, mg_spend_field_t f);
+
+/* A string field as JSON, or null when empty. */
+static json_t *
+mg_spend_str_or_null(const mg_spend_rec_t *rec, mg_spend_field_t f)
+{
+    size_t n;
+    (void) mg_spend_rec_str(rec, f, &n);
+    return n > 0 ? mg_spend_api_str(rec, f) : json_null();
+}
+
+/*
+ * LiteLLM's SpendLogsMetadata: the keys the row's own fields give (the worker does not write
+ * them, to keep JSON off the request path), then what the worker wrote (error_information,
+ * the team alias, ...) over them.
+ */
+static json_t *
+mg_spend_metadata_obj(const mg_spend_rec_t *rec)
+{
+    json_t *md = json_object();
+    json_object_set_new(md, "user_api_key", mg_spend_str_or_null(rec, MG_SPEND_F_API_KEY));
+    json_object_set_new(md, "user_api_key_alias", mg_spend_str_or_null(rec, MG_SPEND_F_KEY_ALIAS));
+    json_object_set_new(md, "user_api_key_team_id", mg_spend_str_or_null(rec, MG_SPEND_F_TEAM_ID));
+    json_object_set_new(md, "user_api_key_org_id", mg_spend_str_or_null(rec, MG_SPEND_F_ORG_ID));
+    json_object_set_new(md, "user_api_key_user_id", mg_spend_str_or_null(rec, MG_SPEND_F_USER));
+    json_object_set_new(md, "user_api_key_team_alias", json_null());
+    json_object_set_new(md, "spend_logs_metadata", json_null());
+    json_object_set_new(md, "requester_ip_address", mg_spend_str_or_null(rec, MG_SPEND_F_IP));
+    json_object_set_new(md, "status",
+                        json_string(rec->status == MG_SPEND_OK ? "success" : "failure"));
+    json_object_set_new(md, "error_information", json_null());
+    size_t n;
+    const char *s = mg_spend_rec_str(rec, MG_SPEND_F_METADATA, &n);
+    if (n > 0) {
+        json_t *extra = json_loadb(s, n, 0, NULL);
+        if (json_is_object(extra)) {
+            json_object_update(md, extra);
+        }
+        json_decref(extra);
+    }
+    if (rec->flags & MG_SPEND_FLAG_META_CUT) {
+        json_object_set_new(md, "moongate_truncated", json_true());
+    }
+    return md;
+}
+
 static void
 mg_spend_metadata(mg_buf_t *b, const mg_spend_rec_t *rec)
 {
-    size_t n;
-    const char *s = mg_spend_rec_str(rec, MG_SPEND_F_METADATA, &n);
-    if (rec->flags & MG_SPEND_FLAG_META_CUT) {
-        mg_buf_append_str(b, "{\"moongate_truncated\":true}");
-    } else {
-        mg_spend_json_field(b, s, n, false, "{}");
-    }
+    json_t *md = mg_spend_metadata_obj(rec);
+    char *t = json_dumps(md, JSON_COMPACT);
+    json_decref(md);
+    mg_buf_append_str(b, t != NULL ? t : "{}");
+    free(t);
 }
 
 static void
@@ -851,10 +895,7 @@ mg_spend_row_api(const mg_spend_rec_t *rec, bool store_prompts)
     json_object_set_new(o, "custom_llm_provider", mg_spend_api_str(rec, MG_SPEND_F_PROVIDER));
     json_object_set_new(o, "api_base", mg_spend_api_str(rec, MG_SPEND_F_API_BASE));
     json_object_set_new(o, "user", mg_spend_api_str(rec, MG_SPEND_F_USER));
-    mg_spend_metadata(&b, rec);
-    json_t *md = json_loadb(mg_buf_head(&b), mg_buf_len(&b), 0, NULL);
-    json_object_set_new(o, "metadata", md != NULL ? md : json_object());
-    mg_buf_reset(&b);
+    json_object_set_new(o, "metadata", mg_spend_metadata_obj(rec));
     json_object_set_new(o, "cache_hit", json_string("False"));
     json_object_set_new(o, "cache_key", json_string("Cache OFF"));
     mg_spend_tags(&b, rec);
