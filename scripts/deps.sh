@@ -8,12 +8,15 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libevent-dev libluajit2-5.1-dev libhiredis-dev
-            libpq-dev libpcre2-dev libyaml-dev libjansson-dev libssl-dev ca-certificates)
+            libpq-dev libpcre2-dev libyaml-dev libjansson-dev libssl-dev libsodium-dev
+            ca-certificates)
 # prometheus: its promtool parses /metrics as the Prometheus server does;
 # python3-prometheus-client: the reference client's parser reads values back (test_metrics)
 # chromium (+ a font for its screenshots): the admin page's headless browser test (puppeteer-core)
+# python3-nacl, python3-cryptography: encrypt LiteLLM_ProxyModelTable rows as LiteLLM does
 test_pkgs=(redis-server postgresql nodejs npm nginx wrk clang libclang-rt-14-dev curl procps
-           iproute2 openssl prometheus python3-prometheus-client chromium fonts-dejavu-core)
+           iproute2 openssl prometheus python3-prometheus-client chromium fonts-dejavu-core
+           python3-nacl python3-cryptography)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then

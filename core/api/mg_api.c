@@ -39,6 +39,7 @@ static const mg_wire_ops_t *const mg_wires[MG_WIRE__COUNT] = {
     &mg_wire_bedrock_converse,
     &mg_wire_bedrock_invoke,
     &mg_wire_responses,
+    &mg_wire_gemini,
 };
 
 /* LiteLLM's get_optional_params defaults: the OpenAI parameters a provider's supported list
@@ -67,6 +68,7 @@ mg_wire_name(mg_wire_t w)
     case MG_WIRE_BEDROCK_CONVERSE: return "bedrock_converse";
     case MG_WIRE_BEDROCK_INVOKE: return "bedrock_invoke";
     case MG_WIRE_OPENAI_RESPONSES: return "openai_responses";
+    case MG_WIRE_GEMINI: return "gemini";
     default: return "none";
     }
 }
@@ -694,6 +696,8 @@ mg_enc_free(mg_enc_t *e)
     free(e->tools);
     e->tools = NULL;
     e->ntools = e->tools_cap = 0;
+    mg_buf_free(&e->embed);
+    e->nembed = 0;
 }
 
 void

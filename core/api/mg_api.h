@@ -54,6 +54,7 @@ typedef enum {
     MG_WIRE_BEDROCK_CONVERSE,   /* AWS Bedrock Converse / ConverseStream (upstream only) */
     MG_WIRE_BEDROCK_INVOKE,     /* Bedrock InvokeModel[WithResponseStream], Anthropic models */
     MG_WIRE_OPENAI_RESPONSES, /* OpenAI's Responses objects and response.* events */
+    MG_WIRE_GEMINI,         /* Google's generateContent (upstream side only) */
     MG_WIRE__COUNT
 } mg_wire_t;
 
@@ -229,6 +230,8 @@ typedef enum {
     MG_EV_FINISH,               /* choice index finished: finish (text: the stop sequence) */
     MG_EV_USAGE,                /* the usage so far changed (read the usage struct) */
     MG_EV_ERROR,                /* the upstream failed mid-way: status, etype, text */
+    MG_EV_EMBEDDING,            /* embeddings: vector number tool (the input's index), text:
+                                 * the vector as a JSON array of numbers */
     MG_EV_END,                  /* the response is complete */
 } mg_ev_kind_t;
 
@@ -311,6 +314,9 @@ typedef struct {
     mg_enc_tool_t *tools;       /* aggregate: malloc array */
     int ntools, tools_cap;
     int nchoices;
+    mg_buf_t embed;             /* embeddings: the data items so far, comma-joined (owned) */
+    int nembed;
+    bool embed_base64;          /* embeddings: vectors as base64 float32 (encoding_format) */
     /* Responses API (mg_enc_set_origin): the request the response object echoes and the
      * deployment its id names */
     const mg_api_req_t *req;    /* borrowed, or NULL */

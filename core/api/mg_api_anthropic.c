@@ -1340,6 +1340,12 @@ mg_an_build(mg_op_t op, json_t *n, const mg_body_opts_t *o, mg_buf_t *out, mg_ap
     json_decref(body);
     mg_buf_append_str(out, s);
     free(s);
+    if (o->extra_members != NULL && o->extra_members[0] != '\0' && mg_buf_len(out) > 2) {
+        /* what the provider adds (Vertex's and Bedrock's anthropic_version), before the '}' */
+        out->end--;
+        mg_buf_append_str(out, o->extra_members);
+        mg_buf_append(out, "}", 1);
+    }
     return MG_OK;
 }
 
@@ -1801,6 +1807,8 @@ mg_an_enc_stream(mg_enc_t *e, const mg_ev_t *ev)
     case MG_EV_END:
         mg_an_enc_end(e);
         break;
+    case MG_EV_EMBEDDING:
+        break; /* no Anthropic route carries embeddings */
     }
 }
 
@@ -1861,6 +1869,7 @@ mg_an_enc_collect(mg_enc_t *e, const mg_ev_t *ev)
         break;
     case MG_EV_USAGE:
     case MG_EV_END:
+    case MG_EV_EMBEDDING:
         break;
     }
 }

@@ -47,6 +47,7 @@ extern const mg_wire_ops_t mg_wire_responses;
 
 /* Frees the Responses encoder's state of e (mg_api_responses.c); NULL-safe. */
 void mg_api_responses_enc_free(mg_enc_t *e);
+extern const mg_wire_ops_t mg_wire_gemini;     /* upstream side only: build, decode, errors */
 
 /* Aggregated tool call of an encoder (non-stream bodies). */
 struct mg_enc_tool_s {

@@ -619,8 +619,61 @@ mg_oa_enc_stream(mg_enc_t *e, const mg_ev_t *ev)
         }
         break;
     case MG_EV_END:
+    case MG_EV_EMBEDDING:
         break;
     }
+}
+
+/* Standard base64 of n bytes. */
+static void
+mg_oa_base64(const unsigned char *p, size_t n, mg_buf_t *out)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t) p[i] << 16;
+        if (i + 1 < n) {
+            v |= (uint32_t) p[i + 1] << 8;
+        }
+        if (i + 2 < n) {
+            v |= p[i + 2];
+        }
+        char q[4] = {tbl[(v >> 18) & 63], tbl[(v >> 12) & 63], i + 1 < n ? tbl[(v >> 6) & 63] : '=',
+                     i + 2 < n ? tbl[v & 63] : '='};
+        mg_buf_append(out, q, 4);
+    }
+}
+
+/* One translated embedding as an item of OpenAI's data list: the numbers as they came,
+ * or little-endian float32 in base64 when the client asked for encoding_format base64. */
+static void
+mg_oa_enc_embedding(mg_enc_t *e, const mg_ev_t *ev)
+{
+    if (e->nembed++ > 0) {
+        mg_buf_append(&e->embed, ",", 1);
+    }
+    mg_buf_append_str(&e->embed, "{\"embedding\":");
+    if (e->embed_base64) {
+        json_t *arr = json_loadb(ev->text, ev->text_len, 0, NULL);
+        size_t n = json_array_size(arr);
+        unsigned char *bytes = mg_xcalloc(n > 0 ? n : 1, 4);
+        for (size_t i = 0; i < n; i++) {
+            float f = (float) json_number_value(json_array_get(arr, i));
+            uint32_t u;
+            memcpy(&u, &f, 4);
+            bytes[4 * i] = (unsigned char) u;
+            bytes[4 * i + 1] = (unsigned char) (u >> 8);
+            bytes[4 * i + 2] = (unsigned char) (u >> 16);
+            bytes[4 * i + 3] = (unsigned char) (u >> 24);
+        }
+        mg_buf_append(&e->embed, "\"", 1);
+        mg_oa_base64(bytes, 4 * n, &e->embed);
+        mg_buf_append(&e->embed, "\"", 1);
+        free(bytes);
+        json_decref(arr);
+    } else {
+        mg_buf_append(&e->embed, ev->text, ev->text_len);
+    }
+    mg_buf_printf(&e->embed, ",\"index\":%d,\"object\":\"embedding\"}", ev->tool);
 }
 
 /* Aggregates into the encoder's buffers (non-stream). */
@@ -672,6 +725,9 @@ mg_oa_enc_collect(mg_enc_t *e, const mg_ev_t *ev)
         break;
     case MG_EV_ERROR:
         e->errored = true;
+        break;
+    case MG_EV_EMBEDDING:
+        mg_oa_enc_embedding(e, ev);
         break;
     case MG_EV_USAGE:
     case MG_EV_END:
@@ -789,6 +845,18 @@ mg_oa_enc_body(mg_enc_t *e)
 static void
 mg_oa_enc_finish(mg_enc_t *e)
 {
+    if (e->api->op == MG_OP_EMBEDDINGS) {
+        /* a translated embeddings answer (the same wire is relayed as it is) */
+        mg_buf_append_str(e->out, "{\"object\":\"list\",\"data\":[");
+        if (mg_buf_len(&e->embed) > 0) {
+            mg_buf_append(e->out, mg_buf_head(&e->embed), mg_buf_len(&e->embed));
+        }
+        mg_buf_append_str(e->out, "],\"model\":");
+        mg_buf_json_str(e->out, e->model, strlen(e->model));
+        mg_buf_printf(e->out, ",\"usage\":{\"prompt_tokens\":%lld,\"total_tokens\":%lld}}",
+                      (long long) e->usage->prompt_tokens, (long long) mg_usage_total(e->usage));
+        return;
+    }
     if (!e->stream) {
         mg_oa_enc_body(e);
         return;

@@ -1372,6 +1372,7 @@ mg_rs_enc_event(mg_enc_t *e, const mg_ev_t *ev)
         }
         break;
     case MG_EV_END:
+    case MG_EV_EMBEDDING: /* no Responses route carries embeddings */
         break;
     }
 }

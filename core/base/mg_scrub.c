@@ -67,6 +67,9 @@ static mg_scrub_set_t *mg_scrub_global_set; /* ref: dropped by the next mg_scrub
 static mg_scrub_set_t *mg_scrub_retired[MG_SCRUB_RETIRED];
 static size_t mg_scrub_nretired;
 
+/* Secrets learned at run time (tokens minted from a credential): one ref, replaced whole. */
+static mg_scrub_set_t *mg_scrub_runtime_set;
+
 static inline uint64_t
 mg_scrub_key6(const char *p)
 {
@@ -539,6 +542,14 @@ mg_scrub_set_global(mg_scrub_set_t *set)
         mg_scrub_set_unref(old);
     }
     mg_scrub_retired_prune();
+}
+
+void
+mg_scrub_set_runtime(mg_scrub_set_t *set)
+{
+    mg_scrub_set_t *old = mg_scrub_runtime_set;
+    mg_scrub_runtime_set = mg_scrub_set_ref(set);
+    mg_scrub_set_unref(old);
 }
 
 size_t
@@ -1585,9 +1596,12 @@ mg_scrub_fixed_global(const char *in, size_t n, unsigned flags, char *out, size_
         return 0;
     }
     mg_scrub_retired_prune();
-    const mg_scrub_set_t *sets[1 + MG_SCRUB_RETIRED];
+    const mg_scrub_set_t *sets[2 + MG_SCRUB_RETIRED];
     size_t ns = 0;
     sets[ns++] = mg_scrub_global_set;
+    if (mg_scrub_runtime_set != NULL) {
+        sets[ns++] = mg_scrub_runtime_set;
+    }
     for (size_t i = 0; i < mg_scrub_nretired; i++) {
         sets[ns++] = mg_scrub_retired[i];
     }
@@ -1601,9 +1615,12 @@ void
 mg_scrub_global_buf(const char *in, size_t n, mg_buf_t *out)
 {
     mg_scrub_retired_prune();
-    const mg_scrub_set_t *sets[1 + MG_SCRUB_RETIRED];
+    const mg_scrub_set_t *sets[2 + MG_SCRUB_RETIRED];
     size_t ns = 0;
     sets[ns++] = mg_scrub_global_set;
+    if (mg_scrub_runtime_set != NULL) {
+        sets[ns++] = mg_scrub_runtime_set;
+    }
     for (size_t i = 0; i < mg_scrub_nretired; i++) {
         sets[ns++] = mg_scrub_retired[i];
     }

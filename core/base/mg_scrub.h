@@ -146,6 +146,13 @@ size_t mg_scrub_redact(const char *tok, size_t n, char out[MG_SCRUB_REDACT_MAX +
  * the current and every retired set (at exit).
  */
 void mg_scrub_set_global(mg_scrub_set_t *set);
+/*
+ * The process-wide set of secrets learned at run time (access tokens a worker minted from a
+ * credential), scrubbed by every mg_scrub_global_* call and by mg_log beside the global
+ * set.  Takes a reference to set and drops the previous one; NULL clears it.  The owner
+ * (the token cache) rebuilds and replaces the whole set when its tokens change.
+ */
+void mg_scrub_set_runtime(mg_scrub_set_t *set);
 /* Borrowed; valid until the next mg_scrub_set_global(). NULL when none. */
 const mg_scrub_set_t *mg_scrub_global(void);
 /* mg_scrub() with the global set and the retired ones, appended to out. */

@@ -80,7 +80,13 @@ mg_fmt_pyfloat(double d, char *out, size_t outlen)
         return;
     }
     if (d == 0) {
-        snprintf(out, outlen, "%s", signbit(d) ? "-0.0" : "0.0");
+        const char *z = signbit(d) ? "-0.0" : "0.0";
+        size_t zl = strlen(z);
+        if (outlen > zl) {
+            memcpy(out, z, zl + 1);
+        } else if (outlen > 0) {
+            out[0] = '\0';
+        }
         return;
     }
     char e[64];

@@ -1677,8 +1677,8 @@ mg_admin_route_known(const mg_request_t *r)
         "/v1/model/info", "/v2/model/info", "/model_group/info", "/model/new", "/model/update",
         "/model/delete", "/config/reload", "/moongate/state", "/moongate/pool/evict",
         "/cache/flushall", "/cache/purge", "/cache/delete", "/cache/ping", "/policy/update",
-        "/policy/delete", "/policy/info", "/moongate/requests", "/moongate/traffic", NULL,
-        "/policy/delete", "/policy/info", "/reload/model_cost_map",
+        "/policy/delete", "/policy/info", "/moongate/requests", "/moongate/traffic",
+        "/reload/model_cost_map",
         "/schedule/model_cost_map_reload", "/schedule/model_cost_map_reload/status",
         "/model/cost_map/source", "/get/litellm_model_cost_map", NULL,
     };

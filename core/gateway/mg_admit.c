@@ -198,6 +198,7 @@ typedef struct {
     int64_t epoch;
     double max_budget;          /* this descriptor's budget (a per-model one for model) */
     int64_t rpm, tpm, parallel;
+    int *slot_memo;             /* the entity's memo of its slot (mg_auth.h), or NULL */
 } mg_adm_ent_t;
 
 /* The stamp a slot's spend is seeded from: an admin's explicit set of the spend. */
@@ -245,7 +246,15 @@ mg_adm_take(mg_request_t *r, const mg_adm_ent_t *e, double worst, int64_t tpm_n,
     if (a->n >= MG_ADM_MAX) {
         return true;
     }
-    int slot = mg_lim_slot(e->kind, e->id, e->model);
+    int slot;
+    if (e->slot_memo != NULL && *e->slot_memo > 0) {
+        slot = *e->slot_memo - 1; /* slots never move: resolved once per process and entity */
+    } else {
+        slot = mg_lim_slot(e->kind, e->id, e->model);
+        if (e->slot_memo != NULL && slot >= 0) {
+            *e->slot_memo = slot + 1;
+        }
+    }
     mg_lim_slot_t *s = mg_lim_get(slot);
     if (s == NULL) {
         return true; /* the table is full: logged by mg_lim_slot, not enforced */
@@ -258,6 +267,9 @@ mg_adm_take(mg_request_t *r, const mg_adm_ent_t *e, double worst, int64_t tpm_n,
     it->soft = e->model == NULL ? e->lim->soft_budget : -1;
     if (e->model == NULL) {
         mg_lim_seed(slot, e->row_spend, e->epoch);
+        if (e->kind == MG_ENT_KEY) {
+            a->key_spend = (double) __atomic_load_n(&s->spend, __ATOMIC_ACQUIRE) / MG_LIM_NANO;
+        }
     } else {
         mg_lim_seed(slot, 0, e->epoch); /* per-model spend starts in this instance */
     }
@@ -325,9 +337,10 @@ mg_adm_take(mg_request_t *r, const mg_adm_ent_t *e, double worst, int64_t tpm_n,
 
 static void
 mg_adm_ent(mg_adm_ent_t *e, mg_ent_kind_t kind, const char *id, const char *desc,
-           const mg_limdef_t *l, json_t *row, double spend)
+           const mg_limdef_t *l, json_t *row, double spend, int *memo)
 {
     memset(e, 0, sizeof(*e));
+    e->slot_memo = memo;
     e->kind = kind;
     e->id = id;
     e->desc = desc;
@@ -415,31 +428,33 @@ mg_admit(mg_request_t *r)
     int n = 0;
     if (k != NULL) {
         a->has_key = true;
-        mg_adm_ent(&ents[n], MG_ENT_KEY, k->token, "api_key", &k->lim, k->row, k->spend);
+        mg_adm_ent(&ents[n], MG_ENT_KEY, k->token, "api_key", &k->lim, k->row, k->spend,
+                   (int *) &k->lim_slot);
         mg_adm_maybe_reset(r, &ents[n], "key");
-        a->key_spend = mg_lim_spend_of(MG_ENT_KEY, k->token, k->spend, ents[n].epoch);
         a->key_max_budget = k->lim.max_budget;
         n++;
         if (k->team != NULL) {
             mg_adm_ent(&ents[n], MG_ENT_TEAM, k->team->id, "team", &k->team->lim, k->team->row,
-                       k->team->spend);
+                       k->team->spend, &k->team->lim_slot);
             mg_adm_maybe_reset(r, &ents[n], "team");
             n++;
             if (k->team->org != NULL) {
                 mg_adm_ent(&ents[n], MG_ENT_ORG, k->team->org->id, "organization",
-                           &k->team->org->lim, k->team->org->row, k->team->org->spend);
+                           &k->team->org->lim, k->team->org->row, k->team->org->spend,
+                           &k->team->org->lim_slot);
                 n++;
             }
         }
         if (k->user != NULL) {
             mg_adm_ent(&ents[n], MG_ENT_USER, k->user->id, "user", &k->user->lim, k->user->row,
-                       k->user->spend);
+                       k->user->spend, &k->user->lim_slot);
             mg_adm_maybe_reset(r, &ents[n], "user");
             n++;
         }
     }
     if (eu != NULL) {
-        mg_adm_ent(&ents[n], MG_ENT_END_USER, eu->id, "end_user", &eu->lim, eu->row, eu->spend);
+        mg_adm_ent(&ents[n], MG_ENT_END_USER, eu->id, "end_user", &eu->lim, eu->row, eu->spend,
+                   (int *) &eu->lim_slot);
         n++;
     }
     bool any_budget = false;
@@ -494,7 +509,6 @@ mg_admit(mg_request_t *r)
                 return false;
             }
         }
-        a->key_spend = mg_lim_spend_of(MG_ENT_KEY, k->token, k->spend, ents[0].epoch);
     }
     return true;
 }
@@ -572,7 +586,9 @@ mg_admit_headers(const mg_request_t *r, mg_buf_t *h)
     if (a->has_key) {
         char b[48];
         mg_fmt_pyfloat(a->key_spend, b, sizeof(b));
-        mg_buf_printf(h, "x-litellm-key-spend: %s\r\n", b);
+        mg_buf_append_str(h, "x-litellm-key-spend: ");
+        mg_buf_append_str(h, b);
+        mg_buf_append(h, "\r\n", 2);
         if (a->key_max_budget >= 0) {
             mg_fmt_pyfloat(a->key_max_budget, b, sizeof(b));
             mg_buf_printf(h, "x-litellm-key-max-budget: %s\r\n", b);

@@ -37,6 +37,10 @@ mg_gw_attach(void *ud, mg_snapshot_t *s, mg_deployment_t *d, mg_err_t *err)
     (void) s;
     d->prov = mg_provider_find(d->provider);
     d->stats_slot = mg_stats_slot(d->id);
+    const mg_provider_t *p = d->prov;
+    if (p != NULL && p->ops->attach != NULL && d->mock_response == NULL) {
+        p->ops->attach(p, d); /* credentials read once per snapshot, before the fingerprint */
+    }
     /* every credential the provider would use, the environment's too: a rotation is a new client */
     mg_provider_cred_hash(d->prov, d, d->cred_hash);
     if (d->prov == NULL || d->mock_response != NULL) {
@@ -67,6 +71,11 @@ mg_gw_detach(void *ud, mg_snapshot_t *s, mg_deployment_t *d)
     if (d->upstream != NULL) {
         mg_upstream_unref(d->upstream);
         d->upstream = NULL;
+    }
+    const mg_provider_t *p = d->prov;
+    if (p != NULL && p->ops->release != NULL && d->pstate != NULL) {
+        p->ops->release(p, d);
+        d->pstate = NULL;
     }
     mg_gwm_release(d);
     (void) gw;
@@ -167,6 +176,8 @@ mg_gw_create(struct event_base *base, int worker_id, mg_config_t *cfg, const mg_
     mg_upool_conf_t pc;
     mg_gw_pool_conf(gw, &pc);
     gw->upool = mg_upool_create(base, &pc);
+    mg_token_conf_t tc = {.io = mg_gw_token_io(gw)};
+    gw->tokens = mg_token_cache_create(&tc);
     mg_gw_apply_otel(gw);
     return gw;
 }
@@ -175,6 +186,8 @@ void
 mg_gw_destroy(mg_gw_t *gw)
 {
     mg_http_server_destroy(gw->http); /* finalises what is left: their spans are queued */
+    mg_token_cache_destroy(gw->tokens); /* after the requests that could wait on it */
+    gw->tokens = NULL;
     mg_trace_destroy(gw->otel_exp);
     gw->otel_exp = NULL;
     gw->otel = NULL;
@@ -201,6 +214,20 @@ mg_gw_set_config(mg_gw_t *gw, mg_config_t *cfg)
     mg_gw_pool_conf(gw, &pc);
     mg_upool_set_conf(gw->upool, &pc);
     mg_gw_apply_otel(gw);
+}
+
+/* Whether a deployment of snapshot ud has the token cache key (its credential fingerprint). */
+static bool
+mg_gw_token_key_used(void *ud, const char *key)
+{
+    const mg_snapshot_t *s = ud;
+    for (size_t i = 0; i < s->ndeps; i++) {
+        const mg_provider_t *p = s->deps[i].prov;
+        if (p != NULL && p->ops->prepare != NULL && strcmp(s->deps[i].cred_hash, key) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 void
@@ -239,6 +266,8 @@ mg_gw_set_snapshot(mg_gw_t *gw, mg_snapshot_t *snap)
     mg_snapshot_unref(old);
     /* upstreams the new snapshot does not use start draining now */
     mg_upool_sweep(gw->upool, gw->gen);
+    /* and tokens of credentials it does not use are never served again */
+    mg_token_cache_retain(gw->tokens, mg_gw_token_key_used, snap);
 }
 
 void

@@ -69,6 +69,7 @@ struct mg_gw_s {
     struct event_base *base;
     mg_http_server_t *http;         /* owned */
     mg_upool_t *upool;              /* owned */
+    mg_token_cache_t *tokens;       /* owned: access tokens minted from credentials (ops->prepare) */
     mg_snapshot_t *snap;            /* ref: current snapshot, NULL until loaded */
     mg_config_t *config;            /* ref: current config */
     uint64_t gen;                   /* generation counter for snapshots (upstream draining) */
@@ -103,6 +104,7 @@ typedef enum {
     MG_ATT_BACKOFF,         /* waiting before a retry */
     MG_ATT_STREAMING,       /* relaying a stream */
     MG_ATT_ASYNC,           /* waiting on a store/master operation */
+    MG_ATT_CREDENTIAL,      /* waiting on an access token (ops->prepare, mg_token.h) */
     MG_ATT_DONE,
 } mg_att_state_t;
 
@@ -244,6 +246,13 @@ struct mg_request_s {
     struct event timer;             /* backoff / local answers */
     bool timer_on;
 
+    /* the credential step (ops->prepare): see mg_proxy_prepare() */
+    mg_token_wait_t token_wait;     /* linked into the token cache while the attempt waits */
+    char prep_key[65];              /* the credential key prep_token was minted for */
+    char *prep_token;               /* malloc, secret: the token a wait delivered; wiped and
+                                     * freed in mg_proxy_cleanup() */
+    bool resumed;                   /* the attempt re-runs after its wait (counted once) */
+
     /* usage: the one neutral record every path fills */
     mg_usage_t usage;
 
@@ -311,6 +320,9 @@ char *mg_gw_pyrepr_dict_error(const char *msg);
 /* Finalises: releases the snapshot and everything the request holds. */
 void mg_gw_finalize(mg_request_t *r);
 mg_snapshot_t *mg_gw_snapshot(mg_gw_t *gw);
+
+/* ---- token fetches for the token cache, over the upstream pool (mg_token_io.c) ---- */
+mg_token_io_t mg_gw_token_io(mg_gw_t *gw);
 
 /* ---- LLM routes (mg_proxy.c) ---- */
 void mg_proxy_handle(mg_request_t *r, const char *path_model, size_t pm_len);

@@ -89,7 +89,9 @@ mg_ka_token(const char *key, size_t klen, char token[65])
         memcpy(token, e->token, 65);
         return;
     }
-    mg_auth_hash_key(key, klen, token);
+    /* always the digest of what was presented: a stored hash is not a key (whoever can read
+     * the database must not be able to call with every key in it) */
+    mg_sha256_hex(key, klen, token);
     e->d[0] = d[0];
     e->d[1] = d[1];
     memcpy(e->token, token, 65);
@@ -125,13 +127,13 @@ mg_ka_authenticate(mg_request_t *r, const char *key, size_t klen)
         }
         r->snap = mg_snapshot_ref(gw->snap); /* the rights and the routing come from one version */
     }
-    char red[32];
-    char *k = mg_arena_strndup(r->arena, key, klen);
-    mg_log_redact(k, red, sizeof(red));
     char token[65];
     mg_ka_token(key, klen, token);
     const mg_vkey_t *vk = mg_auth_key(r->snap->auth, token);
     if (vk == NULL) {
+        char red[32];
+        char *k = mg_arena_strndup(r->arena, key, klen);
+        mg_log_redact(k, red, sizeof(red));
         if (strncmp(k, "sk-", 3) != 0) {
             char *msg = mg_arena_printf(r->arena, "Authentication Error, LiteLLM Virtual Key "
                                                   "expected. Received=%s, expected to start with "
@@ -179,7 +181,7 @@ mg_ka_authenticate(mg_request_t *r, const char *key, size_t klen)
     r->who.key = vk;
     r->who.user = vk->user;
     r->who.team = vk->team;
-    r->who.token = mg_arena_strdup(r->arena, token);
+    r->who.token = vk->token; /* the same digest, owned by the pinned snapshot */
     r->who.role = vk->user != NULL && vk->user->role != NULL ? vk->user->role
                                                               : MG_ROLE_INTERNAL_USER;
     r->is_admin = strcmp(r->who.role, MG_ROLE_PROXY_ADMIN) == 0;

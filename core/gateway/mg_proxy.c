@@ -53,6 +53,16 @@ mg_proxy_timer_set(mg_request_t *r, int64_t ms, event_callback_fn cb)
     r->timer_on = true;
 }
 
+static void
+mg_proxy_wipe_token(mg_request_t *r)
+{
+    if (r->prep_token != NULL) {
+        memset(r->prep_token, 0, strlen(r->prep_token));
+        free(r->prep_token);
+        r->prep_token = NULL;
+    }
+}
+
 /* ---- errors to the client ---- */
 
 /* LiteLLM's x-litellm-attempted-fallbacks: set last by the outermost level, so the
@@ -364,8 +374,11 @@ mg_proxy_cost(mg_request_t *r)
     mg_costmap_cost_t cc;
     r->cost_usd = mg_costmap_cost(e, &d->prices, &r->usage, dur_ms, call, &cc);
     r->cost_known = true;
-    if (!cc.unpriced) {
+    if (!cc.unpriced || (!d->wildcard && d->unpriced_said)) {
         return;
+    }
+    if (!d->wildcard) {
+        d->unpriced_said = true; /* this snapshot's deployment: the map below decides once */
     }
     /* once per worker and deployment (and model, for a wildcard), never per request */
     char key[600];
@@ -1050,6 +1063,122 @@ mg_proxy_no_provider(mg_request_t *r, const mg_deployment_t *d)
     mg_proxy_fail(r, &e);
 }
 
+/* A translated embeddings answer: the vectors in the encoding the client asked for, and the
+ * prompt's estimated tokens as usage unless the upstream counts them (Gemini's
+ * batchEmbedContents does not; LiteLLM counts them locally). */
+static void
+mg_proxy_embeddings_init(mg_request_t *r)
+{
+    const mg_json_member_t *ef = mg_api_member(&r->q, "encoding_format");
+    r->xl->enc.embed_base64 = ef != NULL && ef->type == MG_JSON_STRING && ef->val_len == 8 &&
+                              memcmp(ef->val, "\"base64\"", 8) == 0;
+    int64_t est = mg_api_estimate_input_tokens(&r->q);
+    r->usage.prompt_tokens = est;
+    r->usage.total_tokens = est;
+    r->usage.seen = true;
+}
+
+/* ---- the credential step (ops->prepare) ---- */
+
+/*
+ * A provider that needs a token minted from its credential (Vertex, Entra) says so from
+ * ops->prepare; the token comes from the worker's cache (core/providers/mg_token.h), or
+ * the attempt parks behind the one fetch in flight for that credential.  When the token
+ * arrives the attempt runs again from the top: the deployment is looked up anew (a
+ * rotation during the wait applies) and prepare is asked again; the token the wait
+ * delivered is used when it is for the same credential, else the cache is asked again.
+ * A client that goes away while parked is unlinked by mg_proxy_abort().
+ */
+static void
+mg_proxy_token_uperr(mg_request_t *r, const mg_provider_t *p, int rc, mg_err_t *err,
+                     mg_uperr_t *e)
+{
+    const char *exc = p->exception_name;
+    if (rc == MG_BUSY) {
+        mg_uperr_set(e, 503, MG_ERR_UPSTREAM_5XX, "litellm.ServiceUnavailableError: %s - %s", exc,
+                     err->msg);
+        return;
+    }
+    if (err->cls == MG_ERR_AUTH || err->cls == MG_ERR_CONFIG) {
+        /* a credential that cannot be used: LiteLLM's AuthenticationError, never retried */
+        err->cls = MG_ERR_AUTH;
+        mg_err_prefix(err, "AuthenticationError: %s - ", exc);
+    }
+    mg_provider_error_transport(p, r->dep->provider, err, r->dep, e);
+}
+
+static void
+mg_proxy_token_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void) fd;
+    (void) what;
+    mg_request_t *r = arg;
+    r->timer_on = false;
+    mg_token_cancel(&r->token_wait);
+    mg_err_t err;
+    mg_err_set(&err, MG_ERR_UPSTREAM_TIMEOUT, "no access token for deployment %s within the "
+               "request timeout", r->dep->id);
+    mg_uperr_t e;
+    mg_proxy_token_uperr(r, r->prov, MG_ERROR, &err, &e);
+    mg_proxy_fail(r, &e);
+}
+
+static void
+mg_proxy_token_ready(void *ud, int rc, const char *token, const mg_err_t *err)
+{
+    mg_request_t *r = ud;
+    if (r->timer_on) {
+        evtimer_del(&r->timer);
+        r->timer_on = false;
+    }
+    if (rc == MG_OK) {
+        mg_proxy_wipe_token(r);
+        r->prep_token = mg_xstrdup(token);
+        r->resumed = true;
+        mg_proxy_attempt(r);
+        return;
+    }
+    mg_err_t e2 = *err;
+    mg_uperr_t e;
+    mg_proxy_token_uperr(r, r->prov, rc, &e2, &e);
+    mg_proxy_fail(r, &e);
+}
+
+/* MG_OK: c->token is set (or not needed); MG_AGAIN: parked; MG_ERROR: e filled. */
+static int
+mg_proxy_prepare(mg_request_t *r, const mg_provider_t *p, mg_call_t *c, mg_uperr_t *e)
+{
+    mg_token_src_t need;
+    memset(&need, 0, sizeof(need));
+    mg_err_t err;
+    int rc = p->ops->prepare(p, c, &need, &err);
+    if (rc == MG_OK) {
+        return MG_OK;
+    }
+    if (rc == MG_AGAIN && r->prep_token != NULL && strcmp(r->prep_key, need.key) == 0) {
+        c->token = r->prep_token; /* what the wait delivered, for this very credential */
+        return MG_OK;
+    }
+    const char *tok = NULL;
+    if (rc == MG_AGAIN) {
+        rc = mg_token_get(r->gw->tokens, &need, &tok, &r->token_wait, mg_proxy_token_ready, r,
+                          &err);
+    }
+    if (rc == MG_OK) {
+        c->token = tok; /* borrowed from the cache until its next call: build runs first */
+        return MG_OK;
+    }
+    if (rc == MG_AGAIN) {
+        snprintf(r->prep_key, sizeof(r->prep_key), "%s", need.key);
+        r->state = MG_ATT_CREDENTIAL;
+        int64_t tms = mg_clamp_i64(mg_proxy_timeout_s(r) * 1000);
+        mg_proxy_timer_set(r, tms > INT32_MAX ? INT32_MAX : tms, mg_proxy_token_timeout);
+        return MG_AGAIN;
+    }
+    mg_proxy_token_uperr(r, p, rc, &err, e);
+    return MG_ERROR;
+}
+
 /* Starts the attempt on r->order[r->order_pos]. */
 static void
 mg_proxy_attempt(mg_request_t *r)
@@ -1067,8 +1196,12 @@ mg_proxy_attempt(mg_request_t *r)
         return;
     }
     r->dep = d;
-    r->attempts_in_group++;
-    r->attempts++;
+    bool resumed = r->resumed; /* a re-run after a token wait is the same attempt */
+    r->resumed = false;
+    if (!resumed) {
+        r->attempts_in_group++;
+        r->attempts++;
+    }
     json_t *mock = r->req_mock != NULL ? r->req_mock : d->mock_response;
     const mg_provider_t *p = mock != NULL ? mg_provider_mock() : d->prov;
     if (p == NULL) {
@@ -1091,7 +1224,9 @@ mg_proxy_attempt(mg_request_t *r)
     } else {
         r->upstream_model = d->upstream_model;
     }
-    mg_trace_attempt_begin(r);
+    if (!resumed) {
+        mg_trace_attempt_begin(r); /* its span covers the token wait */
+    }
     mg_op_t up_op = r->api->op;
     mg_wire_t w = p->ops->wire(p, d, up_op);
     if (up_op == MG_OP_RESPONSES && w != MG_WIRE_OPENAI_RESPONSES) {
@@ -1151,6 +1286,9 @@ mg_proxy_attempt(mg_request_t *r)
         mg_dec_init(&r->xl->dec, w, up_op, &r->usage, mg_proxy_on_nev, r);
         mg_enc_init(&r->xl->enc, r->api, r->stream, r->q.include_usage, r->model, &r->usage,
                     &r->out);
+        if (r->api->op == MG_OP_EMBEDDINGS) {
+            mg_proxy_embeddings_init(r);
+        }
     }
     if (r->api->op == MG_OP_RESPONSES) {
         mg_responses_attempt(r, d, !r->translate, &c);
@@ -1174,6 +1312,16 @@ mg_proxy_attempt(mg_request_t *r)
         r->state = MG_ATT_UPSTREAM;
         mg_proxy_timer_set(r, 0, mg_proxy_local_tick);
         return;
+    }
+    if (p->ops->prepare != NULL) {
+        int prc = mg_proxy_prepare(r, p, &c, &e);
+        if (prc == MG_AGAIN) {
+            return; /* parked: mg_proxy_token_ready() runs the attempt again */
+        }
+        if (prc != MG_OK) {
+            mg_proxy_fail(r, &e);
+            return;
+        }
     }
     mg_err_t err;
     aerr.status = 0;
@@ -1641,6 +1789,7 @@ mg_proxy_abort(mg_request_t *r)
         evtimer_del(&r->timer);
         r->timer_on = false;
     }
+    mg_token_cancel(&r->token_wait); /* parked on a token fetch: no wake-up follows */
     r->state = MG_ATT_DONE;
 }
 
@@ -1672,6 +1821,7 @@ mg_proxy_cleanup(mg_request_t *r)
         r->xl = NULL;
     }
     mg_api_req_free(&r->q);
+    mg_proxy_wipe_token(r);
     free(r->decode_error);
     r->decode_error = NULL;
     json_decref(r->req_fallbacks);

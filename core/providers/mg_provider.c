@@ -16,6 +16,8 @@ extern const mg_provider_t mg_provider_openai_rows[];
 extern const size_t mg_provider_openai_nrows;
 extern const mg_provider_t mg_provider_anthropic_row;
 extern const mg_provider_t mg_provider_mock_row;
+extern const mg_provider_t mg_provider_gemini_row;
+extern const mg_provider_t mg_provider_vertex_row;
 extern const mg_provider_t mg_provider_bedrock_row;
 extern const mg_provider_t mg_provider_azure_rows[];
 extern const size_t mg_provider_azure_nrows;
@@ -33,6 +35,12 @@ mg_provider_find(const char *name)
     }
     if (strcmp(mg_provider_anthropic_row.name, name) == 0) {
         return &mg_provider_anthropic_row;
+    }
+    if (strcmp(mg_provider_gemini_row.name, name) == 0) {
+        return &mg_provider_gemini_row;
+    }
+    if (strcmp(mg_provider_vertex_row.name, name) == 0) {
+        return &mg_provider_vertex_row;
     }
     if (strcmp(mg_provider_bedrock_row.name, name) == 0) {
         return &mg_provider_bedrock_row;

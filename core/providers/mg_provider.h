@@ -25,6 +25,7 @@
 #include "../base/mg_types.h"
 #include "../http/mg_http_server.h"
 #include "../registry/mg_registry.h"
+#include "mg_token.h"
 
 #include <stdbool.h>
 #include <sys/uio.h>
@@ -109,6 +110,9 @@ typedef struct {
     mg_iovs_t body;                     /* [0] is reserved for the head */
     bool json_mode;                     /* the answer's json_tool_call is the content */
     const char *betas;                  /* static: anthropic-beta values the body needs */
+    /* in: what ops->prepare asked for, once obtained (NULL when it asked for nothing) */
+    const char *token;                  /* borrowed, secret: a bearer token minted for dep,
+                                         * valid during build; never logged */
     /* MG_OP_RESPONSES on a stored response (every action but create has no body) */
     mg_resp_action_t resp_action;
     const char *resp_id;                /* borrowed: the upstream's own response id */
@@ -124,6 +128,25 @@ struct mg_provider_ops_s {
     /* Adds every credential the provider would use for d (also those from the
      * environment) to a fingerprint text. */
     void (*fingerprint)(const mg_provider_t *p, const mg_deployment_t *d, mg_buf_t *fp);
+    /* Per-deployment state (parsed credentials, file contents) made when a snapshot
+     * attaches d, before the fingerprint, kept in d->pstate; release frees it when the
+     * snapshot goes.  attach never fails the snapshot: a bad credential is kept as an
+     * error in pstate and refused at request time.  Both may be NULL. */
+    void (*attach)(const mg_provider_t *p, mg_deployment_t *d);
+    void (*release)(const mg_provider_t *p, mg_deployment_t *d);
+    /*
+     * The credential step, before build (NULL: none, the fast path).  MG_OK: nothing to
+     * obtain, build runs now.  MG_AGAIN: the call needs a token: *need says for which
+     * credential and how to mint one (mg_token.h); the gateway obtains it (from the
+     * worker's cache, or by waiting on the one fetch in flight) and runs build with
+     * c->token set.  MG_ERROR: err, mapped like a build error (class auth for a
+     * credential that cannot be used; the message never holds the secret).
+     * need->key must be c->dep->cred_hash: a rotation changes it, so the new credential
+     * never finds the old token, and the gateway drops the tokens of keys the current
+     * snapshot no longer has.  need->body and need->ud are used only inside the call
+     * that starts a fetch (state hanging off d->pstate is fine).
+     */
+    int (*prepare)(const mg_provider_t *p, mg_call_t *c, mg_token_src_t *need, mg_err_t *err);
     /* Builds the request (c->head and c->body).  Errors carry a class and status. */
     int (*build)(const mg_provider_t *p, mg_call_t *c, mg_err_t *err, mg_api_err_t *aerr);
     /* Framing of a successful response. */

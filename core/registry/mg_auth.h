@@ -57,6 +57,7 @@ struct mg_org_s {
     json_t *models;             /* borrowed array; NULL or empty: every model */
     mg_limdef_t lim;
     double spend;
+    int lim_slot;               /* memo of this process: mg_limits slot + 1, 0 unknown */
 };
 
 struct mg_team_s {
@@ -71,6 +72,7 @@ struct mg_team_s {
     mg_limdef_t lim;
     double spend;
     mg_org_t *org;              /* borrowed, or NULL */
+    int lim_slot;               /* memo of this process: mg_limits slot + 1, 0 unknown */
 };
 
 struct mg_user_s {
@@ -82,6 +84,7 @@ struct mg_user_s {
     json_t *teams;              /* borrowed array of team ids */
     mg_limdef_t lim;
     double spend;
+    int lim_slot;               /* memo of this process: mg_limits slot + 1, 0 unknown */
 };
 
 typedef struct {
@@ -91,6 +94,7 @@ typedef struct {
     bool blocked;
     mg_limdef_t lim;            /* from its budget row (budget_id) */
     double spend;
+    int lim_slot;               /* memo of this process: mg_limits slot + 1, 0 unknown */
 } mg_enduser_t;
 
 typedef struct {
@@ -112,6 +116,7 @@ typedef struct {
     double spend;
     mg_team_t *team;            /* borrowed, or NULL */
     mg_user_t *user;            /* borrowed, or NULL */
+    int lim_slot;               /* memo of this process: mg_limits slot + 1, 0 unknown */
 } mg_vkey_t;
 
 typedef struct mg_auth_s {
@@ -149,7 +154,7 @@ const mg_org_t *mg_auth_org(const mg_auth_t *a, const char *id);
 json_t *mg_auth_budget_row(const mg_auth_t *a, const char *budget_id);
 
 /* The SHA-256 hex of a key, as LiteLLM's hash_token (a key that is already 64 hex digits is
- * taken as a hash, as LiteLLM does). */
+ * taken as a hash, as LiteLLM's management routes do: for lookups, never to authenticate). */
 void mg_auth_hash_key(const char *key, size_t len, char out[65]);
 /* LiteLLM's key_name: "sk-...abcd" (the last 4 characters). */
 void mg_auth_key_name(const char *key, char *out, size_t outlen);

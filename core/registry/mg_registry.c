@@ -834,6 +834,38 @@ mg_registry_build_ex(mg_config_t *cfg, json_t *store_models, json_t *store_polic
     return MG_OK;
 }
 
+static void mg_registry_secret_values(mg_scrub_builder_t *b, json_t *v, bool add_all);
+
+/* A service-account key named by its file path (vertex_credentials, GOOGLE_APPLICATION_
+ * CREDENTIALS): the file's text and its secret fields are secrets too.  Read at most 1 MiB;
+ * a value that is not a readable file adds nothing. */
+static void
+mg_registry_secret_key_file(mg_scrub_builder_t *b, const char *path)
+{
+    while (*path == ' ' || *path == '\n' || *path == '\t' || *path == '\r') {
+        path++;
+    }
+    if (*path == '\0' || *path == '{') {
+        return; /* JSON text, added as it is */
+    }
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return;
+    }
+    char *buf = mg_xmalloc(1024 * 1024 + 1);
+    size_t n = fread(buf, 1, 1024 * 1024, f);
+    fclose(f);
+    buf[n] = '\0';
+    mg_scrub_builder_add(b, buf, n);
+    json_t *inner = json_loadb(buf, n, 0, NULL);
+    if (json_is_object(inner)) {
+        mg_registry_secret_values(b, inner, false);
+    }
+    json_decref(inner);
+    memset(buf, 0, n);
+    free(buf);
+}
+
 /* Every value of v (recursively) under a secret key; add_all: v itself is secret. */
 /* Every query value of an endpoint URL: /model/info shows them all redacted, so all are
  * secrets (values shorter than the scrubber's minimum are ignored by it). */
@@ -881,6 +913,10 @@ mg_registry_secret_values(mg_scrub_builder_t *b, json_t *v, bool add_all)
         }
         bool sec = add_all || mg_registry_secret_key(k) || strcasecmp(k, "authorization") == 0 ||
                    strcasecmp(k, "x-api-key") == 0 || strcasecmp(k, "api-key") == 0;
+        if (json_is_string(x) && (strcmp(k, "vertex_credentials") == 0 ||
+                                  strcmp(k, "vertex_ai_credentials") == 0)) {
+            mg_registry_secret_key_file(b, json_string_value(x));
+        }
         if (json_is_object(x) || json_is_array(x) || json_is_string(x)) {
             mg_registry_secret_values(b, x, sec);
         }
@@ -946,6 +982,11 @@ mg_registry_secrets_config(mg_scrub_builder_t *bp, const mg_config_t *c)
         const char *eq = strchr(*e, '=');
         if (eq != NULL && mg_registry_secret_env(*e, (size_t) (eq - *e))) {
             mg_scrub_builder_add_str(&b, eq + 1);
+        }
+        if (eq != NULL && (strncmp(*e, "GOOGLE_APPLICATION_CREDENTIALS=", 31) == 0 ||
+                           strncmp(*e, "VERTEXAI_CREDENTIALS=", 21) == 0 ||
+                           strncmp(*e, "VERTEX_CREDENTIALS=", 19) == 0)) {
+            mg_registry_secret_key_file(&b, eq + 1);
         }
         if (eq != NULL && (strncmp(*e, "DATABASE_URL=", 13) == 0 ||
                            strncmp(*e, "REDIS_URL=", 10) == 0)) {
@@ -1157,7 +1198,8 @@ mg_registry_secret_key(const char *k)
     /* every provider's secret fields (tokens by name: "*_token" would catch
      * input_cost_per_token) */
     static const char *const exact[] = {
-        "api_key", "azure_ad_token", "vertex_credentials", "aws_access_key_id",
+        "api_key", "azure_ad_token", "vertex_credentials", "vertex_ai_credentials",
+        "aws_access_key_id",
         "aws_secret_access_key", "aws_session_token", "aws_bearer_token", "aws_web_identity_token",
         "client_secret", "credentials", "api_token", "access_token", "refresh_token", "id_token",
         "auth_token", "token", "password", "service_account_json", NULL};

@@ -74,7 +74,9 @@ struct mg_deployment_s {
     const void *prov;               /* borrowed: const mg_provider_t * */
     void *upstream;                 /* ref: mg_upstream_t *, dropped in detach */
     int stats_slot;                 /* index into shared stats, -1 none */
+    void *pstate;                   /* owned by the provider: ops->attach, freed by ops->release */
     void *metrics;                  /* owned by the gateway: resolved metric series, freed in detach */
+    bool unpriced_said;             /* gateway memo: "no price" was logged for this deployment */
 };
 
 struct mg_group_s {

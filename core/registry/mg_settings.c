@@ -194,7 +194,9 @@ static const mg_setting_t mg_settings[] = {
     {"top-level", "assistant_settings", W, "assistant routes are not served"},
     {"top-level", "finetune_settings", W, "fine-tuning routes are not served"},
     {"top-level", "files_settings", W, "file routes are not served"},
-    {"top-level", "default_vertex_config", W, "vertex_ai/ is not implemented yet"},
+    {"top-level", "default_vertex_config", W,
+     "not applied: set vertex_project, vertex_location and vertex_credentials on each vertex_ai/ "
+     "deployment (or VERTEXAI_PROJECT, VERTEXAI_LOCATION, GOOGLE_APPLICATION_CREDENTIALS)"},
     {"top-level", "callback_settings", W,
      "per-integration settings are not read (otel spans never carry messages anyway)"},
     {"top-level", "mcp_servers", W, "MCP routes are not served"},

@@ -73,6 +73,15 @@ typedef void (*mg_store_reconnect_cb)(void *ud);
  *        The result is {"deleted":[ID,..]}.
  * A row's "spend" column is the persisted spend at load time: the spend pipeline updates it
  * without a registry version bump (it is not a right), so it is only a starting point.
+ * In PostgreSQL (LiteLLM's own tables, mg_store_pg_litellm.c): every key of a row must be a
+ * column of the table as it exists (else bad_request naming it; created_at / updated_at are
+ * ignored where the table has no such column); ident_put over an existing row resets the
+ * columns it does not name to their defaults but keeps created_at, created_by and last_active,
+ * and never changes spend / model_spend (the spend pipeline's; ident_patch sets them when
+ * asked); "clear" sets a column to its default; created_by / updated_by
+ * default to "default_user_id"; the foreign keys LiteLLM's schema has between these tables hold
+ * (bad_request); ident_delete also deletes the rows of other tables that a RESTRICT foreign key
+ * ties to the deleted ones (LiteLLM_JWTKeyMapping, LiteLLM_OrganizationMembership, ...).
  */
 
 /* table name -> id column: key (LiteLLM_VerificationToken.token, the SHA-256 hex of the key),

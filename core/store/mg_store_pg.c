@@ -20,6 +20,14 @@
  * changes nothing bumps nothing.  litellm_params values are encrypted one by one (mg_crypto) so
  * an update can merge them in SQL with ||.
  *
+ * LiteLLM's tables (mg_store_pg_litellm.c): the identity tables (keys, teams, users, end users,
+ * budgets, organizations) are LiteLLM_* tables, created when absent and otherwise used as they
+ * are; their columns are read from the catalogue at every (re)connect, so an identity mutation's
+ * SQL is built when it is sent.  Models in LiteLLM_ProxyModelTable are served after moongate's
+ * own (litellm_params decrypted as LiteLLM encrypts them) but never written, except that
+ * model_delete removes the id from both tables.  One load is one statement: one snapshot of
+ * everything.  The session runs with TimeZone UTC (LiteLLM's timestamps are UTC without a zone).
+ *
  * Callbacks always run from the loop, never inside the call that queued the operation.
  * destroy() may be called from any callback: everything is released at once, no callback runs
  * after it, and the object itself is freed when the outermost callback frame returns.
@@ -28,6 +36,7 @@
 #include "mg_store.h"
 
 #include "mg_crypto.h"
+#include "mg_store_pg_litellm.h"
 
 #include "../base/mg_arena.h"
 #include "../base/mg_buf.h"
@@ -42,6 +51,7 @@
 #include <event2/util.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <sodium.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -62,16 +72,13 @@
 /* ---- SQL ---- */
 
 /*
- * Schema, run on every (re)connect of the query connection.  The advisory lock serialises
- * concurrent starts of several workers and instances; tables are created only when missing, so a
- * role without CREATE privilege works once the schema exists.  statement_timeout (set per session
- * just below our own query timeout) lets the server give up first, with a clean error, instead
- * of us closing the connection.
+ * Schema, run on every (re)connect of the query connection (see mg_store_pg_setup_sql()).  The
+ * advisory lock serialises concurrent starts of several workers and instances; tables are
+ * created only when missing, so a role without CREATE privilege works once the schema exists.
+ * moongate's own tables first, then LiteLLM's (mg_store_pg_litellm.c), then the catalogue of
+ * LiteLLM's tables as they exist.
  */
 #define MG_PG_SQL_SCHEMA                                                                           \
-    "BEGIN;\n"                                                                                     \
-    "SET LOCAL client_min_messages = warning;\n"                                                   \
-    "SELECT pg_advisory_xact_lock(7885351518267664485);\n"                                         \
     "DO $mg$\n"                                                                                    \
     "BEGIN\n"                                                                                      \
     "    IF to_regclass('moongate_registry') IS NULL THEN\n"                                       \
@@ -111,8 +118,7 @@
     "            at timestamptz NOT NULL DEFAULT now());\n"                                        \
     "    END IF;\n"                                                                                \
     "END\n"                                                                                        \
-    "$mg$;\n"                                                                                      \
-    "COMMIT;"
+    "$mg$;\n"
 
 #define MG_PG_SQL_LISTEN "LISTEN " MG_PG_CHANNEL
 
@@ -147,12 +153,16 @@
 
 /* Every mutation returns one row: (changed int, version bigint|NULL, row json|NULL). */
 
-/* $1 model_id, $2 model_name, $3 litellm_params (encrypted), $4 model_info, $5 user */
+/*
+ * $1 model_id, $2 model_name, $3 litellm_params (encrypted), $4 model_info, $5 user.  An id that
+ * LiteLLM_ProxyModelTable holds already exists too (both tables are served).
+ */
 static const char mg_store_pg_sql_model_new[] =
     "WITH ch AS (\n"
     "    INSERT INTO moongate_models\n"
     "        (model_id, model_name, litellm_params, model_info, created_by, updated_by)\n"
-    "    VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $5)\n"
+    "    SELECT $1::text, $2::text, $3::jsonb, $4::jsonb, $5::text, $5::text\n"
+    "    WHERE NOT EXISTS (SELECT 1 FROM \"LiteLLM_ProxyModelTable\" p WHERE p.model_id = $1)\n"
     "    ON CONFLICT (model_id) DO NOTHING\n"
     "    RETURNING *\n"
     "), " MG_PG_SQL_BUMP("EXISTS (SELECT 1 FROM ch)") ",\n"
@@ -180,14 +190,21 @@ static const char mg_store_pg_sql_model_update[] =
     "), " MG_PG_SQL_BUMP("EXISTS (SELECT 1 FROM ch)") ",\n"
     MG_PG_SQL_EVENT("model_update", "jsonb_build_object('model_id', $1::text, 'user', $7::text)")
     "SELECT (SELECT count(*) FROM ch)::int, (SELECT version FROM bump),\n"
-    "       (SELECT " MG_PG_SQL_MODEL_JSON("c") " FROM ch c)";
+    "       COALESCE((SELECT " MG_PG_SQL_MODEL_JSON("c") " FROM ch c),\n"
+    "                CASE WHEN EXISTS (SELECT 1 FROM \"LiteLLM_ProxyModelTable\" p\n"
+    "                                  WHERE p.model_id = $1)\n"
+    "                THEN json_build_object('litellm_row', true) END)";
 
-/* $1 model_id, $2 user */
+/* $1 model_id, $2 user.  The model is gone from both tables that are served. */
 static const char mg_store_pg_sql_model_delete[] =
-    "WITH ch AS (\n"
+    "WITH ch1 AS (\n"
     "    DELETE FROM moongate_models WHERE model_id = $1 RETURNING model_id\n"
+    "), ch2 AS (\n"
+    "    DELETE FROM \"LiteLLM_ProxyModelTable\" WHERE model_id = $1 RETURNING model_id\n"
+    "), ch AS (SELECT model_id FROM ch1 UNION ALL SELECT model_id FROM ch2\n"
     "), " MG_PG_SQL_BUMP("EXISTS (SELECT 1 FROM ch)") ",\n"
-    MG_PG_SQL_EVENT("model_delete", "jsonb_build_object('model_id', $1::text, 'user', $2::text)")
+    MG_PG_SQL_EVENT("model_delete", "jsonb_build_object('model_id', $1::text, 'user', $2::text, "
+                                    "'litellm_row', EXISTS (SELECT 1 FROM ch2))")
     "SELECT (SELECT count(*) FROM ch)::int, (SELECT version FROM bump), NULL::json";
 
 /* $1 name, $2 kind, $3 source, $4 hash */
@@ -218,14 +235,35 @@ static const char mg_store_pg_sql_bump[] =
     MG_PG_SQL_EVENT("bump", "$1::jsonb")
     "SELECT 1, (SELECT version FROM bump), NULL::json";
 
-/* One statement, so one snapshot: the version, the models and the policies agree. */
+/* An identity table as {id: row}: every column that exists, whatever LiteLLM version made it. */
+#define MG_PG_SQL_IDENT(name, rel, pk)                                                             \
+    "'" name "', COALESCE((SELECT json_object_agg(t." pk ", row_to_json(t))\n"                     \
+    "                      FROM \"" rel "\" t), '{}'::json)"
+
+/*
+ * One statement, so one snapshot: the version, the models (moongate's and LiteLLM's), the
+ * policies and LiteLLM's identity tables agree.
+ */
 static const char mg_store_pg_sql_load[] =
     "SELECT r.version,\n"
     "    COALESCE((SELECT json_agg(" MG_PG_SQL_MODEL_JSON("m") " ORDER BY m.seq)\n"
     "              FROM moongate_models m), '[]'::json),\n"
     "    COALESCE((SELECT json_object_agg(p.name, " MG_PG_SQL_POLICY_JSON("p") ")\n"
-    "              FROM moongate_policies p), '{}'::json)\n"
+    "              FROM moongate_policies p), '{}'::json),\n"
+    "    COALESCE((SELECT json_agg(row_to_json(p) ORDER BY p.created_at, p.model_id)\n"
+    "              FROM \"LiteLLM_ProxyModelTable\" p), '[]'::json),\n"
+    "    json_build_object(\n"
+    "        " MG_PG_SQL_IDENT("key", "LiteLLM_VerificationToken", "token") ",\n"
+    "        " MG_PG_SQL_IDENT("team", "LiteLLM_TeamTable", "team_id") ",\n"
+    "        " MG_PG_SQL_IDENT("user", "LiteLLM_UserTable", "user_id") ",\n"
+    "        " MG_PG_SQL_IDENT("end_user", "LiteLLM_EndUserTable", "user_id") ",\n"
+    "        " MG_PG_SQL_IDENT("budget", "LiteLLM_BudgetTable", "budget_id") ",\n"
+    "        " MG_PG_SQL_IDENT("org", "LiteLLM_OrganizationTable", "organization_id") ")\n"
     "FROM moongate_registry r WHERE r.id = 1";
+
+/* Templates for the identity mutations built in mg_store_pg_litellm.c. */
+static const char mg_store_pg_bump_fmt[] = MG_PG_SQL_BUMP("%s");
+static const char mg_store_pg_event_fmt[] = MG_PG_SQL_EVENT("%s", "%s");
 
 static const char mg_store_pg_sql_version[] = "SELECT version FROM moongate_registry WHERE id = 1";
 
@@ -245,6 +283,9 @@ typedef enum {
     MG_PG_MUT_POLICY_UPDATE,
     MG_PG_MUT_POLICY_DELETE,
     MG_PG_MUT_BUMP,
+    MG_PG_MUT_IDENT_PUT,
+    MG_PG_MUT_IDENT_PATCH,
+    MG_PG_MUT_IDENT_DELETE,
 } mg_pg_mut_t;
 
 typedef struct mg_pg_op_s mg_pg_op_t;
@@ -254,7 +295,9 @@ struct mg_pg_op_s {
     mg_pg_op_kind_t kind;
     mg_pg_mut_t mut;
     const char *what;                   /* static: "load", "model_new", ... */
-    const char *sql;                    /* static */
+    const char *sql;                    /* static, or sql_owned */
+    char *sql_owned;                    /* owned: SQL built for this op (identity mutations) */
+    json_t *ident;                      /* ref: an identity mutation, built when it is sent */
     int nparams;
     char *params[MG_PG_MAX_PARAMS];     /* owned; NULL is SQL NULL */
     char *key;                          /* owned: model id or policy name, for messages */
@@ -285,6 +328,12 @@ typedef enum {
 typedef struct mg_store_pg_s mg_store_pg_t;
 typedef struct mg_pg_conn_s mg_pg_conn_t;
 
+/* The parts of a query error shown for constraint violations. */
+typedef struct {
+    char *primary;                      /* owned */
+    char *detail;                       /* owned */
+} mg_pg_qerr_t;
+
 /* Handed to evdns; the callback frees it.  c is NULL once the connection gave up waiting. */
 typedef struct {
     mg_pg_conn_t *c;
@@ -308,6 +357,8 @@ struct mg_pg_conn_s {
     bool busy;                          /* a query is in flight */
     PGresult *res;                      /* owned: last tuples result of the query in flight */
     char *qerr;                         /* owned: first error of the query in flight */
+    char *qprimary;                     /* owned: its primary message alone */
+    char *qdetail;                      /* owned: its DETAIL line, or NULL */
     char sqlstate[6];
     char notice[MG_PG_MSG_MAX];         /* last notice (a FATAL before a close lands here) */
     char err[MG_PG_MSG_MAX];            /* why this connection is down */
@@ -317,6 +368,9 @@ struct mg_store_pg_s {
     mg_store_t pub;                     /* handed to the caller; pub.impl == this */
     struct event_base *base;            /* borrowed: the worker's loop */
     mg_crypto_t crypto;
+    mg_store_pgl_crypto_t lcrypto;      /* LiteLLM's keys, for LiteLLM_ProxyModelTable */
+    mg_store_pgl_cat_t cat;             /* owned: LiteLLM's tables as the catalogue has them */
+    char *schema;                       /* owned: Prisma's ?schema= of DATABASE_URL, or NULL */
     PQconninfoOption *opts;             /* owned: parsed DATABASE_URL */
     char *url;                          /* owned: redacted DATABASE_URL, safe to show */
     int connect_timeout_ms;
@@ -345,6 +399,7 @@ static void mg_store_pg_conn_start(mg_pg_conn_t *c);
 static void mg_store_pg_conn_down(mg_pg_conn_t *c, mg_pg_fail_t how, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void mg_store_pg_kick(mg_store_pg_t *s);
+static char *mg_store_pg_setup_sql(const mg_store_pg_t *s);
 
 /* ---- text helpers: redaction, one-line messages ---- */
 
@@ -570,6 +625,8 @@ mg_store_pg_op_free(mg_pg_op_t *op)
         free(op->params[i]);
     }
     free(op->key);
+    free(op->sql_owned);
+    json_decref(op->ident);
     free(op);
 }
 
@@ -701,6 +758,10 @@ mg_store_pg_conn_close(mg_pg_conn_t *c)
     c->res = NULL;
     free(c->qerr);
     c->qerr = NULL;
+    free(c->qprimary);
+    c->qprimary = NULL;
+    free(c->qdetail);
+    c->qdetail = NULL;
     c->busy = false;
 }
 
@@ -855,7 +916,7 @@ mg_store_pg_load_result(mg_store_pg_t *s, mg_pg_op_t *op, PGresult *res)
 {
     mg_err_t err;
     mg_err_clear(&err);
-    if (PQntuples(res) != 1 || PQnfields(res) != 3) {
+    if (PQntuples(res) != 1 || PQnfields(res) != 5) {
         mg_err_set(&err, MG_ERR_INTERNAL, "loading the registry from %s: moongate_registry has "
                    "no row with id = 1", s->url);
         mg_store_pg_op_fail(op, &err);
@@ -865,7 +926,11 @@ mg_store_pg_load_result(mg_store_pg_t *s, mg_pg_op_t *op, PGresult *res)
     json_error_t je;
     json_t *models = json_loads(PQgetvalue(res, 0, 1), 0, &je);
     json_t *policies = models != NULL ? json_loads(PQgetvalue(res, 0, 2), 0, &je) : NULL;
-    if (!json_is_array(models) || !json_is_object(policies)) {
+    json_t *lmodels = policies != NULL ? json_loads(PQgetvalue(res, 0, 3), 0, &je) : NULL;
+    json_t *lidents = lmodels != NULL ? json_loads(PQgetvalue(res, 0, 4), 0, &je) : NULL;
+    json_t *idents = NULL;
+    if (!json_is_array(models) || !json_is_object(policies) || !json_is_array(lmodels) ||
+        !json_is_object(lidents)) {
         mg_err_set(&err, MG_ERR_INTERNAL, "loading the registry from %s: the database returned "
                    "invalid JSON: %s", s->url, je.text);
         goto fail;
@@ -884,17 +949,71 @@ mg_store_pg_load_result(mg_store_pg_t *s, mg_pg_op_t *op, PGresult *res)
         }
         json_object_set_new(row, "litellm_params", dec);
     }
-    json_t *idents = mg_store_idents_new(); /* LiteLLM's identity tables: being built */
+    /* LiteLLM's models after moongate's own: an id in both is served from moongate_models
+     * (the registry keeps the first and warns about the second) */
+    json_array_foreach(lmodels, i, row) {
+        json_t *m = mg_store_pgl_model_row(&s->lcrypto, &s->cat.t[MG_STORE_PGL_MODEL], row);
+        if (m != NULL) {
+            json_array_append_new(models, m);
+        }
+    }
+    idents = mg_store_idents_new();
+    for (int t = 0; t < MG_STORE_IDENT_NTABLES; t++) {
+        const char *tn = mg_store_ident_table(t);
+        const mg_store_pgl_table_t *lt = mg_store_pgl_table(&s->cat, tn);
+        json_t *rows = json_object_get(lidents, tn);
+        const char *id;
+        json_object_foreach(rows, id, row) {
+            mg_store_pgl_fix_row(lt, row);
+        }
+        if (json_is_object(rows)) {
+            json_object_set(idents, tn, rows);
+        }
+    }
     op->cb.load(op->ud, MG_OK, version, models, policies, idents, NULL);
     json_decref(idents);
     json_decref(models);
     json_decref(policies);
+    json_decref(lmodels);
+    json_decref(lidents);
     return;
 
 fail:
     json_decref(models);
     json_decref(policies);
+    json_decref(lmodels);
+    json_decref(lidents);
     mg_store_pg_op_fail(op, &err);
+}
+
+/* The result of an identity mutation (changed rows counted in "changed"). */
+static void
+mg_store_pg_ident_result(mg_store_pg_t *s, mg_pg_op_t *op, long changed, int64_t version,
+                         json_t *row)
+{
+    mg_err_t err;
+    mg_err_clear(&err);
+    const char *tn = json_string_value(json_object_get(op->ident, "table"));
+    if (changed == 0) {
+        const char *missing = json_string_value(json_object_get(row, "missing"));
+        if (op->mut == MG_PG_MUT_IDENT_PUT) {
+            mg_err_set(&err, MG_ERR_BAD_REQUEST, "%s %s already exists", tn, op->key);
+        } else {
+            mg_err_set(&err, MG_ERR_NO_ROUTE, "%s %s not found", tn,
+                       missing != NULL ? missing : op->key);
+        }
+        op->cb.mutate(op->ud, MG_ERROR, 0, NULL, &err);
+        return;
+    }
+    json_t *out;
+    if (op->mut == MG_PG_MUT_IDENT_DELETE) {
+        out = json_pack("{s:O}", "deleted", json_object_get(op->ident, "ids"));
+    } else {
+        out = json_incref(row);
+        mg_store_pgl_fix_row(mg_store_pgl_table(&s->cat, tn), out);
+    }
+    op->cb.mutate(op->ud, MG_OK, version, out, NULL);
+    json_decref(out);
 }
 
 static void
@@ -908,12 +1027,37 @@ mg_store_pg_mutate_result(mg_store_pg_t *s, mg_pg_op_t *op, PGresult *res)
         return;
     }
     long changed = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    if (op->ident != NULL) {
+        json_t *row = NULL;
+        if (!PQgetisnull(res, 0, 2)) {
+            row = json_loads(PQgetvalue(res, 0, 2), 0, NULL);
+        }
+        int64_t version = PQgetisnull(res, 0, 1) ? 0 : strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        if (changed > 0 && (version == 0 || (op->mut != MG_PG_MUT_IDENT_DELETE && row == NULL))) {
+            mg_err_set(&err, MG_ERR_INTERNAL, "%s: the database returned no version or row",
+                       op->what);
+            op->cb.mutate(op->ud, MG_ERROR, version, NULL, &err);
+        } else {
+            mg_store_pg_ident_result(s, op, changed, version, row);
+        }
+        json_decref(row);
+        return;
+    }
     if (changed == 0) {
         switch (op->mut) {
         case MG_PG_MUT_MODEL_NEW:
             mg_err_set(&err, MG_ERR_BAD_REQUEST, "Model with id=%s already exists", op->key);
             break;
         case MG_PG_MUT_MODEL_UPDATE:
+            if (!PQgetisnull(res, 0, 2) && strstr(PQgetvalue(res, 0, 2), "litellm_row") != NULL) {
+                mg_err_set(&err, MG_ERR_BAD_REQUEST, "Model with id=%s is stored in LiteLLM's "
+                           "LiteLLM_ProxyModelTable: moongate serves it but does not rewrite "
+                           "LiteLLM's encrypted row; update it with LiteLLM, or delete it and add "
+                           "it again through moongate", op->key);
+                break;
+            }
+            mg_err_set(&err, MG_ERR_NO_ROUTE, "Model with id=%s not found", op->key);
+            break;
         case MG_PG_MUT_MODEL_DELETE:
             mg_err_set(&err, MG_ERR_NO_ROUTE, "Model with id=%s not found", op->key);
             break;
@@ -964,20 +1108,40 @@ mg_store_pg_mutate_result(mg_store_pg_t *s, mg_pg_op_t *op, PGresult *res)
 /* Interprets the finished query of op and calls its callback. */
 static void
 mg_store_pg_op_complete(mg_store_pg_t *s, mg_pg_op_t *op, PGresult *res, const char *qerr,
-                        const char *sqlstate)
+                        const mg_pg_qerr_t *qe, const char *sqlstate)
 {
     mg_err_t err;
     mg_err_clear(&err);
     if (qerr != NULL) {
         char clean[MG_PG_MSG_MAX];
-        mg_store_pg_clean(s, qerr, clean, sizeof(clean));
-        /* class 22 (data exception, e.g. \u0000 in jsonb) is the caller's input */
-        mg_err_class_t cls = mg_store_pg_sqlstate_transient(sqlstate) ? MG_ERR_NOT_READY
-                             : strncmp(sqlstate, "22", 2) == 0       ? MG_ERR_BAD_REQUEST
-                                                                     : MG_ERR_INTERNAL;
-        mg_err_set(&err, cls,
-                   "database error during %s (SQLSTATE %s): %s", op->what,
-                   sqlstate[0] != '\0' ? sqlstate : "?", clean);
+        bool integrity = strncmp(sqlstate, "23", 2) == 0;
+        if (integrity && qe->primary != NULL) {
+            /* a constraint the row breaks: the primary message, and for a foreign key or a
+             * unique key the DETAIL naming it ("Key (budget_id)=(b1) is still referenced from
+             * table ..."); never the DETAIL of a not-null or check violation, which prints the
+             * whole row (a password hash, say) */
+            char both[MG_ERR_MSG_MAX];
+            bool key_detail = qe->detail != NULL && (strcmp(sqlstate, "23503") == 0 ||
+                                                     strcmp(sqlstate, "23505") == 0);
+            snprintf(both, sizeof(both), "%s%s%s", qe->primary, key_detail ? ": " : "",
+                     key_detail ? qe->detail : "");
+            mg_store_pg_clean(s, both, clean, sizeof(clean));
+        } else {
+            mg_store_pg_clean(s, qerr, clean, sizeof(clean));
+        }
+        /* class 22 (data exception, e.g. \u0000 in jsonb, "abc" for a bigint column) and class
+         * 23 (a foreign key, unique or not-null constraint) are the caller's input */
+        mg_err_class_t cls = mg_store_pg_sqlstate_transient(sqlstate)      ? MG_ERR_NOT_READY
+                             : strncmp(sqlstate, "22", 2) == 0 || integrity ? MG_ERR_BAD_REQUEST
+                                                                            : MG_ERR_INTERNAL;
+        if (op->ident != NULL && op->key != NULL) {
+            mg_err_set(&err, cls, "database error during %s of %s %s (SQLSTATE %s): %s",
+                       op->what, json_string_value(json_object_get(op->ident, "table")), op->key,
+                       sqlstate[0] != '\0' ? sqlstate : "?", clean);
+        } else {
+            mg_err_set(&err, cls, "database error during %s (SQLSTATE %s): %s", op->what,
+                       sqlstate[0] != '\0' ? sqlstate : "?", clean);
+        }
         mg_store_pg_op_fail(op, &err);
         return;
     }
@@ -1012,16 +1176,21 @@ mg_store_pg_conn_done(mg_pg_conn_t *c)
     mg_store_pg_t *s = c->s;
     PGresult *res = c->res;
     char *qerr = c->qerr;
+    mg_pg_qerr_t qe = {c->qprimary, c->qdetail};
     char sqlstate[6];
 
     c->res = NULL;
     c->qerr = NULL;
+    c->qprimary = NULL;
+    c->qdetail = NULL;
     c->busy = false;
     memcpy(sqlstate, c->sqlstate, sizeof(sqlstate));
 
     if (c->state == MG_PG_SETUP) {
-        PQclear(res);
+        free(qe.primary);
+        free(qe.detail);
         if (qerr != NULL) {
+            PQclear(res);
             char clean[MG_PG_MSG_MAX];
             mg_store_pg_clean(s, qerr, clean, sizeof(clean));
             free(qerr);
@@ -1029,6 +1198,22 @@ mg_store_pg_conn_done(mg_pg_conn_t *c)
                                   c == &s->q ? "schema setup" : "LISTEN " MG_PG_CHANNEL, s->url,
                                   clean);
             return;
+        }
+        if (c == &s->q) {
+            /* the setup's last result is the catalogue of LiteLLM's tables */
+            mg_err_t cerr;
+            mg_err_clear(&cerr);
+            bool ok = res != NULL && PQntuples(res) == 1 && PQnfields(res) == 1 &&
+                      mg_store_pgl_cat_load(&s->cat, PQgetvalue(res, 0, 0), &cerr) == MG_OK;
+            PQclear(res);
+            if (!ok) {
+                mg_store_pg_conn_down(c, MG_PG_FAIL_CONNECT, "schema setup on %s failed: %s",
+                                      s->url, cerr.msg[0] != '\0' ? cerr.msg
+                                                                  : "no catalogue returned");
+                return;
+            }
+        } else {
+            PQclear(res);
         }
         mg_store_pg_conn_ready(c);
         if (c == &s->l) {
@@ -1051,9 +1236,11 @@ mg_store_pg_conn_done(mg_pg_conn_t *c)
         s->tail = NULL;
     }
     s->queued--;
-    mg_store_pg_op_complete(s, op, res, qerr, sqlstate);
+    mg_store_pg_op_complete(s, op, res, qerr, &qe, sqlstate);
     PQclear(res);
     free(qerr);
+    free(qe.primary);
+    free(qe.detail);
     mg_store_pg_op_free(op);
     if (!s->dead) {
         mg_store_pg_kick(s);
@@ -1090,8 +1277,12 @@ mg_store_pg_conn_collect(mg_pg_conn_t *c)
             if (c->qerr == NULL) {
                 const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
                 const char *msg = PQresultErrorMessage(r);
+                const char *prim = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+                const char *det = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
                 c->qerr = mg_xstrdup(msg != NULL && msg[0] != '\0'
                                          ? msg : PQresStatus(PQresultStatus(r)));
+                c->qprimary = prim != NULL ? mg_xstrdup(prim) : NULL;
+                c->qdetail = det != NULL ? mg_xstrdup(det) : NULL;
                 snprintf(c->sqlstate, sizeof(c->sqlstate), "%s", st != NULL ? st : "");
             }
             PQclear(r);
@@ -1171,10 +1362,9 @@ mg_store_pg_conn_connected(mg_pg_conn_t *c)
 
     int rc;
     if (c == &s->q) {
-        char sql[sizeof(MG_PG_SQL_SCHEMA) + 64];
-        int st = s->query_timeout_ms > 2000 ? s->query_timeout_ms - 1000 : s->query_timeout_ms;
-        snprintf(sql, sizeof(sql), "SET statement_timeout = %d;\n%s", st, MG_PG_SQL_SCHEMA);
+        char *sql = mg_store_pg_setup_sql(s);
         rc = PQsendQuery(c->pg, sql);
+        free(sql);
     } else {
         rc = PQsendQuery(c->pg, MG_PG_SQL_LISTEN);
     }
@@ -1192,6 +1382,62 @@ mg_store_pg_conn_connected(mg_pg_conn_t *c)
 }
 
 static void mg_store_pg_connect_cb(evutil_socket_t fd, short what, void *arg);
+
+/* A quoted identifier or string literal (standard_conforming_strings is on). */
+static void
+mg_store_pg_quote(mg_buf_t *b, const char *s, char q)
+{
+    mg_buf_append(b, &q, 1);
+    for (const char *p = s; *p != '\0'; p++) {
+        mg_buf_append(b, p, 1);
+        if (*p == q) {
+            mg_buf_append(b, p, 1);
+        }
+    }
+    mg_buf_append(b, &q, 1);
+}
+
+/*
+ * The setup of the query connection: session settings, then one transaction that creates what
+ * is missing (moongate's tables, LiteLLM's tables), then the catalogue of LiteLLM's tables (the
+ * last result).  statement_timeout (set per session just below our own query timeout) lets the
+ * server give up first, with a clean error, instead of us closing the connection; TimeZone UTC
+ * makes LiteLLM's timestamp columns (UTC without a zone) read and write as UTC.
+ */
+static char *
+mg_store_pg_setup_sql(const mg_store_pg_t *s)
+{
+    mg_buf_t b = MG_BUF_INIT;
+    int st = s->query_timeout_ms > 2000 ? s->query_timeout_ms - 1000 : s->query_timeout_ms;
+    mg_buf_printf(&b, "SET statement_timeout = %d;\nSET TimeZone = 'UTC';\n"
+                      "SET standard_conforming_strings = on;\n", st);
+    if (s->schema != NULL) {
+        /* Prisma's ?schema=: LiteLLM's tables (and ours beside them) live there */
+        mg_buf_append_str(&b, "SET search_path TO ");
+        mg_store_pg_quote(&b, s->schema, '"');
+        mg_buf_append_str(&b, ";\n");
+    }
+    mg_buf_append_str(&b, "BEGIN;\nSET LOCAL client_min_messages = warning;\n"
+                          "SELECT pg_advisory_xact_lock(7885351518267664485);\n");
+    if (s->schema != NULL) {
+        mg_buf_t q = MG_BUF_INIT;
+        mg_store_pg_quote(&q, s->schema, '"');
+        mg_buf_append_str(&b, "DO $mgs$\nBEGIN\n    IF to_regnamespace(");
+        mg_store_pg_quote(&b, mg_buf_cstr(&q), '\'');
+        mg_buf_printf(&b, ") IS NULL THEN\n        CREATE SCHEMA %s;\n    END IF;\nEND\n$mgs$;\n",
+                      mg_buf_cstr(&q));
+        mg_buf_free(&q);
+    }
+    mg_buf_append_str(&b, MG_PG_SQL_SCHEMA);
+    char *lit = mg_store_pgl_schema_sql();
+    mg_buf_append_str(&b, lit);
+    free(lit);
+    mg_buf_append_str(&b, "COMMIT;\n");
+    mg_buf_append_str(&b, mg_store_pgl_catalog_sql);
+    char *r = mg_xstrdup(mg_buf_cstr(&b));
+    mg_buf_free(&b);
+    return r;
+}
 
 /* Waits for the socket as PQconnectPoll asked (the socket may change between polls). */
 static void
@@ -1466,11 +1712,46 @@ mg_store_pg_timer_cb(evutil_socket_t fd, short what, void *arg)
     mg_store_pg_leave(s);
 }
 
+/*
+ * Builds the SQL of an identity mutation against the catalogue of this connection; MG_ERROR with
+ * op->err set when the mutation is refused (an unknown column, ...).
+ */
+static int
+mg_store_pg_build_ident(mg_store_pg_t *s, mg_pg_op_t *op)
+{
+    if (op->ident == NULL || op->sql != NULL) {
+        return MG_OK;
+    }
+    for (int i = 0; i < op->nparams; i++) {
+        free(op->params[i]);
+    }
+    op->nparams = 0;
+    free(op->key);
+    op->key = NULL;
+    if (mg_store_pgl_build_ident(&s->cat, op->ident, mg_store_pg_bump_fmt, mg_store_pg_event_fmt,
+                                 &op->sql_owned, op->params, &op->nparams, &op->key,
+                                 &op->err) != MG_OK) {
+        return MG_ERROR;
+    }
+    op->sql = op->sql_owned;
+    return MG_OK;
+}
+
 /* Sends the next queued operation when the query connection is idle. */
 static void
 mg_store_pg_kick(mg_store_pg_t *s)
 {
     mg_pg_conn_t *c = &s->q;
+    while (!s->dead && c->state == MG_PG_READY && !c->busy && s->head != NULL &&
+           mg_store_pg_build_ident(s, s->head) != MG_OK) {
+        mg_pg_op_t *bad = s->head; /* refused before it reached the database */
+        s->head = bad->next;
+        if (s->head == NULL) {
+            s->tail = NULL;
+        }
+        s->queued--;
+        mg_store_pg_defer_fail(s, bad);
+    }
     if (s->dead || c->state != MG_PG_READY || c->busy || s->head == NULL) {
         return;
     }
@@ -1586,8 +1867,22 @@ mg_store_pg_build_mutation(mg_store_pg_t *s, mg_pg_op_t *op, json_t *m, mg_err_t
     }
     op->what = NULL;
     if (strncmp(kind, "ident_", 6) == 0) {
-        return mg_err_set(err, MG_ERR_BAD_REQUEST, "store mutation %s: virtual keys, teams and "
-                          "users in PostgreSQL (LiteLLM's tables) are not implemented yet", kind);
+        static const struct {
+            const char *op;
+            mg_pg_mut_t mut;
+        } idents[] = {{"ident_put", MG_PG_MUT_IDENT_PUT},
+                      {"ident_patch", MG_PG_MUT_IDENT_PATCH},
+                      {"ident_delete", MG_PG_MUT_IDENT_DELETE}};
+        for (size_t i = 0; i < sizeof(idents) / sizeof(idents[0]); i++) {
+            if (strcmp(kind, idents[i].op) == 0) {
+                op->what = idents[i].op;
+                op->mut = idents[i].mut;
+                /* LiteLLM's tables as they exist decide the SQL: built when sent (kick) */
+                op->ident = json_deep_copy(m);
+                return MG_OK;
+            }
+        }
+        return mg_err_set(err, MG_ERR_BAD_REQUEST, "store mutation: unknown op \"%s\"", kind);
     }
 
     if (strcmp(kind, "model_new") == 0 || strcmp(kind, "model_update") == 0 ||
@@ -1813,6 +2108,10 @@ mg_store_pg_destroy(mg_store_t *st)
     s->opts = NULL;
     free(s->url);
     s->url = NULL;
+    free(s->schema);
+    s->schema = NULL;
+    mg_store_pgl_cat_free(&s->cat);
+    sodium_memzero(&s->lcrypto, sizeof(s->lcrypto));
     s->on_hint = NULL;
     s->on_reconnect = NULL;
     if (s->depth == 0) {
@@ -1840,6 +2139,72 @@ mg_store_pg_conn_init(mg_store_pg_t *s, mg_pg_conn_t *c, const char *role)
     c->timer = evtimer_new(s->base, mg_store_pg_timer_cb, c);
 }
 
+static int
+mg_store_pg_hex(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/*
+ * LiteLLM's DATABASE_URL is Prisma's, whose query parameters libpq partly rejects: "schema"
+ * becomes search_path (*schema, percent-decoded, malloc'd), and the Prisma engine's own
+ * connection_limit, pool_timeout, pgbouncer, socket_timeout, statement_cache_size, sslaccept
+ * and sslidentity are dropped.  Everything else is left for libpq.  Returns a malloc'd URL.
+ */
+static char *
+mg_store_pg_prisma_url(const char *url, char **schema)
+{
+    static const char *const prisma_only[] = {"connection_limit", "pool_timeout", "pgbouncer",
+                                              "socket_timeout", "statement_cache_size",
+                                              "sslaccept", "sslidentity", NULL};
+    *schema = NULL;
+    const char *q = strchr(url, '?');
+    if (q == NULL || (strncmp(url, "postgres://", 11) != 0 &&
+                      strncmp(url, "postgresql://", 13) != 0)) {
+        return mg_xstrdup(url);
+    }
+    mg_buf_t b = MG_BUF_INIT;
+    mg_buf_append(&b, url, (size_t) (q - url));
+    int kept = 0;
+    for (const char *p = q + 1; *p != '\0';) {
+        size_t n = strcspn(p, "&");
+        size_t kl = strcspn(p, "=&");
+        bool drop = false;
+        for (int i = 0; prisma_only[i] != NULL; i++) {
+            drop = drop || (strlen(prisma_only[i]) == kl && strncmp(p, prisma_only[i], kl) == 0);
+        }
+        if (kl == 6 && strncmp(p, "schema", 6) == 0) {
+            drop = true;
+            if (p[kl] == '=') {
+                mg_buf_t v = MG_BUF_INIT;
+                for (const char *x = p + kl + 1; x < p + n; x++) {
+                    int h1, h2;
+                    if (*x == '%' && x + 2 < p + n && (h1 = mg_store_pg_hex(x[1])) >= 0 &&
+                        (h2 = mg_store_pg_hex(x[2])) >= 0) {
+                        char ch = (char) (h1 * 16 + h2);
+                        mg_buf_append(&v, &ch, 1);
+                        x += 2;
+                    } else {
+                        mg_buf_append(&v, *x == '+' ? " " : x, 1);
+                    }
+                }
+                free(*schema);
+                *schema = mg_buf_len(&v) > 0 ? mg_xstrdup(mg_buf_cstr(&v)) : NULL;
+                mg_buf_free(&v);
+            }
+        }
+        if (!drop && n > 0) {
+            mg_buf_append(&b, kept++ == 0 ? "?" : "&", 1);
+            mg_buf_append(&b, p, n);
+        }
+        p += n + (p[n] == '&');
+    }
+    char *r = mg_xstrdup(mg_buf_cstr(&b));
+    mg_buf_free(&b);
+    return r;
+}
+
 mg_store_t *
 mg_store_pg_create(const mg_store_conf_t *conf, mg_err_t *err)
 {
@@ -1852,8 +2217,12 @@ mg_store_pg_create(const mg_store_conf_t *conf, mg_err_t *err)
         return NULL;
     }
     char *perr = NULL;
-    PQconninfoOption *opts = PQconninfoParse(conf->database_url, &perr);
+    char *schema = NULL;
+    char *url = mg_store_pg_prisma_url(conf->database_url, &schema);
+    PQconninfoOption *opts = PQconninfoParse(url, &perr);
+    free(url);
     if (opts == NULL) {
+        free(schema);
         char shown[256], why[256];
         mg_store_pg_redact_raw(conf->database_url, shown, sizeof(shown));
         mg_store_pg_unquote(perr != NULL ? perr : "out of memory", why, sizeof(why));
@@ -1867,6 +2236,7 @@ mg_store_pg_create(const mg_store_conf_t *conf, mg_err_t *err)
     s->pub.impl = s;
     s->base = conf->base;
     s->opts = opts;
+    s->schema = schema;
     s->url = mg_store_pg_redact_opts(s);
     s->dns_family = AF_UNSPEC;
     s->query_timeout_ms = MG_PG_QUERY_TIMEOUT_MS;
@@ -1877,6 +2247,8 @@ mg_store_pg_create(const mg_store_conf_t *conf, mg_err_t *err)
         s->connect_timeout_ms = atoi(ct) < 2 ? 2000 : atoi(ct) * 1000;
     }
     mg_crypto_init(&s->crypto, conf->secret);
+    mg_store_pgl_crypto_init(&s->lcrypto, conf->secret);
+    mg_store_pgl_cat_init(&s->cat);
     s->fail_ev = event_new(s->base, -1, 0, mg_store_pg_fail_cb, s);
     mg_store_pg_conn_init(s, &s->q, "query");
     mg_store_pg_conn_init(s, &s->l, "listen");

@@ -46,6 +46,9 @@ IDLE_S=${MG_BENCH_IDLE_SECONDS:-3}
 QUIET_WAIT=${MG_BENCH_QUIET_WAIT:-30}
 QUIET_PCT=${MG_BENCH_QUIET_PCT:-15}
 MASTER_KEY=sk-bench-master
+VKEY=0                  # --vkey: clients use a virtual key (no limits) instead of the master key
+VIRTUAL_KEY=sk-bench-virtual-key-0123456789abcdef
+CLIENT_KEY=$MASTER_KEY
 export LITELLM_LOG=ERROR   # moongate: errors only (no per-request log lines)
 
 usage() {
@@ -64,6 +67,9 @@ usage: tests/bench/run.sh [options]
   --routing           moongate only, one group of N deployments (simple-shuffle) for each N
                       in --deployments (default 1,2,50); small workload unless --workloads
   --deployments LIST  group sizes for --routing (default 1,2,50)
+  --vkey              clients authenticate with a virtual key (written into moongate's
+                      embedded store) instead of the master key: the cost of key checks,
+                      admission and settlement
   --distinct-keys     --routing: one api_key per deployment, hence one upstream pool each
                       (default: one shared key, one pool; the deployments differ by model)
   --callgrind         nginx's and moongate's worker under callgrind: instructions per request
@@ -101,6 +107,7 @@ while [ $# -gt 0 ]; do
     --routing) ROUTING=1; shift ;;
     --deployments) DEPLOYMENTS=$2; shift 2 ;;
     --distinct-keys) DISTINCT_KEYS=1; shift ;;
+    --vkey) VKEY=1; CLIENT_KEY=$VIRTUAL_KEY; shift ;;
     --callgrind) MODE=callgrind; shift ;;
     --cg-requests) CG_REQUESTS=$2; shift 2 ;;
     --cg-warmup) CG_WARMUP=$2; shift 2 ;;
@@ -434,6 +441,17 @@ EOF
     } >"$f"
 }
 
+# One virtual key row in the embedded store's journal (the record format of
+# core/store/mg_store_journal.c), as another instance sharing the directory would write it.
+write_vkey() { # write_vkey STATE_DIR
+    mkdir -p "$1"
+    local tok payload sum
+    tok=$(printf '%s' "$VIRTUAL_KEY" | sha256sum | cut -c1-64)
+    payload=$(printf '{"op":"ident_put","table":"key","id":"%s","row":{"token":"%s","key_name":"sk-...cdef","key_alias":"bench","spend":0,"models":[]},"version":1}' "$tok" "$tok")
+    sum=$(printf '%s' "$payload" | sha256sum | cut -c1-16)
+    printf 'MGJ1 1 %d %s\n%s\n' "${#payload}" "$sum" "$payload" >"$1/registry.journal"
+}
+
 MG_PID=
 MG_PORT=
 MG_TAG=
@@ -445,6 +463,7 @@ start_moongate() { # start_moongate NDEPLOYMENTS [wrapper...]
     [ ! -d "$d" ] || mv "$d" "$d.old-$(date +%s%N)" # a restart keeps the old logs
     mkdir -p "$d"
     write_mg_config "$d/config.yaml" "$n"
+    [ "$VKEY" = 0 ] || write_vkey "$d/state"
     local ready=20
     [ $# -eq 0 ] || ready=300 # under valgrind
     pin "$PROXY_CORE" "$@" "$MG_BIN" --config "$d/config.yaml" --host 127.0.0.1 \
@@ -499,7 +518,7 @@ stop_moongate() {
 run_wrk() { # run_wrk URL BODYFILE SECONDS OUTJSON [CONNS]
     local url=$1 body=$2 secs=$3 out=$4 c=${5:-$CONNS}
     rm -f "$out"
-    MG_BENCH_BODY=$body MG_BENCH_KEY=$MASTER_KEY MG_BENCH_OUT=$out \
+    MG_BENCH_BODY=$body MG_BENCH_KEY=$CLIENT_KEY MG_BENCH_OUT=$out \
         timeout -k 5 $((secs + 60)) "${WRK_PIN[@]}" wrk -t1 -c"$c" -d"${secs}s" --timeout 10s \
         --latency -s "$HERE/post.lua" "$url" >"$out.txt" 2>&1 || return 1
     [ -s "$out" ] || return 1
@@ -512,7 +531,7 @@ run_wrk_count() { # run_wrk_count URL BODYFILE N OUTJSON CONNS MAXSECONDS
     local url=$1 body=$2 n=$3 out=$4 c=$5 maxs=$6 r0 wp
     rm -f "$out"
     r0=$(mock_stat requests)
-    MG_BENCH_BODY=$body MG_BENCH_KEY=$MASTER_KEY MG_BENCH_OUT=$out \
+    MG_BENCH_BODY=$body MG_BENCH_KEY=$CLIENT_KEY MG_BENCH_OUT=$out \
         timeout -k 5 $((maxs + 30)) "${WRK_PIN[@]}" wrk -t1 -c"$c" -d"${maxs}s" --timeout 30s \
         --latency -s "$HERE/post.lua" "$url" >"$out.txt" 2>&1 &
     wp=$!

@@ -11,6 +11,9 @@ import path from 'node:path';
 import { startMock, repoRoot, tmpDir } from '../lib/harness.mjs';
 import { startBedrockMock } from '../lib/mock_bedrock.mjs';
 import {
+  startTokenMock, startVertexMock, startGeminiMock, makeServiceAccount, newTokenSecret, vertexModelPath,
+} from '../lib/mock_google.mjs';
+import {
   client, USER_HI, words, wordChunks, collectChat, providerEnv, minConfigGeneration,
   waitAllWorkersPast, backgroundLoad, withExtraModel, startGw,
 } from './lib.mjs';
@@ -138,6 +141,40 @@ async function sighupMidStream({ gw, sdk, text }, model, { transform = (t) => t,
   await streamOnce(sdk, model);
   const ready = await fetch(`${gw.url}/health/readiness`);
   assert.equal(ready.status, 200);
+}
+
+/**
+ * The SIGHUP check for an example on a Google mock (which paces streams by rule, not by a
+ * body member): a stream in flight across the reload completes intact, every worker
+ * applies the new config, the group answers afterwards.
+ */
+async function googleSighup({ gw, sdk, text }, model, gmock, upstream) {
+  const gen0 = await minConfigGeneration(gw);
+  gw.writeConfig(withExtraModel(text, PROBE_YAML));
+  const content = words(20, 'hup');
+  await gmock.script([{ match: { model: upstream, stream: true }, times: 1, respond: { content, chunk_interval_ms: 60 } }]);
+  const stream = await sdk.chat.completions.create({ model, messages: USER_HI, stream: true });
+  let reload = null;
+  let chunksAtReload = null;
+  const st = await collectChat(stream, (ch, s) => {
+    if (reload === null && s.deltas.length === 1) {
+      reload = (async () => {
+        assert.ok(gw.child.kill('SIGHUP'), 'SIGHUP sent to the master');
+        await waitAllWorkersPast(gw, gen0);
+        chunksAtReload = s.deltas.length;
+      })();
+    }
+  });
+  assert.ok(reload, 'the stream produced content');
+  await reload;
+  assert.deepEqual(st.deltas, wordChunks(content), 'the stream in flight during the reload completed intact');
+  assert.equal(st.finish, 'stop');
+  assert.ok(chunksAtReload < wordChunks(content).length, 'the reload finished while the stream ran');
+  assert.ok((await sdk.models.list()).data.some((m) => m.id === PROBE));
+  const r = await sdk.chat.completions.create({ model, messages: USER_HI });
+  assert.ok(r.choices[0].message.content.length > 0);
+  assert.equal(gw.child.exitCode, null, 'the master is still running');
+  await gmock.script([]);
 }
 
 const EXAMPLES = {
@@ -423,6 +460,79 @@ const EXAMPLES = {
       await sighupMidStream(ex, 'openai/gpt-4o-mini');
     } finally {
       await ex.gw.stop();
+    }
+  },
+  'gemini.yaml': async () => {
+    const GKEY = 'AIzaSy-e2e-gemini-key-0000000000000001';
+    const gm = await startGeminiMock({ keys: [GKEY] });
+    const ex = await startExample('gemini.yaml', providerEnv(mock, {
+      GEMINI_API_KEY: GKEY, GEMINI_API_BASE: `${gm.base}/v1beta`,
+    }));
+    try {
+      assert.deepEqual((await ex.sdk.models.list()).data.map((m) => m.id), ['gemini-flash', 'gemini-pro', 'gemini-embedding']);
+      for (const [group, upstream] of [['gemini-flash', 'gemini-2.5-flash'], ['gemini-pro', 'gemini-2.5-pro']]) {
+        const r = await ex.sdk.chat.completions.create({ model: group, messages: USER_HI });
+        assert.equal(r.choices[0].message.content, `mock reply from ${upstream}`);
+        const e = (await gm.log()).at(-1);
+        assert.equal(e.path, `/v1beta/models/${upstream}:generateContent`);
+        assert.equal(e.headers['x-goog-api-key'], GKEY);
+      }
+      const emb = await ex.sdk.embeddings.create({ model: 'gemini-embedding', input: 'hi' });
+      assert.equal(emb.data[0].embedding.length, 8);
+      // the fallback: a throttled pro answers from flash
+      await gm.script([{ match: { model: 'gemini-2.5-pro' }, respond: { status: 429 } }]);
+      const fb = await ex.sdk.chat.completions.create({ model: 'gemini-pro', messages: USER_HI });
+      assert.equal(fb.choices[0].message.content, 'mock reply from gemini-2.5-flash');
+      await gm.script([]);
+      const st = await collectChat(await ex.sdk.chat.completions.create({
+        model: 'gemini-flash', messages: USER_HI, stream: true, stream_options: { include_usage: true },
+      }));
+      assert.equal(st.text, 'mock reply from gemini-2.5-flash');
+      assert.ok(st.usage.total_tokens > 0);
+      await googleSighup(ex, 'gemini-flash', gm, 'gemini-2.5-flash');
+    } finally {
+      await ex.gw.stop();
+      await gm.stop();
+    }
+  },
+
+  'vertex.yaml': async () => {
+    const secret = newTokenSecret();
+    const tok = await startTokenMock({ secret });
+    const vx = await startVertexMock({ secret });
+    const sa = makeServiceAccount({ email: 'e2e@proj-e2e.iam.gserviceaccount.com', tokenUri: tok.tokenUri, project: 'proj-e2e' });
+    await tok.accounts([sa]);
+    const keyFile = path.join(tmpDir('mg-e2e-vertex-'), 'key.json');
+    fs.writeFileSync(keyFile, sa.text);
+    const base = (location, publisher, model) => vertexModelPath(vx.base, { project: 'proj-e2e', location, publisher, model });
+    const ex = await startExample('vertex.yaml', providerEnv(mock, {
+      VERTEX_CREDENTIALS: keyFile, VERTEXAI_PROJECT: 'proj-e2e',
+      VERTEX_GEMINI_API_BASE: base('us-central1', 'google', 'gemini-2.5-flash'),
+      VERTEX_CLAUDE_API_BASE: base('us-east5', 'anthropic', 'claude-sonnet-4-5@20250929'),
+      VERTEX_EMBEDDING_API_BASE: base('us-central1', 'google', 'text-embedding-005'),
+    }));
+    try {
+      assert.deepEqual((await ex.sdk.models.list()).data.map((m) => m.id), ['gemini-flash', 'claude-sonnet', 'vertex-embedding']);
+      const g = await ex.sdk.chat.completions.create({ model: 'gemini-flash', messages: USER_HI });
+      assert.equal(g.choices[0].message.content, 'mock reply from gemini-2.5-flash');
+      const c = await ex.sdk.chat.completions.create({ model: 'claude-sonnet', messages: USER_HI });
+      assert.equal(c.choices[0].message.content, 'mock reply from claude-sonnet-4-5@20250929');
+      const emb = await ex.sdk.embeddings.create({ model: 'vertex-embedding', input: ['a', 'b'] });
+      assert.equal(emb.data.length, 2);
+      const log = await vx.log();
+      assert.ok(log.length >= 3 && log.every((e) => e.sa === sa.email && e.status === 200), JSON.stringify(log.map((e) => [e.path, e.status, e.sa])));
+      // the fallback: a throttled Claude answers from Gemini
+      await vx.script([{ match: { publisher: 'anthropic' }, respond: { status: 429 } }]);
+      const fb = await ex.sdk.chat.completions.create({ model: 'claude-sonnet', messages: USER_HI });
+      assert.equal(fb.choices[0].message.content, 'mock reply from gemini-2.5-flash');
+      await vx.script([]);
+      const st = await collectChat(await ex.sdk.chat.completions.create({ model: 'claude-sonnet', messages: USER_HI, stream: true }));
+      assert.equal(st.text, 'mock reply from claude-sonnet-4-5@20250929');
+      await googleSighup(ex, 'gemini-flash', vx, 'gemini-2.5-flash');
+    } finally {
+      await ex.gw.stop();
+      await vx.stop();
+      await tok.stop();
     }
   },
 

@@ -125,7 +125,7 @@ test('os.environ/VAR is resolved (api_key, api_base, master_key)', async () => {
     const e = (await mock.log()).find((x) => x.body?.user === 'environ-1');
     assert.equal(e.headers.authorization, 'Bearer sk-from-environ');
     const no = await gw.chat({ model: 'e', messages: [] }, { key: 'os.environ/MG_T_MASTER' });
-    assert.equal(no.status, 400, 'the literal string is not the key');
+    assert.equal(no.status, 401, 'the literal string is not the key');
   } finally { await gw.stop(); }
 });
 

@@ -94,6 +94,9 @@ test('unknown, blocked and expired keys get 401 with LiteLLM\'s messages; nothin
   assert.equal(e.status, 401);
   assert.equal(e.json.error.type, 'expired_key');
   assert.match(e.json.error.message, /^Authentication Error - Expired Key\. Key Expiry time 2020-01-01T00:00:00/);
+  // the stored hash is not a key: whoever reads the table cannot call with it
+  const h = await chat(sha256hex(K.plain));
+  assert.equal(h.status, 401);
   const t = await chat(K.blockedTeam);
   assert.equal(t.status, 401);
   assert.match(t.json.error.message, /Team=team-b is blocked/);

@@ -5,3 +5,4 @@ mg_node_test(integration.registry_replicas integration/registry_replicas.test.mj
 mg_node_test(integration.registry_pg       integration/registry_pg.test.mjs       integration TIMEOUT 120)
 mg_node_test(integration.registry_journal  integration/registry_journal.test.mjs  integration TIMEOUT 120)
 mg_node_test(integration.registry_reload   integration/registry_reload.test.mjs   integration TIMEOUT 120)
+mg_node_test(integration.registry_pg_litellm integration/registry_pg_litellm.test.mjs integration TIMEOUT 120)

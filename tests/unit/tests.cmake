@@ -30,7 +30,9 @@ set(MG_UNIT_C_TESTS
   providers/test_eventstream
   providers/test_oauth
   providers/test_google_auth
+  providers/test_token
   api/test_translate
+  api/test_gemini
   api/test_bedrock
   api/test_responses
   providers/test_azure

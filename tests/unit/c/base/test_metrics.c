@@ -674,7 +674,7 @@ test_litellm_parsers(void)
     for (int f = 0; f < MG_MF__COUNT; f++) {
         if (f == MG_MF_REGISTRY_VERSION || f == MG_MF_SNAPSHOT_AGE_SECONDS ||
             f == MG_MF_LIVE_SNAPSHOTS || f == MG_MF_IN_FLIGHT_REQUESTS ||
-            f == MG_MF_UPSTREAM_CONNECTIONS) {
+            f == MG_MF_UPSTREAM_CONNECTIONS || f == MG_MF_OTEL_SPANS_DROPPED) {
             /* per worker: filled by "the scrape" for workers 0 and 1 */
             for (int w = 0; w < 2; w++) {
                 mg_metric_set(mg_ml_series_worker((mg_mf_t) f, w, &lv), 3 + w);

@@ -1,9 +1,13 @@
 /*
  * test_store_pg.c -- integration test of the PostgreSQL registry store (core/store/mg_store_pg.c)
- * against a real PostgreSQL server, driven on a libevent loop.
+ * against a real PostgreSQL server, driven on a libevent loop; with t_litellm(), LiteLLM's tables
+ * (core/store/mg_store_pg_litellm.c): a database created from tests/fixtures/litellm/schema.sql
+ * (Prisma's DDL, not ours) with rows and encrypted model rows written as LiteLLM writes them
+ * (tests/fixtures/litellm/encrypt.py: PyNaCl and pyca/cryptography, needs /usr/bin/python3 with
+ * python3-nacl and python3-cryptography).
  *
  * Owns: a temporary directory under /tmp (server data, socket, logs), the PostgreSQL server it
- * starts there, and a test database it creates.  Everything is removed at the end, even when a
+ * starts there, and the test databases it creates.  Everything is removed at the end, even when a
  * check fails or the process dies: a guardian process (forked at start, in its own session)
  * waits for this one to exit and then stops the server and removes the directory.
  *
@@ -1042,6 +1046,758 @@ t_everything(void)
     t_res_reset(&m);
 }
 
+/* ---- LiteLLM's tables ---- */
+
+#define T_FIXTURE MG_SOURCE_DIR "/tests/fixtures/litellm/schema.sql"
+#define T_ENCRYPT MG_SOURCE_DIR "/tests/fixtures/litellm/encrypt.py"
+#define T_SALT    "litellm-salt-key-for-tests"
+/* sha256("sk-litellm-key-1"): the token column LiteLLM writes for that key */
+#define T_KEY1 "sk-litellm-key-1"
+
+static const char *const t_ltables[] = {
+    "LiteLLM_VerificationToken", "LiteLLM_TeamTable", "LiteLLM_UserTable",
+    "LiteLLM_EndUserTable", "LiteLLM_BudgetTable", "LiteLLM_OrganizationTable",
+    "LiteLLM_ProxyModelTable", NULL};
+
+/* Every value of every row of sql, one per line; malloc'd, NULL on error. */
+static char *
+t_sql_all(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        printf("admin sql failed: %.200s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+        return NULL;
+    }
+    mg_buf_t b = MG_BUF_INIT;
+    for (int i = 0; i < PQntuples(r); i++) {
+        for (int j = 0; j < PQnfields(r); j++) {
+            mg_buf_printf(&b, "%s%s", j > 0 ? " | " : "", PQgetvalue(r, i, j));
+        }
+        mg_buf_append_str(&b, "\n");
+    }
+    PQclear(r);
+    char *s = mg_xstrdup(mg_buf_cstr(&b));
+    mg_buf_free(&b);
+    return s;
+}
+
+static bool
+t_exec(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok) {
+        printf("admin sql failed: %.300s: %s", sql, PQerrorMessage(c));
+    }
+    PQclear(r);
+    return ok;
+}
+
+static char *
+t_read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        printf("cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    mg_buf_t b = MG_BUF_INIT;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        mg_buf_append(&b, buf, n);
+    }
+    fclose(f);
+    char *s = mg_xstrdup(mg_buf_cstr(&b));
+    mg_buf_free(&b);
+    return s;
+}
+
+/* Creates database db and returns an admin connection to it. */
+static PGconn *
+t_new_db(const char *db)
+{
+    PGconn *a = t_admin("postgres");
+    char sql[160];
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+    bool ok = t_exec(a, sql);
+    PQfinish(a);
+    return ok ? t_admin(db) : NULL;
+}
+
+/*
+ * Everything about LiteLLM's tables a change could touch: per table its columns (type,
+ * nullability, default), constraints, indexes and triggers, then every row.  The tables
+ * moongate's own (moongate_*) are left out.
+ */
+static char *
+t_litellm_state(PGconn *c, bool rows)
+{
+    mg_buf_t b = MG_BUF_INIT;
+    char *s = t_sql_all(c,
+        "SELECT c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), "
+        "a.attnotnull, pg_get_expr(d.adbin, d.adrelid) FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema() "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+        "LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
+        "WHERE c.relname LIKE 'LiteLLM%' AND c.relkind = 'r' ORDER BY 1, 2");
+    mg_buf_append_str(&b, s != NULL ? s : "(error)\n");
+    free(s);
+    s = t_sql_all(c, "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+                     "FROM pg_constraint WHERE conrelid::regclass::text LIKE '\"LiteLLM%' "
+                     "ORDER BY 1, 2");
+    mg_buf_append_str(&b, s != NULL ? s : "(error)\n");
+    free(s);
+    s = t_sql_all(c, "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE tablename "
+                     "LIKE 'LiteLLM%' ORDER BY 1, 2");
+    mg_buf_append_str(&b, s != NULL ? s : "(error)\n");
+    free(s);
+    s = t_sql_all(c, "SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE "
+                     "tgrelid::regclass::text LIKE '\"LiteLLM%' ORDER BY 1, 2");
+    mg_buf_append_str(&b, s != NULL ? s : "(error)\n");
+    free(s);
+    char *tabs = rows ? t_sql_all(c, "SELECT relname FROM pg_class WHERE relname LIKE "
+                                     "'LiteLLM%' AND relkind = 'r' ORDER BY 1") : NULL;
+    for (char *line = tabs; line != NULL && *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        *nl = '\0';
+        char sql[300];
+        snprintf(sql, sizeof(sql), "SELECT row_to_json(t)::text FROM \"%s\" t ORDER BY 1", line);
+        s = t_sql_all(c, sql);
+        mg_buf_printf(&b, "rows of %s:\n%s", line, s != NULL ? s : "(error)\n");
+        free(s);
+        line = nl + 1;
+    }
+    free(tabs);
+    char *r = mg_xstrdup(mg_buf_cstr(&b));
+    mg_buf_free(&b);
+    return r;
+}
+
+/* The definition of one of our seven tables, as far as moongate creates it. */
+static char *
+t_table_def(PGconn *c, const char *table)
+{
+    char sql[1600];
+    mg_buf_t b = MG_BUF_INIT;
+    snprintf(sql, sizeof(sql),
+             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+             "pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a LEFT JOIN pg_attrdef d ON "
+             "d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = '\"%s\"'::regclass "
+             "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum", table);
+    char *s = t_sql_all(c, sql);
+    mg_buf_append_str(&b, s != NULL ? s : "(error)\n");
+    free(s);
+    /* primary and unique keys, and foreign keys between the seven tables */
+    snprintf(sql, sizeof(sql),
+             "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = "
+             "'\"%s\"'::regclass AND (contype IN ('p', 'u') OR (contype = 'f' AND "
+             "confrelid::regclass::text IN ('\"LiteLLM_VerificationToken\"', "
+             "'\"LiteLLM_TeamTable\"', '\"LiteLLM_UserTable\"', '\"LiteLLM_EndUserTable\"', "
+             "'\"LiteLLM_BudgetTable\"', '\"LiteLLM_OrganizationTable\"', "
+             "'\"LiteLLM_ProxyModelTable\"'))) ORDER BY 1", table);
+    s = t_sql_all(c, sql);
+    mg_buf_append_str(&b, s != NULL ? s : "(error)\n");
+    free(s);
+    snprintf(sql, sizeof(sql), "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = "
+             "'%s' ORDER BY 1", table);
+    s = t_sql_all(c, sql);
+    mg_buf_append_str(&b, s != NULL ? s : "(error)\n");
+    free(s);
+    char *r = mg_xstrdup(mg_buf_cstr(&b));
+    mg_buf_free(&b);
+    return r;
+}
+
+/* litellm_params encrypted by tests/fixtures/litellm/encrypt.py (PyNaCl / cryptography). */
+static char *
+t_encrypt(const char *algo, const char *salt, const char *params_json)
+{
+    char in[300], cmd[900];
+    snprintf(in, sizeof(in), "%s/params.json", t_dir);
+    FILE *f = fopen(in, "w");
+    if (f == NULL) {
+        return NULL;
+    }
+    fputs(params_json, f);
+    fclose(f);
+    const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+    snprintf(cmd, sizeof(cmd), "%s %s %s '%s' < %s", py, T_ENCRYPT, algo, salt, in);
+    FILE *p = popen(cmd, "r");
+    if (p == NULL) {
+        return NULL;
+    }
+    mg_buf_t b = MG_BUF_INIT;
+    char buf[1024];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0) {
+        mg_buf_append(&b, buf, n);
+    }
+    int st = pclose(p);
+    char *r = st == 0 && mg_buf_len(&b) > 0 ? mg_xstrdup(mg_buf_cstr(&b)) : NULL;
+    mg_buf_free(&b);
+    if (r == NULL) {
+        printf("%s failed (exit %d): is python3-nacl / python3-cryptography installed?\n", cmd, st);
+    }
+    return r;
+}
+
+/* Inserts a LiteLLM_ProxyModelTable row as LiteLLM writes it (params already encrypted). */
+static bool
+t_insert_lmodel(PGconn *c, const char *id, const char *name, const char *params, bool as_string,
+                bool blocked)
+{
+    const char *vals[5] = {id, name, params, as_string ? "1" : "0", blocked ? "t" : "f"};
+    /* Prisma's client may hand the engine a JSON string for a Json field: a jsonb string */
+    PGresult *r = PQexecParams(c,
+        "INSERT INTO \"LiteLLM_ProxyModelTable\" (model_id, model_name, litellm_params, "
+        "model_info, blocked, created_by, updated_by, updated_at) VALUES ($1, $2, "
+        "CASE WHEN $4 = '1' THEN to_jsonb($3::text) ELSE $3::jsonb END, "
+        "jsonb_build_object('id', $1::text, 'db_model', true), $5::boolean, "
+        "'default_user_id', 'default_user_id', CURRENT_TIMESTAMP)",
+        5, NULL, vals, NULL, NULL, 0);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) {
+        printf("inserting model %s failed: %s", id, PQerrorMessage(c));
+    }
+    PQclear(r);
+    return ok;
+}
+
+static json_t *
+t_find_model(json_t *models, const char *id)
+{
+    size_t i;
+    json_t *m;
+    json_array_foreach(models, i, m) {
+        if (strcmp(json_string_value(json_object_get(m, "model_id")) ?: "", id) == 0) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static json_t *
+t_ident(json_t *idents, const char *table, const char *id)
+{
+    return json_object_get(json_object_get(idents, table), id);
+}
+
+/* A load that also keeps the idents. */
+typedef struct {
+    t_res_t r;
+    json_t *idents;
+} t_lres_t;
+
+static void
+t_lload_cb(void *ud, int rc, int64_t version, json_t *models, json_t *policies, json_t *idents,
+           const mg_err_t *err)
+{
+    t_lres_t *l = ud;
+    json_decref(l->idents);
+    l->idents = json_incref(idents);
+    t_load_cb(&l->r, rc, version, models, policies, idents, err);
+}
+
+static bool
+t_lload(mg_store_t *st, t_lres_t *l)
+{
+    t_res_reset(&l->r);
+    json_decref(l->idents);
+    l->idents = NULL;
+    st->ops->load(st, t_lload_cb, l);
+    return WAIT_FOR(l->r.calls > 0, 15000) && l->r.rc == MG_OK;
+}
+
+static const char *
+t_str(json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s != NULL ? s : "(none)";
+}
+
+static void
+t_litellm_crypto(void)
+{
+    t_section("LiteLLM's encryption of litellm_params (PyNaCl / cryptography as the writer)");
+    static const char plain[] =
+        "{\"model\":\"openai/gpt-4o\",\"api_key\":\"sk-upstream-A\",\"api_base\":\"http://x\","
+        "\"rpm\":7,\"tags\":[\"a\"]}";
+    static const char *const algos[] = {"nacl", "v2", "v3"};
+    mg_store_pgl_crypto_t k, wrong, none;
+    mg_store_pgl_crypto_init(&k, T_SALT);
+    mg_store_pgl_crypto_init(&wrong, "not-the-salt");
+    mg_store_pgl_crypto_init(&none, NULL);
+    for (int a = 0; a < 3; a++) {
+        char *enc = t_encrypt(algos[a], T_SALT, plain);
+        CHECK(enc != NULL, "%s: encrypt.py failed", algos[a]);
+        if (enc == NULL) {
+            continue;
+        }
+        json_t *e = json_loads(enc, 0, NULL);
+        CHECK(e != NULL && strstr(enc, "sk-upstream-A") == NULL, "%s: not encrypted: %s",
+              algos[a], enc);
+        mg_err_t err;
+        mg_err_clear(&err);
+        json_t *d = mg_store_pgl_decrypt_params(&k, e, &err);
+        json_t *want = json_loads(plain, 0, NULL);
+        CHECK(d != NULL && json_equal(d, want), "%s: decrypted %s (%s)", algos[a],
+              d ? json_dumps(d, JSON_COMPACT) : "NULL", err.msg);
+        json_decref(d);
+        mg_err_clear(&err);
+        d = mg_store_pgl_decrypt_params(&wrong, e, &err);
+        CHECK(d == NULL && strstr(err.msg, "LITELLM_SALT_KEY") != NULL &&
+                  strstr(err.msg, "litellm_params.") != NULL && strstr(err.msg, T_SALT) == NULL,
+              "%s with the wrong key: %s", algos[a], err.msg);
+        json_decref(d);
+        mg_err_clear(&err);
+        d = mg_store_pgl_decrypt_params(&none, e, &err);
+        CHECK(d == NULL && strstr(err.msg, "no LITELLM_SALT_KEY or master key") != NULL,
+              "%s without a key: %s", algos[a], err.msg);
+        json_decref(d);
+        json_decref(want);
+        json_decref(e);
+        free(enc);
+    }
+    /* values LiteLLM leaves plain, and plain values that merely look like base64: a padded
+     * one that decodes to 40+ bytes (not "model": passes, as in LiteLLM), and a long "model"
+     * in the base64 alphabet without padding (LiteLLM's decoder refuses it: plain) */
+    json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:i}", "model",
+                          "azure/my-very-long-deployment-name-for-production-use-2024", "api_key",
+                          "c2stcHJvai1hYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3ODk=",
+                          "api_base", "", "region", "eu", "rpm", 3);
+    mg_err_t err;
+    mg_err_clear(&err);
+    json_t *d = mg_store_pgl_decrypt_params(&k, p, &err);
+    CHECK(d != NULL && json_equal(d, p), "plain values do not pass as they are: %s", err.msg);
+    json_decref(d);
+    json_decref(p);
+}
+
+static void
+t_litellm(void)
+{
+    char buf[8192];
+    t_res_t m = {0};
+    t_lres_t l = {{0}, NULL};
+
+    t_litellm_crypto();
+
+    /* ---- 1. moongate creates LiteLLM's tables as Prisma does ---- */
+    t_section("a fresh database: LiteLLM's tables as LiteLLM's own migration makes them");
+    char fdb[64];
+    snprintf(fdb, sizeof(fdb), "%s_litellm", t_db);
+    PGconn *fx = t_new_db(fdb);
+    char *ddl = t_read_file(T_FIXTURE);
+    CHECK(fx != NULL && ddl != NULL && t_exec(fx, ddl), "loading %s failed", T_FIXTURE);
+    free(ddl);
+    PGconn *ours = t_admin(t_db); /* t_everything's stores created everything there */
+    for (int i = 0; t_ltables[i] != NULL; i++) {
+        char *a = t_table_def(ours, t_ltables[i]);
+        char *b = t_table_def(fx, t_ltables[i]);
+        CHECK(strcmp(a, b) == 0, "%s differs from LiteLLM's:\n--- moongate\n%s--- LiteLLM\n%s",
+              t_ltables[i], a, b);
+        free(a);
+        free(b);
+    }
+
+    /* ---- 2. a database LiteLLM made, with rows as LiteLLM writes them ---- */
+    t_section("a LiteLLM database: rows as LiteLLM writes them (an older schema without "
+              "budget_limits)");
+    char tok1[65], tok2[65];
+    mg_sha256_hex(T_KEY1, strlen(T_KEY1), tok1);
+    mg_sha256_hex("sk-litellm-key-2", 16, tok2);
+    snprintf(buf, sizeof(buf),
+        /* an older LiteLLM: a column current LiteLLM has is missing */
+        "ALTER TABLE \"LiteLLM_VerificationToken\" DROP COLUMN \"budget_limits\";\n"
+        "INSERT INTO \"LiteLLM_BudgetTable\" (budget_id, max_budget, rpm_limit, created_by, "
+        "updated_by, updated_at) VALUES ('b-org', 100, 50, 'admin', 'admin', CURRENT_TIMESTAMP),"
+        " ('b-free', 1.5, NULL, 'admin', 'admin', CURRENT_TIMESTAMP);\n"
+        "INSERT INTO \"LiteLLM_OrganizationTable\" (organization_id, organization_alias, "
+        "budget_id, models, created_by, updated_by, updated_at) VALUES ('org-1', 'Org One', "
+        "'b-org', ARRAY['gpt-4o'], 'admin', 'admin', CURRENT_TIMESTAMP);\n"
+        "INSERT INTO \"LiteLLM_TeamTable\" (team_id, team_alias, organization_id, admins, members,"
+        " members_with_roles, models, tpm_limit, updated_at) VALUES ('team-1', 'Team One', "
+        "'org-1', ARRAY['u-1'], ARRAY['u-1'], '[{\"role\": \"admin\", \"user_id\": \"u-1\"}]', "
+        "ARRAY['gpt-4o', 'lt-nacl'], 1000, CURRENT_TIMESTAMP);\n"
+        "INSERT INTO \"LiteLLM_UserTable\" (user_id, user_email, user_role, teams, models, "
+        "organization_id, password) VALUES ('u-1', 'u1@example.com', 'internal_user', "
+        "ARRAY['team-1'], ARRAY[]::text[], 'org-1', 'hashed-password-value');\n"
+        "INSERT INTO \"LiteLLM_VerificationToken\" (token, key_name, key_alias, spend, expires, "
+        "models, user_id, team_id, metadata, max_budget, tpm_limit, rpm_limit, created_by, "
+        "updated_by, budget_id) VALUES ('%s', 'sk-...ey-1', 'alias-1', 0.25, "
+        "'2031-05-06 07:08:09.123', ARRAY['lt-nacl'], 'u-1', 'team-1', '{\"tags\": [\"t1\"]}', "
+        "10, 100000, 60, 'u-1', 'u-1', 'b-free'), ('%s', 'sk-...ey-2', NULL, 0, NULL, "
+        "ARRAY[]::text[], 'u-1', NULL, '{}', NULL, NULL, NULL, 'u-1', 'u-1', NULL);\n"
+        "INSERT INTO \"LiteLLM_EndUserTable\" (user_id, alias, budget_id) VALUES "
+        "('cust-1', 'Customer', 'b-free');\n"
+        "INSERT INTO \"LiteLLM_JWTKeyMapping\" (id, jwt_claim_name, jwt_claim_value, token, "
+        "updated_at) VALUES ('jm-1', 'sub', 'alice', '%s', CURRENT_TIMESTAMP);\n"
+        "INSERT INTO \"LiteLLM_OrganizationMembership\" (user_id, organization_id, user_role) "
+        "VALUES ('u-1', 'org-1', 'org_admin');\n"
+        "INSERT INTO \"LiteLLM_InvitationLink\" (id, user_id, expires_at, created_at, created_by,"
+        " updated_at, updated_by) VALUES ('inv-1', 'u-1', '2030-01-01', '2024-01-01', 'u-1', "
+        "'2024-01-01', 'u-1');\n",
+        tok1, tok2, tok1);
+    CHECK(t_exec(fx, buf), "inserting LiteLLM's rows failed");
+    static const char lp[] = "{\"model\":\"openai/lt-upstream\",\"api_key\":\"sk-upstream-nacl\","
+                             "\"api_base\":\"http://127.0.0.1:9/v1\",\"rpm\":11}";
+    char *e_nacl = t_encrypt("nacl", T_SALT, lp);
+    char *e_v3 = t_encrypt("v3", T_SALT, lp);
+    char *e_v2 = t_encrypt("v2", T_SALT, lp);
+    char *e_wrong = t_encrypt("nacl", "some-other-salt", lp);
+    CHECK(e_nacl && e_v3 && e_v2 && e_wrong, "encrypt.py failed");
+    if (e_nacl && e_v3 && e_v2 && e_wrong) {
+        CHECK(t_insert_lmodel(fx, "lt-nacl", "lt-nacl", e_nacl, false, false) &&
+                  t_insert_lmodel(fx, "lt-v3", "lt-v3", e_v3, false, false) &&
+                  t_insert_lmodel(fx, "lt-v2-str", "lt-v2", e_v2, true, false) &&
+                  t_insert_lmodel(fx, "lt-wrong", "lt-wrong", e_wrong, false, false) &&
+                  t_insert_lmodel(fx, "lt-plain", "lt-plain", lp, false, false) &&
+                  t_insert_lmodel(fx, "lt-blocked", "lt-blocked", e_nacl, false, true),
+              "inserting LiteLLM_ProxyModelTable rows failed");
+    }
+    free(e_nacl);
+    free(e_v3);
+    free(e_v2);
+    free(e_wrong);
+    char *before = t_litellm_state(fx, true);
+
+    char furl[512];
+    snprintf(furl, sizeof(furl), "postgresql://postgres:%s@127.0.0.1:%d/%s", TEST_PASSWORD,
+             t_port, fdb);
+    mg_store_t *a = t_store(furl, T_SALT);
+    mg_store_t *w = t_store(furl, T_SALT);
+    t_watch_t wt = {0};
+    w->ops->watch(w, t_hint_cb, t_reconnect_cb, &wt);
+    CHECK(t_lload(a, &l), "load of the LiteLLM database: %s", l.r.err.msg);
+    int64_t v0 = l.r.version;
+
+    t_section("nothing in LiteLLM's tables changed by connecting and loading");
+    char *after = t_litellm_state(fx, true);
+    CHECK(strcmp(before, after) == 0, "LiteLLM's tables changed:\n--- before\n%.3000s\n--- after\n"
+          "%.3000s", before, after);
+    free(after);
+    free(before);
+
+    t_section("load: LiteLLM's rows as idents and models");
+    json_t *k1 = t_ident(l.idents, "key", tok1);
+    CHECK(json_object_size(json_object_get(l.idents, "key")) == 2 && k1 != NULL,
+          "keys: %s", json_dumps(json_object_get(l.idents, "key"), JSON_COMPACT));
+    CHECK(strcmp(t_str(k1, "token"), tok1) == 0 && strcmp(t_str(k1, "key_alias"), "alias-1") == 0 &&
+              strcmp(t_str(k1, "expires"), "2031-05-06T07:08:09.123+00:00") == 0 &&
+              json_real_value(json_object_get(k1, "spend")) == 0.25 &&
+              json_integer_value(json_object_get(k1, "tpm_limit")) == 100000 &&
+              json_array_size(json_object_get(k1, "models")) == 1 &&
+              json_is_array(json_object_get(json_object_get(k1, "metadata"), "tags")) &&
+              json_is_object(json_object_get(k1, "aliases")) &&
+              json_object_get(k1, "budget_limits") == NULL &&
+              json_object_get(k1, "created_at") != NULL,
+          "key row: %s", json_dumps(k1, JSON_COMPACT));
+    const char *cat = t_str(k1, "created_at");
+    CHECK(strlen(cat) > 6 && strcmp(cat + strlen(cat) - 6, "+00:00") == 0, "created_at %s", cat);
+    json_t *tm = t_ident(l.idents, "team", "team-1");
+    CHECK(tm != NULL && json_is_array(json_object_get(tm, "members_with_roles")) &&
+              json_is_false(json_object_get(tm, "blocked")) &&
+              strcmp(t_str(tm, "organization_id"), "org-1") == 0,
+          "team row: %s", json_dumps(tm, JSON_COMPACT));
+    CHECK(t_ident(l.idents, "user", "u-1") != NULL && t_ident(l.idents, "end_user", "cust-1") &&
+              t_ident(l.idents, "budget", "b-org") && t_ident(l.idents, "budget", "b-free") &&
+              t_ident(l.idents, "org", "org-1"),
+          "user / end_user / budget / org rows missing");
+    json_t *mn = t_find_model(l.r.a, "lt-nacl"), *m3 = t_find_model(l.r.a, "lt-v3");
+    json_t *m2 = t_find_model(l.r.a, "lt-v2-str"), *mw = t_find_model(l.r.a, "lt-wrong");
+    json_t *mp = t_find_model(l.r.a, "lt-plain");
+    CHECK(mn && strcmp(t_param(mn, "api_key") ?: "", "sk-upstream-nacl") == 0 &&
+              strcmp(t_param(mn, "model") ?: "", "openai/lt-upstream") == 0 &&
+              t_param_int(mn, "rpm") == 11 && strcmp(t_str(mn, "model_name"), "lt-nacl") == 0,
+          "SecretBox row: %s", mn ? json_dumps(mn, JSON_COMPACT) : "missing");
+    CHECK(m3 && strcmp(t_param(m3, "api_key") ?: "", "sk-upstream-nacl") == 0,
+          "v3:gcm row: %s", m3 ? json_dumps(m3, JSON_COMPACT) : "missing");
+    CHECK(m2 && strcmp(t_param(m2, "api_key") ?: "", "sk-upstream-nacl") == 0,
+          "v2:gcm row stored as a JSON string: %s", m2 ? json_dumps(m2, JSON_COMPACT) : "missing");
+    CHECK(mp && strcmp(t_param(mp, "api_key") ?: "", "sk-upstream-nacl") == 0,
+          "plain row: %s", mp ? json_dumps(mp, JSON_COMPACT) : "missing");
+    CHECK(mw && json_is_null(json_object_get(mw, "litellm_params")) &&
+              strstr(t_str(mw, "__load_error"), "LITELLM_SALT_KEY") != NULL,
+          "row under another salt key: %s", mw ? json_dumps(mw, JSON_COMPACT) : "missing");
+    CHECK(t_find_model(l.r.a, "lt-blocked") == NULL, "a blocked row is served");
+    CHECK(json_is_object(json_object_get(mn, "model_info")) &&
+              strlen(t_str(mn, "updated_at")) > 6,
+          "model row fields: %s", mn ? json_dumps(mn, JSON_COMPACT) : "-");
+
+    /* ---- 3. identity mutations ---- */
+    t_section("ident_put: a new key, timestamps with an offset stored as UTC, version bumped");
+    char tok3[65];
+    mg_sha256_hex("sk-moongate-key-3", 17, tok3);
+    snprintf(buf, sizeof(buf), "{\"op\":\"ident_put\",\"table\":\"key\",\"id\":\"%s\","
+             "\"create\":true,\"row\":{\"key_alias\":\"mg-3\",\"models\":[\"lt-nacl\",\"gpt-4o\"],"
+             "\"metadata\":{\"tags\":[\"x\"],\"n\":1},\"expires\":\"2032-01-02T05:30:00+05:30\","
+             "\"tpm_limit\":500,\"max_budget\":2.5,\"blocked\":false,\"team_id\":\"team-1\","
+             "\"user_id\":\"u-1\",\"budget_id\":\"b-free\",\"spend\":0,"
+             "\"created_at\":\"2020-01-01T00:00:00Z\"}}", tok3);
+    CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK && m.version == v0 + 1,
+          "put: rc %d v %" PRId64 " %s", m.rc, m.version, m.err.msg);
+    CHECK(m.a != NULL && strcmp(t_str(m.a, "expires"), "2032-01-02T00:00:00+00:00") == 0 &&
+              strcmp(t_str(m.a, "created_at"), "2020-01-01T00:00:00+00:00") == 0 &&
+              strcmp(t_str(m.a, "token"), tok3) == 0 &&
+              json_integer_value(json_object_get(json_object_get(m.a, "metadata"), "n")) == 1 &&
+              json_array_size(json_object_get(m.a, "models")) == 2 &&
+              strcmp(t_str(m.a, "created_by"), "default_user_id") == 0 &&
+              json_is_object(json_object_get(m.a, "permissions")),
+          "put result: %s", m.a ? json_dumps(m.a, JSON_COMPACT) : "NULL");
+    snprintf(buf, sizeof(buf), "SELECT expires::text || ' ' || array_to_string(models, ',') || ' '"
+             " || (metadata->>'n') FROM \"LiteLLM_VerificationToken\" WHERE token = '%s'", tok3);
+    const char *v = t_sql(fx, buf);
+    CHECK(v != NULL && strcmp(v, "2032-01-02 00:00:00 lt-nacl,gpt-4o 1") == 0, "stored: %s",
+          v ? v : "-");
+    CHECK(WAIT_FOR(wt.max_hint == v0 + 1, 10000), "no hint for the ident_put (%" PRId64 ")",
+          wt.max_hint);
+    snprintf(buf, sizeof(buf), "SELECT op || ' ' || (detail->>'table') || ' ' || (detail->>'id') "
+             "FROM moongate_events WHERE version = %" PRId64, v0 + 1);
+    v = t_sql(fx, buf);
+    snprintf(buf, sizeof(buf), "ident_put key %s", tok3);
+    CHECK(v != NULL && strcmp(v, buf) == 0, "audit row: %s", v ? v : "-");
+
+    t_section("ident_put refusals: existing id with create, unknown and missing columns, types");
+    struct {
+        const char *json;
+        mg_err_class_t cls;
+        const char *msg;
+    } bad[] = {
+        {"{\"op\":\"ident_put\",\"table\":\"key\",\"id\":\"%s\",\"create\":true,\"row\":{}}",
+         MG_ERR_BAD_REQUEST, "already exists"},
+        {"{\"op\":\"ident_put\",\"table\":\"key\",\"id\":\"%s\",\"row\":{\"tags\":[\"a\"]}}",
+         MG_ERR_BAD_REQUEST, "LiteLLM_VerificationToken has no column \"tags\""},
+        {"{\"op\":\"ident_put\",\"table\":\"key\",\"id\":\"%s\",\"row\":{\"budget_limits\":{}}}",
+         MG_ERR_BAD_REQUEST, "no column \"budget_limits\""},
+        {"{\"op\":\"ident_put\",\"table\":\"key\",\"id\":\"%s\",\"row\":{\"tpm_limit\":\"lots\"}}",
+         MG_ERR_BAD_REQUEST, "SQLSTATE 22"},
+        {"{\"op\":\"ident_put\",\"table\":\"key\",\"id\":\"%s\",\"row\":{\"token\":\"other\"}}",
+         MG_ERR_BAD_REQUEST, "cannot be changed"},
+        {"{\"op\":\"ident_put\",\"table\":\"keys\",\"id\":\"%s\",\"row\":{}}", MG_ERR_BAD_REQUEST,
+         "unknown identity table"},
+        {"{\"op\":\"ident_patch\",\"table\":\"key\",\"id\":\"%s-nope\",\"set\":{\"blocked\":true}}",
+         MG_ERR_NO_ROUTE, "not found"},
+        {"{\"op\":\"ident_patch\",\"table\":\"key\",\"id\":\"%s\",\"clear\":[\"nope\"]}",
+         MG_ERR_BAD_REQUEST, "no column \"nope\""},
+        {"{\"op\":\"ident_delete\",\"table\":\"key\",\"ids\":[\"%s\",\"nope-1\",\"nope-2\"]}",
+         MG_ERR_NO_ROUTE, "key nope-1 not found"},
+        {"{\"op\":\"ident_delete\",\"table\":\"key\",\"ids\":[]}%.0s", MG_ERR_BAD_REQUEST,
+         "without ids"},
+        /* a foreign key LiteLLM has: an organization's budget must exist */
+        {"{\"op\":\"ident_put\",\"table\":\"org\",\"id\":\"org-2%.0s\",\"row\":{"
+         "\"organization_alias\":\"x\",\"budget_id\":\"no-such-budget\"}}",
+         MG_ERR_BAD_REQUEST, "is not present in table"},
+        /* and a budget an organization uses cannot go (RESTRICT, between LiteLLM's own tables) */
+        {"{\"op\":\"ident_delete\",\"table\":\"budget\",\"ids\":[\"b-org\"]}%.0s",
+         MG_ERR_BAD_REQUEST, "still referenced"},
+        /* NOT NULL without a default: the message names the column, not the row */
+        {"{\"op\":\"ident_put\",\"table\":\"org\",\"id\":\"org-3%.0s\",\"row\":{"
+         "\"budget_id\":\"b-org\"}}", MG_ERR_BAD_REQUEST, "\"organization_alias\""},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char j[1024];
+        snprintf(j, sizeof(j), bad[i].json, tok3);
+        CHECK(t_mutate(a, &m, j, 15000) && m.rc == MG_ERROR && m.err.cls == bad[i].cls &&
+                  strstr(m.err.msg, bad[i].msg) != NULL,
+              "%s: rc %d class %s: %s", j, m.rc, mg_err_class_name(m.err.cls), m.err.msg);
+        CHECK(strstr(m.err.msg, "hashed-password") == NULL, "a row leaked into: %s", m.err.msg);
+    }
+    CHECK(t_version(a) == v0 + 1, "a refused mutation bumped the version");
+    v = t_sql(fx, "SELECT count(*) FROM \"LiteLLM_VerificationToken\"");
+    CHECK(v != NULL && strcmp(v, "3") == 0, "keys after refusals: %s", v ? v : "-");
+
+    t_section("ident_patch: set, clear (back to the column default), updated_at");
+    snprintf(buf, sizeof(buf), "{\"op\":\"ident_patch\",\"table\":\"key\",\"id\":\"%s\","
+             "\"set\":{\"blocked\":true,\"models\":[],\"budget_reset_at\":\"2030-06-01T12:00:00Z\","
+             "\"metadata\":{\"m\":2}},\"clear\":[\"metadata\",\"expires\",\"max_budget\"]}", tok1);
+    CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK && m.version == v0 + 2,
+          "patch: %s", m.err.msg);
+    CHECK(m.a && json_is_true(json_object_get(m.a, "blocked")) &&
+              json_array_size(json_object_get(m.a, "models")) == 0 &&
+              json_object_size(json_object_get(m.a, "metadata")) == 0 &&
+              json_is_null(json_object_get(m.a, "expires")) &&
+              json_is_null(json_object_get(m.a, "max_budget")) &&
+              strcmp(t_str(m.a, "budget_reset_at"), "2030-06-01T12:00:00+00:00") == 0 &&
+              strcmp(t_str(m.a, "key_alias"), "alias-1") == 0 &&
+              json_real_value(json_object_get(m.a, "spend")) == 0.25,
+          "patched row: %s", m.a ? json_dumps(m.a, JSON_COMPACT) : "NULL");
+
+    t_section("ident_put over an existing row: a replacement that keeps created_at and the spend "
+              "the pipeline added, whatever the row says");
+    snprintf(buf, sizeof(buf), "UPDATE \"LiteLLM_VerificationToken\" SET spend = 1.75 WHERE "
+             "token = '%s'", tok3);
+    CHECK(t_exec(fx, buf), "spend update");
+    snprintf(buf, sizeof(buf), "{\"op\":\"ident_put\",\"table\":\"key\",\"id\":\"%s\",\"row\":{"
+             "\"key_alias\":\"mg-3b\",\"models\":[\"gpt-4o\"],\"spend\":0}}", tok3);
+    CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK && m.version == v0 + 3, "replace: %s",
+          m.err.msg);
+    CHECK(m.a && strcmp(t_str(m.a, "key_alias"), "mg-3b") == 0 &&
+              json_real_value(json_object_get(m.a, "spend")) == 1.75 &&
+              strcmp(t_str(m.a, "created_at"), "2020-01-01T00:00:00+00:00") == 0 &&
+              json_is_null(json_object_get(m.a, "expires")) &&
+              json_is_null(json_object_get(m.a, "tpm_limit")) &&
+              json_object_size(json_object_get(m.a, "metadata")) == 0,
+          "replaced row: %s", m.a ? json_dumps(m.a, JSON_COMPACT) : "NULL");
+    snprintf(buf, sizeof(buf), "{\"op\":\"ident_patch\",\"table\":\"key\",\"id\":\"%s\","
+             "\"set\":{\"spend\":0.5}}", tok3);
+    CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK &&
+              json_real_value(json_object_get(m.a, "spend")) == 0.5,
+          "ident_patch sets spend when asked: %s", m.err.msg);
+
+    t_section("ident_delete: a key LiteLLM_JWTKeyMapping points at, a user with memberships");
+    snprintf(buf, sizeof(buf), "{\"op\":\"ident_delete\",\"table\":\"key\",\"ids\":[\"%s\"]}",
+             tok1);
+    CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK && m.version == v0 + 5 &&
+              json_array_size(json_object_get(m.a, "deleted")) == 1,
+          "delete key: %s", m.err.msg);
+    v = t_sql(fx, "SELECT count(*) FROM \"LiteLLM_JWTKeyMapping\"");
+    CHECK(v != NULL && strcmp(v, "0") == 0, "JWT mappings left: %s", v ? v : "-");
+    CHECK(t_mutate(a, &m, "{\"op\":\"ident_delete\",\"table\":\"user\",\"ids\":[\"u-1\"]}",
+                   15000) && m.rc == MG_OK && m.version == v0 + 6,
+          "delete user: %s", m.err.msg);
+    v = t_sql(fx, "SELECT (SELECT count(*) FROM \"LiteLLM_OrganizationMembership\") || ' ' || "
+                  "(SELECT count(*) FROM \"LiteLLM_InvitationLink\")");
+    CHECK(v != NULL && strcmp(v, "0 0") == 0, "memberships / invitations left: %s", v ? v : "-");
+    snprintf(buf, sizeof(buf), "SELECT detail->'dependents' FROM moongate_events WHERE version = "
+             "%" PRId64, v0 + 6);
+    v = t_sql(fx, buf);
+    CHECK(v != NULL && strstr(v, "LiteLLM_InvitationLink") &&
+              strstr(v, "LiteLLM_OrganizationMembership"),
+          "dependents in the audit row: %s", v ? v : "-");
+    /* an organization's deletion sets its teams' organization_id to NULL (LiteLLM's SET NULL) */
+    CHECK(t_mutate(a, &m, "{\"op\":\"ident_delete\",\"table\":\"org\",\"ids\":[\"org-1\"]}",
+                   15000) && m.rc == MG_OK, "delete org: %s", m.err.msg);
+
+    t_section("a load after the mutations sees all of them at one version");
+    CHECK(t_lload(a, &l) && l.r.version == v0 + 7, "load: %s", l.r.err.msg);
+    CHECK(t_ident(l.idents, "key", tok1) == NULL && t_ident(l.idents, "user", "u-1") == NULL &&
+              t_ident(l.idents, "org", "org-1") == NULL &&
+              strcmp(t_str(t_ident(l.idents, "key", tok3), "key_alias"), "mg-3b") == 0 &&
+              json_is_null(json_object_get(t_ident(l.idents, "team", "team-1"), "organization_id")),
+          "idents after the mutations: %s", json_dumps(l.idents, JSON_COMPACT));
+    CHECK(WAIT_FOR(wt.max_hint == v0 + 7, 10000), "hints stopped at %" PRId64, wt.max_hint);
+
+    t_section("budgets, teams, users, end users: put, patch and delete round trips");
+    static const char *const rt[][2] = {
+        {"budget", "{\"max_budget\":5,\"budget_duration\":\"30d\",\"created_by\":\"x\","
+                   "\"updated_by\":\"x\"}"},
+        {"team", "{\"team_alias\":\"T2\",\"members_with_roles\":[],\"models\":[\"a\"],"
+                 "\"rpm_limit\":9}"},
+        {"user", "{\"user_email\":\"n@example.com\",\"user_role\":\"proxy_admin\"}"},
+        {"end_user", "{\"alias\":\"C2\",\"budget_id\":\"b-free\",\"blocked\":true}"},
+    };
+    for (size_t i = 0; i < sizeof(rt) / sizeof(rt[0]); i++) {
+        int64_t vb = t_version(a);
+        snprintf(buf, sizeof(buf), "{\"op\":\"ident_put\",\"table\":\"%s\",\"id\":\"rt-%zu\","
+                 "\"create\":true,\"row\":%s}", rt[i][0], i, rt[i][1]);
+        bool ok = t_mutate(a, &m, buf, 15000) && m.rc == MG_OK && m.version == vb + 1;
+        CHECK(ok, "%s put: %s", rt[i][0], m.err.msg);
+        const char *col = mg_store_ident_id_column(rt[i][0]);
+        snprintf(buf, sizeof(buf), "rt-%zu", i);
+        CHECK(m.a && strcmp(t_str(m.a, col), buf) == 0, "%s put row: %s", rt[i][0],
+              m.a ? json_dumps(m.a, JSON_COMPACT) : "NULL");
+        snprintf(buf, sizeof(buf), "{\"op\":\"ident_patch\",\"table\":\"%s\",\"id\":\"rt-%zu\","
+                 "\"set\":{}}", rt[i][0], i);
+        CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK && m.version == vb + 2,
+              "%s empty patch: %s", rt[i][0], m.err.msg);
+        snprintf(buf, sizeof(buf), "{\"op\":\"ident_delete\",\"table\":\"%s\","
+                 "\"ids\":[\"rt-%zu\"]}", rt[i][0], i);
+        CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK && m.version == vb + 3,
+              "%s delete: %s", rt[i][0], m.err.msg);
+    }
+
+    /* ---- 4. LiteLLM_ProxyModelTable through the model mutations ---- */
+    t_section("models: LiteLLM's ids are taken, its rows are not rewritten, a delete removes them");
+    int64_t vm = t_version(a);
+    CHECK(t_mutate(a, &m, "{\"op\":\"model_new\",\"model_id\":\"lt-v3\",\"model_name\":\"x\","
+                          "\"litellm_params\":{\"model\":\"openai/x\"}}", 15000) &&
+              m.rc == MG_ERROR && m.err.cls == MG_ERR_BAD_REQUEST &&
+              strstr(m.err.msg, "already exists"),
+          "model_new over a LiteLLM id: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"model_update\",\"model_id\":\"lt-v3\",\"litellm_params\":"
+                          "{\"rpm\":1}}", 15000) &&
+              m.rc == MG_ERROR && m.err.cls == MG_ERR_BAD_REQUEST &&
+              strstr(m.err.msg, "LiteLLM_ProxyModelTable"),
+          "model_update of a LiteLLM row: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"model_delete\",\"model_id\":\"lt-v3\"}", 15000) &&
+              m.rc == MG_OK && m.version == vm + 1, "model_delete of a LiteLLM row: %s",
+          m.err.msg);
+    v = t_sql(fx, "SELECT count(*) FROM \"LiteLLM_ProxyModelTable\" WHERE model_id = 'lt-v3'");
+    CHECK(v != NULL && strcmp(v, "0") == 0, "the LiteLLM row is still there");
+    /* an id in both tables (LiteLLM wrote one after moongate did): moongate's comes first */
+    CHECK(t_mutate(a, &m, "{\"op\":\"model_new\",\"model_id\":\"dup\",\"model_name\":\"dup-mg\","
+                          "\"litellm_params\":{\"model\":\"openai/mg\",\"api_key\":\"k\"}}",
+                   15000) &&
+              m.rc == MG_OK, "model_new dup: %s", m.err.msg);
+    CHECK(t_insert_lmodel(fx, "dup", "dup-litellm", lp, false, false), "LiteLLM's dup");
+    CHECK(t_lload(a, &l), "load: %s", l.r.err.msg);
+    json_t *first = t_find_model(l.r.a, "dup");
+    size_t ndup = 0, di;
+    json_t *dm;
+    json_array_foreach(l.r.a, di, dm) {
+        ndup += strcmp(t_str(dm, "model_id"), "dup") == 0;
+    }
+    CHECK(first && strcmp(t_str(first, "model_name"), "dup-mg") == 0 && ndup == 2,
+          "dup: first %s, %zu rows", first ? t_str(first, "model_name") : "-", ndup);
+
+    a->ops->destroy(a);
+    w->ops->destroy(w);
+    PQfinish(fx);
+
+    /* ---- 5. the database moongate made, and Prisma's ?schema= ---- */
+    t_section("moongate's own database: LiteLLM's foreign keys hold there too");
+    a = t_store(t_url, TEST_SECRET);
+    CHECK(t_mutate(a, &m, "{\"op\":\"ident_put\",\"table\":\"org\",\"id\":\"o1\",\"row\":{"
+                          "\"organization_alias\":\"O\",\"budget_id\":\"nb\"}}", 15000) &&
+              m.rc == MG_ERROR && m.err.cls == MG_ERR_BAD_REQUEST &&
+              strstr(m.err.msg, "LiteLLM_OrganizationTable_budget_id_fkey"),
+          "org before its budget: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"ident_put\",\"table\":\"budget\",\"id\":\"nb\",\"row\":{}}",
+                   15000) && m.rc == MG_OK &&
+              strcmp(t_str(m.a, "created_by"), "default_user_id") == 0,
+          "budget: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"ident_put\",\"table\":\"org\",\"id\":\"o1\",\"row\":{"
+                          "\"organization_alias\":\"O\",\"budget_id\":\"nb\"}}", 15000) &&
+              m.rc == MG_OK, "org after its budget: %s", m.err.msg);
+    snprintf(buf, sizeof(buf), "{\"op\":\"ident_put\",\"table\":\"key\",\"id\":\"%s\",\"row\":{"
+             "\"organization_id\":\"o1\",\"budget_id\":\"nb\",\"models\":[\"m\"]}}", tok2);
+    CHECK(t_mutate(a, &m, buf, 15000) && m.rc == MG_OK, "key: %s", m.err.msg);
+    CHECK(t_mutate(a, &m, "{\"op\":\"ident_delete\",\"table\":\"org\",\"ids\":[\"o1\"]}", 15000) &&
+              m.rc == MG_OK, "delete org: %s", m.err.msg);
+    CHECK(t_lload(a, &l) && json_is_null(json_object_get(t_ident(l.idents, "key", tok2),
+                                                         "organization_id")),
+          "the key's organization_id after the delete (SET NULL): %s",
+          json_dumps(t_ident(l.idents, "key", tok2), JSON_COMPACT));
+    a->ops->destroy(a);
+
+    t_section("Prisma's DATABASE_URL: ?schema= is the search_path, engine-only parameters dropped");
+    char sdb[64];
+    snprintf(sdb, sizeof(sdb), "%s_schema", t_db);
+    PGconn *sc = t_new_db(sdb);
+    snprintf(furl, sizeof(furl), "postgresql://postgres:%s@127.0.0.1:%d/%s?connection_limit=5&"
+             "schema=lite%%20llm&pool_timeout=20&sslmode=disable", TEST_PASSWORD, t_port, sdb);
+    a = t_store(furl, T_SALT);
+    CHECK(a != NULL, "a Prisma URL was refused");
+    if (a != NULL) {
+        CHECK(t_mutate(a, &m, "{\"op\":\"ident_put\",\"table\":\"user\",\"id\":\"su\",\"row\":{}}",
+                       15000) && m.rc == MG_OK, "put in a schema: %s", m.err.msg);
+        v = t_sql(sc, "SELECT count(*) FROM \"lite llm\".\"LiteLLM_UserTable\" u, "
+                      "\"lite llm\".moongate_registry r WHERE u.user_id = 'su'");
+        CHECK(v != NULL && strcmp(v, "1") == 0, "tables are not in schema \"lite llm\": %s",
+              v ? v : "-");
+        v = t_sql(sc, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
+        CHECK(v != NULL && strcmp(v, "0") == 0, "tables in public: %s", v ? v : "-");
+        a->ops->destroy(a);
+    }
+    PQfinish(sc);
+    PQfinish(ours);
+    t_res_reset(&m);
+    t_res_reset(&l.r);
+    json_decref(l.idents);
+}
+
 /* Scans the store's log output (our stderr) for the password. */
 static void
 t_check_log(const char *path)
@@ -1143,6 +1899,7 @@ main(int argc, char **argv)
     t_bad_urls();
     t_unreachable();
     t_everything();
+    t_litellm();
 
     event_free(tick);
     event_base_free(t_base);
@@ -1154,8 +1911,11 @@ main(int argc, char **argv)
 
     if (!t_own_server) {
         admin = t_admin("postgres");
-        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", t_db);
-        t_sql(admin, sql);
+        static const char *const suffix[] = {"", "_litellm", "_schema"};
+        for (int i = 0; i < 3; i++) {
+            snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s%s", t_db, suffix[i]);
+            t_sql(admin, sql);
+        }
         PQfinish(admin);
     } else {
         CHECK(t_pg_stop("fast") == 0, "pg_ctl stop at the end failed");
