@@ -19,6 +19,7 @@
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
 #include "../registry/mg_stats.h"
+#include "../spend/mg_spend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,7 @@ void
 mg_admin_abort(mg_request_t *r)
 {
     mg_keys_abort(r); /* a management change in flight finishes without its client */
+    mg_spend_routes_abort(r);
     if (r->pending != NULL) {
         mg_pending_t *p = r->pending;
         r->pending = NULL;
@@ -968,6 +970,7 @@ mg_admin_state(mg_request_t *r)
                           "workers", workers, "deployments", mg_stats_json());
     json_object_set(b, "settings_not_implemented",
                     r->gw->config->unimplemented ? r->gw->config->unimplemented : json_array());
+    json_object_set_new(b, "spend", mg_spend_state_json());
     json_object_set_new(b, "request_settings_ignored",
                         json_pack("{s:I}", "caching",
                                   (json_int_t) (mg_shm != NULL
@@ -1640,6 +1643,9 @@ mg_admin_handle(mg_request_t *r, const char *m, size_t ml)
         }
         return true;
     }
+    if (mg_spend_routes_handle(r, m, ml)) {
+        return true;
+    }
     if (post && mg_admin_path_is(r, "/moongate/pool/evict")) {
         if (mg_admin_require_admin(r)) {
             mg_upool_evict_idle(r->gw->upool);
@@ -1695,7 +1701,7 @@ mg_admin_route_known(const mg_request_t *r)
             return true;
         }
     }
-    if (mg_keys_route_known(r)) {
+    if (mg_keys_route_known(r) || mg_spend_routes_known(r)) {
         return true;
     }
     if ((r->path_len > 11 && memcmp(r->path, "/v1/models/", 11) == 0) ||

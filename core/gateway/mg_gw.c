@@ -27,6 +27,7 @@ static void mg_gw_on_request(mg_http_req_t *hr);
 static void mg_gw_on_abort(mg_http_req_t *hr);
 static void mg_gw_on_drain(mg_http_req_t *hr);
 static void mg_gw_on_free(mg_http_req_t *hr);
+static void mg_gw_on_complete(mg_http_req_t *hr, int status, const char *body, size_t len);
 
 /* ---- snapshot attach hooks ---- */
 
@@ -128,6 +129,7 @@ mg_gw_server_conf(mg_gw_t *gw, mg_http_server_conf_t *hc)
     hc->on_abort = mg_gw_on_abort;
     hc->on_drain = mg_gw_on_drain;
     hc->on_free = mg_gw_on_free;
+    hc->on_complete = mg_gw_on_complete;
     hc->ud_size = sizeof(mg_request_t);
     hc->max_body = gw->config->max_request_size;
     hc->keepalive_timeout_ms = gw->config->keepalive_timeout_ms;
@@ -796,6 +798,7 @@ mg_gw_on_request(mg_http_req_t *hr)
         return; /* a key's allowed_routes (mg_keys.c) hold on every route */
     }
     if (llm) {
+        r->spend_armed = true; /* authenticated: this call gets its spend row */
         mg_proxy_handle(r, pm, pml);
         return;
     }
@@ -859,6 +862,7 @@ void
 mg_gw_finalize(mg_request_t *r)
 {
     if (r->gw != NULL && !r->finalized) {
+        mg_gw_spend_record(r, 499, NULL, 0); /* abandoned by the client: the row is still due */
         r->finalized = true;
         if (r->api != NULL) {
             mg_admit_settle(r);
@@ -881,6 +885,16 @@ mg_gw_finalize(mg_request_t *r)
     if (r->snap != NULL) {
         mg_snapshot_unref(r->snap);
         r->snap = NULL;
+    }
+}
+
+/* The answer is about to be complete: its spend row goes first. */
+static void
+mg_gw_on_complete(mg_http_req_t *hr, int status, const char *body, size_t len)
+{
+    mg_request_t *r = hr->ud;
+    if (r->gw != NULL) {
+        mg_gw_spend_record(r, status, body, len);
     }
 }
 

@@ -59,6 +59,9 @@ typedef struct {
      * "unschedule".  The result is the route's JSON answer (may be NULL: then 503). */
     void (*costmap)(void *host, const char *action, double hours, mg_gw_reload_cb cb, void *ud);
     void *host;
+    /* Asks the master (msg borrowed: {"op":..., ...}); cb gets its answer (borrowed) once, or
+     * NULL when the master is gone (may be NULL: no master, e.g. in tests). */
+    void (*ask_master)(void *host, json_t *msg, void (*cb)(void *ud, json_t *answer), void *ud);
 } mg_gw_host_t;
 
 
@@ -257,6 +260,13 @@ struct mg_request_s {
 
     mg_trace_req_t *trace;          /* malloc or NULL (not traced): the request's open spans;
                                      * freed in mg_trace_request_end() */
+
+    /* spend log (mg_spend_routes.c) */
+    bool spend_armed;               /* an authenticated LLM call: it gets one spend row */
+    bool spend_done;                /* its row was pushed */
+    bool answer_error;              /* a started stream ended with an error frame */
+    struct mg_spend_q_s *spend_q;   /* malloc or NULL: a spend route waiting for the master;
+                                     * detached in mg_spend_routes_abort() */
     /* USD cost of the answering call, from its deployment's prices and usage
      * (mg_proxy_cost, when the call succeeded): for spend and metrics */
     double cost_usd;
@@ -322,6 +332,16 @@ void mg_proxy_abort(mg_request_t *r);
 void mg_proxy_drain(mg_request_t *r);
 void mg_proxy_cleanup(mg_request_t *r);
 
+/* ---- spend log (mg_spend_routes.c) ---- */
+/* The spend routes: /spend/logs, /global/spend, /global/spend/report, /global/spend/keys,
+ * /global/spend/models.  known: routing before auth; handle: true when it answered. */
+bool mg_spend_routes_known(const mg_request_t *r);
+bool mg_spend_routes_handle(mg_request_t *r, const char *method, size_t mlen);
+void mg_spend_routes_abort(mg_request_t *r);
+/* Records the request's spend row (once; a no-op for requests that get none).  Called just
+ * before the last bytes of the answer are queued (status, body: what the client gets), and
+ * from mg_gw_finalize() for a request the client abandoned. */
+void mg_gw_spend_record(mg_request_t *r, int status, const char *body, size_t len);
 /* ---- Responses API (mg_responses.c) ---- */
 /* Whether the path is a stored-response route: /v1/responses/{id}[/input_items|/cancel]
  * (also without /v1, and under /openai/ and /openai/v1/ for Azure-style clients). */

@@ -172,10 +172,76 @@ mg_keys_422(mg_request_t *r, const char *field, const char *msg)
                                    field, "msg", msg));
 }
 
+/* True when j holds a "metadata" object with one of moongate's own bookkeeping fields. */
+static bool
+mg_keys_has_stamp(json_t *j, int depth)
+{
+    if (depth > 8) {
+        return false; /* answers are rows in lists in objects: never deeper */
+    }
+    const char *k;
+    json_t *v;
+    size_t i;
+    if (json_is_array(j)) {
+        json_array_foreach(j, i, v) {
+            if (mg_keys_has_stamp(v, depth + 1)) {
+                return true;
+            }
+        }
+        return false;
+    }
+    json_object_foreach(j, k, v) {
+        if (strcmp(k, "metadata") == 0 && json_is_object(v) &&
+            (json_object_get(v, "moongate_spend_epoch") != NULL ||
+             json_object_get(v, "moongate_spend_base") != NULL)) {
+            return true;
+        }
+        if ((json_is_object(v) || json_is_array(v)) && mg_keys_has_stamp(v, depth + 1)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Removes the bookkeeping fields of mg_keys_has_stamp from j (a copy of ours). */
+static void
+mg_keys_drop_stamp(json_t *j, int depth)
+{
+    if (depth > 8) {
+        return;
+    }
+    const char *k;
+    json_t *v;
+    size_t i;
+    if (json_is_array(j)) {
+        json_array_foreach(j, i, v) {
+            mg_keys_drop_stamp(v, depth + 1);
+        }
+        return;
+    }
+    json_object_foreach(j, k, v) {
+        if (strcmp(k, "metadata") == 0 && json_is_object(v)) {
+            json_object_del(v, "moongate_spend_epoch");
+            json_object_del(v, "moongate_spend_base");
+        } else if (json_is_object(v) || json_is_array(v)) {
+            mg_keys_drop_stamp(v, depth + 1);
+        }
+    }
+}
+
 void
 mg_keys_answer(mg_request_t *r, json_t *body, int64_t applied_version)
 {
+    /* the spend stamps (metadata.moongate_spend_epoch/_base) are moongate's bookkeeping, not
+     * the caller's metadata: never shown (answers may borrow snapshot rows: scrub a copy) */
+    json_t *shown = NULL;
+    if (mg_keys_has_stamp(body, 0)) {
+        shown = json_deep_copy(body);
+        mg_keys_drop_stamp(shown, 0);
+        body = shown;
+    }
     char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+    json_decref(shown);
     char hdr[96] = "";
     if (applied_version > 0) {
         snprintf(hdr, sizeof(hdr), "x-moongate-applied-version: %lld\r\n",

@@ -209,6 +209,20 @@ static const mg_openapi_op_t mg_openapi_table[] = {
     {"post", "/key/{key}/regenerate", "keys", 0,
      "Replaces a key with a new secret (the key in the path)", NULL, NULL, NULL},
 
+    /* spend logs (mg_spend_routes.c; LiteLLM's read routes) */
+    {"get", "/spend/logs", "spend", MG_OA_MASTER,
+     "Spend log rows (by api_key, request_id, user_id) or daily totals (start_date, end_date)",
+     "api_key,request_id,user_id,start_date,end_date,summarize", NULL, NULL},
+    {"get", "/global/spend", "spend", MG_OA_MASTER, "Spend since the first of this month",
+     NULL, NULL, NULL},
+    {"get", "/global/spend/report", "spend", MG_OA_MASTER,
+     "Spend per day, grouped by team, customer or api_key",
+     "start_date,end_date,group_by,api_key,internal_user_id,team_id,customer_id", NULL, NULL},
+    {"get", "/global/spend/keys", "spend", MG_OA_MASTER, "The keys that spent most (30 days)",
+     "limit", NULL, NULL},
+    {"get", "/global/spend/models", "spend", MG_OA_MASTER,
+     "The models that spent most (30 days)", "limit", NULL, NULL},
+
     /* LiteLLM's cache routes: moongate keeps no cache */
     {"post", "/cache/flushall", "cache", 0, "Nothing to flush (answers why)", NULL, NULL, NULL},
     {"post", "/cache/purge", "cache", 0, "Nothing to purge (answers why)", NULL, NULL, NULL},
@@ -445,7 +459,7 @@ mg_openapi_document(const char *server_url)
         components = json_pack("{s:s}", "x-error", je.text);
     }
     json_t *tags = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},"
-                             "{s:s,s:s},{s:s,s:s}]",
+                             "{s:s,s:s},{s:s,s:s},{s:s,s:s}]",
                              "name", "llm", "description", "LLM calls, routed to deployments",
                              "name", "models", "description", "Model groups and deployments",
                              "name", "health", "description", "Probes",
@@ -454,6 +468,7 @@ mg_openapi_document(const char *server_url)
                              "name", "admin", "description", "What every worker serves",
                              "name", "keys", "description", "Virtual keys, teams, users, end "
                                                             "users and budgets",
+                             "name", "spend", "description", "Spend logs and totals",
                              "name", "cache", "description", "LiteLLM's cache routes",
                              "name", "ui", "description", "The admin page and this document");
     return json_pack("{s:s,s:{s:s,s:s,s:s},s:[{s:s}],s:o,s:o,s:o}", "openapi", "3.1.0", "info",

@@ -492,6 +492,7 @@ mg_proxy_stream_error(mg_request_t *r, int status, const char *msg, const char *
     mg_http_stream_write(r->hr, mg_buf_head(&b), mg_buf_len(&b));
     mg_buf_free(&b);
     r->state = MG_ATT_DONE;
+    r->answer_error = true; /* the spend row says failure */
     mg_http_stream_end(r->hr);
 }
 

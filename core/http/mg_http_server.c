@@ -781,6 +781,19 @@ mg_http_head_out(mg_http_req_t *req, int status, const char *headers, size_t hea
     req->head_sent = true;
 }
 
+/* Calls the handler's on_complete once, before the last bytes of the answer are queued. */
+static void
+mg_http_complete(mg_http_req_t *req, int status, const char *body, size_t len)
+{
+    if (req->completing) {
+        return;
+    }
+    req->completing = true;
+    if (req->server->conf.on_complete != NULL) {
+        req->server->conf.on_complete(req, status, body, len);
+    }
+}
+
 /*
  * The second line of defence against header injection: a handler's header block that
  * fails mg_http_fields_valid() is never written.  The client gets a 500 that says a
@@ -799,6 +812,7 @@ mg_http_refuse_head(mg_http_req_t *req, int status, const char *headers, size_t 
     mg_log(MG_LOG_ERROR, NULL, "request %llu from %s: refusing to send a %d response head with "
                                "%s; answering 500 instead",
            (unsigned long long) req->seq, req->peer, status, err.msg);
+    mg_http_complete(req, 500, NULL, 0);
     char msg[MG_ERR_MSG_MAX + 64];
     snprintf(msg, sizeof(msg), "moongate refused to send a response head with %s", err.msg);
     mg_buf_t body = MG_BUF_INIT;
@@ -833,6 +847,7 @@ mg_http_respond(mg_http_req_t *req, int status, const char *headers, size_t head
     if (mg_http_refuse_head(req, status, headers, headers_len)) {
         return;
     }
+    mg_http_complete(req, status, body, body_len);
     char framing[64];
     snprintf(framing, sizeof(framing), "content-length: %zu\r\n", body_len);
     mg_http_head_out(req, status, headers, headers_len, framing);
@@ -911,6 +926,7 @@ mg_http_stream_end(mg_http_req_t *req)
     if (req->finished) {
         return;
     }
+    mg_http_complete(req, req->status, NULL, 0);
     if (req->head.version_minor == 0) {
         req->keep_alive = false;
     } else {
@@ -924,6 +940,7 @@ void
 mg_http_stream_abort(mg_http_req_t *req)
 {
     mg_hconn_t *hc = req->hc;
+    mg_http_complete(req, req->status, NULL, 0);
     req->finished = true;
     req->keep_alive = false;
     hc->state = MG_HC_CLOSING;

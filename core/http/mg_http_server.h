@@ -37,6 +37,11 @@ typedef struct {
     /* the request object is about to be freed (after a complete response or an abort):
      * release what the handler holds.  The last callback for a request. */
     void (*on_free)(mg_http_req_t *req);
+    /* the response is about to be complete: called once per request, before its last bytes
+     * are queued (mg_http_respond, mg_http_stream_end or _abort, or a refused head), so
+     * whatever the handler records then exists before the client can have the whole answer.
+     * body/len: a complete response's body (NULL for a stream).  May be NULL. */
+    void (*on_complete)(mg_http_req_t *req, int status, const char *body, size_t len);
     size_t ud_size;                 /* bytes reserved after each request for the handler */
     int64_t max_body;               /* bytes: larger bodies get 413 */
     int header_timeout_ms;          /* head must arrive within this */
@@ -58,6 +63,7 @@ struct mg_http_req_s {
     bool head_sent;
     bool streaming;
     bool finished;                  /* response fully queued */
+    bool completing;                /* on_complete was called */
     bool keep_alive;                /* may the connection be reused after this */
     int status;                     /* status sent */
     size_t bytes_out;

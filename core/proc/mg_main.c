@@ -5,6 +5,7 @@
  * LiteLLM flags moongate does not implement are accepted with a warning when
  * ignoring them changes nothing a client sees, and refused otherwise.
  */
+#include "../spend/mg_spend.h"
 #include "../base/mg_log.h"
 #include "../lua/mg_lua.h"
 #include "../registry/mg_settings.h"
@@ -237,7 +238,7 @@ mg_main(int argc, char **argv)
     mg_config_t *cfg = NULL;
     mg_err_t err;
     if (mg_config_load(config, &opts, &cfg, &err) != MG_OK ||
-        mg_lua_check_config(cfg, &err) != MG_OK) {
+        mg_lua_check_config(cfg, &err) != MG_OK || mg_spend_check_config(cfg, &err) != MG_OK) {
         fprintf(stderr, "moongate: config error: %s\n", err.msg);
         mg_config_unref(cfg);
         return 1;

@@ -15,6 +15,7 @@
 #include "../lua/mg_lua.h"
 #include "../registry/mg_limits.h"
 #include "../registry/mg_stats.h"
+#include "../spend/mg_spend.h"
 #include "mg_costload.h"
 #include "mg_ctl.h"
 #include "mg_worker.h"
@@ -86,6 +87,7 @@ typedef struct {
     int64_t reload_seq;
     bool shutting_down;
     int64_t shutdown_deadline;
+    int64_t spend_deadline;     /* workers gone: until then the spend sink may still ship */
     int sig_pipe[2];            /* self-pipe: signal handlers write the signal number */
     struct event sig_ev, tick;
     mg_costload_t *costload;    /* owned: the cost map's sources, checks, record, schedule */
@@ -338,6 +340,7 @@ mg_master_install(mg_master_t *m, mg_config_t *cfg, int64_t version)
     mg_config_unref(m->config);
     m->config = cfg;
     mg_log_set_json(m->config->json_logs);
+    mg_spend_master_set_config(m->config);
     m->config_gen++;
     mg_master_scrub(m->config);
     json_t *apply = json_pack("{s:s,s:I,s:I,s:O,s:s}", "op", "apply", "version",
@@ -439,7 +442,7 @@ mg_master_reload(mg_master_t *m, int origin, int64_t req)
     mg_err_t err;
     mg_config_opts_t opts = m->args->config_opts;
     if (mg_config_load(m->args->config_path, &opts, &cfg, &err) != MG_OK ||
-        mg_lua_check_config(cfg, &err) != MG_OK) {
+        mg_lua_check_config(cfg, &err) != MG_OK || mg_spend_check_config(cfg, &err) != MG_OK) {
         mg_config_unref(cfg);
         mg_master_reload_fail(m, origin, req, err.msg);
         return;
@@ -472,6 +475,27 @@ mg_master_reload_commit(mg_master_t *m)
                             "hash", cfg->hash);
     mg_master_send(m, c, msg);
     json_decref(msg);
+}
+
+/* The answer to a worker's question goes back to the same worker process, if it still runs. */
+typedef struct {
+    int index;
+    pid_t pid;
+    int64_t req;
+} mg_master_ask_t;
+
+static void
+mg_master_answer(void *ctx, json_t *answer)
+{
+    mg_master_ask_t *a = ctx;
+    mg_master_t *m = mg_master_self;
+    if (m != NULL && a->index < m->n && m->w[a->index].pid == a->pid) {
+        json_t *msg = json_pack("{s:s,s:I,s:O}", "op", "answer", "req", (json_int_t) a->req,
+                                "answer", answer);
+        mg_master_send(m, a->index, msg);
+        json_decref(msg);
+    }
+    free(a);
 }
 
 /* ---- the cost map alone (POST /reload/model_cost_map, the schedule) ---- */
@@ -649,6 +673,12 @@ mg_master_on_msg(void *ud, json_t *msg)
                            "commit", NULL);
     } else if (strcmp(op, "reload") == 0) {
         mg_master_reload(m, w->index, json_integer_value(json_object_get(msg, "req")));
+    } else if (strcmp(op, "spend_query") == 0) {
+        mg_master_ask_t *a = mg_xcalloc(1, sizeof(*a));
+        a->index = w->index;
+        a->pid = (pid_t) json_integer_value(json_object_get(msg, "pid"));
+        a->req = json_integer_value(json_object_get(msg, "req"));
+        mg_spend_master_query(json_object_get(msg, "q"), mg_master_answer, a);
     } else if (strcmp(op, "costmap") == 0) {
         mg_master_costmap_op(m, w->index, msg);
     } else if (strcmp(op, "bump_done") == 0) {
@@ -911,7 +941,14 @@ mg_master_tick(evutil_socket_t fd, short what, void *arg)
             }
         }
         if (!any) {
-            event_base_loopbreak(m->base);
+            /* the spend rows of the last requests reach the disk, and the database if it can
+             * take them within 5 s */
+            if (m->spend_deadline == 0) {
+                m->spend_deadline = mg_time_mono_ms() + 5000;
+            }
+            if (mg_spend_master_quiesce(m->spend_deadline)) {
+                event_base_loopbreak(m->base);
+            }
         }
     }
 }
@@ -932,9 +969,14 @@ mg_master_run(const mg_master_args_t *args)
         return 1;
     }
     /* untouched pages of the shared region cost no memory: size it for the tables' worst case */
-    if (mg_shm_create(m.n, 64 * 1024 * 1024) != 0 || mg_stats_init(4096) != 0 ||
-        mg_limits_init(MG_MASTER_LIMIT_SLOTS) != 0) {
+    if (mg_shm_create(m.n, 64 * 1024 * 1024 + mg_spend_shm_size(m.config, m.n)) != 0 ||
+        mg_stats_init(4096) != 0 || mg_limits_init(MG_MASTER_LIMIT_SLOTS) != 0) {
         mg_log(MG_LOG_ERROR, NULL, "cannot set up shared memory");
+        return 1;
+    }
+    mg_err_t serr;
+    if (mg_spend_init(m.config, args->config_path, m.n, &serr) != MG_OK) {
+        mg_log(MG_LOG_ERROR, NULL, "cannot set up spend logs: %s", serr.msg);
         return 1;
     }
     mg_err_t merr;
@@ -993,6 +1035,7 @@ mg_master_run(const mg_master_args_t *args)
     event_assign(&m.tick, m.base, -1, EV_PERSIST, mg_master_tick, &m);
     struct timeval tv = {0, 100000};
     event_add(&m.tick, &tv);
+    mg_spend_master_start(m.base);
     for (int i = 0; i < m.n; i++) {
         m.w[i].index = i;
         m.w[i].applied_version = -1;
@@ -1013,6 +1056,7 @@ mg_master_run(const mg_master_args_t *args)
     printf("moongate: listening on %s:%d\n", args->host, port);
     fflush(stdout);
     event_base_dispatch(m.base);
+    mg_spend_master_stop();
     mg_log(MG_LOG_NOTICE, NULL, "stopped");
     while (m.syncs != NULL) {
         mg_sync_t *s = m.syncs;

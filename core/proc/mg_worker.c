@@ -14,6 +14,7 @@
 #include "../gateway/mg_gw_metrics.h"
 #include "../gateway/mg_trace.h"
 #include "../registry/mg_stats.h"
+#include "../spend/mg_spend.h"
 #include "../store/mg_hint_redis.h"
 #include "../store/mg_limits_redis.h"
 #include "../store/mg_store.h"
@@ -34,9 +35,10 @@
 typedef struct mg_wop_s {
     struct mg_wop_s *next;
     int64_t req;
-    int kind;                       /* 1 commit, 2 reload */
+    int kind;                       /* 1 commit, 2 reload, 3 a question to the master */
     mg_gw_commit_cb commit_cb;
     mg_gw_reload_cb reload_cb;
+    void (*ask_cb)(void *ud, json_t *answer);   /* kind 3 */
     void *ud;
     json_t *row;                    /* owned */
     int64_t version;
@@ -542,6 +544,44 @@ mg_wk_costmap(void *host, const char *action, double hours, mg_gw_reload_cb cb, 
     json_decref(m);
 }
 
+/* A question for the master (spend queries): its "answer" message comes back with our req. */
+static void
+mg_wk_ask_master(void *host, json_t *msg, void (*cb)(void *ud, json_t *answer), void *ud)
+{
+    mg_wk_t *w = host;
+    if (w->ctl == NULL) {
+        cb(ud, NULL);
+        return;
+    }
+    mg_wop_t *op = mg_xcalloc(1, sizeof(*op));
+    op->kind = 3;
+    op->ask_cb = cb;
+    op->ud = ud;
+    op->req = ++w->next_req;
+    op->next = w->ops;
+    w->ops = op;
+    json_t *m = json_deep_copy(msg);
+    json_object_set_new(m, "req", json_integer((json_int_t) op->req));
+    json_object_set_new(m, "pid", json_integer((json_int_t) getpid()));
+    mg_ctl_send(w->ctl, m);
+    json_decref(m);
+}
+
+static void
+mg_wk_answer(mg_wk_t *w, json_t *msg)
+{
+    int64_t req = json_integer_value(json_object_get(msg, "req"));
+    for (mg_wop_t **pp = &w->ops; *pp != NULL; pp = &(*pp)->next) {
+        if ((*pp)->req == req && (*pp)->kind == 3) {
+            mg_wop_t *op = *pp;
+            *pp = op->next;
+            op->ask_cb(op->ud, json_object_get(msg, "answer"));
+            free(op);
+            return;
+        }
+    }
+}
+
 static void
 mg_wk_sync_done(mg_wk_t *w, json_t *msg)
 {
@@ -633,6 +673,8 @@ mg_wk_on_msg(void *ud, json_t *msg)
         mg_wk_hint(w, json_integer_value(json_object_get(msg, "version")));
     } else if (strcmp(op, "sync_done") == 0) {
         mg_wk_sync_done(w, msg);
+    } else if (strcmp(op, "answer") == 0) {
+        mg_wk_answer(w, msg);
     } else if (strcmp(op, "apply") == 0) {
         int64_t gen = json_integer_value(json_object_get(msg, "config_generation"));
         if (gen > w->config_gen) {
@@ -684,6 +726,8 @@ mg_wk_on_ctl_close(void *ud)
         mg_err_set(&err, MG_ERR_INTERNAL, "the master process went away");
         if (op->kind == 1) {
             op->commit_cb(op->ud, MG_ERROR, op->version, NULL, &err);
+        } else if (op->kind == 3) {
+            op->ask_cb(op->ud, NULL);
         } else {
             op->reload_cb(op->ud, MG_ERROR, NULL, &err);
         }
@@ -917,7 +961,9 @@ mg_worker_run(const mg_worker_args_t *a)
         .cooldown = mg_wk_cooldown,
         .costmap = mg_wk_costmap,
         .host = w,
+        .ask_master = mg_wk_ask_master,
     };
+    mg_spend_set_worker(a->index);
     w->gw = mg_gw_create(w->base, a->index, w->config, &host);
     w->ctl = mg_ctl_create(w->base, a->ctl_fd, mg_wk_on_msg, mg_wk_on_ctl_close, w);
 

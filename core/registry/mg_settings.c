@@ -29,7 +29,8 @@ static const mg_setting_t mg_settings[] = {
     {"general_settings", "alert_types", W, "no alerts are sent"},
     {"general_settings", "alert_to_webhook_url", W, "no alerts are sent"},
     {"general_settings", "alerting_args", W, "no alerts are sent"},
-    {"general_settings", "proxy_batch_write_at", W, "no spend is written yet"},
+    {"general_settings", "proxy_batch_write_at", W,
+     "spend rows are written as they come (drained every 50 ms, batched per transaction)"},
     {"general_settings", "proxy_config_reload_interval_seconds", W,
      "the store is polled every moongate_settings.registry_poll_interval_seconds (1 s)"},
     {"general_settings", "background_health_checks", W, "/health probes on each call only"},
@@ -40,7 +41,8 @@ static const mg_setting_t mg_settings[] = {
      "call returns"},
     {"general_settings", "allow_requests_on_db_unavailable", W,
      "the last loaded registry keeps serving through a store outage"},
-    {"general_settings", "disable_spend_logs", W, "no spend logs are written yet"},
+    {"general_settings", "disable_spend_logs", W,
+     "spend log rows are always written (spend columns are added from them, once per row)"},
     {"general_settings", "disable_reset_budget", W, "budgets are not implemented yet"},
     {"general_settings", "disable_error_logs", W, "no error logs table is written"},
     {"general_settings", "disable_master_key_return", W, "the master key is never returned"},
@@ -85,8 +87,14 @@ static const mg_setting_t mg_settings[] = {
     {"general_settings", "database_connection_timeout", W, "libpq's connect timeout"},
     {"general_settings", "dangerously_allow_mock_testing_request_params", W,
      "mock_testing_* request params are dropped"},
-    {"general_settings", "maximum_spend_logs_retention_period", W, "no spend logs yet"},
-    {"general_settings", "store_prompts_in_spend_logs", W, "no spend logs yet"},
+    {"general_settings", "maximum_spend_logs_retention_period", Y,
+     "spend log rows older than this are deleted in batches (SPEND_LOG_CLEANUP_BATCH_SIZE rows "
+     "per statement, SPEND_LOG_RUN_LOOPS statements per run; embedded: whole segments)"},
+    {"general_settings", "maximum_spend_logs_retention_interval", Y,
+     "how often retention runs (default 1d)"},
+    {"general_settings", "store_prompts_in_spend_logs", Y,
+     "spend rows keep the request body (proxy_server_request) and the response (not of "
+     "streams); long strings cut as LiteLLM cuts them"},
 
     /* ---- litellm_settings ---- */
     {"litellm_settings", "drop_params", Y, "unsupported params dropped instead of refused"},

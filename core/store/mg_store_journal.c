@@ -22,6 +22,7 @@
 #include "../base/mg_time.h"
 #include "../base/mg_util.h"
 #include "mg_crypto.h"
+#include "../spend/mg_spend.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -213,6 +214,9 @@ mg_journal_ident(mg_journal_t *j, const char *op, json_t *m, const char *now, js
     }
     json_object_set_new(row, col, json_string(id));
     json_object_set_new(row, "updated_at", json_string(now));
+    mg_spend_note_set(tn, id, json_object_get(json_object_get(m, strcmp(op, "ident_put") == 0
+                                                                     ? "row" : "set"), "spend"),
+                      cur, row);
     *result = json_incref(row);
     return json_pack("{s:s,s:s,s:s,s:o}", "op", "ident_put", "table", tn, "id", id, "row", row);
 }
@@ -498,7 +502,9 @@ mg_journal_load(mg_store_t *s, mg_store_load_cb cb, void *ud)
     json_object_foreach(j->idents, k, v) {
         json_object_set_new(idents, k, json_copy(v));
     }
-    cb(ud, MG_OK, j->version, models, policies, idents, NULL);
+    json_t *shown = mg_spend_present(idents); /* each row's spend: as the spend log has it */
+    cb(ud, MG_OK, j->version, models, policies, shown, NULL);
+    json_decref(shown);
     json_decref(models);
     json_decref(policies);
     json_decref(idents);

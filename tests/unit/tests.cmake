@@ -40,6 +40,8 @@ set(MG_UNIT_C_TESTS
   gateway/test_reqlog
   gateway/test_openapi
   gateway/test_keys
+  spend/test_spend_ring
+  spend/test_spend_queue
 )
 
 foreach(t ${MG_UNIT_C_TESTS})
