@@ -48,7 +48,13 @@
 
   async function api(path, opts = {}) {
     const headers = { Authorization: `Bearer ${opts.key ?? key}` };
-    const r = await fetch(BASE + path, { headers, cache: 'no-store', credentials: 'omit' });
+    const init = { headers, cache: 'no-store', credentials: 'omit' };
+    if (opts.body !== undefined) {
+      init.method = 'POST';
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(opts.body);
+    }
+    const r = await fetch(BASE + path, init);
     const text = await r.text();
     let body = null;
     try { body = JSON.parse(text); } catch { /* not JSON */ }
@@ -116,6 +122,7 @@
     const state = await api('/moongate/state', { key: k });
     key = k;
     sessionStorage.setItem(KEY_STORE, k);
+    resetKeys();
     showDash();
     lastModelInfo = 0;
     await refresh(state);
@@ -126,6 +133,7 @@
     timer = null;
     key = null;
     sessionStorage.removeItem(KEY_STORE);
+    resetKeys();
     showLogin(message);
   }
 
@@ -154,6 +162,7 @@
         api('/moongate/traffic'),
       ]);
       render(state, recent, traffic);
+      await refreshKeys(); // its errors are its own section's, never a sign-out
       $('poll-error').hidden = true;
       $('live').textContent = `live · ${clock(now)}`;
       $('live').className = 'live on';
@@ -507,6 +516,395 @@
     fill($('requests-table').tBodies[0], rows, 'No LLM request since the gateway started.', 11);
   }
 
+  // ---- keys, teams and spend ----
+  // Keys and teams are asked on every poll (snapshot reads, live spend); the spend log's
+  // totals every SPEND_EVERY_MS at most, in the background (the master scans the log for them).
+  // A key is shown by its key_name (sk-...abcd) only: its hash stays in this script's memory
+  // (the block and delete routes take it), never in the DOM; the secret of a new key is in the
+  // DOM only while the "shown once" box is open.
+
+  const SPEND_EVERY_MS = 5000;
+  const KEY_PAGE = 100;
+  const ks = {
+    session: 0,           // bumped on sign in/out: late answers of an old session are dropped
+    keys: [], total: 0, teams: [],
+    shownKeys: [], shownTeams: [],
+    keysSig: null, teamsSig: null, optionsSig: null,
+    pending: null,        // {kind: 'key' | 'team', id}: a delete waiting for its confirmation
+    busy: false,
+    pollError: null, actionError: null,
+    spend: null, spendError: null, spendAt: 0, spendInFlight: false, spendDirty: true,
+  };
+  let newSecret = null;   // the key just created, until its box is closed
+
+  function resetKeys() {
+    ks.session++;
+    Object.assign(ks, {
+      keys: [], total: 0, teams: [], shownKeys: [], shownTeams: [], keysSig: null, teamsSig: null,
+      optionsSig: null, pending: null, busy: false, pollError: null, actionError: null, spend: null,
+      spendError: null, spendAt: 0, spendInFlight: false, spendDirty: true,
+    });
+    closeSecret();
+  }
+
+  function money(v) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) return '—';
+    if (v === 0) return '$0';
+    if (Math.abs(v) >= 1) return `$${v.toFixed(2)}`;
+    if (Math.abs(v) < 0.0001) return `$${v.toExponential(2)}`;
+    return `$${Number(v.toPrecision(3))}`;
+  }
+
+  function showKeysError() {
+    const e = $('keys-error');
+    const msg = ks.actionError || ks.pollError || ks.spendError;
+    e.hidden = !msg;
+    e.textContent = msg || '';
+  }
+
+  async function refreshKeys() {
+    const session = ks.session;
+    try {
+      const [kl, tl] = await Promise.all([
+        api(`/key/list?return_full_object=true&size=${KEY_PAGE}&sort_by=created_at&sort_order=desc`),
+        api('/team/list'),
+      ]);
+      if (session !== ks.session) return;
+      ks.keys = ((kl && kl.keys) || []).filter((k) => k && typeof k === 'object');
+      ks.total = kl && typeof kl.total_count === 'number' ? kl.total_count : ks.keys.length;
+      ks.teams = (Array.isArray(tl) ? tl : []).filter((t) => t && typeof t === 'object');
+      ks.pollError = null;
+    } catch (e) {
+      if (session !== ks.session) return;
+      ks.pollError = `The key routes did not answer: ${e.message}`;
+    }
+    renderKeysSection();
+    refreshSpend();
+  }
+
+  function refreshSpend() {
+    if (ks.spendInFlight || (!ks.spendDirty && Date.now() - ks.spendAt < SPEND_EVERY_MS)) return;
+    const session = ks.session;
+    ks.spendInFlight = true;
+    ks.spendDirty = false;
+    Promise.all([api('/global/spend'), api('/global/spend/keys?limit=5'), api('/global/spend/models?limit=5')])
+      .then(([g, byKey, byModel]) => {
+        if (session !== ks.session) return;
+        ks.spend = { global: g || {}, keys: Array.isArray(byKey) ? byKey : [],
+          models: Array.isArray(byModel) ? byModel : [], at: Date.now() };
+        ks.spendError = null;
+      })
+      .catch((e) => {
+        if (session !== ks.session) return;
+        ks.spendError = `The spend routes did not answer: ${e.message}`;
+      })
+      .finally(() => {
+        if (session !== ks.session) return;
+        ks.spendInFlight = false;
+        ks.spendAt = Date.now();
+        renderSpend();
+        showKeysError();
+      });
+  }
+
+  function renderKeysSection() {
+    $('key-create').disabled = ks.busy;
+    $('team-create').disabled = ks.busy;
+    renderTeamOptions();
+    renderTeams();
+    renderKeys();
+    showKeysError();
+  }
+
+  const teamName = (id) => {
+    if (!id) return null;
+    const t = ks.teams.find((x) => x.team_id === id);
+    return (t && t.team_alias) || short(id, 8);
+  };
+  const modelsText = (m) => (Array.isArray(m) && m.length > 0 ? m.join(', ') : 'all');
+  const limitsText = (o) => `${o.rpm_limit ?? '—'} / ${o.tpm_limit ?? '—'}`;
+
+  function budgetCell(spend, max) {
+    const over = typeof max === 'number' && typeof spend === 'number' && spend >= max;
+    return td(`${money(spend ?? 0)} / ${typeof max === 'number' ? money(max) : 'no budget'}`, over ? 'bad spend-cell' : 'spend-cell');
+  }
+
+  function actionsCell(kind, id, blocked, confirmText) {
+    const c = el('td', 'actions');
+    if (ks.pending && ks.pending.kind === kind && ks.pending.id === id) {
+      c.append(el('span', 'confirm', confirmText), ' ');
+      const yes = el('button', 'danger', 'Confirm delete');
+      yes.type = 'button';
+      yes.dataset.action = 'delete-confirm';
+      const no = el('button', null, 'Cancel');
+      no.type = 'button';
+      no.dataset.action = 'cancel';
+      c.append(yes, ' ', no);
+    } else {
+      const b = el('button', null, blocked ? 'Unblock' : 'Block');
+      b.type = 'button';
+      b.dataset.action = blocked ? 'unblock' : 'block';
+      const d = el('button', 'danger', 'Delete');
+      d.type = 'button';
+      d.dataset.action = 'delete';
+      c.append(b, ' ', d);
+    }
+    for (const b of c.querySelectorAll('button')) b.disabled = ks.busy;
+    return c;
+  }
+
+  function keyState(k) {
+    const team = ks.teams.find((t) => t.team_id === k.team_id);
+    if (k.blocked === true) return ['blocked', 'bad'];
+    if (team && team.blocked === true) return ['team blocked', 'bad'];
+    if (k.expires && Date.parse(k.expires) <= Date.now()) return ['expired', 'bad'];
+    return ['active', 'good'];
+  }
+
+  function renderKeys() {
+    const model = ks.keys.map((k) => ({
+      alias: k.key_alias, name: k.key_name, team: teamName(k.team_id), models: modelsText(k.models),
+      spend: k.spend, max: k.max_budget, limits: limitsText(k), state: keyState(k),
+      created: k.created_at, id: k.token,
+    }));
+    const sig = JSON.stringify([model, ks.pending, ks.busy, ks.total]);
+    if (sig === ks.keysSig) return; // nothing changed: the rows (and a hovered button) stay
+    ks.keysSig = sig;
+    ks.shownKeys = ks.keys;
+    const rows = model.map((m, i) => {
+      const tr = el('tr');
+      tr.dataset.idx = String(i);
+      tr.dataset.keyName = m.name || '';
+      const alias = td(m.alias ?? '(no alias)', m.alias ? 'alias' : 'alias muted');
+      const created = m.created ? new Date(m.created) : null;
+      tr.append(
+        alias, td(m.name, 'mono key-name'), td(m.team, 'team'), td(m.models, 'models'),
+        budgetCell(m.spend, m.max), td(m.limits), td(m.state[0], `key-state ${m.state[1]}`),
+        td(created && !Number.isNaN(created.getTime()) ? created.toLocaleString('en-GB', { hour12: false }) : null),
+        actionsCell('key', m.id, m.state[0] === 'blocked', 'Delete this key?'),
+      );
+      return tr;
+    });
+    fill($('keys-table').tBodies[0], rows, 'No virtual key yet.', 9);
+    const more = $('keys-more');
+    more.hidden = ks.total <= ks.keys.length;
+    more.textContent = `The newest ${ks.keys.length} of ${ks.total} keys.`;
+  }
+
+  function renderTeams() {
+    const model = ks.teams.map((t) => ({
+      alias: t.team_alias, id: t.team_id, spend: t.spend, max: t.max_budget, blocked: t.blocked === true,
+      members: Array.isArray(t.members_with_roles) ? t.members_with_roles.length : 0,
+      keys: Array.isArray(t.keys) ? t.keys.length : null, models: modelsText(t.models),
+    }));
+    const sig = JSON.stringify([model, ks.pending, ks.busy]);
+    if (sig === ks.teamsSig) return;
+    ks.teamsSig = sig;
+    ks.shownTeams = ks.teams;
+    const rows = model.map((m, i) => {
+      const tr = el('tr');
+      tr.dataset.idx = String(i);
+      tr.dataset.team = m.id || '';
+      const idc = td(short(m.id, 8), 'mono');
+      idc.title = m.id || '';
+      tr.append(
+        td(m.alias ?? '(no alias)', m.alias ? 'alias' : 'alias muted'), idc, budgetCell(m.spend, m.max),
+        td(m.blocked ? 'blocked' : 'active', m.blocked ? 'team-state bad' : 'team-state good'),
+        td(m.members), td(m.keys), td(m.models),
+        actionsCell('team', m.id, m.blocked, m.keys ? `Delete the team and its ${m.keys} key${m.keys === 1 ? '' : 's'}?` : 'Delete this team?'),
+      );
+      return tr;
+    });
+    fill($('teams-table').tBodies[0], rows, 'No team yet.', 8);
+  }
+
+  function renderTeamOptions() {
+    const sel = $('key-team');
+    const opts = ks.teams.map((t) => [t.team_id, t.team_alias || t.team_id]);
+    const sig = JSON.stringify(opts);
+    if (sig === ks.optionsSig) return;
+    ks.optionsSig = sig;
+    const keep = sel.value;
+    const none = el('option', null, '(none)');
+    none.value = '';
+    sel.replaceChildren(none, ...opts.map(([id, name]) => {
+      const o = el('option', null, name);
+      o.value = id;
+      return o;
+    }));
+    if (opts.some(([id]) => id === keep)) sel.value = keep;
+  }
+
+  // a horizontal bar per item, drawn like the traffic charts
+  function barChart(items, empty) {
+    if (items.length === 0) return el('p', 'hint', empty);
+    const W = 360;
+    const ROW = 20;
+    const L = 130;
+    const R = 70;
+    const H = items.length * ROW + 4;
+    const max = Math.max(...items.map((x) => x.value), 0) || 1;
+    const svg = svgEl('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img' }, 'chart bars');
+    items.forEach((x, i) => {
+      const y = 2 + i * ROW;
+      const g = svgEl('g', {}, 'item');
+      const label = svgEl('text', { x: L - 6, y: y + 14 }, 'axis label');
+      label.textContent = short(x.label, 18);
+      const w = Math.max(1, ((W - L - R) * x.value) / max);
+      const bar = svgEl('rect', { x: L, y: y + 3, width: w, height: ROW - 6 }, 'bar');
+      const value = svgEl('text', { x: L + w + 4, y: y + 14 }, 'axis value');
+      value.textContent = money(x.value);
+      const title = svgEl('title', {});
+      title.textContent = `${x.label}: ${money(x.value)}`;
+      g.append(title, label, bar, value);
+      svg.append(g);
+    });
+    return svg;
+  }
+
+  function spendKeyLabel(row) {
+    const k = ks.keys.find((x) => x.token === row.api_key);
+    if (k) return k.key_alias || k.key_name || 'key';
+    if (row.key_alias) return row.key_alias;
+    // not a key this gateway still has (deleted, or the master key): the hash's first 8 digits
+    return `key ${short(row.api_key, 8)}`;
+  }
+
+  function renderSpend() {
+    const s = ks.spend;
+    if (!s) return;
+    $('spend-total').textContent = money(typeof s.global.spend === 'number' ? s.global.spend : 0);
+    const max = s.global.max_budget;
+    $('spend-note').textContent = `${typeof max === 'number' && max > 0 ? `of ${money(max)} · ` : ''}as of ${clock(s.at)}`;
+    const top = (xs, label) => xs.filter((x) => typeof x.total_spend === 'number' && x.total_spend > 0)
+      .sort((a, b) => b.total_spend - a.total_spend).slice(0, 5)
+      .map((x) => ({ label: label(x), value: x.total_spend }));
+    $('spend-keys').querySelector('.spend-chart').replaceChildren(
+      barChart(top(s.keys, spendKeyLabel), 'No key spent anything in the last 30 days.'));
+    $('spend-models').querySelector('.spend-chart').replaceChildren(
+      barChart(top(s.models, (x) => x.model || '—'), 'No model was paid for in the last 30 days.'));
+  }
+
+  // ---- the actions ----
+
+  async function keysAction(fn) {
+    if (ks.busy) return;
+    ks.busy = true;
+    ks.actionError = null;
+    renderKeysSection();
+    try {
+      await fn();
+      ks.spendDirty = true;
+    } catch (e) {
+      ks.actionError = e.message;
+    } finally {
+      ks.busy = false;
+    }
+    await refreshKeys();
+  }
+
+  function onRowAction(kind, ev) {
+    const b = ev.target.closest('button[data-action]');
+    if (!b || b.disabled) return;
+    const tr = b.closest('tr');
+    const list = kind === 'key' ? ks.shownKeys : ks.shownTeams;
+    const item = list[Number(tr && tr.dataset.idx)];
+    if (!item) return;
+    const id = kind === 'key' ? item.token : item.team_id;
+    const a = b.dataset.action;
+    if (a === 'delete') {
+      ks.pending = { kind, id };
+      renderKeysSection();
+      return;
+    }
+    if (a === 'cancel') {
+      ks.pending = null;
+      renderKeysSection();
+      return;
+    }
+    keysAction(async () => {
+      if (a === 'delete-confirm') {
+        ks.pending = null;
+        await api(`/${kind}/delete`, { body: kind === 'key' ? { keys: [id] } : { team_ids: [id] } });
+      } else if (a === 'block' || a === 'unblock') {
+        await api(`/${kind}/${a}`, { body: kind === 'key' ? { key: id } : { team_id: id } });
+      }
+    });
+  }
+
+  function numberField(input, what, integer) {
+    const v = input.value.trim();
+    if (v === '') return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) {
+      throw new Error(`${what} must be ${integer ? 'a whole number' : 'a number'} of 0 or more.`);
+    }
+    return n;
+  }
+
+  function createKey(ev) {
+    ev.preventDefault();
+    keysAction(async () => {
+      const body = {};
+      const alias = $('key-alias').value.trim();
+      if (alias) body.key_alias = alias;
+      if ($('key-team').value) body.team_id = $('key-team').value;
+      const models = $('key-models').value.split(/[\s,]+/).filter((m) => m);
+      if (models.length) body.models = models;
+      const budget = numberField($('key-budget'), 'Max budget', false);
+      if (budget !== undefined) body.max_budget = budget;
+      const rpm = numberField($('key-rpm'), 'RPM limit', true);
+      if (rpm !== undefined) body.rpm_limit = rpm;
+      const made = await api('/key/generate', { body });
+      if (!made || typeof made.key !== 'string') throw new Error('/key/generate answered no key');
+      showSecret(made.key);
+      $('key-form').reset();
+    });
+  }
+
+  function createTeam(ev) {
+    ev.preventDefault();
+    keysAction(async () => {
+      const body = {};
+      const alias = $('team-alias').value.trim();
+      if (alias) body.team_alias = alias;
+      const budget = numberField($('team-budget'), 'Max budget', false);
+      if (budget !== undefined) body.max_budget = budget;
+      await api('/team/new', { body });
+      $('team-form').reset();
+    });
+  }
+
+  function showSecret(secret) {
+    newSecret = secret;
+    $('new-key-secret').textContent = secret;
+    $('new-key-status').textContent = '';
+    $('new-key').hidden = false;
+  }
+
+  function closeSecret() {
+    newSecret = null;
+    $('new-key-secret').textContent = '';
+    $('new-key-status').textContent = '';
+    $('new-key').hidden = true;
+  }
+
+  async function copySecret() {
+    if (!newSecret) return;
+    try {
+      await navigator.clipboard.writeText(newSecret);
+      $('new-key-status').textContent = 'copied';
+    } catch {
+      // no clipboard permission: select it, for Ctrl+C
+      const range = document.createRange();
+      range.selectNodeContents($('new-key-secret'));
+      const sel = window.getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      $('new-key-status').textContent = 'selected: press Ctrl+C (the browser refused the clipboard)';
+    }
+  }
+
   // ---- health probe (on demand: it calls every deployment) ----
 
   async function runProbe() {
@@ -547,6 +945,12 @@
     });
     $('logout').addEventListener('click', () => signOut(''));
     $('probe').addEventListener('click', () => { runProbe(); });
+    $('key-form').addEventListener('submit', createKey);
+    $('team-form').addEventListener('submit', createTeam);
+    $('keys-table').tBodies[0].addEventListener('click', (ev) => onRowAction('key', ev));
+    $('teams-table').tBodies[0].addEventListener('click', (ev) => onRowAction('team', ev));
+    $('new-key-copy').addEventListener('click', () => { copySecret(); });
+    $('new-key-dismiss').addEventListener('click', closeSecret);
     const saved = sessionStorage.getItem(KEY_STORE);
     if (saved) {
       signIn(saved).catch((e) => signOut(e.message));

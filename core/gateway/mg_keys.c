@@ -661,7 +661,23 @@ json_t *
 mg_keys_row_view(json_t *row, mg_ent_kind_t kind, const char *id)
 {
     json_t *v = json_deep_copy(row);
-    json_object_set_new(v, "spend", json_real(mg_keys_live_spend(kind, id, row)));
+    double spend;
+    if (id != NULL) {
+        spend = mg_keys_live_spend(kind, id, row);
+    } else {
+        /* a list: the counter of an entity that has one (it spent since the row was loaded),
+         * without claiming one for every entity listed */
+        static const char *const idcol[MG_ENT__COUNT] = {"token", "team_id", "user_id", "user_id",
+                                                         "organization_id"};
+        json_t *rs = json_object_get(row, "spend");
+        const char *own = kind < MG_ENT__COUNT ? json_string_value(json_object_get(row, idcol[kind]))
+                                               : NULL;
+        spend = json_is_number(rs) ? json_number_value(rs) : 0;
+        if (own != NULL) {
+            spend = mg_lim_spend_peek(kind, own, spend, mg_keys_spend_epoch(row));
+        }
+    }
+    json_object_set_new(v, "spend", json_real(spend));
     return v;
 }
 

@@ -120,8 +120,9 @@ const char *mg_keys_pylist(mg_request_t *r, json_t *list);
 /* LiteLLM's masking of a user id in refusals (first 6, last 2), in the arena. */
 const char *mg_keys_mask_id(mg_request_t *r, const char *id);
 /* A new copy of a row with its spend from the entity's shared counter (kind/id); id NULL:
- * the row's own spend column.  Lists pass NULL: mg_lim_spend_of claims a counter slot for
- * every entity it is asked about, and listing must not fill the counter table. */
+ * the row's id column and a counter only if the entity already has one.  Lists pass NULL:
+ * mg_lim_spend_of claims a counter slot for every entity it is asked about, and listing must
+ * not fill the counter table (mg_lim_spend_peek claims none). */
 json_t *mg_keys_row_view(json_t *row, mg_ent_kind_t kind, const char *id);
 /* A budget row as LiteLLM's litellm_budget_table (new reference), or JSON null. */
 json_t *mg_keys_budget_view(const mg_auth_t *a, json_t *row);

@@ -42,8 +42,9 @@ mg_limits_init(uint32_t nslots)
 
 static const char *const mg_lim_kind[MG_ENT__COUNT] = {"key", "team", "user", "end_user", "org"};
 
-int
-mg_lim_slot(mg_ent_kind_t kind, const char *id, const char *model)
+/* The slot of kind/id/model; claim: take a free one on first use, else -1 when none is. */
+static int
+mg_lim_probe(mg_ent_kind_t kind, const char *id, const char *model, bool claim)
 {
     if (mg_lim == NULL || id == NULL || kind >= MG_ENT__COUNT) {
         return -1;
@@ -61,6 +62,9 @@ mg_lim_slot(mg_ent_kind_t kind, const char *id, const char *model)
         uint32_t idx = (uint32_t) ((h + i) % cap);
         mg_lim_slot_t *s = &mg_lim_slots[idx];
         uint32_t st = __atomic_load_n(&mg_lim->state[idx], __ATOMIC_ACQUIRE);
+        if (st == 0 && !claim) {
+            return -1; /* probing stops at the first free slot: kind/id was never claimed */
+        }
         if (st == 0) {
             uint32_t expect = 0;
             if (__atomic_compare_exchange_n(&mg_lim->state[idx], &expect, 1, false,
@@ -80,11 +84,26 @@ mg_lim_slot(mg_ent_kind_t kind, const char *id, const char *model)
             return (int) idx;
         }
     }
+    if (!claim) {
+        return -1;
+    }
     if (__atomic_fetch_add(&mg_lim->full_misses, 1, __ATOMIC_RELAXED) % 10000 == 0) {
         mg_log(MG_LOG_ERROR, NULL, "limits: the counter table is full (%u slots): limits on %s "
                                    "are not enforced", cap, key);
     }
     return -1;
+}
+
+int
+mg_lim_slot(mg_ent_kind_t kind, const char *id, const char *model)
+{
+    return mg_lim_probe(kind, id, model, true);
+}
+
+int
+mg_lim_find(mg_ent_kind_t kind, const char *id, const char *model)
+{
+    return mg_lim_probe(kind, id, model, false);
 }
 
 mg_lim_slot_t *
@@ -162,6 +181,18 @@ double
 mg_lim_spend_of(mg_ent_kind_t kind, const char *id, double row_spend, int64_t epoch)
 {
     int slot = mg_lim_slot(kind, id, NULL);
+    mg_lim_slot_t *s = mg_lim_get(slot);
+    if (s == NULL) {
+        return row_spend;
+    }
+    mg_lim_seed(slot, row_spend, epoch);
+    return (double) __atomic_load_n(&s->spend, __ATOMIC_ACQUIRE) / MG_LIM_NANO;
+}
+
+double
+mg_lim_spend_peek(mg_ent_kind_t kind, const char *id, double row_spend, int64_t epoch)
+{
+    int slot = mg_lim_find(kind, id, NULL);
     mg_lim_slot_t *s = mg_lim_get(slot);
     if (s == NULL) {
         return row_spend;

@@ -48,6 +48,8 @@ int mg_limits_init(uint32_t nslots);
 /* The slot for kind/id (and a model for per-model limits, else NULL), claiming one on first
  * use; -1 when the table is full (limits on it are then not enforced: counted, logged). */
 int mg_lim_slot(mg_ent_kind_t kind, const char *id, const char *model);
+/* The slot for kind/id/model when one was claimed, else -1; never claims one. */
+int mg_lim_find(mg_ent_kind_t kind, const char *id, const char *model);
 mg_lim_slot_t *mg_lim_get(int slot);
 /* Seeds (or re-seeds when epoch differs) the slot's spend from a row's persisted spend. */
 void mg_lim_seed(int slot, double row_spend, int64_t epoch);
@@ -61,6 +63,9 @@ bool mg_lim_roll(int slot, int64_t row_reset_ms, int64_t duration_ms, int64_t no
 /* The current spend in USD of an entity: its slot's when it has one, else row_spend.  For
  * /key/info, /team/info and friends. */
 double mg_lim_spend_of(mg_ent_kind_t kind, const char *id, double row_spend, int64_t epoch);
+/* The same without claiming a slot (row_spend when kind/id has none): for lists, which must
+ * not fill the counter table with every entity they show. */
+double mg_lim_spend_peek(mg_ent_kind_t kind, const char *id, double row_spend, int64_t epoch);
 
 /* Budget admission: refused when committed (spent + reserved) has reached max (LiteLLM's rule,
  * with in-flight requests' worst case counted); else reserves `worst` (max < 0: always). */

@@ -5,7 +5,7 @@
 // Every request the page makes must stay under /llmproxy; nothing it shows or receives
 // may hold a prompt or a key.  Also: the recent-requests ring and the traffic series
 // (GET /moongate/requests, /moongate/traffic) against what 4 workers actually served,
-// and the assets' headers (CSP, ETag, 304).
+// and the assets' headers (CSP, ETag, 304).  The keys section is admin_ui_keys.test.mjs's.
 //
 // Saves a screenshot to <build>/test-artifacts/admin-ui.png.
 import { test, before, after } from 'node:test';
@@ -280,7 +280,10 @@ test('the page: wrong key, master key, every worker, and the versions change aft
     { timeout: 10000, what: 'a traffic chart for the new deployment' });
   const policies = await page.$$eval('#policies-table tbody tr', (rs) => rs.map((r) => r.cells[0].textContent));
   assert.ok(policies.includes('routing') && policies.includes('fallback'), policies.join(','));
-  assert.match(await text('#keys'), /Not available yet/, 'keys/teams/spend: a marked placeholder, nothing made up');
+  // keys, teams and spend: no virtual key or team here, and the page makes none up
+  await waitFor(async () => (await text('#keys-table tbody')) === 'No virtual key yet.' &&
+    (await text('#teams-table tbody')) === 'No team yet.', { timeout: 10000, what: 'the empty keys and teams tables' });
+  await waitFor(async () => /^\$/.test(await text('#spend-total')), { timeout: 10000, what: 'this month\'s spend' });
 
   // the screenshot, as a test artefact
   const dir = path.join(buildDir, 'test-artifacts');

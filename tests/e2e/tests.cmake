@@ -11,4 +11,5 @@ mg_node_test(e2e.readiness     e2e/readiness.test.mjs     e2e TIMEOUT 90)
 mg_node_test(e2e.anthropic_sdk e2e/anthropic_sdk.test.mjs e2e TIMEOUT 60)
 # the admin page in headless chromium (puppeteer-core), and /openapi.json against the routes
 mg_node_test(e2e.admin_ui      e2e/admin_ui.test.mjs      e2e TIMEOUT 120)
+mg_node_test(e2e.admin_ui_keys e2e/admin_ui_keys.test.mjs e2e TIMEOUT 120)
 mg_node_test(e2e.openapi       e2e/openapi.test.mjs       e2e TIMEOUT 90)

@@ -25,6 +25,7 @@ set(MG_UNIT_C_TESTS
   registry/test_registry
   registry/test_costmap
   registry/test_stats
+  registry/test_limits
   store/test_crypto
   providers/test_sigv4
   providers/test_eventstream
