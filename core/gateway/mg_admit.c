@@ -9,6 +9,7 @@
  */
 #include "mg_admit.h"
 #include "mg_keyauth.h"
+#include "mg_keys.h"
 
 #include "../base/mg_log.h"
 #include "../base/mg_metrics_litellm.h"
@@ -207,14 +208,6 @@ typedef struct {
     int *slot_memo;             /* the entity's memo of its slot (mg_auth.h), or NULL */
 } mg_adm_ent_t;
 
-/* The stamp a slot's spend is seeded from: an admin's explicit set of the spend. */
-static int64_t
-mg_adm_epoch(json_t *row)
-{
-    json_t *md = json_object_get(row, "metadata");
-    json_t *se = json_object_get(md, "moongate_spend_epoch");
-    return json_is_number(se) ? (int64_t) json_number_value(se) : 0;
-}
 
 static void
 mg_adm_release(mg_request_t *r)
@@ -399,7 +392,7 @@ mg_adm_ent(mg_adm_ent_t *e, mg_ent_kind_t kind, const char *id, const char *desc
     e->desc = desc;
     e->lim = l;
     e->row_spend = spend;
-    e->epoch = mg_adm_epoch(row);
+    e->epoch = mg_keys_spend_epoch(row);
     e->max_budget = l->max_budget;
     e->rpm = l->rpm;
     e->tpm = l->tpm;
@@ -451,7 +444,6 @@ mg_adm_maybe_reset(mg_request_t *r, const mg_adm_ent_t *e, const char *table)
     json_decref(m);
 }
 
-/* x-litellm-key-spend: the key's spend once its reservations are taken. */
 /* The key's spend now (LiteLLM's x-litellm-key-spend: before this request settles). */
 static double
 mg_adm_key_spend(const mg_request_t *r)
@@ -463,7 +455,7 @@ mg_adm_key_spend(const mg_request_t *r)
     /* the key's item seeded its slot already (the memo is set); else the slow way */
     mg_lim_slot_t *ks = k->lim_slot > 0 ? mg_lim_get(k->lim_slot - 1) : NULL;
     return ks != NULL ? (double) __atomic_load_n(&ks->spend, __ATOMIC_ACQUIRE) / MG_LIM_NANO
-                      : mg_lim_spend_of(MG_ENT_KEY, k->token, k->spend, mg_adm_epoch(k->row));
+                      : mg_lim_spend_of(MG_ENT_KEY, k->token, k->spend, mg_keys_spend_epoch(k->row));
 }
 
 /* LiteLLM's header is the spend the request was admitted on, not what it settles to. */

@@ -18,6 +18,7 @@
  * probe of a per-process cache of resolved series, and one atomic add per family.
  */
 #include "mg_gw_metrics.h"
+#include "mg_keys.h"
 
 #include "../base/mg_log.h"
 #include "../base/mg_metrics_litellm.h"
@@ -592,10 +593,8 @@ mg_gwm_budgets(mg_gw_t *gw)
         if (k->lim.max_budget < 0) {
             continue;
         }
-        json_t *md = json_object_get(k->row, "metadata");
-        json_t *se = json_object_get(md, "moongate_spend_epoch");
         double spend = mg_lim_spend_of(MG_ENT_KEY, k->token, k->spend,
-                                       json_is_number(se) ? (int64_t) json_number_value(se) : 0);
+                                       mg_keys_spend_epoch(k->row));
         mg_ml_values_t v;
         memset(&v, 0, sizeof(v));
         v.v[MG_ML_HASHED_API_KEY] = k->token;
@@ -612,10 +611,8 @@ mg_gwm_budgets(mg_gw_t *gw)
         if (t->lim.max_budget < 0) {
             continue;
         }
-        json_t *md = json_object_get(t->row, "metadata");
-        json_t *se = json_object_get(md, "moongate_spend_epoch");
         double spend = mg_lim_spend_of(MG_ENT_TEAM, t->id, t->spend,
-                                       json_is_number(se) ? (int64_t) json_number_value(se) : 0);
+                                       mg_keys_spend_epoch(t->row));
         mg_ml_values_t v;
         memset(&v, 0, sizeof(v));
         v.v[MG_ML_TEAM] = t->id;
