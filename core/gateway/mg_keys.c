@@ -64,6 +64,23 @@ mg_keys_str_in_list(json_t *list, const char *s)
     return false;
 }
 
+void
+mg_keys_op_delete_keys_of(mg_keys_op_t *op, const mg_auth_t *a, json_t *ids, bool by_team)
+{
+    json_t *tokens = json_array();
+    for (size_t k = 0; k < a->nkeys; k++) {
+        const char *owner = by_team ? a->keys[k].team_id : a->keys[k].user_id;
+        if (owner != NULL && mg_keys_str_in_list(ids, owner)) {
+            json_array_append_new(tokens, json_string(a->keys[k].token));
+        }
+    }
+    if (json_array_size(tokens) > 0) {
+        mg_keys_op_add(op, mg_keys_m_delete("key", tokens));
+    } else {
+        json_decref(tokens);
+    }
+}
+
 bool
 mg_keys_in_team(const mg_auth_t *a, const mg_team_t *t, const char *user_id, bool admin)
 {
@@ -172,61 +189,43 @@ mg_keys_422(mg_request_t *r, const char *field, const char *msg)
                                    field, "msg", msg));
 }
 
-/* True when j holds a "metadata" object with one of moongate's own bookkeeping fields. */
+/* Whether j holds a "metadata" object with one of moongate's own bookkeeping fields; with
+ * drop, also removes them (j is then a copy of ours). */
 static bool
-mg_keys_has_stamp(json_t *j, int depth)
+mg_keys_stamps(json_t *j, bool drop, int depth)
 {
     if (depth > 8) {
         return false; /* answers are rows in lists in objects: never deeper */
     }
+    bool found = false;
     const char *k;
     json_t *v;
     size_t i;
     if (json_is_array(j)) {
         json_array_foreach(j, i, v) {
-            if (mg_keys_has_stamp(v, depth + 1)) {
+            found = mg_keys_stamps(v, drop, depth + 1) || found;
+            if (found && !drop) {
                 return true;
             }
         }
-        return false;
-    }
-    json_object_foreach(j, k, v) {
-        if (strcmp(k, "metadata") == 0 && json_is_object(v) &&
-            (json_object_get(v, "moongate_spend_epoch") != NULL ||
-             json_object_get(v, "moongate_spend_base") != NULL)) {
-            return true;
-        }
-        if ((json_is_object(v) || json_is_array(v)) && mg_keys_has_stamp(v, depth + 1)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Removes the bookkeeping fields of mg_keys_has_stamp from j (a copy of ours). */
-static void
-mg_keys_drop_stamp(json_t *j, int depth)
-{
-    if (depth > 8) {
-        return;
-    }
-    const char *k;
-    json_t *v;
-    size_t i;
-    if (json_is_array(j)) {
-        json_array_foreach(j, i, v) {
-            mg_keys_drop_stamp(v, depth + 1);
-        }
-        return;
+        return found;
     }
     json_object_foreach(j, k, v) {
         if (strcmp(k, "metadata") == 0 && json_is_object(v)) {
-            json_object_del(v, "moongate_spend_epoch");
-            json_object_del(v, "moongate_spend_base");
+            found = found || json_object_get(v, "moongate_spend_epoch") != NULL ||
+                    json_object_get(v, "moongate_spend_base") != NULL;
+            if (drop) {
+                json_object_del(v, "moongate_spend_epoch");
+                json_object_del(v, "moongate_spend_base");
+            }
         } else if (json_is_object(v) || json_is_array(v)) {
-            mg_keys_drop_stamp(v, depth + 1);
+            found = mg_keys_stamps(v, drop, depth + 1) || found;
+        }
+        if (found && !drop) {
+            return true;
         }
     }
+    return found;
 }
 
 void
@@ -235,9 +234,9 @@ mg_keys_answer(mg_request_t *r, json_t *body, int64_t applied_version)
     /* the spend stamps (metadata.moongate_spend_epoch/_base) are moongate's bookkeeping, not
      * the caller's metadata: never shown (answers may borrow snapshot rows: scrub a copy) */
     json_t *shown = NULL;
-    if (mg_keys_has_stamp(body, 0)) {
+    if (mg_keys_stamps(body, false, 0)) {
         shown = json_deep_copy(body);
-        mg_keys_drop_stamp(shown, 0);
+        mg_keys_stamps(shown, true, 0);
         body = shown;
     }
     char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));

@@ -207,5 +207,8 @@ json_t *mg_keys_key_generated_view(const mg_auth_t *a, json_t *row, const char *
 void mg_keys_wipe_key(json_t *v);
 /* Whether list holds the string s. */
 bool mg_keys_str_in_list(json_t *list, const char *s);
+/* Adds to op the deletion of every key whose team_id (by_team) or user_id is in ids (none: no
+ * step). */
+void mg_keys_op_delete_keys_of(mg_keys_op_t *op, const mg_auth_t *a, json_t *ids, bool by_team);
 
 #endif

@@ -490,17 +490,7 @@ mg_keys_team_delete(mg_request_t *r, json_t *b, const char *arg)
     }
     mg_keys_op_t *op = mg_keys_op_new(r, mg_kt_delete_done);
     /* the teams' keys first (LiteLLM deletes them): no key outlives its team's rights */
-    json_t *tokens = json_array();
-    for (size_t k = 0; k < a->nkeys; k++) {
-        if (a->keys[k].team_id != NULL && mg_keys_str_in_list(ids, a->keys[k].team_id)) {
-            json_array_append_new(tokens, json_string(a->keys[k].token));
-        }
-    }
-    if (json_array_size(tokens) > 0) {
-        mg_keys_op_add(op, mg_keys_m_delete("key", tokens));
-    } else {
-        json_decref(tokens);
-    }
+    mg_keys_op_delete_keys_of(op, a, ids, true);
     json_array_foreach(ids, i, v) {
         const mg_team_t *t = mg_auth_team(a, json_string_value(v));
         size_t j;

@@ -474,17 +474,7 @@ mg_keys_user_delete(mg_request_t *r, json_t *b, const char *arg)
     }
     mg_keys_op_t *op = mg_keys_op_new(r, mg_ku_delete_done);
     /* their keys first: no key outlives its user */
-    json_t *tokens = json_array();
-    for (size_t k = 0; k < a->nkeys; k++) {
-        if (a->keys[k].user_id != NULL && mg_keys_str_in_list(ids, a->keys[k].user_id)) {
-            json_array_append_new(tokens, json_string(a->keys[k].token));
-        }
-    }
-    if (json_array_size(tokens) > 0) {
-        mg_keys_op_add(op, mg_keys_m_delete("key", tokens));
-    } else {
-        json_decref(tokens);
-    }
+    mg_keys_op_delete_keys_of(op, a, ids, false);
     for (size_t t = 0; t < a->nteams; t++) {
         const mg_team_t *tm = &a->teams[t];
         json_t *keep = json_array();
