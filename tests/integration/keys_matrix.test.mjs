@@ -42,6 +42,28 @@ async function fixture(P, name) {
   return { n, F, key: key.token, user, customer, budget };
 }
 
+/**
+ * Removes what one cell made (its fixture, and whatever an allowed call created), so the
+ * world every refused cell compares stays the principals plus one fixture: without this
+ * each world() read grows with every cell before it (hundreds of teams and keys by the
+ * end).  A delete of something the cell never made, or already deleted, answers 404 or
+ * 400; anything else is a failure of the cleanup itself.
+ */
+async function cleanup(f) {
+  const gone = async (path, body) => {
+    const r = await post(gw, path, body);
+    if (![200, 400, 404].includes(r.status)) throw new Error(`cleanup ${path}: ${r.status} ${r.text.slice(0, 200)}`);
+  };
+  // the fixture key first: '/key/update moving the key out of its team' leaves it outside F
+  await gone('/key/delete', { keys: [f.key] });
+  await Promise.all([
+    ...[f.F, `fx-new-team-${f.n}`].map((t) => gone('/team/delete', { team_ids: [t] })),
+    ...[f.user, `fx-new-user-${f.n}`, `fx-new-admin-${f.n}`, `fx-member-${f.n}`].map((u) => gone('/user/delete', { user_ids: [u] })),
+    ...[f.customer, `fx-new-cust-${f.n}`, `fx-new-eu-${f.n}`].map((c) => gone('/customer/delete', { user_ids: [c] })),
+    ...[f.budget, `fx-new-budget-${f.n}`].map((b) => gone('/budget/delete', { id: b })),
+  ]);
+}
+
 // [name, (fixture, principals) -> [method, path, body], expectations]
 const ROWS = [
   ['/key/generate in team F', (f) => ['POST', '/key/generate', { team_id: f.F }], row(401, 401, 200, 400, 200, 200, 200, 403, 401)],
@@ -114,6 +136,7 @@ test('every management route x every principal: one status, nothing changes when
       cells++;
       if (r.status !== expect[who]) {
         failures.push(`${name} as ${who}: expected ${expect[who]}, got ${r.status}: ${r.text.slice(0, 240)}`);
+        await cleanup(f);
         continue;
       }
       if (r.status >= 400 && before !== null) {
@@ -129,6 +152,7 @@ test('every management route x every principal: one status, nothing changes when
           failures.push(`${name} as ${who}: ${r.status} without an error body: ${r.text.slice(0, 200)}`);
         }
       }
+      await cleanup(f);
     }
   }
   console.log(`# ${cells} cells, ${refused} refused`);
