@@ -12,12 +12,45 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 jobs="$(nproc)"
 status=0
 
+summaries=""
+details=""
+
+# The tail of each failed test's output (from ctest's LastTest.log), gathered so it can be
+# printed again at the end: in a long log the inline output of a failure is far from the
+# summary that names it.
+failed_details() {
+  local dir="$1" log="$1/Testing/Temporary/LastTest.log" list="$1/Testing/Temporary/LastTestsFailed.log"
+  [[ -f "$list" && -f "$log" ]] || return 0
+  local name
+  while IFS=: read -r _ name; do
+    echo "---- $name ($dir): the last 80 lines of its output"
+    awk -v n="$name" '$0 ~ ("^[0-9]+/[0-9]+ Testing: " n "$") {on=1; next}
+                      on && $0 == ("\"" n "\" end time:") {on=0}
+                      on && index($0, "\"" n "\" end time:") == 1 {on=0}
+                      on {print}' "$log" | tail -n 80
+  done <"$list"
+}
+
 run_suite() {
   local dir="$1"; shift
   cmake -S "$root" -B "$dir" "$@" >/dev/null
   cmake --build "$dir" -j"$jobs" >/dev/null
   echo "== ctest in $dir"
-  (cd "$dir" && ctest --output-on-failure --timeout 900) || status=1
+  rm -f "$dir/Testing/Temporary/LastTestsFailed.log"
+  local out rc=0
+  out="$(mktemp)"
+  set +e
+  (cd "$dir" && ctest --output-on-failure --timeout 900) 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
+  set -e
+  grep -q "^100% tests passed" "$out" || rc=1
+  if [[ $rc -ne 0 ]]; then
+    status=1
+    details+="$(failed_details "$dir")"$'\n'
+  fi
+  summaries+="== $dir: $(grep -E '^[0-9]+% tests passed' "$out" | tail -n 1)"$'\n'
+  summaries+="$(sed -n '/^The following tests FAILED:/,$p' "$out")"$'\n'
+  rm -f "$out"
 }
 
 run_suite "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -27,4 +60,10 @@ if [[ -z "${MG_SKIP_SANITIZE:-}" ]]; then
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   run_suite "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DMG_SANITIZE=ON
 fi
+if [[ -n "$details" ]]; then
+  echo "== what the failed tests printed last"
+  printf '%s' "$details"
+fi
+echo "== summary"
+printf '%s' "$summaries"
 exit $status

@@ -829,6 +829,8 @@ mg_spend_rollback_done(void *ud, PGresult *res, const char *err, const char *st)
     mg_spend_sink_schedule(M->backoff_ms);
 }
 
+static void mg_spend_publish(void);
+
 /* After a failed step: leave the transaction, wait, and send the same rows again. */
 static void
 mg_spend_batch_failed(const char *err, const char *sqlstate)
@@ -836,6 +838,7 @@ mg_spend_batch_failed(const char *err, const char *sqlstate)
     M->inflight = false;
     M->retries++;
     bool transient = mg_spend_sql_transient(sqlstate);
+    uint64_t rejected = 0;
     mg_spend_sink_error("batch of %d row%s (first request_id %s) failed (SQLSTATE %s): %s%s",
                         M->batch_rows, M->batch_rows == 1 ? "" : "s", M->batch_first_rid,
                         sqlstate[0] ? sqlstate : "none", err,
@@ -857,7 +860,7 @@ mg_spend_batch_failed(const char *err, const char *sqlstate)
                    M->batch_first_rid, sqlstate, err, path);
             M->rows_rejected++;
             M->ack = M->batch_end;
-            __atomic_sub_fetch(&mg_spend_shm->queued_rows, 1, __ATOMIC_RELAXED);
+            rejected = 1;
             if (M->split_left > 0) {
                 M->split_left--;
             }
@@ -870,6 +873,12 @@ mg_spend_batch_failed(const char *err, const char *sqlstate)
     if (M->send_on) {
         mg_sq_reader_free(&M->send);
         M->send_on = false;
+    }
+    /* the retry shows at once, not at the next 250 ms tick; the live queued count after it,
+     * as in mg_spend_commit_done() */
+    mg_spend_publish();
+    if (rejected > 0) {
+        __atomic_sub_fetch(&mg_spend_shm->queued_rows, rejected, __ATOMIC_RELEASE);
     }
     PGTransactionStatusType ts = mg_spg_txn(M->sink);
     if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR) {
@@ -898,7 +907,6 @@ mg_spend_commit_done(void *ud, PGresult *res, const char *err, const char *st)
     M->rows_inserted += (uint64_t) inserted;
     M->ack = M->batch_end;
     M->last_ack_real_ms = mg_time_real_ms();
-    __atomic_sub_fetch(&mg_spend_shm->queued_rows, (uint64_t) M->batch_rows, __ATOMIC_RELAXED);
     if (M->split_left > 0) {
         M->split_left -= M->batch_rows;
         if (M->split_left < 0) {
@@ -910,6 +918,12 @@ mg_spend_commit_done(void *ud, PGresult *res, const char *err, const char *st)
         mg_log(MG_LOG_NOTICE, NULL, "spend sink: batches commit again (%s)", mg_spg_url(M->sink));
         M->last_error[0] = '\0';
     }
+    /* The sink's section of the state first, the live queued count after it: whoever sees
+     * queued_rows reach 0 also sees the batches, retries and errors that got it there (the
+     * section was only published every 250 ms, so a reader could see every row acknowledged
+     * beside counters from before the retry). */
+    mg_spend_publish();
+    __atomic_sub_fetch(&mg_spend_shm->queued_rows, (uint64_t) M->batch_rows, __ATOMIC_RELEASE);
     mg_sq_release(M->q, M->ack);
     mg_spend_sink_schedule(0);
 }
@@ -1050,8 +1064,10 @@ mg_spend_sink_state(void *ud, bool up)
     M->connected = up;
     if (!up) {
         mg_spend_sink_error("database connection lost: %s", mg_spg_error(M->sink));
+        mg_spend_publish();
         return;
     }
+    mg_spend_publish();
     mg_spend_sink_schedule(0);
 }
 

@@ -449,6 +449,19 @@ mg_spend_state_json(void)
     if (mg_spend_shm == NULL) {
         return json_pack("{s:s}", "mode", "off");
     }
+    /* The live counters before the master's section: the master publishes the section before
+     * it lowers queued_rows, so a reader that sees a row acknowledged here also gets the
+     * section that acknowledged it. */
+    uint64_t pushed = 0, dropped = 0;
+    for (int i = 0; i < mg_spend_shm->nworkers; i++) {
+        mg_spend_ring_t *r = mg_spend_ring_at(i);
+        pushed += __atomic_load_n(&r->pushed, __ATOMIC_ACQUIRE);
+        dropped += __atomic_load_n(&r->dropped, __ATOMIC_ACQUIRE);
+    }
+    uint64_t drained = __atomic_load_n(&mg_spend_shm->drained, __ATOMIC_ACQUIRE);
+    uint64_t queued = __atomic_load_n(&mg_spend_shm->queued_rows, __ATOMIC_ACQUIRE);
+    uint64_t disk_dropped = __atomic_load_n(&mg_spend_shm->disk_dropped, __ATOMIC_ACQUIRE);
+    uint64_t corrupt = __atomic_load_n(&mg_spend_shm->corrupt, __ATOMIC_ACQUIRE);
     json_t *st = NULL;
     char *buf = mg_xmalloc(MG_SPEND_BLOB + 1);
     for (int tries = 0; tries < 1000 && st == NULL; tries++) {
@@ -476,28 +489,14 @@ mg_spend_state_json(void)
     }
     static const char *const modes[] = {"off", "embedded", "postgres"};
     json_object_set_new(st, "mode", json_string(modes[mg_spend_shm->mode % 3]));
-    uint64_t pushed = 0, dropped = 0;
-    for (int i = 0; i < mg_spend_shm->nworkers; i++) {
-        mg_spend_ring_t *r = mg_spend_ring_at(i);
-        pushed += __atomic_load_n(&r->pushed, __ATOMIC_RELAXED);
-        dropped += __atomic_load_n(&r->dropped, __ATOMIC_RELAXED);
-    }
     json_object_set_new(st, "rows_pushed", json_integer((json_int_t) pushed));
-    json_object_set_new(st, "rows_drained",
-                        json_integer((json_int_t) __atomic_load_n(&mg_spend_shm->drained,
-                                                                  __ATOMIC_RELAXED)));
+    json_object_set_new(st, "rows_drained", json_integer((json_int_t) drained));
     json_object_set_new(st, "dropped_ring_full", json_integer((json_int_t) dropped));
-    json_object_set_new(st, "dropped_disk_full",
-                        json_integer((json_int_t) __atomic_load_n(&mg_spend_shm->disk_dropped,
-                                                                  __ATOMIC_RELAXED)));
-    json_object_set_new(st, "queued_rows",
-                        json_integer((json_int_t) __atomic_load_n(&mg_spend_shm->queued_rows,
-                                                                  __ATOMIC_RELAXED)));
+    json_object_set_new(st, "dropped_disk_full", json_integer((json_int_t) disk_dropped));
+    json_object_set_new(st, "queued_rows", json_integer((json_int_t) queued));
     json_object_set_new(st, "ring_bytes_per_worker",
                         json_integer((json_int_t) mg_spend_shm->ring_cap));
-    json_object_set_new(st, "ring_corrupt_records",
-                        json_integer((json_int_t) __atomic_load_n(&mg_spend_shm->corrupt,
-                                                                  __ATOMIC_RELAXED)));
+    json_object_set_new(st, "ring_corrupt_records", json_integer((json_int_t) corrupt));
     return st;
 }
 

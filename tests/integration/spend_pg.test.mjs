@@ -283,7 +283,8 @@ test('a lost acknowledgement (cut after COMMIT) sends the batch again and counts
   assert.ok(res.every((r) => r.ok));
   await waitFor(() => proxy.dropped >= 1, { what: 'the proxy to drop a COMMIT acknowledgement' });
   const st = await waitAcked(gw, 'after the lost acknowledgement');
-  assert.ok(st.sink.retries > before0, 'the batch was sent again');
+  assert.ok(st.sink.retries > before0, `the batch was sent again: retries ${before0} -> ${st.sink.retries}; `
+    + `state ${JSON.stringify(st.sink)}; the gateway's spend log:\n${gw.output().stderr.split('\n').filter((l) => /spend/.test(l)).slice(-20).join('\n')}`);
   const rows = dbRows(`end_user LIKE 'lost-%'`);
   assert.equal(rows.length, 8, 'each row once');
   expectTokenSpend += sum(rows);
