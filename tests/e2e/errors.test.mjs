@@ -5,11 +5,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { startMock, mockModel, startPostgres, freePort, waitFor } from '../lib/harness.mjs';
+import { startMock, mockModel, startPostgres, refusedPort, waitFor } from '../lib/harness.mjs';
 import { OpenAI, client, USER_HI, expectApiError, noFallbackSuffix, re, startGw } from './lib.mjs';
 
 const mock = await startMock();
-const deadPort = await freePort(); // nothing listens here
+const deadPort = await refusedPort(); // nothing listens here
 const gw = await startGw({
   config: {
     model_list: [
@@ -204,7 +204,7 @@ test('a client-side timeout: APIConnectionTimeoutError, and moongate closes the 
 });
 
 test('APIConnectionError: nothing listens at the base URL', async () => {
-  const port = await freePort();
+  const port = await refusedPort();
   const c = new OpenAI({ apiKey: 'sk-x', baseURL: `http://127.0.0.1:${port}/v1`, maxRetries: 0 });
   let err = null;
   try { await c.models.list(); } catch (e) { err = e; }

@@ -19,7 +19,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI, { AzureOpenAI } from 'openai';
-import { startGateway, freePort, pool, waitFor } from '../lib/harness.mjs';
+import { startGateway, refusedPort, pool, waitFor } from '../lib/harness.mjs';
 import { chat, assertCleanStop } from './lib_rotation.mjs';
 import { startAzureMock } from '../lib/mock_azure.mjs';
 
@@ -42,7 +42,7 @@ const az = await startAzureMock({
   ],
   entraDeployments: ['ent-main', 'ent-burst', 'ent-short', 'ent-wrong', 'ent-rot', 'ent-api', 'ent-env', 'ent-down', 'ent-scope', 'ent-partial', 'ent-hang'],
 });
-const closedPort = await freePort(); // nothing listens there: the Entra endpoint is down
+const closedPort = await refusedPort(); // nothing listens there: the Entra endpoint is down
 
 const dep = (name, deployment, creds, extra = {}) => ({
   model_name: name,

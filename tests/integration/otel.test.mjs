@@ -10,7 +10,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startMock, startGateway, mockModel, waitFor, freePort, pool } from '../lib/harness.mjs';
+import { startMock, startGateway, mockModel, waitFor, refusedPort, pool } from '../lib/harness.mjs';
 import { sseData } from './lib_extra.mjs';
 import { assertCleanStop, sanitizerReport } from './lib_rotation.mjs';
 import { startCollector } from '../mocks/otel_collector.mjs';
@@ -240,7 +240,7 @@ test('without "otel" nothing is added upstream and no exporter runs', async () =
 });
 
 test('a collector that is down: requests succeed, failed exports are counted and never retried', async () => {
-  const port = await freePort(); // nothing listens there
+  const port = await refusedPort(); // nothing listens there
   const g = await start({ config: config(), env: { ...fast, OTEL_ENDPOINT: `http://127.0.0.1:${port}` } });
     const rs = await pool(20, 4, () => g.chat({ model: 'plain', messages: msgs }));
   assert.ok(rs.every((r) => r.status === 200), 'no request failed');

@@ -3,7 +3,7 @@
 // upstream error statuses to LiteLLM's statuses and messages.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startMock, startGateway, mockModel, freePort } from '../lib/harness.mjs';
+import { startMock, startGateway, mockModel, refusedPort } from '../lib/harness.mjs';
 import { makeCA, makeServerCert, httpsGetJson, startBlackhole } from './lib_extra.mjs';
 
 const KEY = 'sk-test-master-up';
@@ -21,7 +21,7 @@ const tlsGood = await startMock({ tls: good });
 const tlsWrong = await startMock({ tls: wrong });
 const tlsUntrusted = await startMock({ tls: untrusted });
 const hole = await startBlackhole();
-const refusedPort = await freePort(); // nothing listens there
+const deadPort = await refusedPort(); // nothing listens there
 
 const gw = await startGateway({
   env: { SSL_CERT_FILE: ca.cert },
@@ -35,7 +35,7 @@ const gw = await startGateway({
       mockModel(mock, 'slow', { model: 'openai/up-slow', extra: { timeout: 1 } }),
       { model_name: 'blackhole', litellm_params: { model: 'openai/up-hole', api_base: `http://127.0.0.1:${hole.port}/v1`, api_key: 'k', timeout: 1 } },
       mockModel(mock, 'map', { model: 'openai/up-map' }),
-      { model_name: 'refused', litellm_params: { model: 'openai/up-refused', api_base: `http://127.0.0.1:${refusedPort}/v1`, api_key: 'k' } },
+      { model_name: 'refused', litellm_params: { model: 'openai/up-refused', api_base: `http://127.0.0.1:${deadPort}/v1`, api_key: 'k' } },
     ],
     general_settings: { master_key: KEY },
     // each mapping case must see the upstream answer, not a cooldown from the previous one

@@ -72,6 +72,29 @@ export function freePort() {
   });
 }
 
+/**
+ * A port where nothing listens and nothing will: below the kernel's ephemeral range (which
+ * every port-0 bind and freePort() draw from, so no test's server can take it while tests
+ * run side by side), checked to refuse a connection.
+ */
+export async function refusedPort() {
+  let low = 32768;
+  try {
+    low = parseInt(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0], 10) || low;
+  } catch { /* not Linux: the usual range */ }
+  const lo = Math.min(20000, Math.max(1024, low - 2000));
+  for (let i = 0; i < 50; i++) {
+    const port = lo + Math.floor(Math.random() * Math.max(1, low - lo));
+    const refused = await new Promise((resolve) => {
+      const c = net.connect(port, '127.0.0.1');
+      c.once('connect', () => { c.destroy(); resolve(false); });
+      c.once('error', (e) => resolve(e.code === 'ECONNREFUSED'));
+    });
+    if (refused) return port;
+  }
+  throw new Error('no refusing port found below the ephemeral range');
+}
+
 function track(child, name) {
   children.add(child);
   child.on('exit', () => children.delete(child));
@@ -216,24 +239,33 @@ export function mockModel(mock, name, { model = `openai/${name}`, key = 'sk-upst
 
 // ---- redis ----
 
-// port: a given one (to start Redis again where moongate expects it), else a free one
+// port: a given one (to start Redis again where moongate expects it), else a free one.  A
+// free port can be taken by another test's server between freePort() and the bind (ctest
+// runs tests side by side): Redis then exits, and a new port is tried, up to 5 times.  Ready
+// means this server said so, not that something answers on the port.
 export async function startRedis({ args = [], port: want = 0 } = {}) {
   const dir = tmpDir('mg-redis-');
-  const port = want || await freePort();
-  const child = track(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
-    '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }), 'redis');
-  const output = capture(child);
-  await waitFor(() => new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(true); });
-    s.on('error', () => resolve(false));
-  }), { what: 'redis-server', timeout: 10000 });
-  return {
-    port, child, output,
-    cli(...cmd) {
-      return execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...cmd], { encoding: 'utf8' }).trim();
-    },
-    stop: (sig) => stopChild(child, sig),
-  };
+  for (let attempt = 1; ; attempt++) {
+    const port = want || await freePort();
+    const child = track(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1',
+      '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }), 'redis');
+    const output = capture(child);
+    let exited = false;
+    child.once('exit', () => { exited = true; });
+    await waitFor(() => exited || /Ready to accept connections/.test(output().stdout),
+      { what: 'redis-server', timeout: 10000 });
+    if (exited) {
+      if (want || attempt >= 5) throw new Error(`redis-server on port ${port} exited: ${output().stdout.slice(-500)}`);
+      continue;
+    }
+    return {
+      port, child, output,
+      cli(...cmd) {
+        return execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...cmd], { encoding: 'utf8' }).trim();
+      },
+      stop: (sig) => stopChild(child, sig),
+    };
+  }
 }
 
 // ---- postgres (refuses to run as root: run as the postgres user) ----
@@ -257,7 +289,7 @@ export async function startPostgres() {
   const dir = tmpDir('mg-pg-');
   fs.chmodSync(dir, 0o777);
   const data = path.join(dir, 'data');
-  const port = await freePort();
+  let port = await freePort();
   let r = asPostgres([pgBin('initdb'), '-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
   if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr}`);
   const pg = {
@@ -278,7 +310,19 @@ export async function startPostgres() {
       return res.stdout.trim();
     },
   };
-  await pg.start();
+  // the first start: a port another test's server took since freePort() fails it; try others
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pg.start();
+      break;
+    } catch (e) {
+      const log = fs.existsSync(path.join(dir, 'log')) ? fs.readFileSync(path.join(dir, 'log'), 'utf8') : '';
+      if (attempt >= 5 || !/could not bind|Address already in use/.test(log)) throw e;
+      port = await freePort();
+      pg.port = port;
+      pg.url = `postgresql://postgres@127.0.0.1:${port}/postgres`;
+    }
+  }
   // stop the server when the test process exits, even on failure
   process.on('exit', () => { asPostgres([pgBin('pg_ctl'), '-D', data, '-m', 'immediate', 'stop']); });
   return pg;
