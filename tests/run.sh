@@ -27,7 +27,6 @@ failed_details() {
   while IFS=: read -r _ name; do
     echo "---- $name ($dir): the last 80 lines of its output"
     awk -v n="$name" '$0 ~ ("^[0-9]+/[0-9]+ Testing: " n "$") {on=1; next}
-                      on && $0 == ("\"" n "\" end time:") {on=0}
                       on && index($0, "\"" n "\" end time:") == 1 {on=0}
                       on {print}' "$log" | tail -n 80
   done <"$list"

@@ -1064,11 +1064,11 @@ mg_spend_sink_state(void *ud, bool up)
     M->connected = up;
     if (!up) {
         mg_spend_sink_error("database connection lost: %s", mg_spg_error(M->sink));
-        mg_spend_publish();
-        return;
     }
-    mg_spend_publish();
-    mg_spend_sink_schedule(0);
+    mg_spend_publish(); /* the change shows at once, not at the next 250 ms tick */
+    if (up) {
+        mg_spend_sink_schedule(0);
+    }
 }
 
 static void
